@@ -1,0 +1,180 @@
+"""Blocks, headers, commits and validator sets: what consensus orders and signs.
+
+Consensus knows nothing of markets: a block carries opaque tx bytes, and the header
+carries the app hash the application returned for the previous block (as CometBFT: block
+h commits to the state after h-1). Encodings are msgpack arrays in a fixed field order;
+hashes are sha256 of those bytes.
+
+    Header = [chain_id, height, time_ms, last_block_hash, last_commit_hash, data_hash,
+              validators_hash, app_hash, last_results_hash, proposer]
+    Block  = [Header, [tx...], Commit or nil]        (nil only at the initial height)
+    Commit = [height, round, block_hash, [[validator, time_ms, signature]...]]
+
+A commit signature is an Ed25519 signature by the validator over its precommit vote:
+    encode(["perpchain/vote/1", chain_id, PRECOMMIT, height, round, block_hash, time_ms])
+A commit is valid when validators holding strictly more than 2/3 of the voting power
+signed it.
+"""
+
+import hashlib
+from dataclasses import dataclass
+
+import msgpack
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+VOTE_DOMAIN = "perpchain/vote/1"
+PREVOTE = 1
+PRECOMMIT = 2
+EMPTY_HASH = b""
+
+
+class InvalidCommit(Exception):
+    """A commit that does not prove its block."""
+
+
+def _enc(obj) -> bytes:
+    return msgpack.packb(obj, use_bin_type=True)
+
+
+def _dec(data: bytes):
+    return msgpack.unpackb(data, raw=False, use_list=True, strict_map_key=True)
+
+
+def sha256(data: bytes) -> bytes:
+    return hashlib.sha256(data).digest()
+
+
+@dataclass(frozen=True, slots=True)
+class Validator:
+    pub_key: bytes
+    power: int
+    name: str = ""
+
+
+@dataclass(frozen=True)
+class ValidatorSet:
+    validators: tuple[Validator, ...]   # sorted by pub_key
+
+    @staticmethod
+    def of(vals) -> "ValidatorSet":
+        return ValidatorSet(tuple(sorted(vals, key=lambda v: v.pub_key)))
+
+    @property
+    def total_power(self) -> int:
+        return sum(v.power for v in self.validators)
+
+    def power_of(self, pub_key: bytes) -> int:
+        for v in self.validators:
+            if v.pub_key == pub_key:
+                return v.power
+        return 0
+
+    def hash(self) -> bytes:
+        return sha256(_enc([[v.pub_key, v.power] for v in self.validators]))
+
+    def has_quorum(self, power: int) -> bool:
+        """Strictly more than 2/3 of the total power (exactly 2/3 is not a quorum)."""
+        return 3 * power > 2 * self.total_power
+
+
+def vote_sign_bytes(chain_id: str, vote_type: int, height: int, round_: int,
+                    block_hash: bytes, time_ms: int) -> bytes:
+    return _enc([VOTE_DOMAIN, chain_id, vote_type, height, round_, block_hash, time_ms])
+
+
+@dataclass(frozen=True, slots=True)
+class CommitSig:
+    validator: bytes
+    time_ms: int
+    signature: bytes
+
+
+@dataclass(frozen=True)
+class Commit:
+    height: int
+    round: int
+    block_hash: bytes
+    sigs: tuple[CommitSig, ...]
+
+    def to_wire(self) -> list:
+        return [self.height, self.round, self.block_hash,
+                [[s.validator, s.time_ms, s.signature] for s in self.sigs]]
+
+    @staticmethod
+    def from_wire(o) -> "Commit":
+        h, r, bh, sigs = o
+        return Commit(h, r, bh, tuple(CommitSig(v, t, s) for v, t, s in sigs))
+
+    def hash(self) -> bytes:
+        return sha256(_enc(self.to_wire()))
+
+    def verify(self, chain_id: str, vals: ValidatorSet, block_hash: bytes, height: int) -> None:
+        """Raise InvalidCommit unless this is a +2/3 commit of `block_hash` at `height`."""
+        if self.height != height or self.block_hash != block_hash:
+            raise InvalidCommit(f"commit is for height {self.height} block "
+                                f"{self.block_hash.hex()[:16]}, not {height} {block_hash.hex()[:16]}")
+        seen, power = set(), 0
+        for s in self.sigs:
+            p = vals.power_of(s.validator)
+            if p == 0:
+                raise InvalidCommit(f"signer {s.validator.hex()} is not a validator")
+            if s.validator in seen:
+                raise InvalidCommit(f"validator {s.validator.hex()} signed twice")
+            seen.add(s.validator)
+            msg = vote_sign_bytes(chain_id, PRECOMMIT, self.height, self.round,
+                                  self.block_hash, s.time_ms)
+            try:
+                Ed25519PublicKey.from_public_bytes(s.validator).verify(s.signature, msg)
+            except (InvalidSignature, ValueError):
+                raise InvalidCommit(f"bad signature from {s.validator.hex()}") from None
+            power += p
+        if not vals.has_quorum(power):
+            raise InvalidCommit(f"signers hold {power} of {vals.total_power} power: "
+                                "not more than 2/3")
+
+
+@dataclass(frozen=True)
+class Header:
+    chain_id: str
+    height: int
+    time_ms: int
+    last_block_hash: bytes
+    last_commit_hash: bytes
+    data_hash: bytes
+    validators_hash: bytes
+    app_hash: bytes
+    last_results_hash: bytes
+    proposer: bytes
+
+    def to_wire(self) -> list:
+        return [self.chain_id, self.height, self.time_ms, self.last_block_hash,
+                self.last_commit_hash, self.data_hash, self.validators_hash, self.app_hash,
+                self.last_results_hash, self.proposer]
+
+    def hash(self) -> bytes:
+        return sha256(_enc(self.to_wire()))
+
+
+def data_hash(txs) -> bytes:
+    """sha256 over the list of tx hashes (each sha256 of the tx bytes)."""
+    return sha256(_enc([sha256(t) for t in txs]))
+
+
+@dataclass(frozen=True)
+class Block:
+    header: Header
+    txs: tuple[bytes, ...]
+    last_commit: Commit | None
+
+    def hash(self) -> bytes:
+        return self.header.hash()
+
+    def encode(self) -> bytes:
+        return _enc([self.header.to_wire(), list(self.txs),
+                     None if self.last_commit is None else self.last_commit.to_wire()])
+
+    @staticmethod
+    def decode(data: bytes) -> "Block":
+        h, txs, lc = _dec(data)
+        return Block(Header(*h), tuple(txs), None if lc is None else Commit.from_wire(lc))

@@ -1,0 +1,47 @@
+"""Canonical msgpack: the one encoding of every tx, block, state value and write set.
+
+Canonical means the same object always has the same bytes, and decoding accepts only
+those bytes. Objects are msgpack arrays with a fixed field order (no maps: map key order
+is not portable across languages); ints use msgpack's shortest form; text is `str`,
+raw bytes are `bin`. `decode` rejects trailing bytes, floats, maps, extension types and
+any non-shortest encoding (it re-encodes and compares), so two different byte strings can
+never decode to the same object and be hashed differently.
+"""
+
+from typing import Any
+
+import msgpack
+
+
+class CodecError(ValueError):
+    """Bytes that are not the canonical encoding of an allowed object."""
+
+
+def encode(obj: Any) -> bytes:
+    """Canonical bytes of `obj` (ints, str, bytes, bool, None, lists/tuples of those)."""
+    return msgpack.packb(obj, use_bin_type=True)
+
+
+def decode(data: bytes, max_bytes: int | None = None) -> Any:
+    """Decode canonical bytes; raise CodecError with the reason for anything else."""
+    if max_bytes is not None and len(data) > max_bytes:
+        raise CodecError(f"{len(data)} bytes exceeds the limit of {max_bytes}")
+    try:
+        obj = msgpack.unpackb(data, raw=False, use_list=True, strict_map_key=True)
+    except msgpack.ExtraData as e:
+        raise CodecError(f"{len(e.extra)} trailing bytes after the object") from None
+    except (ValueError, msgpack.UnpackException, TypeError) as e:
+        raise CodecError(f"not valid msgpack: {e}") from None
+    _check_types(obj)
+    if msgpack.packb(obj, use_bin_type=True) != data:
+        raise CodecError("not the canonical (shortest) msgpack encoding")
+    return obj
+
+
+def _check_types(obj: Any) -> None:
+    t = type(obj)
+    if t is list:
+        for x in obj:
+            _check_types(x)
+    elif t not in (int, str, bytes, bool) and obj is not None:
+        raise CodecError(f"type {t.__name__} is not allowed (only int, str, bin, bool, nil, array)")

@@ -1,0 +1,60 @@
+"""Chain parameters held in state: assets, the quote asset, the faucet, the chain id.
+
+They are written once from genesis (state/genesis.py) and read by the rules; later a
+governance tx may change them, which is why they live in state and not in config.
+"""
+
+from dataclasses import dataclass
+
+from state.codec import decode, encode
+from state.errors import Code, TxError
+from state.kv import KVView, Overlay
+
+K_CHAIN = b"params/chain"        # [chain_id, quote_asset]
+K_FAUCET = b"params/faucet"      # [asset, amount_quantums, interval_ms]
+P_ASSET = b"params/asset/"       # + symbol -> [decimals]
+
+
+@dataclass(frozen=True, slots=True)
+class FaucetParams:
+    asset: str
+    amount_quantums: int
+    interval_ms: int
+
+
+def put_chain(view: Overlay, chain_id: str, quote_asset: str) -> None:
+    view.put(K_CHAIN, encode([chain_id, quote_asset]))
+
+
+def chain_id(view: KVView) -> str:
+    return decode(view.get(K_CHAIN))[0]
+
+
+def quote_asset(view: KVView) -> str:
+    return decode(view.get(K_CHAIN))[1]
+
+
+def put_asset(view: Overlay, symbol: str, decimals: int) -> None:
+    view.put(P_ASSET + symbol.encode(), encode([decimals]))
+
+
+def asset_decimals(view: KVView, symbol: str) -> int:
+    """Decimals of a listed asset; TxError UNKNOWN_ASSET otherwise."""
+    raw = view.get(P_ASSET + symbol.encode())
+    if raw is None:
+        raise TxError(Code.UNKNOWN_ASSET, f"unknown asset {symbol!r}; listed: "
+                      f"{', '.join(list_assets(view)) or 'none'}")
+    return decode(raw)[0]
+
+
+def list_assets(view: KVView) -> list[str]:
+    return [k[len(P_ASSET):].decode() for k, _ in view.iterate(P_ASSET)]
+
+
+def put_faucet(view: Overlay, p: FaucetParams) -> None:
+    view.put(K_FAUCET, encode([p.asset, p.amount_quantums, p.interval_ms]))
+
+
+def faucet(view: KVView) -> FaucetParams | None:
+    raw = view.get(K_FAUCET)
+    return None if raw is None else FaucetParams(*decode(raw))
