@@ -8,23 +8,10 @@ propose/execute/commit interface the BFT rounds will use. The commit it makes is
 way they will verify BFT commits.
 """
 
-from dataclasses import dataclass
-
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from consensus.types import (PRECOMMIT, Block, Commit, CommitSig, Header, ValidatorSet,
-                             data_hash, vote_sign_bytes)
-
-
-@dataclass(frozen=True)
-class ChainTip:
-    """What the next block must follow."""
-    height: int               # last committed height (0 before the first block)
-    time_ms: int              # its time (genesis time at height 0)
-    block_hash: bytes         # b"" at height 0
-    last_commit: Commit | None
-    app_hash: bytes           # application state after `height`
-    results_hash: bytes       # hash of the tx results of `height`
+from consensus.types import (PRECOMMIT, Block, ChainTip, Commit, CommitSig, Header,
+                             ValidatorSet, data_hash, vote_sign_bytes)
 
 
 class SoloProposer:

@@ -178,3 +178,48 @@ class Block:
     def decode(data: bytes) -> "Block":
         h, txs, lc = _dec(data)
         return Block(Header(*h), tuple(txs), None if lc is None else Commit.from_wire(lc))
+
+
+@dataclass(frozen=True)
+class ChainTip:
+    """What the next block must follow."""
+    height: int               # last committed height (0 before the first block)
+    time_ms: int              # its time (genesis time at height 0)
+    block_hash: bytes         # b"" at height 0
+    last_commit: Commit | None
+    app_hash: bytes           # application state after `height`
+    results_hash: bytes       # sha256 of the tx results of `height` (b"" at height 0)
+
+
+class InvalidBlockHeader(Exception):
+    """A block that does not follow the chain tip."""
+
+
+def validate_block(block: Block, tip: ChainTip, chain_id: str, vals: ValidatorSet) -> None:
+    """Check that `block` correctly follows `tip` (not its txs: the application does)."""
+    h = block.header
+
+    def need(ok: bool, what: str) -> None:
+        if not ok:
+            raise InvalidBlockHeader(f"block {h.height}: {what}")
+
+    need(h.chain_id == chain_id, f"chain id {h.chain_id!r} is not {chain_id!r}")
+    need(h.height == tip.height + 1, f"height does not follow {tip.height}")
+    need(h.time_ms > tip.time_ms, f"time {h.time_ms} is not after {tip.time_ms}")
+    need(h.last_block_hash == tip.block_hash, "last_block_hash does not match the tip")
+    need(h.app_hash == tip.app_hash, "app_hash differs from this node's state after "
+                                     f"height {tip.height}")
+    need(h.last_results_hash == tip.results_hash, "last_results_hash does not match")
+    need(h.validators_hash == vals.hash(), "validators_hash does not match")
+    need(vals.power_of(h.proposer) > 0, "proposer is not a validator")
+    need(h.data_hash == data_hash(block.txs), "data_hash does not match the txs")
+    if tip.height == 0:
+        need(block.last_commit is None and h.last_commit_hash == b"",
+             "first block must carry no last commit")
+    else:
+        need(block.last_commit is not None, "missing the commit of the previous block")
+        need(h.last_commit_hash == block.last_commit.hash(), "last_commit_hash does not match")
+        try:
+            block.last_commit.verify(chain_id, vals, tip.block_hash, tip.height)
+        except InvalidCommit as e:
+            raise InvalidBlockHeader(f"block {h.height}: last commit: {e}") from None

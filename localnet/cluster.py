@@ -1,0 +1,199 @@
+"""`perpchain localnet up | status | down`: N nodes on 127.0.0.1 under one directory.
+
+    DIR/localnet.json     chain id and each node's ports
+    DIR/nodeK/            a node home (node/home.py) plus node.pid and node.log
+
+`up` creates the homes on first use (keys, one shared genesis with a faucet, distinct
+ports), starts every node that is not running in the background, and returns once each
+answers `health`. On an existing DIR it restarts stopped nodes with their data.
+"""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from node.config import Config
+from node.genesis import make_genesis_doc
+from node.home import Home, init_home
+
+DEFAULT_DIR = Path(".localnet")
+DEFAULT_CHAIN_ID = "perpchain-localnet"
+MAX_NODES_SOLO = 1  # more validators need the BFT consensus (a later issue)
+
+
+class LocalnetError(Exception):
+    pass
+
+
+@dataclass
+class NodeEntry:
+    index: int
+    home: Path
+    rpc_port: int
+    p2p_port: int
+
+    @property
+    def rpc_url(self) -> str:
+        return f"http://127.0.0.1:{self.rpc_port}"
+
+    @property
+    def pid_file(self) -> Path:
+        return self.home / "node.pid"
+
+    @property
+    def log_file(self) -> Path:
+        return self.home / "node.log"
+
+    def pid(self) -> int | None:
+        """The pid of the running node process, or None."""
+        try:
+            pid = int(self.pid_file.read_text().strip())
+        except (FileNotFoundError, ValueError):
+            return None
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return None
+        except PermissionError:
+            return pid
+        if _is_zombie(pid):
+            return None
+        return pid
+
+
+def _is_zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] == "Z"
+    except (FileNotFoundError, IndexError):
+        return False
+
+
+def _manifest(d: Path) -> Path:
+    return d / "localnet.json"
+
+
+def load(d: Path) -> list[NodeEntry]:
+    try:
+        m = json.loads(_manifest(d).read_text())
+    except FileNotFoundError:
+        raise LocalnetError(f"no localnet in {d} (run `perpchain localnet up` first)") from None
+    return [NodeEntry(n["index"], d / n["home"], n["rpc_port"], n["p2p_port"]) for n in m["nodes"]]
+
+
+def create(d: Path, n: int, base_port: int, chain_id: str,
+           block_interval: str = "250ms") -> list[NodeEntry]:
+    if not 1 <= n <= MAX_NODES_SOLO:
+        raise LocalnetError(f"-n {n}: this build runs single-validator localnets only "
+                            f"(-n 1); multi-validator networks arrive with BFT consensus")
+    d.mkdir(parents=True, exist_ok=True)
+    entries = []
+    genesis_time = time.time_ns() // 1_000_000
+    for k in range(n):
+        e = NodeEntry(k, d / f"node{k}", base_port + 10 * k, base_port - 1 + 10 * k)
+        cfg = Config(moniker=f"node{k}")
+        cfg.rpc.laddr = f"tcp://127.0.0.1:{e.rpc_port}"
+        cfg.p2p.laddr = f"tcp://127.0.0.1:{e.p2p_port}"
+        cfg.consensus.block_interval = block_interval
+        init_home(e.home, chain_id, genesis_time, cfg)
+        entries.append(e)
+    # One validator: its own genesis (with the faucet) is the network's genesis.
+    _manifest(d).write_text(json.dumps({
+        "chain_id": chain_id,
+        "nodes": [{"index": e.index, "home": e.home.name, "rpc_port": e.rpc_port,
+                   "p2p_port": e.p2p_port} for e in entries]}, indent=2) + "\n")
+    return entries
+
+
+def start_node(e: NodeEntry) -> int:
+    log = open(e.log_file, "ab")
+    proc = subprocess.Popen([sys.executable, "-m", "node", "start", "--home", str(e.home)],
+                            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                            start_new_session=True, cwd=str(e.home))
+    log.close()
+    e.pid_file.write_text(f"{proc.pid}\n")
+    return proc.pid
+
+
+def wait_healthy(e: NodeEntry, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if e.pid() is None:
+            raise LocalnetError(f"node{e.index} exited during start; see {e.log_file}:\n"
+                                + _tail(e.log_file))
+        try:
+            if httpx.get(e.rpc_url + "/health", timeout=1.0).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise LocalnetError(f"node{e.index} did not answer on {e.rpc_url} within {timeout:g}s; "
+                        f"see {e.log_file}")
+
+
+def _tail(path: Path, lines: int = 15) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except FileNotFoundError:
+        return ""
+
+
+def up(d: Path = DEFAULT_DIR, n: int = 1, base_port: int = 26657,
+       chain_id: str = DEFAULT_CHAIN_ID, timeout: float = 30.0,
+       block_interval: str = "250ms") -> list[NodeEntry]:
+    if _manifest(d).exists():
+        entries = load(d)
+        if n != len(entries):
+            raise LocalnetError(f"{d} holds a {len(entries)}-node localnet; use -n "
+                                f"{len(entries)} or another --dir")
+    else:
+        entries = create(d, n, base_port, chain_id, block_interval)
+    for e in entries:
+        if e.pid() is None:
+            start_node(e)
+    for e in entries:
+        wait_healthy(e, timeout)
+    return entries
+
+
+def status(d: Path = DEFAULT_DIR) -> list[dict]:
+    out = []
+    for e in load(d):
+        row = {"node": f"node{e.index}", "rpc": e.rpc_url, "pid": e.pid(), "running": False,
+               "height": None, "app_hash": None, "peers": 0, "round": 0}
+        if row["pid"] is not None:
+            try:
+                s = httpx.post(e.rpc_url, json={"jsonrpc": "2.0", "id": 1, "method": "status"},
+                               timeout=2.0).json()["result"]["sync_info"]
+                row.update(running=True, height=int(s["latest_block_height"]),
+                           app_hash=s["latest_app_hash"])
+            except (httpx.HTTPError, KeyError, ValueError):
+                pass
+        out.append(row)
+    return out
+
+
+def down(d: Path = DEFAULT_DIR, timeout: float = 10.0) -> list[int]:
+    """SIGTERM every running node, SIGKILL what has not exited after `timeout`."""
+    stopped = []
+    entries = load(d)
+    for e in entries:
+        pid = e.pid()
+        if pid is not None:
+            os.kill(pid, signal.SIGTERM)
+            stopped.append(pid)
+    deadline = time.monotonic() + timeout
+    for e in entries:
+        while e.pid() is not None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        pid = e.pid()
+        if pid is not None:
+            os.kill(pid, signal.SIGKILL)
+        e.pid_file.unlink(missing_ok=True)
+    return stopped

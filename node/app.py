@@ -1,0 +1,158 @@
+"""The application: glues the state machine, the store and the mempool to consensus.
+
+Consensus drives it through three calls, as CometBFT drives an ABCI app:
+    propose(max_txs, max_bytes) -> txs        (PrepareProposal)
+    execute(block) -> BlockResult             (FinalizeBlock: validate + apply_block)
+    commit(block, commit, result)             (Commit: one atomic fsynced store write)
+and the RPC layer calls `submit` (CheckTx) and waits on `wait_for_tx`.
+"""
+
+import hashlib
+import logging
+import time
+
+import trio
+
+from consensus.types import Block, ChainTip, Commit, validate_block
+from node.config import Config
+from node.genesis import Genesis
+from node.keys import KeyPair
+from node.mempool import Mempool, MempoolLimits
+from node.store import Store, Tip
+from node.verifier import Verifier
+from state.codec import decode, encode
+from state.errors import Code, TxError
+from state.genesis import genesis_writes
+from state.machine import BlockInput, BlockResult, TxResult, apply_block, next_ctx
+from state.tx import tx_hash
+
+log = logging.getLogger("perpchain.app")
+
+
+class GenesisMismatch(Exception):
+    pass
+
+
+def results_hash(results_bytes: bytes) -> bytes:
+    return hashlib.sha256(results_bytes).digest()
+
+
+class Application:
+    def __init__(self, cfg: Config, genesis: Genesis, store: Store, node_key: KeyPair,
+                 validator_key: KeyPair | None):
+        self.cfg, self.genesis, self.store = cfg, genesis, store
+        self.node_key, self.validator_key = node_key, validator_key
+        self.chain_id = genesis.chain_id
+        self.validators = genesis.validators
+        writes, app_hash0 = genesis_writes(genesis.state)
+        stored = store.genesis_app_hash()
+        if stored is None:
+            store.commit_genesis(writes, app_hash0, self.chain_id, genesis.state.genesis_time_ms)
+            log.info("initialised state from genesis, app hash %s", app_hash0.hex())
+        elif stored != app_hash0:
+            raise GenesisMismatch("the data directory was created from a different genesis.json")
+        self.tip = self._load_tip()
+        m = cfg.mempool
+        self.mempool = Mempool(MempoolLimits(m.size, m.max_txs_bytes, m.max_tx_bytes),
+                               store.state, next_ctx(store.state), self.is_committed)
+        self.verifier = Verifier(cfg.verifier.threads)
+        self._waiters: dict[bytes, trio.Event] = {}
+        self._outcomes: dict[bytes, tuple[int, int, TxResult]] = {}
+        self.block_committed = trio.Event()
+        self._txs_available = trio.Event()
+
+    def _load_tip(self) -> ChainTip:
+        t = self.store.tip()
+        lc = None
+        if t.height > 0:
+            lc = Commit.from_wire(decode(self.store.commit_bytes(t.height)))
+        return ChainTip(t.height, t.time_ms, t.block_hash, lc, t.app_hash, t.results_hash)
+
+    def is_committed(self, h: bytes) -> bool:
+        return self.store.tx_location(h) is not None
+
+    # -- CheckTx ---------------------------------------------------------------------
+    async def submit(self, raws: list[bytes]) -> list[tuple[bytes, TxResult]]:
+        """Check and admit txs in order; one (tx hash, result) each (code 0 = pending)."""
+        out: list[tuple[bytes, TxResult] | None] = [None] * len(raws)
+        to_verify, idx = [], []
+        for i, raw in enumerate(raws):
+            try:
+                tx = self.mempool.precheck(raw)
+            except TxError as e:
+                out[i] = (tx_hash(raw), TxResult(int(e.code), e.log))
+                continue
+            to_verify.append(tx)
+            idx.append(i)
+        oks = await self.verifier.verify(to_verify)
+        for i, tx, ok in zip(idx, to_verify, oks):
+            if not ok:
+                res = TxResult(int(Code.BAD_SIGNATURE), "signature does not verify for this "
+                               "signer, chain id and tx body")
+            else:
+                res = self.mempool.admit(tx)
+            out[i] = (tx.hash, res)
+        if any(r.code == 0 for _, r in out):
+            self._txs_available.set()
+        return out
+
+    async def wait_for_txs(self) -> None:
+        """Return once the mempool holds at least one tx."""
+        if not len(self.mempool):
+            self._txs_available = trio.Event()
+            await self._txs_available.wait()
+
+    # -- consensus interface -----------------------------------------------------------
+    def propose(self, max_txs: int, max_bytes: int) -> list[bytes]:
+        return [t.raw for t in self.mempool.reap(max_txs, max_bytes)]
+
+    def execute(self, block: Block) -> BlockResult:
+        validate_block(block, self.tip, self.chain_id, self.validators)
+        return apply_block(self.store.state, BlockInput(block.header.height, block.header.time_ms,
+                                                        block.txs),
+                           self.tip.app_hash, self.mempool.txs)
+
+    def commit(self, block: Block, commit: Commit, result: BlockResult) -> None:
+        h = block.header.height
+        rbytes = result.results_bytes()
+        rhash = results_hash(rbytes)
+        hashes = [tx_hash(t) for t in block.txs]
+        tip = Tip(h, block.hash(), block.header.time_ms, result.app_hash, rhash)
+        self.store.commit_block(h, block.encode(), encode(commit.to_wire()), rbytes, hashes,
+                                result.writes, tip)
+        self.tip = ChainTip(h, block.header.time_ms, block.hash(), commit, result.app_hash, rhash)
+        evicted = self.mempool.update(hashes, self.store.state, next_ctx(self.store.state),
+                                      self.cfg.mempool.recheck)
+        for i, (th, r) in enumerate(zip(hashes, result.tx_results)):
+            ev = self._waiters.pop(th, None)
+            if ev is not None:
+                self._outcomes[th] = (h, i, r)
+                ev.set()
+        for tx in evicted:
+            log.info("recheck evicted tx %s", tx.hash.hex())
+        old, self.block_committed = self.block_committed, trio.Event()
+        old.set()
+
+    async def wait_for_tx(self, th: bytes, timeout_s: float) -> tuple[int, int, TxResult] | None:
+        """(height, index, result) once `th` is committed; None on timeout."""
+        loc = self.store.tx_location(th)
+        if loc is None:
+            ev = self._waiters.setdefault(th, trio.Event())
+            with trio.move_on_after(timeout_s):
+                await ev.wait()
+            if not ev.is_set() and self._waiters.get(th) is ev:
+                del self._waiters[th]
+            if th in self._outcomes:
+                return self._outcomes.pop(th)
+            loc = self.store.tx_location(th)
+            if loc is None:
+                return None
+        return loc[0], loc[1], self.result_at(*loc)
+
+    def result_at(self, height: int, index: int) -> TxResult:
+        return TxResult.from_wire(decode(self.store.results_bytes(height))[index])
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+

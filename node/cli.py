@@ -1,0 +1,309 @@
+"""The `perpchain` command (also `python -m node`).
+
+    perpchain init --home DIR --chain-id ID        keys, config.toml, genesis.json
+    perpchain start --home DIR                     run a node
+    perpchain replay --home DIR                    re-execute the chain, check every app hash
+    perpchain keys new [--out FILE] | show FILE    account keys (files are mode 0600)
+    perpchain localnet up [-n N] [--dir DIR] | status | down
+    perpchain tx faucet|transfer --key FILE ...    sign, send, wait for the block
+    perpchain query account ADDR [--json]
+    perpchain bench [--node URL] ...               load a running node, print figures
+
+Exit status: 0 on success, 1 when the chain or a tx said no, 2 on bad usage.
+"""
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+DEFAULT_NODE = os.environ.get("PERPCHAIN_NODE", "http://127.0.0.1:26657")
+
+
+def fail(msg: str, code: int = 1) -> "NoReturn":  # noqa: F821
+    print(f"error: {msg}", file=sys.stderr)
+    sys.exit(code)
+
+
+# -- node commands ---------------------------------------------------------------------
+
+def cmd_init(a) -> None:
+    from node.config import Config
+    from node.home import init_home
+
+    cfg = Config(moniker=a.moniker or Path(a.home).name)
+    cfg.rpc.laddr = f"tcp://127.0.0.1:{a.rpc_port}"
+    cfg.p2p.laddr = f"tcp://127.0.0.1:{a.p2p_port}"
+    try:
+        home, val = init_home(Path(a.home), a.chain_id, time.time_ns() // 1_000_000, cfg)
+    except FileExistsError as e:
+        fail(str(e))
+    print(f"initialised {home.root} for chain {a.chain_id}")
+    print(f"validator address: {val.address}")
+    print(f"start it with: perpchain start --home {home.root}")
+
+
+def cmd_start(a) -> None:
+    from node.config import ConfigError
+    from node.genesis import GenesisError
+    from node.home import Home
+    from node.keys import KeyFileError
+    from node.run import start
+    from node.store import StoreLocked
+
+    try:
+        start(Home(Path(a.home)))
+    except (ConfigError, GenesisError, KeyFileError, StoreLocked) as e:
+        fail(str(e))
+    except KeyboardInterrupt:
+        pass
+
+
+def cmd_replay(a) -> None:
+    from node.genesis import load_genesis
+    from node.home import Home
+    from node.replay import replay
+    from node.store import Store, StoreLocked
+
+    home = Home(Path(a.home))
+    genesis = load_genesis(home.genesis_file)
+    if not home.db_path.exists():
+        fail(f"no chain data at {home.db_path}")
+    try:
+        store = Store(home.db_path)
+    except StoreLocked as e:
+        fail(str(e))
+    try:
+        rep = replay(store, genesis)
+    finally:
+        store.close()
+    print(f"replayed {rep.heights} heights ({rep.txs} txs) in {rep.seconds:.2f}s: "
+          f"{rep.heights_per_s:.0f} heights/s")
+    if rep.ok:
+        print(f"OK: every app hash and tx result matches; final app hash {rep.app_hash.hex()}")
+    else:
+        print(f"MISMATCH: {rep.error}")
+        sys.exit(1)
+
+
+# -- keys ----------------------------------------------------------------------------------
+
+def cmd_keys_new(a) -> None:
+    from node.keys import KeyPair, save_key
+
+    key = KeyPair.generate()
+    if a.out:
+        try:
+            save_key(Path(a.out), key)
+        except FileExistsError:
+            fail(f"{a.out} already exists; refusing to overwrite a key")
+        print(key.address)
+    else:
+        print(json.dumps(key.to_json(), indent=2))
+
+
+def cmd_keys_show(a) -> None:
+    from node.keys import KeyFileError, load_key
+
+    try:
+        print(load_key(Path(a.file)).address)
+    except KeyFileError as e:
+        fail(str(e))
+
+
+# -- client commands -----------------------------------------------------------------------
+
+def _client(a, with_key: bool = True):
+    from node.keys import KeyFileError, load_key
+    from rpc.client import Client
+
+    key = None
+    if with_key:
+        try:
+            key = load_key(Path(a.key))
+        except KeyFileError as e:
+            fail(str(e))
+    return Client(a.node, key)
+
+
+def _send(a, fn) -> None:
+    import httpx
+
+    from rpc.client import RPCClientError, TxRejected
+
+    try:
+        out = fn()
+    except TxRejected as e:
+        fail(str(e))
+    except RPCClientError as e:
+        fail(str(e))
+    except httpx.HTTPError as e:
+        fail(f"cannot reach the node at {a.node}: {e}")
+    except ValueError as e:
+        fail(str(e), 2)
+    print(f"committed at height {out.height}: tx {out.hash} code {out.code}")
+    for ev in out.events:
+        attrs = " ".join(f"{x['key']}={x['value']}" for x in ev["attributes"])
+        print(f"  {ev['type']}: {attrs}")
+
+
+def cmd_tx_faucet(a) -> None:
+    c = _client(a)
+    _send(a, c.faucet)
+
+
+def cmd_tx_transfer(a) -> None:
+    c = _client(a)
+    _send(a, lambda: c.transfer(a.to, a.amount, a.asset))
+
+
+def cmd_query_account(a) -> None:
+    import httpx
+
+    from rpc.client import RPCClientError
+
+    c = _client(a, with_key=False)
+    try:
+        acct = c.account(a.address)
+    except RPCClientError as e:
+        fail(str(e))
+    except httpx.HTTPError as e:
+        fail(f"cannot reach the node at {a.node}: {e}")
+    if a.json:
+        print(json.dumps(acct, indent=2))
+        return
+    print(f"account {acct['address']} at height {acct['height']}")
+    if not acct["balances"]:
+        print("  no balances")
+    for sym, amt in sorted(acct["balances"].items()):
+        print(f"  {sym}: {amt}")
+    print(f"  nonces kept: {len(acct['nonces'])}")
+
+
+# -- localnet ------------------------------------------------------------------------------
+
+def cmd_localnet_up(a) -> None:
+    from localnet.cluster import LocalnetError, up
+
+    try:
+        entries = up(Path(a.dir), a.n, a.base_port, block_interval=a.block_interval)
+    except (LocalnetError, FileExistsError) as e:
+        fail(str(e))
+    for e in entries:
+        print(f"node{e.index}: {e.rpc_url}  (pid {e.pid()}, log {e.log_file})")
+
+
+def cmd_localnet_status(a) -> None:
+    from localnet.cluster import LocalnetError, status
+
+    try:
+        rows = status(Path(a.dir))
+    except LocalnetError as e:
+        fail(str(e))
+    if a.json:
+        print(json.dumps(rows, indent=2))
+        return
+    print(f"{'node':6} {'state':8} {'height':>8} {'round':>5} {'peers':>5}  {'app hash':18} rpc")
+    for r in rows:
+        state = "running" if r["running"] else ("no-rpc" if r["pid"] else "stopped")
+        h = "-" if r["height"] is None else str(r["height"])
+        ah = (r["app_hash"] or "-")[:16]
+        print(f"{r['node']:6} {state:8} {h:>8} {r['round']:>5} {r['peers']:>5}  {ah:18} {r['rpc']}")
+
+
+def cmd_localnet_down(a) -> None:
+    from localnet.cluster import LocalnetError, down
+
+    try:
+        stopped = down(Path(a.dir))
+    except LocalnetError as e:
+        fail(str(e))
+    print(f"stopped {len(stopped)} node(s)")
+
+
+def cmd_bench(a) -> None:
+    from localnet.loadgen import run_bench
+
+    run_bench(a.node, accounts=a.accounts, txs=a.txs, batch=a.batch,
+              connections=a.connections)
+
+
+# -- parser --------------------------------------------------------------------------------
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="perpchain", description="perpchain node and client")
+    sub = p.add_subparsers(dest="cmd", required=True)
+
+    s = sub.add_parser("init", help="create a node home: keys, config.toml, genesis.json")
+    s.add_argument("--home", required=True)
+    s.add_argument("--chain-id", required=True)
+    s.add_argument("--moniker")
+    s.add_argument("--rpc-port", type=int, default=26657)
+    s.add_argument("--p2p-port", type=int, default=26656)
+    s.set_defaults(fn=cmd_init)
+
+    s = sub.add_parser("start", help="run a node")
+    s.add_argument("--home", required=True)
+    s.set_defaults(fn=cmd_start)
+
+    s = sub.add_parser("replay", help="re-execute stored blocks from genesis; check app hashes")
+    s.add_argument("--home", required=True)
+    s.set_defaults(fn=cmd_replay)
+
+    keys = sub.add_parser("keys", help="account keys").add_subparsers(dest="keys_cmd", required=True)
+    s = keys.add_parser("new", help="generate a key (file mode 0600); prints the address")
+    s.add_argument("--out", help="key file to write (prints the key JSON if omitted)")
+    s.set_defaults(fn=cmd_keys_new)
+    s = keys.add_parser("show", help="print the address of a key file")
+    s.add_argument("file")
+    s.set_defaults(fn=cmd_keys_show)
+
+    ln = sub.add_parser("localnet", help="run N nodes on 127.0.0.1").add_subparsers(
+        dest="ln_cmd", required=True)
+    s = ln.add_parser("up", help="create (first time) and start the nodes")
+    s.add_argument("-n", type=int, default=1)
+    s.add_argument("--dir", default=".localnet")
+    s.add_argument("--base-port", type=int, default=26657)
+    s.add_argument("--block-interval", default="250ms")
+    s.set_defaults(fn=cmd_localnet_up)
+    s = ln.add_parser("status", help="height, app hash and RPC URL of each node")
+    s.add_argument("--dir", default=".localnet")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(fn=cmd_localnet_status)
+    s = ln.add_parser("down", help="stop the nodes (data is kept)")
+    s.add_argument("--dir", default=".localnet")
+    s.set_defaults(fn=cmd_localnet_down)
+
+    tx = sub.add_parser("tx", help="sign and send a tx").add_subparsers(dest="tx_cmd", required=True)
+    for name, fn in (("faucet", cmd_tx_faucet), ("transfer", cmd_tx_transfer)):
+        s = tx.add_parser(name)
+        s.add_argument("--key", required=True, help="key file (perpchain keys new --out FILE)")
+        s.add_argument("--node", default=DEFAULT_NODE)
+        if name == "transfer":
+            s.add_argument("--to", required=True, help="recipient address (64 hex chars)")
+            s.add_argument("--amount", required=True, help="decimal amount, e.g. 12.5")
+            s.add_argument("--asset", default=None, help="asset symbol (default: quote asset)")
+        s.set_defaults(fn=fn)
+
+    q = sub.add_parser("query", help="read chain state").add_subparsers(dest="q_cmd", required=True)
+    s = q.add_parser("account")
+    s.add_argument("address")
+    s.add_argument("--node", default=DEFAULT_NODE)
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(fn=cmd_query_account)
+
+    s = sub.add_parser("bench", help="drive a running node with signed transfers; print figures")
+    s.add_argument("--node", default=DEFAULT_NODE)
+    s.add_argument("--accounts", type=int, default=200)
+    s.add_argument("--txs", type=int, default=40_000)
+    s.add_argument("--batch", type=int, default=500, help="txs per JSON-RPC batch request")
+    s.add_argument("--connections", type=int, default=4)
+    s.set_defaults(fn=cmd_bench)
+    return p
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    args.fn(args)

@@ -1,0 +1,141 @@
+"""config.toml: the node's local settings (ports, block interval, mempool limits).
+
+Protocol parameters are not here: they come from genesis. Unknown keys are an error so a
+typo never silently falls back to a default. Durations are strings like "250ms" or "5s".
+"""
+
+import re
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+
+class ConfigError(Exception):
+    pass
+
+
+_DUR = re.compile(r"^(\d+)(ms|s|m)$")
+
+
+def parse_duration_ms(text: str) -> int:
+    m = _DUR.match(str(text).strip())
+    if not m:
+        raise ConfigError(f"duration {text!r} must look like '250ms', '5s' or '1m'")
+    n, unit = int(m.group(1)), m.group(2)
+    return n * {"ms": 1, "s": 1000, "m": 60_000}[unit]
+
+
+@dataclass
+class RPCConfig:
+    laddr: str = "tcp://127.0.0.1:26657"
+    max_body_bytes: int = 16 * 1024 * 1024
+    max_batch_requests: int = 10_000
+    timeout_broadcast_tx_commit: str = "10s"
+
+
+@dataclass
+class P2PConfig:
+    laddr: str = "tcp://127.0.0.1:26656"
+    persistent_peers: str = ""
+
+
+@dataclass
+class ConsensusConfig:
+    block_interval: str = "250ms"
+    create_empty_blocks: bool = True
+    # With create_empty_blocks = false, still make an empty block after this long.
+    create_empty_blocks_interval: str = "0s"
+
+
+@dataclass
+class MempoolConfig:
+    size: int = 100_000
+    max_txs_bytes: int = 256 * 1024 * 1024
+    max_tx_bytes: int = 16 * 1024
+    max_block_txs: int = 10_000
+    recheck: bool = True
+
+
+@dataclass
+class VerifierConfig:
+    # Threads that check Ed25519 signatures (the check releases the GIL). 0 = CPU count.
+    threads: int = 0
+
+
+@dataclass
+class Config:
+    moniker: str = "node"
+    rpc: RPCConfig = field(default_factory=RPCConfig)
+    p2p: P2PConfig = field(default_factory=P2PConfig)
+    consensus: ConsensusConfig = field(default_factory=ConsensusConfig)
+    mempool: MempoolConfig = field(default_factory=MempoolConfig)
+    verifier: VerifierConfig = field(default_factory=VerifierConfig)
+
+    @property
+    def rpc_host_port(self) -> tuple[str, int]:
+        return _host_port(self.rpc.laddr)
+
+    @property
+    def block_interval_ms(self) -> int:
+        return parse_duration_ms(self.consensus.block_interval)
+
+
+def _host_port(laddr: str) -> tuple[str, int]:
+    m = re.match(r"^tcp://([^:]+):(\d+)$", laddr)
+    if not m:
+        raise ConfigError(f"listen address {laddr!r} must look like tcp://127.0.0.1:26657")
+    return m.group(1), int(m.group(2))
+
+
+_SECTIONS = {"rpc": RPCConfig, "p2p": P2PConfig, "consensus": ConsensusConfig,
+             "mempool": MempoolConfig, "verifier": VerifierConfig}
+
+
+def load_config(path: Path) -> Config:
+    try:
+        data = tomllib.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{path} not found: run `perpchain init` first") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{path}: {e}") from None
+    cfg = Config()
+    for key, value in data.items():
+        if key == "moniker":
+            cfg.moniker = str(value)
+        elif key in _SECTIONS and isinstance(value, dict):
+            section = getattr(cfg, key)
+            names = {f.name: f.type for f in fields(section)}
+            for k, v in value.items():
+                if k not in names:
+                    raise ConfigError(f"{path}: unknown setting [{key}] {k}")
+                default = getattr(section, k)
+                if type(v) is not type(default):
+                    raise ConfigError(f"{path}: [{key}] {k} must be {type(default).__name__}")
+                setattr(section, k, v)
+        else:
+            raise ConfigError(f"{path}: unknown setting {key}")
+    for d in (cfg.consensus.block_interval, cfg.consensus.create_empty_blocks_interval,
+              cfg.rpc.timeout_broadcast_tx_commit):
+        parse_duration_ms(d)
+    cfg.rpc_host_port
+    return cfg
+
+
+def render_config(cfg: Config) -> str:
+    """TOML text for `cfg` (what `init` writes)."""
+    def val(v):
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        if isinstance(v, int):
+            return str(v)
+        return '"' + str(v).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+    out = ["# perpchain node configuration (local settings; protocol rules live in genesis)",
+           f"moniker = {val(cfg.moniker)}", ""]
+    for name in _SECTIONS:
+        out.append(f"[{name}]")
+        section = getattr(cfg, name)
+        for f in fields(section):
+            out.append(f"{f.name} = {val(getattr(section, f.name))}")
+        out.append("")
+    return "\n".join(out)

@@ -1,0 +1,104 @@
+"""Ed25519 key files: account keys, the validator key and the node (p2p) key.
+
+Files follow CometBFT's JSON shape so operators recognise them:
+    {"address": "<hex of the 32-byte public key>",
+     "pub_key":  {"type": "tendermint/PubKeyEd25519",  "value": "<base64 32 bytes>"},
+     "priv_key": {"type": "tendermint/PrivKeyEd25519", "value": "<base64 seed||pub, 64 bytes>"}}
+The address of an account is its public key in hex (DESIGN.md §4). Files are written
+with mode 0600 and never overwritten.
+"""
+
+import base64
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+PUB_TYPE = "tendermint/PubKeyEd25519"
+PRIV_TYPE = "tendermint/PrivKeyEd25519"
+
+
+class KeyFileError(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class KeyPair:
+    private: Ed25519PrivateKey
+    pub_key: bytes
+
+    @property
+    def address(self) -> str:
+        return self.pub_key.hex()
+
+    @property
+    def node_id(self) -> str:
+        """CometBFT node id: hex of the first 20 bytes of sha256(public key)."""
+        return hashlib.sha256(self.pub_key).digest()[:20].hex()
+
+    @staticmethod
+    def generate() -> "KeyPair":
+        return KeyPair.from_seed(os.urandom(32))
+
+    @staticmethod
+    def from_seed(seed: bytes) -> "KeyPair":
+        priv = Ed25519PrivateKey.from_private_bytes(seed)
+        pub = priv.public_key().public_bytes(serialization.Encoding.Raw,
+                                             serialization.PublicFormat.Raw)
+        return KeyPair(priv, pub)
+
+    def seed(self) -> bytes:
+        return self.private.private_bytes(serialization.Encoding.Raw,
+                                          serialization.PrivateFormat.Raw,
+                                          serialization.NoEncryption())
+
+    def to_json(self) -> dict:
+        return {
+            "address": self.address,
+            "pub_key": {"type": PUB_TYPE, "value": base64.b64encode(self.pub_key).decode()},
+            "priv_key": {"type": PRIV_TYPE,
+                         "value": base64.b64encode(self.seed() + self.pub_key).decode()},
+        }
+
+
+def save_key(path: Path, key: KeyPair) -> None:
+    """Write a new key file with mode 0600; refuse to overwrite an existing one."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        json.dump(key.to_json(), f, indent=2)
+        f.write("\n")
+
+
+def load_key(path: Path) -> KeyPair:
+    try:
+        obj = json.loads(Path(path).read_text())
+        raw = base64.b64decode(obj["priv_key"]["value"], validate=True)
+    except FileNotFoundError:
+        raise KeyFileError(f"key file {path} does not exist") from None
+    except (ValueError, KeyError, TypeError) as e:
+        raise KeyFileError(f"{path} is not a perpchain key file: {e}") from None
+    if len(raw) not in (32, 64):
+        raise KeyFileError(f"{path}: private key must be 32 or 64 bytes, got {len(raw)}")
+    key = KeyPair.from_seed(raw[:32])
+    if len(raw) == 64 and raw[32:] != key.pub_key:
+        raise KeyFileError(f"{path}: public half does not match the private key")
+    return key
+
+
+def parse_address(text: str) -> bytes:
+    """An account address: 64 hex chars (an optional 0x prefix is accepted)."""
+    t = text.strip().lower()
+    if t.startswith("0x"):
+        t = t[2:]
+    if len(t) != 64:
+        raise ValueError(f"address must be 64 hex characters (32 bytes), got {len(t)}")
+    try:
+        return bytes.fromhex(t)
+    except ValueError:
+        raise ValueError(f"address {text!r} is not hex") from None

@@ -1,0 +1,112 @@
+"""The mempool: pending txs, checked before they reach a block.
+
+A tx is admitted only if it passes, in order: size and shape (`precheck`), not already
+pending or committed, room in the pool (count and bytes), signature (checked once, by the
+caller in worker threads; the Tx object then travels with the tx into block execution),
+and CheckTx: the tx applied to a check state = last committed state + every pending tx
+before it, so a second transfer that would overdraw, or a reused nonce, is refused here
+with the same code the block would give it. After each block, included txs leave and the
+rest are re-checked against the new state (as CometBFT's recheck), dropping those that
+no longer pass. Proposal order is arrival order.
+"""
+
+from dataclasses import dataclass
+
+from state.errors import Code, TxError
+from state.kv import KVView, Overlay
+from state.machine import Ctx, TxResult, apply_tx, check_chain_id
+from state.tx import Tx, decode_tx, tx_hash
+
+
+@dataclass
+class MempoolLimits:
+    max_txs: int
+    max_bytes: int
+    max_tx_bytes: int
+
+
+class Mempool:
+    def __init__(self, limits: MempoolLimits, view: KVView, ctx: Ctx, is_committed):
+        self.limits = limits
+        self.txs: dict[bytes, Tx] = {}
+        self.bytes = 0
+        self._is_committed = is_committed
+        self._reset_check_state(view, ctx)
+
+    def _reset_check_state(self, view: KVView, ctx: Ctx) -> None:
+        self.ctx = ctx
+        self.check_state = Overlay(view)
+
+    def __len__(self) -> int:
+        return len(self.txs)
+
+    def precheck(self, raw: bytes) -> Tx:
+        """Stateless checks (and duplicates / room). Raises TxError with the reason."""
+        if len(raw) > self.limits.max_tx_bytes:
+            raise TxError(Code.TX_TOO_LARGE, f"tx is {len(raw)} bytes; the limit is "
+                          f"{self.limits.max_tx_bytes}")
+        h = tx_hash(raw)
+        if h in self.txs:
+            raise TxError(Code.TX_IN_MEMPOOL, "tx is already in the mempool")
+        if self._is_committed(h):
+            raise TxError(Code.TX_ALREADY_COMMITTED, "tx is already in a committed block")
+        tx = decode_tx(raw)
+        check_chain_id(tx, self.ctx)
+        self._check_room(len(raw))
+        return tx
+
+    def _check_room(self, size: int) -> None:
+        if len(self.txs) >= self.limits.max_txs or self.bytes + size > self.limits.max_bytes:
+            raise TxError(Code.MEMPOOL_FULL, f"mempool is full ({len(self.txs)} txs, "
+                          f"{self.bytes} bytes); retry later")
+
+    def admit(self, tx: Tx) -> TxResult:
+        """CheckTx for a tx whose signature the caller verified. Code 0 = pending."""
+        if tx.hash in self.txs:
+            return TxResult(int(Code.TX_IN_MEMPOOL), "tx is already in the mempool")
+        try:
+            self._check_room(len(tx.raw))
+        except TxError as e:
+            return TxResult(int(e.code), e.log)
+        result = self._check(tx)
+        if result.code == 0:
+            self.txs[tx.hash] = tx
+            self.bytes += len(tx.raw)
+        return result
+
+    def _check(self, tx: Tx) -> TxResult:
+        trial = self.check_state.child()
+        result = apply_tx(trial, self.ctx, tx.raw, tx)
+        if result.code == 0:
+            trial.commit()
+        return result
+
+    def reap(self, max_txs: int, max_bytes: int) -> list[Tx]:
+        """The oldest pending txs that fit in a block (they stay until `update`)."""
+        out, size = [], 0
+        for tx in self.txs.values():
+            if len(out) >= max_txs or size + len(tx.raw) > max_bytes:
+                break
+            out.append(tx)
+            size += len(tx.raw)
+        return out
+
+    def get(self, h: bytes) -> Tx | None:
+        return self.txs.get(h)
+
+    def update(self, committed_hashes, view: KVView, ctx: Ctx, recheck: bool = True) -> list[Tx]:
+        """After a block: drop its txs, re-check the rest. Returns the txs evicted by recheck."""
+        for h in committed_hashes:
+            tx = self.txs.pop(h, None)
+            if tx is not None:
+                self.bytes -= len(tx.raw)
+        self._reset_check_state(view, ctx)
+        if not recheck:
+            return []
+        evicted = []
+        for h, tx in list(self.txs.items()):
+            if self._check(tx).code != 0:
+                del self.txs[h]
+                self.bytes -= len(tx.raw)
+                evicted.append(tx)
+        return evicted

@@ -1,0 +1,264 @@
+"""JSON-RPC methods: CometBFT-shaped where the name is CometBFT's, plus this chain's own.
+
+Each method takes the Application and a dict of params (already normalised from a JSON
+object, a JSON array or a URI query) and returns a JSON-ready result or raises RPCError.
+Heights and other 64-bit numbers are decimal strings (CometBFT's convention); amounts
+are decimal strings in asset units; hashes are upper-case hex (CometBFT) and addresses
+lower-case hex.
+"""
+
+import base64
+import binascii
+
+from node.app import Application
+from node.config import parse_duration_ms
+from node.genesis import ms_to_rfc3339
+from node.keys import PUB_TYPE, parse_address
+from consensus.types import Block, Commit
+from rpc.errors import RPCCode, RPCError
+from state import accounts, params
+from state.amounts import format_amount
+from state.codec import decode
+from state.machine import P_FAUCET_LAST, TxResult, last_block
+
+VERSION = "perpchain/0.1.0"
+
+
+def _hex(b: bytes) -> str:
+    return b.hex().upper()
+
+
+def _param(p: dict, name: str, positional: int, required: bool = True):
+    if name in p:
+        return p[name]
+    if positional in p:
+        return p[positional]
+    if required:
+        raise RPCError(RPCCode.INVALID_PARAMS, f"missing parameter {name!r}")
+    return None
+
+
+def _unquote(v):
+    if isinstance(v, str) and len(v) >= 2 and v[0] == v[-1] == '"':
+        return v[1:-1]
+    return v
+
+
+def decode_tx_param(v) -> bytes:
+    """A tx in JSON: base64 (CometBFT's JSON form) or 0x-prefixed hex (its URI form)."""
+    v = _unquote(v)
+    if not isinstance(v, str):
+        raise RPCError(RPCCode.INVALID_PARAMS, "parameter 'tx' must be a base64 or 0x-hex string")
+    try:
+        if v.startswith(("0x", "0X")):
+            return bytes.fromhex(v[2:])
+        return base64.b64decode(v, validate=True)
+    except (ValueError, binascii.Error):
+        raise RPCError(RPCCode.INVALID_PARAMS, "parameter 'tx' is neither valid base64 nor "
+                       "0x-prefixed hex") from None
+
+
+def _hash_param(p: dict) -> bytes:
+    v = _unquote(_param(p, "hash", 0))
+    if isinstance(v, str):
+        s = v[2:] if v.startswith(("0x", "0X")) else v
+        try:
+            b = bytes.fromhex(s)
+            if len(b) == 32:
+                return b
+        except ValueError:
+            pass
+        try:
+            b = base64.b64decode(v, validate=True)
+            if len(b) == 32:
+                return b
+        except (ValueError, binascii.Error):
+            pass
+    raise RPCError(RPCCode.INVALID_PARAMS, "parameter 'hash' must be a 32-byte hash in hex "
+                   "(optionally 0x-prefixed) or base64")
+
+
+def _height_param(app: Application, p: dict) -> int:
+    v = _unquote(_param(p, "height", 0, required=False))
+    latest = app.tip.height
+    if v is None or v == "":
+        return latest
+    try:
+        h = int(v)
+    except (TypeError, ValueError):
+        raise RPCError(RPCCode.INVALID_PARAMS, f"height {v!r} is not an integer") from None
+    if not 1 <= h <= latest:
+        raise RPCError(RPCCode.HEIGHT_NOT_AVAILABLE,
+                       f"height {h} is not available: blocks 1..{latest} are stored")
+    return h
+
+
+def tx_result_json(r: TxResult) -> dict:
+    return {"code": r.code, "data": "", "log": r.log, "info": "", "gas_wanted": "0",
+            "gas_used": "0", "codespace": r.codespace,
+            "events": [{"type": e.type, "attributes": [{"key": k, "value": v, "index": True}
+                                                        for k, v in e.attrs]}
+                       for e in r.events]}
+
+
+def check_tx_json(th: bytes, r: TxResult) -> dict:
+    return {"code": r.code, "data": "", "log": r.log, "codespace": r.codespace,
+            "hash": _hex(th)}
+
+
+# -- methods ---------------------------------------------------------------------------
+
+async def health(app: Application, p: dict) -> dict:
+    return {}
+
+
+async def status(app: Application, p: dict) -> dict:
+    tip = app.tip
+    me = app.node_key
+    val = app.validator_key.pub_key if app.validator_key else None
+    first = app.store.block_bytes(1)
+    first_block = Block.decode(first) if first else None
+    return {
+        "node_info": {
+            "protocol_version": {"p2p": "8", "block": "11", "app": "1"},
+            "id": me.node_id, "listen_addr": app.cfg.p2p.laddr, "network": app.chain_id,
+            "version": VERSION, "channels": "", "moniker": app.cfg.moniker,
+            "other": {"tx_index": "on", "rpc_address": app.cfg.rpc.laddr},
+        },
+        "sync_info": {
+            "latest_block_hash": _hex(tip.block_hash),
+            "latest_app_hash": _hex(tip.app_hash),
+            "latest_block_height": str(tip.height),
+            "latest_block_time": ms_to_rfc3339(tip.time_ms),
+            "earliest_block_hash": _hex(first_block.hash()) if first_block else "",
+            "earliest_app_hash": _hex(first_block.header.app_hash) if first_block else "",
+            "earliest_block_height": "1" if first_block else "0",
+            "earliest_block_time": ms_to_rfc3339(first_block.header.time_ms) if first_block else "",
+            "catching_up": False,
+        },
+        "validator_info": {
+            "address": val.hex() if val else "",
+            "pub_key": {"type": PUB_TYPE, "value": base64.b64encode(val).decode() if val else ""},
+            "voting_power": str(app.validators.power_of(val) if val else 0),
+        },
+    }
+
+
+def _block_id(h: bytes) -> dict:
+    return {"hash": _hex(h), "parts": {"total": 1, "hash": _hex(h)}}
+
+
+def _commit_json(c: Commit) -> dict:
+    return {"height": str(c.height), "round": c.round, "block_id": _block_id(c.block_hash),
+            "signatures": [{"block_id_flag": 2, "validator_address": s.validator.hex(),
+                            "timestamp": ms_to_rfc3339(s.time_ms),
+                            "signature": base64.b64encode(s.signature).decode()}
+                           for s in c.sigs]}
+
+
+async def block(app: Application, p: dict) -> dict:
+    h = _height_param(app, p)
+    b = Block.decode(app.store.block_bytes(h))
+    hd = b.header
+    return {
+        "block_id": _block_id(b.hash()),
+        "block": {
+            "header": {
+                "version": {"block": "11", "app": "1"}, "chain_id": hd.chain_id,
+                "height": str(hd.height), "time": ms_to_rfc3339(hd.time_ms),
+                "last_block_id": _block_id(hd.last_block_hash),
+                "last_commit_hash": _hex(hd.last_commit_hash), "data_hash": _hex(hd.data_hash),
+                "validators_hash": _hex(hd.validators_hash),
+                "next_validators_hash": _hex(hd.validators_hash), "consensus_hash": "",
+                "app_hash": _hex(hd.app_hash), "last_results_hash": _hex(hd.last_results_hash),
+                "evidence_hash": "", "proposer_address": hd.proposer.hex(),
+            },
+            "data": {"txs": [base64.b64encode(t).decode() for t in b.txs]},
+            "evidence": {"evidence": []},
+            "last_commit": None if b.last_commit is None else _commit_json(b.last_commit),
+        },
+    }
+
+
+async def commit(app: Application, p: dict) -> dict:
+    h = _height_param(app, p)
+    b = Block.decode(app.store.block_bytes(h))
+    c = Commit.from_wire(decode(app.store.commit_bytes(h)))
+    return {"signed_header": {"header": (await block(app, {"height": h}))["block"]["header"],
+                              "commit": _commit_json(c)},
+            "canonical": True, "app_hash_after": _hex(app.store.app_hash_at(h)),
+            "block_hash": _hex(b.hash())}
+
+
+async def tx(app: Application, p: dict) -> dict:
+    th = _hash_param(p)
+    loc = app.store.tx_location(th)
+    if loc is None:
+        pending = " (it is pending in the mempool)" if app.mempool.get(th) else ""
+        raise RPCError(RPCCode.TX_NOT_FOUND, f"tx {_hex(th)} not found in any block{pending}")
+    height, index = loc
+    raw = Block.decode(app.store.block_bytes(height)).txs[index]
+    return {"hash": _hex(th), "height": str(height), "index": index,
+            "tx_result": tx_result_json(app.result_at(height, index)),
+            "tx": base64.b64encode(raw).decode()}
+
+
+async def broadcast_tx_sync(app: Application, p: dict) -> dict:
+    raw = decode_tx_param(_param(p, "tx", 0))
+    [(th, r)] = await app.submit([raw])
+    return check_tx_json(th, r)
+
+
+async def broadcast_tx_commit(app: Application, p: dict) -> dict:
+    raw = decode_tx_param(_param(p, "tx", 0))
+    [(th, r)] = await app.submit([raw])
+    check = check_tx_json(th, r)
+    if r.code != 0:
+        return {"check_tx": check, "tx_result": tx_result_json(TxResult(0)), "hash": _hex(th),
+                "height": "0"}
+    timeout = parse_duration_ms(app.cfg.rpc.timeout_broadcast_tx_commit) / 1000
+    done = await app.wait_for_tx(th, timeout)
+    if done is None:
+        raise RPCError(RPCCode.TIMEOUT, f"tx {_hex(th)} was accepted into the mempool but not "
+                       f"committed within {timeout:g}s; query it later with the `tx` method")
+    height, _, result = done
+    return {"check_tx": check, "tx_result": tx_result_json(result), "hash": _hex(th),
+            "height": str(height)}
+
+
+async def num_unconfirmed_txs(app: Application, p: dict) -> dict:
+    return {"n_txs": str(len(app.mempool)), "total": str(len(app.mempool)),
+            "total_bytes": str(app.mempool.bytes), "txs": None}
+
+
+async def account(app: Application, p: dict) -> dict:
+    v = _unquote(_param(p, "address", 0))
+    try:
+        addr = parse_address(v) if isinstance(v, str) else b""
+    except ValueError as e:
+        raise RPCError(RPCCode.INVALID_PARAMS, f"parameter 'address': {e}") from None
+    if not addr:
+        raise RPCError(RPCCode.INVALID_PARAMS, "parameter 'address' must be a hex string")
+    view = app.store.state
+    bal = {sym: format_amount(q, params.asset_decimals(view, sym))
+           for sym, q in accounts.balances(view, addr).items()}
+    last_faucet = view.get(P_FAUCET_LAST + addr)
+    height, _ = last_block(view)
+    return {"address": addr.hex(), "height": str(height), "balances": bal,
+            "nonces": accounts.nonces(view, addr),
+            "last_faucet_ms": None if last_faucet is None else decode(last_faucet)}
+
+
+async def assets(app: Application, p: dict) -> dict:
+    view = app.store.state
+    f = params.faucet(view)
+    return {"quote_asset": params.quote_asset(view),
+            "assets": [{"symbol": s, "decimals": params.asset_decimals(view, s)}
+                       for s in params.list_assets(view)],
+            "faucet": None if f is None else {
+                "asset": f.asset, "interval_ms": str(f.interval_ms),
+                "amount": format_amount(f.amount_quantums, params.asset_decimals(view, f.asset))}}
+
+
+METHODS = {f.__name__: f for f in (health, status, block, commit, tx, broadcast_tx_sync,
+                                   broadcast_tx_commit, num_unconfirmed_txs, account, assets)}

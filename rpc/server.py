@@ -1,0 +1,171 @@
+"""JSON-RPC 2.0 over HTTP, served by hypercorn on trio (no hand-parsed HTTP).
+
+    POST /            a JSON-RPC 2.0 request object or a batch (array) of them
+    GET  /<method>?k=v  CometBFT's URI form (e.g. /status, /block?height=5, /tx?hash=0x..)
+    GET  /            the list of methods
+
+Batches let a client submit thousands of txs in one HTTP request; their broadcast_tx_sync
+calls are checked together so signatures are verified in parallel. Every failure is a
+JSON-RPC error object with a code from rpc/errors.py and a message saying what was wrong.
+"""
+
+import json
+import logging
+from urllib.parse import parse_qsl
+
+import trio
+from hypercorn.config import Config as HyperConfig
+from hypercorn.trio import serve
+
+from node.app import Application
+from rpc.errors import RPCCode, RPCError
+from rpc.methods import METHODS, check_tx_json, decode_tx_param
+
+log = logging.getLogger("perpchain.rpc")
+
+
+def _error(id_, err: RPCError) -> dict:
+    return {"jsonrpc": "2.0", "id": id_, "error": err.to_json()}
+
+
+def _check_request(req) -> tuple[object, str, dict]:
+    if not isinstance(req, dict) or req.get("jsonrpc") != "2.0" or \
+            not isinstance(req.get("method"), str):
+        raise RPCError(RPCCode.INVALID_REQUEST, "not a JSON-RPC 2.0 request: need "
+                       '{"jsonrpc": "2.0", "method": "...", "params": {...}, "id": ...}')
+    params = req.get("params", {})
+    if params is None:
+        params = {}
+    if isinstance(params, list):
+        params = dict(enumerate(params))
+    elif not isinstance(params, dict):
+        raise RPCError(RPCCode.INVALID_PARAMS, "params must be an object or an array")
+    if req["method"] not in METHODS:
+        raise RPCError(RPCCode.METHOD_NOT_FOUND, f"method {req['method']!r} does not exist; "
+                       f"available: {', '.join(sorted(METHODS))}")
+    return req.get("id"), req["method"], params
+
+
+class RPCServer:
+    def __init__(self, app: Application):
+        self.app = app
+        self.max_body = app.cfg.rpc.max_body_bytes
+        self.max_batch = app.cfg.rpc.max_batch_requests
+
+    async def call(self, method: str, params: dict):
+        try:
+            return await METHODS[method](self.app, params)
+        except RPCError:
+            raise
+        except Exception as e:  # a bug in a method must not kill the server
+            log.exception("method %s failed", method)
+            raise RPCError(RPCCode.INTERNAL_ERROR, f"internal error in {method}: {e}") from None
+
+    async def handle_one(self, req) -> dict | None:
+        id_ = req.get("id") if isinstance(req, dict) else None
+        try:
+            id_, method, params = _check_request(req)
+            result = await self.call(method, params)
+        except RPCError as e:
+            return _error(id_, e)
+        return {"jsonrpc": "2.0", "id": id_, "result": result}
+
+    async def handle_batch(self, reqs: list) -> list:
+        """Run a batch; its broadcast_tx_sync calls are submitted together, in order."""
+        out: list = [None] * len(reqs)
+        txs, tx_slots = [], []
+        for i, req in enumerate(reqs):
+            if isinstance(req, dict) and req.get("method") == "broadcast_tx_sync":
+                try:
+                    id_, _, params = _check_request(req)
+                    raw = decode_tx_param(params.get("tx", params.get(0)))
+                except RPCError as e:
+                    out[i] = _error(req.get("id"), e)
+                    continue
+                txs.append(raw)
+                tx_slots.append((i, id_))
+            else:
+                out[i] = await self.handle_one(req)
+        if txs:
+            for (i, id_), (th, r) in zip(tx_slots, await self.app.submit(txs)):
+                out[i] = {"jsonrpc": "2.0", "id": id_, "result": check_tx_json(th, r)}
+        return out
+
+    async def handle_body(self, body: bytes) -> object:
+        try:
+            req = json.loads(body)
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            return _error(None, RPCError(RPCCode.PARSE_ERROR, f"body is not valid JSON: {e}"))
+        if isinstance(req, list):
+            if not req:
+                return _error(None, RPCError(RPCCode.INVALID_REQUEST, "empty batch"))
+            if len(req) > self.max_batch:
+                return _error(None, RPCError(RPCCode.BATCH_TOO_LARGE, f"batch of {len(req)} "
+                                             f"requests exceeds the limit of {self.max_batch}"))
+            return await self.handle_batch(req)
+        return await self.handle_one(req)
+
+    # -- ASGI ----------------------------------------------------------------------------
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "lifespan":
+            while True:
+                msg = await receive()
+                if msg["type"] == "lifespan.startup":
+                    await send({"type": "lifespan.startup.complete"})
+                elif msg["type"] == "lifespan.shutdown":
+                    await send({"type": "lifespan.shutdown.complete"})
+                    return
+        if scope["type"] != "http":
+            return
+        status, payload = 200, None
+        if scope["method"] == "POST":
+            body, too_big = await self._read_body(receive)
+            if too_big:
+                status = 413
+                payload = _error(None, RPCError(RPCCode.REQUEST_TOO_LARGE, "request body exceeds "
+                                                f"{self.max_body} bytes"))
+            else:
+                payload = await self.handle_body(body)
+        elif scope["method"] == "GET":
+            name = scope["path"].strip("/")
+            if not name:
+                payload = {"jsonrpc": "2.0", "id": None,
+                           "result": {"methods": sorted(METHODS)}}
+            else:
+                qs = scope.get("query_string", b"").decode("latin-1")
+                params = dict(parse_qsl(qs, keep_blank_values=True))
+                payload = await self.handle_one({"jsonrpc": "2.0", "id": -1, "method": name,
+                                                 "params": params})
+        else:
+            status = 405
+            payload = _error(None, RPCError(RPCCode.INVALID_REQUEST, "use POST (JSON-RPC) or GET "
+                                            "(URI form)"))
+        data = json.dumps(payload, separators=(",", ":")).encode()
+        await send({"type": "http.response.start", "status": status,
+                    "headers": [(b"content-type", b"application/json"),
+                                (b"content-length", str(len(data)).encode())]})
+        await send({"type": "http.response.body", "body": data})
+
+    async def _read_body(self, receive) -> tuple[bytes, bool]:
+        chunks, size = [], 0
+        while True:
+            msg = await receive()
+            if msg["type"] != "http.request":
+                return b"", False
+            size += len(msg.get("body", b""))
+            if size > self.max_body:
+                return b"", True
+            chunks.append(msg.get("body", b""))
+            if not msg.get("more_body"):
+                return b"".join(chunks), False
+
+
+async def serve_rpc(app: Application, task_status=trio.TASK_STATUS_IGNORED) -> None:
+    host, port = app.cfg.rpc_host_port
+    hc = HyperConfig()
+    hc.bind = [f"{host}:{port}"]
+    hc.accesslog = None
+    hc.errorlog = logging.getLogger("hypercorn.error")
+    hc.keep_alive_timeout = 75
+    hc.h11_max_incomplete_size = 64 * 1024
+    await serve(RPCServer(app), hc, task_status=task_status, mode="asgi")
