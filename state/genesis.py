@@ -26,7 +26,7 @@ class GenesisState:
 
 def genesis_writes(g: GenesisState) -> tuple[list[tuple[bytes, bytes | None]], bytes]:
     """(sorted write set, app_hash(0)) for this genesis."""
-    symbols = {s for s, _ in g.assets}
+    symbols = dict(g.assets)
     if g.quote_asset not in symbols:
         raise InvalidBlock(f"quote asset {g.quote_asset!r} is not among the assets")
     view = Overlay(MemoryKV())

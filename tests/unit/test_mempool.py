@@ -1,0 +1,89 @@
+import pytest
+
+from node.mempool import Mempool, MempoolLimits
+from state.errors import Code, TxError
+from state.machine import next_ctx
+from state.tx import decode_tx
+from tests.chain_helpers import USDC, Chain, key, transfer
+
+A, B = key(0), key(1)
+
+
+def make(chain, max_txs=100, max_bytes=1 << 20, max_tx_bytes=4096, committed=()):
+    return Mempool(MempoolLimits(max_txs, max_bytes, max_tx_bytes), chain.kv,
+                   next_ctx(chain.kv), lambda h: h in committed)
+
+
+def admit(mp, raw):
+    return mp.admit(mp.precheck(raw))
+
+
+def test_check_state_sees_pending_txs():
+    c = Chain()
+    mp = make(c)
+    t = c.time_ms
+    assert admit(mp, transfer(A, t + 1, B.pub_key, 600 * USDC)).code == 0
+    # a second transfer that fits the committed balance but not after the pending one
+    r = admit(mp, transfer(A, t + 2, B.pub_key, 600 * USDC))
+    assert r.code == Code.INSUFFICIENT_BALANCE
+    assert admit(mp, transfer(A, t + 1, B.pub_key, 5)).code == Code.NONCE_DUPLICATE
+    assert len(mp) == 1
+
+
+def test_duplicates_full_and_oversized():
+    c = Chain()
+    raw = transfer(A, c.time_ms + 1, B.pub_key, 1)
+    mp = make(c, max_txs=1, max_tx_bytes=len(raw))
+    assert admit(mp, raw).code == 0
+    for bad, code in [(raw, Code.TX_IN_MEMPOOL),
+                      (transfer(B, c.time_ms + 1, A.pub_key, 1), Code.MEMPOOL_FULL),
+                      (raw + b"\x00", Code.TX_TOO_LARGE)]:
+        with pytest.raises(TxError) as e:
+            mp.precheck(bad)
+        assert e.value.code == code
+
+
+def test_already_committed():
+    c = Chain()
+    raw = transfer(A, c.time_ms + 1, B.pub_key, 1)
+    mp = make(c, committed={decode_tx(raw).hash})
+    with pytest.raises(TxError) as e:
+        mp.precheck(raw)
+    assert e.value.code == Code.TX_ALREADY_COMMITTED
+
+
+def test_bytes_limit():
+    c = Chain()
+    raw = transfer(A, c.time_ms + 1, B.pub_key, 1)
+    mp = make(c, max_bytes=len(raw) * 2 - 1)
+    assert admit(mp, raw).code == 0
+    with pytest.raises(TxError) as e:
+        mp.precheck(transfer(A, c.time_ms + 2, B.pub_key, 1))
+    assert e.value.code == Code.MEMPOOL_FULL
+
+
+def test_update_removes_committed_and_rechecks():
+    c = Chain()
+    mp = make(c)
+    t = c.time_ms
+    keep = transfer(A, t + 1, B.pub_key, 100 * USDC)
+    doomed = transfer(B, t + 1, A.pub_key, 900 * USDC)
+    assert admit(mp, keep).code == 0 and admit(mp, doomed).code == 0
+    # another node's block spends B's money first: `doomed` no longer passes recheck
+    c.block([transfer(B, t + 5, A.pub_key, 950 * USDC)])
+    evicted = mp.update([], c.kv, next_ctx(c.kv))
+    assert [e.raw for e in evicted] == [doomed]
+    assert [t.raw for t in mp.reap(10, 1 << 20)] == [keep]
+    c.block([keep])
+    mp.update([decode_tx(keep).hash], c.kv, next_ctx(c.kv))
+    assert len(mp) == 0 and mp.bytes == 0
+
+
+def test_reap_respects_limits_and_order():
+    c = Chain()
+    mp = make(c)
+    raws = [transfer(A, c.time_ms + i, B.pub_key, 1) for i in range(1, 6)]
+    for r in raws:
+        assert admit(mp, r).code == 0
+    assert [t.raw for t in mp.reap(3, 1 << 20)] == raws[:3]
+    assert [t.raw for t in mp.reap(10, len(raws[0]) * 2)] == raws[:2]
