@@ -54,7 +54,8 @@ class Application:
         self.tip = self._load_tip()
         m = cfg.mempool
         self.mempool = Mempool(MempoolLimits(m.size, m.max_txs_bytes, m.max_tx_bytes),
-                               store.state, next_ctx(store.state), self.is_committed)
+                               store.state, next_ctx(store.state),
+                               store.recently_committed)
         self.verifier = Verifier(cfg.verifier.threads)
         self._waiters: dict[bytes, trio.Event] = {}
         self._outcomes: dict[bytes, tuple[int, int, TxResult]] = {}
@@ -67,9 +68,6 @@ class Application:
         if t.height > 0:
             lc = Commit.from_wire(decode(self.store.commit_bytes(t.height)))
         return ChainTip(t.height, t.time_ms, t.block_hash, lc, t.app_hash, t.results_hash)
-
-    def is_committed(self, h: bytes) -> bool:
-        return self.store.tx_location(h) is not None
 
     # -- CheckTx ---------------------------------------------------------------------
     async def submit(self, raws: list[bytes]) -> list[tuple[bytes, TxResult]]:
@@ -122,7 +120,8 @@ class Application:
                                 result.writes, tip)
         self.tip = ChainTip(h, block.header.time_ms, block.hash(), commit, result.app_hash, rhash)
         evicted = self.mempool.update(hashes, self.store.state, next_ctx(self.store.state),
-                                      self.cfg.mempool.recheck)
+                                      self.cfg.mempool.recheck,
+                                      all(r.code == 0 for r in result.tx_results))
         for i, (th, r) in enumerate(zip(hashes, result.tx_results)):
             ev = self._waiters.pop(th, None)
             if ev is not None:

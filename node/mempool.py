@@ -8,6 +8,12 @@ before it, so a second transfer that would overdraw, or a reused nonce, is refus
 with the same code the block would give it. After each block, included txs leave and the
 rest are re-checked against the new state (as CometBFT's recheck), dropping those that
 no longer pass. Proposal order is arrival order.
+
+Recheck is skipped when it cannot change anything: when the block was exactly the oldest
+pending txs, in mempool order, and each of them succeeded, the check state already equals
+the new committed state plus the remaining txs, so its writes are kept over the new base.
+(Time-dependent checks, e.g. the faucet interval, may then be slightly more permissive
+than a full recheck; block execution stays the authority and records any rejection.)
 """
 
 from dataclasses import dataclass
@@ -26,11 +32,12 @@ class MempoolLimits:
 
 
 class Mempool:
-    def __init__(self, limits: MempoolLimits, view: KVView, ctx: Ctx, is_committed):
+    def __init__(self, limits: MempoolLimits, view: KVView, ctx: Ctx, recently_committed):
+        """`recently_committed(tx_hash)` says whether a tx is in a recent block."""
         self.limits = limits
         self.txs: dict[bytes, Tx] = {}
         self.bytes = 0
-        self._is_committed = is_committed
+        self._recently_committed = recently_committed
         self._reset_check_state(view, ctx)
 
     def _reset_check_state(self, view: KVView, ctx: Ctx) -> None:
@@ -48,7 +55,7 @@ class Mempool:
         h = tx_hash(raw)
         if h in self.txs:
             raise TxError(Code.TX_IN_MEMPOOL, "tx is already in the mempool")
-        if self._is_committed(h):
+        if self._recently_committed(h):
             raise TxError(Code.TX_ALREADY_COMMITTED, "tx is already in a committed block")
         tx = decode_tx(raw)
         check_chain_id(tx, self.ctx)
@@ -94,12 +101,21 @@ class Mempool:
     def get(self, h: bytes) -> Tx | None:
         return self.txs.get(h)
 
-    def update(self, committed_hashes, view: KVView, ctx: Ctx, recheck: bool = True) -> list[Tx]:
-        """After a block: drop its txs, re-check the rest. Returns the txs evicted by recheck."""
+    def update(self, committed_hashes, view: KVView, ctx: Ctx, recheck: bool = True,
+               all_succeeded: bool = False) -> list[Tx]:
+        """After a block: drop its txs, re-check the rest. Returns the txs evicted by recheck.
+        `all_succeeded`: every tx of the block executed with code 0."""
+        is_prefix = all_succeeded and len(committed_hashes) <= len(self.txs) and all(
+            a == b for a, b in zip(committed_hashes, self.txs))
         for h in committed_hashes:
             tx = self.txs.pop(h, None)
             if tx is not None:
                 self.bytes -= len(tx.raw)
+        if is_prefix:
+            kept = self.check_state.writes
+            self._reset_check_state(view, ctx)
+            self.check_state.writes = kept
+            return []
         self._reset_check_state(view, ctx)
         if not recheck:
             return []

@@ -55,17 +55,40 @@ class Tip:
     results_hash: bytes
 
 
-class StateView:
-    """The state machine's read view of the committed state (state.kv.KVView)."""
+STATE_CACHE_ENTRIES = 500_000
+RECENT_TX_HASHES = 200_000
 
-    __slots__ = ("_get", "_db")
+
+class StateView:
+    """The state machine's read view of the committed state (state.kv.KVView).
+
+    Reads go through a write-through cache of hot keys (absent keys included): every
+    state write passes through `Store.commit_block`, which updates it, so it is always
+    coherent with LevelDB. It is cleared when it grows past STATE_CACHE_ENTRIES."""
+
+    __slots__ = ("_get", "_db", "_cache")
 
     def __init__(self, db):
         self._db = db
         self._get = db.get
+        self._cache: dict[bytes, bytes | None] = {}
 
     def get(self, key: bytes) -> bytes | None:
-        return self._get(P_STATE + key)
+        c = self._cache
+        if key in c:
+            return c[key]
+        v = self._get(P_STATE + key)
+        if len(c) >= STATE_CACHE_ENTRIES:
+            c.clear()
+        c[key] = v
+        return v
+
+    def note_writes(self, writes) -> None:
+        c = self._cache
+        if len(c) + len(writes) >= STATE_CACHE_ENTRIES:
+            c.clear()
+        for k, v in writes:
+            c[k] = v
 
     def iterate(self, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
         n = len(P_STATE)
@@ -77,13 +100,20 @@ class Store:
     def __init__(self, path: Path):
         Path(path).mkdir(parents=True, exist_ok=True)
         try:
-            self.db = plyvel.DB(str(path), create_if_missing=True)
+            # A bloom filter spares reads of absent keys (most nonce and balance misses)
+            # from touching every level; the block cache keeps hot state in memory.
+            self.db = plyvel.DB(str(path), create_if_missing=True, bloom_filter_bits=10,
+                                lru_cache_size=64 * 1024 * 1024,
+                                write_buffer_size=64 * 1024 * 1024)
         except plyvel.IOError as e:
             if "lock" in str(e).lower():
                 raise StoreLocked(f"{path} is in use by another process (is the node "
                                   "running? stop it first)") from None
             raise
         self.state = StateView(self.db)
+        # Hashes of the most recently committed txs, so the mempool can name a replayed tx
+        # without a disk read; older replays are refused by the nonce rules anyway.
+        self.recent_txs: dict[bytes, None] = {}
 
     def close(self) -> None:
         self.db.close()
@@ -111,6 +141,9 @@ class Store:
             return self.genesis_app_hash()
         return self.db.get(P_APPHASH + _h(height))
 
+    def recently_committed(self, tx_hash: bytes) -> bool:
+        return tx_hash in self.recent_txs
+
     def tx_location(self, tx_hash: bytes) -> tuple[int, int] | None:
         raw = self.db.get(P_TXINDEX + tx_hash)
         return None if raw is None else tuple(_dec(raw))
@@ -123,6 +156,7 @@ class Store:
                     wb.put(P_STATE + k, v)
             wb.put(K_GENESIS, _enc([app_hash, chain_id]))
             wb.put(K_TIP, _enc([0, b"", time_ms, app_hash, b""]))
+        self.state.note_writes(writes)
 
     def commit_block(self, height: int, block: bytes, commit: bytes, results: bytes,
                      tx_hashes: list[bytes], writes, tip: Tip) -> None:
@@ -148,3 +182,9 @@ class Store:
                 seen.add(th)
             put(K_TIP, _enc([tip.height, tip.block_hash, tip.time_ms, tip.app_hash,
                              tip.results_hash]))
+        self.state.note_writes(writes)
+        recent = self.recent_txs
+        for th in tx_hashes:
+            recent[th] = None
+        while len(recent) > RECENT_TX_HASHES:
+            del recent[next(iter(recent))]

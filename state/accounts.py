@@ -17,7 +17,7 @@ import bisect
 
 from state import constants as C
 from state.amounts import format_amount
-from state.codec import decode, encode
+from state.codec import encode, load
 from state.errors import Code, TxError
 from state.kv import KVView, Overlay
 
@@ -28,7 +28,7 @@ P_SUPPLY = b"supply/"
 
 def balance(view: KVView, addr: bytes, asset: str) -> int:
     raw = view.get(P_BAL + addr + asset.encode())
-    return 0 if raw is None else decode(raw)
+    return 0 if raw is None else load(raw)
 
 
 def set_balance(view: Overlay, addr: bytes, asset: str, amount: int) -> None:
@@ -43,12 +43,12 @@ def set_balance(view: Overlay, addr: bytes, asset: str, amount: int) -> None:
 
 def balances(view: KVView, addr: bytes) -> dict[str, int]:
     prefix = P_BAL + addr
-    return {k[len(prefix):].decode(): decode(v) for k, v in view.iterate(prefix)}
+    return {k[len(prefix):].decode(): load(v) for k, v in view.iterate(prefix)}
 
 
 def supply(view: KVView, asset: str) -> int:
     raw = view.get(P_SUPPLY + asset.encode())
-    return 0 if raw is None else decode(raw)
+    return 0 if raw is None else load(raw)
 
 
 def mint(view: Overlay, addr: bytes, asset: str, amount: int) -> None:
@@ -70,7 +70,7 @@ def move(view: Overlay, src: bytes, dst: bytes, asset: str, amount: int, decimal
 
 def nonces(view: KVView, addr: bytes) -> list[int]:
     raw = view.get(P_NONCE + addr)
-    return [] if raw is None else decode(raw)
+    return [] if raw is None else load(raw)
 
 
 def check_nonce(kept: list[int], nonce: int, block_time_ms: int) -> None:

@@ -38,10 +38,23 @@ def decode(data: bytes, max_bytes: int | None = None) -> Any:
     return obj
 
 
+def load(data: bytes) -> Any:
+    """Decode a value this state machine wrote itself (already canonical): no checks.
+    Never use it on bytes from outside the node (txs, blocks from peers): use `decode`."""
+    return msgpack.unpackb(data, raw=False, use_list=True)
+
+
+_SCALARS = (int, str, bytes, bool, type(None))
+
+
 def _check_types(obj: Any) -> None:
     t = type(obj)
     if t is list:
         for x in obj:
-            _check_types(x)
-    elif t not in (int, str, bytes, bool) and obj is not None:
+            if type(x) is list:
+                _check_types(x)
+            elif type(x) not in _SCALARS:
+                raise CodecError(f"type {type(x).__name__} is not allowed (only int, str, "
+                                 "bin, bool, nil, array)")
+    elif t not in _SCALARS:
         raise CodecError(f"type {t.__name__} is not allowed (only int, str, bin, bool, nil, array)")

@@ -20,7 +20,7 @@ from typing import Mapping
 
 from state import accounts, constants as C, params
 from state.amounts import format_amount
-from state.codec import decode, encode
+from state.codec import encode, load
 from state.errors import Code, InvalidBlock, TxError
 from state.hashing import chain_app_hash
 from state.kv import KVView, Overlay
@@ -93,7 +93,7 @@ def last_block(view: KVView) -> tuple[int, int]:
     raw = view.get(K_LAST_BLOCK)
     if raw is None:
         raise InvalidBlock("state has no genesis")
-    h, t = decode(raw)
+    h, t = load(raw)
     return h, t
 
 
@@ -179,7 +179,7 @@ def do_faucet(view: Overlay, ctx: Ctx, tx: Tx) -> list[Event]:
     key = P_FAUCET_LAST + tx.signer
     raw = view.get(key)
     if raw is not None:
-        next_ms = decode(raw) + p.interval_ms
+        next_ms = load(raw) + p.interval_ms
         if ctx.time_ms < next_ms:
             raise TxError(Code.FAUCET_RATE_LIMITED,
                           f"faucet already paid this account; next payout allowed at block "

@@ -6,7 +6,7 @@ governance tx may change them, which is why they live in state and not in config
 
 from dataclasses import dataclass
 
-from state.codec import decode, encode
+from state.codec import encode, load
 from state.errors import Code, TxError
 from state.kv import KVView, Overlay
 
@@ -27,11 +27,11 @@ def put_chain(view: Overlay, chain_id: str, quote_asset: str) -> None:
 
 
 def chain_id(view: KVView) -> str:
-    return decode(view.get(K_CHAIN))[0]
+    return load(view.get(K_CHAIN))[0]
 
 
 def quote_asset(view: KVView) -> str:
-    return decode(view.get(K_CHAIN))[1]
+    return load(view.get(K_CHAIN))[1]
 
 
 def put_asset(view: Overlay, symbol: str, decimals: int) -> None:
@@ -44,7 +44,7 @@ def asset_decimals(view: KVView, symbol: str) -> int:
     if raw is None:
         raise TxError(Code.UNKNOWN_ASSET, f"unknown asset {symbol!r}; listed: "
                       f"{', '.join(list_assets(view)) or 'none'}")
-    return decode(raw)[0]
+    return load(raw)[0]
 
 
 def list_assets(view: KVView) -> list[str]:
@@ -57,4 +57,4 @@ def put_faucet(view: Overlay, p: FaucetParams) -> None:
 
 def faucet(view: KVView) -> FaucetParams | None:
     raw = view.get(K_FAUCET)
-    return None if raw is None else FaucetParams(*decode(raw))
+    return None if raw is None else FaucetParams(*load(raw))

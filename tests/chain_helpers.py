@@ -77,6 +77,7 @@ class LevelKV:
                     wb.delete(self.prefix + k)
                 else:
                     wb.put(self.prefix + k, v)
+        self.view.note_writes(writes)
 
     def close(self):
         self.db.close()

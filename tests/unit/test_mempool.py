@@ -87,3 +87,32 @@ def test_reap_respects_limits_and_order():
         assert admit(mp, r).code == 0
     assert [t.raw for t in mp.reap(3, 1 << 20)] == raws[:3]
     assert [t.raw for t in mp.reap(10, len(raws[0]) * 2)] == raws[:2]
+
+
+def test_fast_path_after_own_block_keeps_pending_state():
+    """When the block is the mempool's own prefix and all succeeded, the check state is
+    kept: the remaining txs still see each other's effects without a recheck."""
+    c = Chain()
+    mp = make(c)
+    t = c.time_ms
+    first = transfer(A, t + 1, B.pub_key, 400 * USDC)
+    second = transfer(A, t + 2, B.pub_key, 400 * USDC)
+    assert admit(mp, first).code == 0 and admit(mp, second).code == 0
+    res = c.block([first])
+    mp.update([decode_tx(first).hash], c.kv, next_ctx(c.kv), all_succeeded=True)
+    assert res.tx_results[0].code == 0 and len(mp) == 1
+    # `second` is still counted against A's balance: a third 400 overdraws
+    assert admit(mp, transfer(A, t + 3, B.pub_key, 400 * USDC)).code == Code.INSUFFICIENT_BALANCE
+    assert admit(mp, transfer(A, t + 4, B.pub_key, 100 * USDC)).code == 0
+
+
+def test_foreign_block_forces_full_recheck():
+    c = Chain()
+    mp = make(c)
+    t = c.time_ms
+    mine = transfer(A, t + 1, B.pub_key, 900 * USDC)
+    assert admit(mp, mine).code == 0
+    c.block([transfer(A, t + 7, B.pub_key, 500 * USDC)])   # not from this mempool
+    evicted = mp.update([decode_tx(transfer(A, t + 7, B.pub_key, 500 * USDC)).hash], c.kv,
+                        next_ctx(c.kv), all_succeeded=True)
+    assert [e.raw for e in evicted] == [mine]
