@@ -192,7 +192,7 @@ class OrderBook:
             yield from level
 
     def l2(self, side: Side, depth: int) -> list[L2Level]:
-        """Up to ``depth`` aggregated levels of ``side``, best first. O(depth), never walks orders."""
+        """Up to ``depth`` aggregated levels of ``side``, best first. O(depth): no order walk."""
         book_side = self._sides[side]
         prices = reversed(book_side) if side == _BUY else iter(book_side)
         out = []
@@ -216,7 +216,11 @@ class OrderBook:
         size_lots: int,
         seq: int,
     ) -> Order:
-        """Rest a new order at the back of its price level's queue and return it.
+        """Rest a new order in its price level and return it (the live object).
+
+        It goes behind every order with a smaller ``seq`` and ahead of any with a larger one: at
+        the back of the queue for an order arriving in block order, in place for an order being
+        reloaded (I3). ``side`` must be a ``Side`` member.
 
         Raises ``ValueError`` (a caller bug: the state machine validates first) if the id is
         already resting, the price or size is not a positive int, the seq is not an int or is

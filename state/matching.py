@@ -49,7 +49,11 @@ class TimeInForce(IntEnum):
 
 
 class MatchReject(IntEnum):
-    """Why a taker order was refused as a whole. Stable numbers; the tx error table maps them."""
+    """Why a taker order was refused as a whole. Stable numbers; the tx error table maps them.
+
+    An IOC or market order that finds nothing to trade is not a reject: it simply reports its
+    whole size as ``remaining_lots``; the caller decides what that means for the tx.
+    """
 
     POST_ONLY_WOULD_CROSS = 1
     FOK_NOT_FILLABLE = 2
@@ -98,11 +102,13 @@ def match(
     """Match a limit order against ``book`` under ``tif``; mutate the book; describe what happened.
 
     ``price_ticks`` is the limit (the worst price the taker accepts). ``order_id`` and ``seq``
-    are used only if the order rests (GTC, post-only); ``seq`` must be newer than every order
-    already resting at that price, as it is for an order arriving in block order.
+    are used only if the order rests (GTC, post-only); ``seq`` is its time priority there and,
+    assigned in block order, is newer than anything resting (``book.add`` would place an older
+    one by seq, as it does for any add).
 
     Raises ``ValueError`` before touching the book if the input is malformed (non-positive or
-    non-int price/size, bad side or tif, an order id that is already resting, a stale seq).
+    non-int price/size/seq, bad side or tif, an order id that is already resting, a seq already
+    used at that price).
     Market conditions never raise: they show up as ``reject`` or as an untraded remainder.
     """
     if type(price_ticks) is not int or price_ticks <= 0:
@@ -114,26 +120,22 @@ def match(
     if side is _BUY:
         best = book.best_ask()
         crosses = best is not None and best <= price_ticks
-        own = book.bids
     elif side is _SELL:
         best = book.best_bid()
         crosses = best is not None and best >= price_ticks
-        own = book.asks
     else:
         raise ValueError(f"side must be a Side, got {side!r}")
 
     if tif is _GTC or tif is _POST_ONLY:
-        # A new order is the newest at its price, so its seq must exceed the level's last one.
-        level = own.get(price_ticks)
-        if level is not None and level.tail.seq >= seq:
-            raise ValueError(f"seq {seq} is not newer than the orders resting at {price_ticks}")
         if not crosses:
             # Nothing to trade: this is just a rest, and ``add`` validates the rest itself
             # before it changes anything.
             book.add(order_id, owner, side, price_ticks, size_lots, seq)
             return MatchResult([], [], 0, size_lots, True, None)
         # Check what ``add`` will check after the sweep, now, so a bad order cannot fail
-        # half-way through after makers were already filled (M6).
+        # half-way through after makers were already filled (M6). A seq clash is impossible
+        # here: the book is not crossed, so no own-side level exists at a crossing price and
+        # the remainder, if any, opens a new level.
         if type(seq) is not int:
             raise ValueError(f"seq must be an int, got {seq!r}")
         if order_id in book:
@@ -239,7 +241,9 @@ def _sweep(
                 if remaining < maker_lots:
                     # Partial fill: the maker keeps its place in the queue (M1).
                     book.reduce(maker_id, remaining)
-                    fills.append(Fill(maker_id, order.owner, price, remaining, maker_lots - remaining))
+                    fills.append(
+                        Fill(maker_id, order.owner, price, remaining, maker_lots - remaining)
+                    )
                     return 0
                 # A fully filled maker leaves the book exactly as a cancelled one does.
                 cancel(maker_id)
