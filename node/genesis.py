@@ -137,7 +137,8 @@ def parse_genesis(doc: dict) -> Genesis:
         sym = _req(f, "asset", "faucet")
         faucet = FaucetParams(sym, amount(_req(f, "amount", "faucet"), sym, "faucet"),
                               int(_req(f, "interval_ms", "faucet")))
-    state = GenesisState(chain_id, time_ms, quote, tuple(sorted(assets)), tuple(balances), faucet)
+    state = GenesisState(chain_id, time_ms, quote, tuple(sorted(assets)), tuple(balances), faucet,
+                         tuple(sorted((v.pub_key, v.power) for v in vals)))
     return Genesis(doc, state, ValidatorSet.of(vals))
 
 

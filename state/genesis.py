@@ -4,7 +4,7 @@ The node parses genesis.json (node/genesis.py) into `GenesisState`; `genesis_wri
 turns it into the height-0 write set, and app_hash(0) chains over it like any block.
 """
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from state import accounts, params
 from state.errors import InvalidBlock
@@ -21,7 +21,7 @@ class GenesisState:
     assets: tuple[tuple[str, int], ...]                 # (symbol, decimals), sorted by symbol
     balances: tuple[tuple[bytes, str, int], ...] = ()   # (address, symbol, quantums)
     faucet: params.FaucetParams | None = None
-    extra: dict = field(default_factory=dict)
+    validators: tuple[tuple[bytes, int], ...] = ()     # (Ed25519 public key, voting power)
 
 
 def genesis_writes(g: GenesisState) -> tuple[list[tuple[bytes, bytes | None]], bytes]:
@@ -41,6 +41,8 @@ def genesis_writes(g: GenesisState) -> tuple[list[tuple[bytes, bytes | None]], b
         if symbol not in symbols:
             raise InvalidBlock(f"genesis balance in unknown asset {symbol!r}")
         accounts.mint(view, addr, symbol, amount)
+    for pub_key, power in sorted(g.validators):
+        params.put_validator(view, pub_key, power)
     put_last_block(view, 0, g.genesis_time_ms)
     writes = view.sorted_writes()
     return writes, chain_app_hash(ZERO_HASH, writes)

@@ -1,4 +1,6 @@
-"""Chain parameters held in state: assets, the quote asset, the faucet, the chain id.
+"""Chain parameters held in state: assets, the quote asset, the faucet, the chain id, and
+the validator set (voting power per Ed25519 key: oracle updates and, later, validator-set
+changes read it here).
 
 They are written once from genesis (state/genesis.py) and read by the rules; later a
 governance tx may change them, which is why they live in state and not in config.
@@ -13,6 +15,7 @@ from state.kv import KVView, Overlay
 K_CHAIN = b"params/chain"        # [chain_id, quote_asset]
 K_FAUCET = b"params/faucet"      # [asset, amount_quantums, interval_ms]
 P_ASSET = b"params/asset/"       # + symbol -> [decimals]
+P_VALIDATOR = b"params/validator/"  # + pub_key(32) -> power
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,3 +61,16 @@ def put_faucet(view: Overlay, p: FaucetParams) -> None:
 def faucet(view: KVView) -> FaucetParams | None:
     raw = view.get(K_FAUCET)
     return None if raw is None else FaucetParams(*load(raw))
+
+
+def put_validator(view: Overlay, pub_key: bytes, power: int) -> None:
+    if power == 0:
+        view.delete(P_VALIDATOR + pub_key)
+    else:
+        view.put(P_VALIDATOR + pub_key, encode(power))
+
+
+def validators(view: KVView) -> list[tuple[bytes, int]]:
+    """(pub_key, power) of every validator, ascending by key."""
+    n = len(P_VALIDATOR)
+    return [(k[n:], load(v)) for k, v in view.iterate(P_VALIDATOR)]
