@@ -73,6 +73,7 @@ class Application:
     async def submit(self, raws: list[bytes]) -> list[tuple[bytes, TxResult]]:
         """Check and admit txs in order; one (tx hash, result) each (code 0 = pending)."""
         out: list[tuple[bytes, TxResult] | None] = [None] * len(raws)
+        self.mempool.set_time(max(now_ms(), self.tip.time_ms))
         to_verify, idx = [], []
         for i, raw in enumerate(raws):
             try:

@@ -79,8 +79,9 @@ def _req(obj: dict, key: str, where: str):
 
 def parse_genesis(doc: dict) -> Genesis:
     chain_id = _req(doc, "chain_id", "the document")
-    if not isinstance(chain_id, str) or not 0 < len(chain_id) <= C.MAX_CHAIN_ID_LEN:
-        raise GenesisError(f"chain_id must be 1..{C.MAX_CHAIN_ID_LEN} characters")
+    if not isinstance(chain_id, str) or not 0 < len(chain_id) <= C.MAX_CHAIN_ID_LEN \
+            or not chain_id.isascii():
+        raise GenesisError(f"chain_id must be 1..{C.MAX_CHAIN_ID_LEN} ASCII characters")
     if str(doc.get("initial_height", "1")) != "1":
         raise GenesisError("initial_height other than 1 is not supported")
     time_ms = rfc3339_to_ms(_req(doc, "genesis_time", "the document"))
@@ -104,6 +105,7 @@ def parse_genesis(doc: dict) -> Genesis:
     for i, a in enumerate(_req(app, "assets", "app_state")):
         sym, dec = _req(a, "symbol", f"assets[{i}]"), _req(a, "decimals", f"assets[{i}]")
         if not isinstance(sym, str) or not 0 < len(sym) <= C.MAX_ASSET_SYMBOL_LEN \
+                or not sym.isascii() \
                 or not isinstance(dec, int) or not 0 <= dec <= C.MAX_ASSET_DECIMALS:
             raise GenesisError(f"genesis: assets[{i}] needs a short symbol and 0..18 decimals")
         assets.append((sym, dec))

@@ -88,6 +88,14 @@ def load_key(path: Path) -> KeyPair:
     key = KeyPair.from_seed(raw[:32])
     if len(raw) == 64 and raw[32:] != key.pub_key:
         raise KeyFileError(f"{path}: public half does not match the private key")
+    if obj.get("address", key.address) != key.address:
+        raise KeyFileError(f"{path}: address does not match the private key")
+    try:
+        pub = base64.b64decode(obj.get("pub_key", {}).get("value", ""), validate=True)
+    except (ValueError, AttributeError):
+        raise KeyFileError(f"{path}: pub_key is not base64") from None
+    if pub and pub != key.pub_key:
+        raise KeyFileError(f"{path}: pub_key does not match the private key")
     return key
 
 

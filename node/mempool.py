@@ -16,7 +16,7 @@ the new committed state plus the remaining txs, so its writes are kept over the 
 than a full recheck; block execution stays the authority and records any rejection.)
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from state.errors import Code, TxError
 from state.kv import KVView, Overlay
@@ -43,6 +43,12 @@ class Mempool:
     def _reset_check_state(self, view: KVView, ctx: Ctx) -> None:
         self.ctx = ctx
         self.check_state = Overlay(view)
+
+    def set_time(self, time_ms: int) -> None:
+        """Check txs against this time (the node's clock, never before the last block):
+        nonce windows follow real time even when no block has been made for a while."""
+        if time_ms != self.ctx.time_ms:
+            self.ctx = replace(self.ctx, time_ms=time_ms)
 
     def __len__(self) -> int:
         return len(self.txs)

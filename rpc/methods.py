@@ -18,7 +18,7 @@ from consensus.types import Block, Commit
 from rpc.errors import RPCCode, RPCError
 from state import accounts, params
 from state.amounts import format_amount
-from state.codec import decode
+from state.codec import decode, load
 from state.machine import P_FAUCET_LAST, TxResult, last_block
 
 VERSION = "perpchain/0.1.0"
@@ -42,6 +42,10 @@ def _unquote(v):
     if isinstance(v, str) and len(v) >= 2 and v[0] == v[-1] == '"':
         return v[1:-1]
     return v
+
+
+def tx_param(p: dict) -> bytes:
+    return decode_tx_param(_param(p, "tx", 0))
 
 
 def decode_tx_param(v) -> bytes:
@@ -81,6 +85,8 @@ def _hash_param(p: dict) -> bytes:
 def _height_param(app: Application, p: dict) -> int:
     v = _unquote(_param(p, "height", 0, required=False))
     latest = app.tip.height
+    if latest == 0:
+        raise RPCError(RPCCode.HEIGHT_NOT_AVAILABLE, "no block has been committed yet")
     if v is None or v == "":
         return latest
     try:
@@ -204,13 +210,13 @@ async def tx(app: Application, p: dict) -> dict:
 
 
 async def broadcast_tx_sync(app: Application, p: dict) -> dict:
-    raw = decode_tx_param(_param(p, "tx", 0))
+    raw = tx_param(p)
     [(th, r)] = await app.submit([raw])
     return check_tx_json(th, r)
 
 
 async def broadcast_tx_commit(app: Application, p: dict) -> dict:
-    raw = decode_tx_param(_param(p, "tx", 0))
+    raw = tx_param(p)
     [(th, r)] = await app.submit([raw])
     check = check_tx_json(th, r)
     if r.code != 0:
@@ -245,8 +251,8 @@ async def account(app: Application, p: dict) -> dict:
     last_faucet = view.get(P_FAUCET_LAST + addr)
     height, _ = last_block(view)
     return {"address": addr.hex(), "height": str(height), "balances": bal,
-            "nonces": accounts.nonces(view, addr),
-            "last_faucet_ms": None if last_faucet is None else decode(last_faucet)}
+            "nonces": [str(n) for n in accounts.nonces(view, addr)],
+            "last_faucet_ms": None if last_faucet is None else str(load(last_faucet))}
 
 
 async def assets(app: Application, p: dict) -> dict:

@@ -19,7 +19,7 @@ from hypercorn.trio import serve
 
 from node.app import Application
 from rpc.errors import RPCCode, RPCError
-from rpc.methods import METHODS, check_tx_json, decode_tx_param
+from rpc.methods import METHODS, check_tx_json, tx_param
 
 log = logging.getLogger("perpchain.rpc")
 
@@ -78,7 +78,7 @@ class RPCServer:
             if isinstance(req, dict) and req.get("method") == "broadcast_tx_sync":
                 try:
                     id_, _, params = _check_request(req)
-                    raw = decode_tx_param(params.get("tx", params.get(0)))
+                    raw = tx_param(params)
                 except RPCError as e:
                     out[i] = _error(req.get("id"), e)
                     continue

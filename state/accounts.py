@@ -53,8 +53,11 @@ def supply(view: KVView, asset: str) -> int:
 
 def mint(view: Overlay, addr: bytes, asset: str, amount: int) -> None:
     """Create `amount` of `asset` in `addr` (genesis and faucet only)."""
+    total = supply(view, asset) + amount
+    if total > C.MAX_INT64:
+        raise TxError(Code.BALANCE_OVERFLOW, f"total supply of {asset} would leave the int64 range")
     set_balance(view, addr, asset, balance(view, addr, asset) + amount)
-    view.put(P_SUPPLY + asset.encode(), encode(supply(view, asset) + amount))
+    view.put(P_SUPPLY + asset.encode(), encode(total))
 
 
 def move(view: Overlay, src: bytes, dst: bytes, asset: str, amount: int, decimals: int) -> None:

@@ -7,7 +7,7 @@ fractional digits than the asset has is an error, never silently rounded.
 
 import re
 
-_AMOUNT_RE = re.compile(r"^(\d+)(?:\.(\d+))?$")
+_AMOUNT_RE = re.compile(r"^([0-9]+)(?:\.([0-9]+))?$")
 
 
 class AmountError(ValueError):

@@ -28,6 +28,8 @@ def decode(data: bytes, max_bytes: int | None = None) -> Any:
         raise CodecError(f"{len(data)} bytes exceeds the limit of {max_bytes}")
     try:
         obj = msgpack.unpackb(data, raw=False, use_list=True, strict_map_key=True)
+    except (RecursionError, msgpack.StackError):
+        raise CodecError("arrays nested too deep") from None
     except msgpack.ExtraData as e:
         raise CodecError(f"{len(e.extra)} trailing bytes after the object") from None
     except (ValueError, msgpack.UnpackException, TypeError) as e:
@@ -45,16 +47,25 @@ def load(data: bytes) -> Any:
 
 
 _SCALARS = (int, str, bytes, bool, type(None))
+MAX_DEPTH = 8  # arrays nested deeper are refused (no protocol object needs more)
 
 
 def _check_types(obj: Any) -> None:
-    t = type(obj)
-    if t is list:
-        for x in obj:
-            if type(x) is list:
-                _check_types(x)
-            elif type(x) not in _SCALARS:
-                raise CodecError(f"type {type(x).__name__} is not allowed (only int, str, "
-                                 "bin, bool, nil, array)")
-    elif t not in _SCALARS:
-        raise CodecError(f"type {t.__name__} is not allowed (only int, str, bin, bool, nil, array)")
+    """Allowed types only, arrays nested at most MAX_DEPTH deep. Iterative: hostile input
+    cannot exhaust the Python stack."""
+    stack = [(obj, 0)]
+    while stack:
+        o, depth = stack.pop()
+        t = type(o)
+        if t is list:
+            if depth >= MAX_DEPTH:
+                raise CodecError(f"arrays nested more than {MAX_DEPTH} deep")
+            for x in o:
+                if type(x) is list:
+                    stack.append((x, depth + 1))
+                elif type(x) not in _SCALARS:
+                    raise CodecError(f"type {type(x).__name__} is not allowed (only int, str, "
+                                     "bin, bool, nil, array)")
+        elif t not in _SCALARS:
+            raise CodecError(f"type {t.__name__} is not allowed (only int, str, bin, bool, "
+                             "nil, array)")

@@ -7,7 +7,7 @@ turns it into the height-0 write set, and app_hash(0) chains over it like any bl
 from dataclasses import dataclass
 
 from state import accounts, params
-from state.errors import InvalidBlock
+from state.errors import InvalidBlock, TxError
 from state.hashing import ZERO_HASH, chain_app_hash
 from state.kv import MemoryKV, Overlay
 from state.machine import put_last_block
@@ -40,7 +40,10 @@ def genesis_writes(g: GenesisState) -> tuple[list[tuple[bytes, bytes | None]], b
     for addr, symbol, amount in sorted(g.balances):
         if symbol not in symbols:
             raise InvalidBlock(f"genesis balance in unknown asset {symbol!r}")
-        accounts.mint(view, addr, symbol, amount)
+        try:
+            accounts.mint(view, addr, symbol, amount)
+        except TxError as e:
+            raise InvalidBlock(f"genesis balance of {addr.hex()}: {e.log}") from None
     for pub_key, power in sorted(g.validators):
         params.put_validator(view, pub_key, power)
     put_last_block(view, 0, g.genesis_time_ms)

@@ -71,8 +71,9 @@ def _check_field(name: str, kind: str, value) -> None:
         if t is not bytes or len(value) != C.PUBKEY_BYTES:
             raise _bad(f"field {name!r} must be {C.PUBKEY_BYTES} raw bytes (an address)")
     elif kind == "str":
-        if t is not str or not 0 < len(value) <= C.MAX_ASSET_SYMBOL_LEN:
-            raise _bad(f"field {name!r} must be a string of 1..{C.MAX_ASSET_SYMBOL_LEN} chars")
+        if t is not str or not 0 < len(value) <= C.MAX_ASSET_SYMBOL_LEN or not value.isascii():
+            raise _bad(f"field {name!r} must be an ASCII string of 1..{C.MAX_ASSET_SYMBOL_LEN} "
+                       "characters")
     elif kind == "bin":
         if t is not bytes:
             raise _bad(f"field {name!r} must be raw bytes")
@@ -107,8 +108,9 @@ def decode_tx(raw: bytes) -> Tx:
     if type(obj) is not list or len(obj) != 5:
         raise _bad("tx must be an array of 5: [chain_id, signer, nonce, action, signature]")
     chain_id, signer, nonce, action, signature = obj
-    if type(chain_id) is not str or not 0 < len(chain_id) <= C.MAX_CHAIN_ID_LEN:
-        raise _bad("chain_id must be a non-empty string")
+    if type(chain_id) is not str or not 0 < len(chain_id) <= C.MAX_CHAIN_ID_LEN \
+            or not chain_id.isascii():
+        raise _bad(f"chain_id must be an ASCII string of 1..{C.MAX_CHAIN_ID_LEN} characters")
     if type(signer) is not bytes or len(signer) != C.PUBKEY_BYTES:
         raise _bad(f"signer must be {C.PUBKEY_BYTES} raw bytes (an Ed25519 public key)")
     if type(nonce) is not int or not 0 <= nonce <= C.MAX_UINT64:

@@ -73,7 +73,7 @@ def test_every_bad_tx_gets_its_own_error_and_changes_nothing(net, funded):
     # replaying the exact bytes of a committed tx
     cases["replay"] = (sync(good), Code.TX_ALREADY_COMMITTED)
     # a new tx reusing a nonce already used
-    used = c.account()["nonces"][-1]
+    used = int(c.account()["nonces"][-1])
     cases["nonce"] = (sync(build_tx(c.chain_id, alice.private, used,
                                     ["transfer", bob.pub_key, "USDC", 5])), Code.NONCE_DUPLICATE)
     # a signature by another key

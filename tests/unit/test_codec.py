@@ -47,3 +47,16 @@ def test_format_amount():
     assert format_amount(12_500_000, 6) == "12.5"
     assert format_amount(-1, 6) == "-0.000001"
     assert format_amount(7, 0) == "7"
+
+
+def test_deep_nesting_is_a_codec_error_not_a_crash():
+    data = b"\x91" * 5000 + b"\x00"
+    with pytest.raises(CodecError, match="deep"):
+        decode(data)
+    with pytest.raises(CodecError, match="deep"):
+        decode(encode([[[[[[[[[[1]]]]]]]]]]))
+
+
+def test_amount_rejects_non_ascii_digits():
+    with pytest.raises(AmountError):
+        parse_amount("\uff11\uff12", 6)

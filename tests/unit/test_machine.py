@@ -123,3 +123,19 @@ def test_app_hash_chains_and_depends_on_every_write():
     r1 = c1.block([transfer(A, c1.time_ms + 1, B.pub_key, 7)])
     r2 = c2.block([transfer(A, c2.time_ms + 1, B.pub_key, 8)])
     assert r1.app_hash != r2.app_hash
+
+
+def test_mint_past_int64_is_refused():
+    from state.errors import TxError
+    from state.kv import Overlay
+    c = Chain()
+    view = Overlay(c.kv)
+    with pytest.raises(TxError) as e:
+        accounts.mint(view, key(7).pub_key, "USDC", C.MAX_INT64)
+    assert e.value.code == Code.BALANCE_OVERFLOW
+
+
+def test_deeply_nested_tx_in_a_block_is_rejected_not_a_halt():
+    c = Chain()
+    r = c.block([b"\x91" * 2000 + b"\x00"])
+    assert r.tx_results[0].code == Code.MALFORMED_TX

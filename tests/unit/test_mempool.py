@@ -116,3 +116,15 @@ def test_foreign_block_forces_full_recheck():
     evicted = mp.update([decode_tx(transfer(A, t + 7, B.pub_key, 500 * USDC)).hash], c.kv,
                         next_ctx(c.kv), all_succeeded=True)
     assert [e.raw for e in evicted] == [mine]
+
+
+def test_nonce_window_follows_the_clock_not_the_last_block():
+    """No block for days must not lock everyone out (fresh nonces are `now`)."""
+    from state import constants as C
+    c = Chain()
+    mp = make(c)
+    now = c.time_ms + 3 * C.NONCE_PAST_WINDOW_MS
+    with pytest.raises(AssertionError):
+        assert admit(mp, transfer(A, now, B.pub_key, 1)).code == 0
+    mp.set_time(now)
+    assert admit(mp, transfer(A, now + 1, B.pub_key, 1)).code == 0
