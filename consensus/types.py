@@ -6,14 +6,18 @@ h commits to the state after h-1). Encodings are msgpack arrays in a fixed field
 hashes are sha256 of those bytes.
 
     Header = [chain_id, height, time_ms, last_block_hash, last_commit_hash, data_hash,
-              validators_hash, app_hash, last_results_hash, proposer]
-    Block  = [Header, [tx...], Commit or nil]        (nil only at the initial height)
+              validators_hash, app_hash, last_results_hash, evidence_hash, proposer]
+    Block  = [Header, [tx...], Commit or nil, [[vote_a, vote_b]...]]
+             (last commit nil only at the initial height; evidence = pairs of encoded votes)
     Commit = [height, round, block_hash, [[validator, time_ms, signature]...]]
 
 A commit signature is an Ed25519 signature by the validator over its precommit vote:
     encode(["perpchain/vote/1", chain_id, PRECOMMIT, height, round, block_hash, time_ms])
 A commit is valid when validators holding strictly more than 2/3 of the voting power
-signed it.
+signed it. A block's time is the power-weighted median of its last commit's vote times
+(BFT time, as CometBFT), and one ms after the genesis time for the first block.
+Decoding is strict: a block from a peer that is not the canonical encoding of a
+well-typed block is refused.
 """
 
 import hashlib
@@ -22,6 +26,8 @@ from dataclasses import dataclass
 import msgpack
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from consensus.vote_set import bft_time
 
 VOTE_DOMAIN = "perpchain/vote/1"
 PREVOTE = 1
@@ -145,12 +151,13 @@ class Header:
     validators_hash: bytes
     app_hash: bytes
     last_results_hash: bytes
+    evidence_hash: bytes
     proposer: bytes
 
     def to_wire(self) -> list:
         return [self.chain_id, self.height, self.time_ms, self.last_block_hash,
                 self.last_commit_hash, self.data_hash, self.validators_hash, self.app_hash,
-                self.last_results_hash, self.proposer]
+                self.last_results_hash, self.evidence_hash, self.proposer]
 
     def hash(self) -> bytes:
         return sha256(_enc(self.to_wire()))
@@ -161,23 +168,66 @@ def data_hash(txs) -> bytes:
     return sha256(_enc([sha256(t) for t in txs]))
 
 
+def evidence_hash(evidence) -> bytes:
+    return sha256(_enc([list(e) for e in evidence])) if evidence else b""
+
+
+class MalformedBlock(ValueError):
+    """Bytes that are not the canonical encoding of a well-typed block."""
+
+
+_HEADER_TYPES = (str, int, int, bytes, bytes, bytes, bytes, bytes, bytes, bytes, bytes)
+
+
+def _check_block_wire(o) -> None:
+    def need(ok: bool, what: str) -> None:
+        if not ok:
+            raise MalformedBlock(what)
+
+    need(type(o) is list and len(o) == 4, "block must be [header, txs, last_commit, evidence]")
+    h, txs, lc, ev = o
+    need(type(h) is list and len(h) == len(_HEADER_TYPES) and
+         all(type(x) is t for x, t in zip(h, _HEADER_TYPES)), "malformed header")
+    need(type(txs) is list and all(type(t) is bytes for t in txs), "txs must be byte strings")
+    if lc is not None:
+        need(type(lc) is list and len(lc) == 4 and type(lc[0]) is int and type(lc[1]) is int
+             and type(lc[2]) is bytes and type(lc[3]) is list and
+             all(type(s) is list and len(s) == 3 and type(s[0]) is bytes and type(s[1]) is int
+                 and type(s[2]) is bytes for s in lc[3]), "malformed last commit")
+    need(type(ev) is list and all(type(e) is list and len(e) == 2 and
+                                  all(type(x) is bytes for x in e) for e in ev),
+         "malformed evidence")
+
+
 @dataclass(frozen=True)
 class Block:
     header: Header
     txs: tuple[bytes, ...]
     last_commit: Commit | None
+    evidence: tuple[tuple[bytes, bytes], ...] = ()
 
     def hash(self) -> bytes:
         return self.header.hash()
 
     def encode(self) -> bytes:
         return _enc([self.header.to_wire(), list(self.txs),
-                     None if self.last_commit is None else self.last_commit.to_wire()])
+                     None if self.last_commit is None else self.last_commit.to_wire(),
+                     [list(e) for e in self.evidence]])
 
     @staticmethod
     def decode(data: bytes) -> "Block":
-        h, txs, lc = _dec(data)
-        return Block(Header(*h), tuple(txs), None if lc is None else Commit.from_wire(lc))
+        """Strict: raises MalformedBlock unless `data` is a canonical, well-typed block."""
+        try:
+            o = _dec(data)
+        except (ValueError, TypeError, msgpack.UnpackException) as e:
+            raise MalformedBlock(f"not msgpack: {e}") from None
+        _check_block_wire(o)
+        h, txs, lc, ev = o
+        b = Block(Header(*h), tuple(txs), None if lc is None else Commit.from_wire(lc),
+                  tuple((a, c) for a, c in ev))
+        if b.encode() != data:
+            raise MalformedBlock("not the canonical encoding")
+        return b
 
 
 @dataclass(frozen=True)
@@ -195,8 +245,17 @@ class InvalidBlockHeader(Exception):
     """A block that does not follow the chain tip."""
 
 
-def validate_block(block: Block, tip: ChainTip, chain_id: str, vals: ValidatorSet) -> None:
-    """Check that `block` correctly follows `tip` (not its txs: the application does)."""
+def block_time(last_commit: Commit, vals: ValidatorSet) -> int:
+    """BFT time: the power-weighted median of the commit's vote times."""
+    powers = {v.pub_key: v.power for v in vals.validators}
+    return bft_time(last_commit.sigs, powers)
+
+
+def validate_block(block: Block, tip: ChainTip, chain_id: str, vals: ValidatorSet,
+                   last_vals: ValidatorSet | None = None) -> None:
+    """Check that `block` correctly follows `tip` (not its txs: the application does).
+    `vals` is the validator set of the block's height, `last_vals` that of the tip
+    (defaults to `vals`)."""
     h = block.header
 
     def need(ok: bool, what: str) -> None:
@@ -213,13 +272,17 @@ def validate_block(block: Block, tip: ChainTip, chain_id: str, vals: ValidatorSe
     need(h.validators_hash == vals.hash(), "validators_hash does not match")
     need(vals.power_of(h.proposer) > 0, "proposer is not a validator")
     need(h.data_hash == data_hash(block.txs), "data_hash does not match the txs")
+    need(h.evidence_hash == evidence_hash(block.evidence), "evidence_hash does not match")
     if tip.height == 0:
         need(block.last_commit is None and h.last_commit_hash == b"",
              "first block must carry no last commit")
+        need(h.time_ms == tip.time_ms + 1, "the first block's time must be genesis time + 1 ms")
     else:
         need(block.last_commit is not None, "missing the commit of the previous block")
         need(h.last_commit_hash == block.last_commit.hash(), "last_commit_hash does not match")
         try:
-            block.last_commit.verify(chain_id, vals, tip.block_hash, tip.height)
+            block.last_commit.verify(chain_id, last_vals or vals, tip.block_hash, tip.height)
         except InvalidCommit as e:
             raise InvalidBlockHeader(f"block {h.height}: last commit: {e}") from None
+        need(h.time_ms == block_time(block.last_commit, last_vals or vals),
+             "time is not the weighted median of the last commit's vote times")

@@ -3,9 +3,10 @@
     DIR/localnet.json     chain id and each node's ports
     DIR/nodeK/            a node home (node/home.py) plus node.pid and node.log
 
-`up` creates the homes on first use (keys, one shared genesis with a faucet, distinct
-ports), starts every node that is not running in the background, and returns once each
-answers `health`. On an existing DIR it restarts stopped nodes with their data.
+`up` creates the homes on first use (keys, one genesis shared by all with every node as
+a validator of equal power and a faucet, distinct ports, every node a persistent peer of
+every other), starts every node that is not running in the background, and returns once
+each answers `health`. On an existing DIR it restarts stopped nodes with their data.
 """
 
 import json
@@ -19,13 +20,15 @@ from pathlib import Path
 
 import httpx
 
-from node.config import Config
-from node.genesis import make_genesis_doc
+from node.config import Config, render_config
+from node.genesis import make_genesis_doc, save_genesis
 from node.home import Home, init_home
+from node.keys import load_key
 
 DEFAULT_DIR = Path(".localnet")
 DEFAULT_CHAIN_ID = "perpchain-localnet"
-MAX_NODES_SOLO = 1  # more validators need the BFT consensus (a later issue)
+MAX_NODES = 7
+VALIDATOR_POWER = 10
 
 
 class LocalnetError(Exception):
@@ -88,22 +91,29 @@ def load(d: Path) -> list[NodeEntry]:
 
 
 def create(d: Path, n: int, base_port: int, chain_id: str,
-           block_interval: str = "250ms") -> list[NodeEntry]:
-    if not 1 <= n <= MAX_NODES_SOLO:
-        raise LocalnetError(f"-n {n}: this build runs single-validator localnets only "
-                            f"(-n 1); multi-validator networks arrive with BFT consensus")
+           timeout_commit: str = "250ms") -> list[NodeEntry]:
+    if not 1 <= n <= MAX_NODES:
+        raise LocalnetError(f"-n {n}: a localnet has 1 to {MAX_NODES} validators")
     d.mkdir(parents=True, exist_ok=True)
-    entries = []
     genesis_time = time.time_ns() // 1_000_000
+    entries, cfgs, vals = [], [], []
     for k in range(n):
         e = NodeEntry(k, d / f"node{k}", base_port + 10 * k, base_port - 1 + 10 * k)
         cfg = Config(moniker=f"node{k}")
         cfg.rpc.laddr = f"tcp://127.0.0.1:{e.rpc_port}"
         cfg.p2p.laddr = f"tcp://127.0.0.1:{e.p2p_port}"
-        cfg.consensus.block_interval = block_interval
-        init_home(e.home, chain_id, genesis_time, cfg)
+        cfg.consensus.timeout_commit = timeout_commit
+        home, val_key = init_home(e.home, chain_id, genesis_time, cfg)
         entries.append(e)
-    # One validator: its own genesis (with the faucet) is the network's genesis.
+        cfgs.append(cfg)
+        vals.append((val_key.pub_key, VALIDATOR_POWER, f"node{k}"))
+    node_ids = [load_key(Home(e.home).node_key_file).node_id for e in entries]
+    doc = make_genesis_doc(chain_id, genesis_time, vals)
+    for e, cfg in zip(entries, cfgs):
+        cfg.p2p.persistent_peers = ",".join(
+            f"{nid}@127.0.0.1:{o.p2p_port}" for nid, o in zip(node_ids, entries) if o is not e)
+        Home(e.home).config_file.write_text(render_config(cfg))
+        save_genesis(Home(e.home).genesis_file, doc)
     _manifest(d).write_text(json.dumps({
         "chain_id": chain_id,
         "nodes": [{"index": e.index, "home": e.home.name, "rpc_port": e.rpc_port,
@@ -144,16 +154,16 @@ def _tail(path: Path, lines: int = 15) -> str:
         return ""
 
 
-def up(d: Path = DEFAULT_DIR, n: int = 1, base_port: int = 26657,
+def up(d: Path = DEFAULT_DIR, n: int | None = None, base_port: int = 26657,
        chain_id: str = DEFAULT_CHAIN_ID, timeout: float = 30.0,
-       block_interval: str = "250ms") -> list[NodeEntry]:
+       timeout_commit: str = "250ms") -> list[NodeEntry]:
     if _manifest(d).exists():
         entries = load(d)
-        if n != len(entries):
+        if n is not None and n != len(entries):
             raise LocalnetError(f"{d} holds a {len(entries)}-node localnet; use -n "
                                 f"{len(entries)} or another --dir")
     else:
-        entries = create(d, n, base_port, chain_id, block_interval)
+        entries = create(d, n or 1, base_port, chain_id, timeout_commit)
     for e in entries:
         if e.pid() is None:
             start_node(e)

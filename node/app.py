@@ -1,19 +1,25 @@
 """The application: glues the state machine, the store and the mempool to consensus.
 
-Consensus drives it through three calls, as CometBFT drives an ABCI app:
+Consensus (consensus/driver.py) drives it as CometBFT drives an ABCI app:
     propose(max_txs, max_bytes) -> txs        (PrepareProposal)
-    execute(block) -> BlockResult             (FinalizeBlock: validate + apply_block)
+    prepare_block(block)                      (ProcessProposal: verify unseen tx signatures)
+    execute(block) -> BlockResult             (FinalizeBlock: apply_block)
     commit(block, commit, result)             (Commit: one atomic fsynced store write)
-and the RPC layer calls `submit` (CheckTx) and waits on `wait_for_tx`.
+    selector(height)                          the validator set (with proposer priorities)
+and the RPC layer calls `submit` (CheckTx) and waits on `wait_for_tx`. Txs admitted to the
+mempool are gossiped to peers in batches; txs from peers come in through `submit` too,
+so each tx's signature is verified once per node.
 """
 
 import hashlib
 import logging
 import time
+from collections import ChainMap
 
 import trio
 
-from consensus.types import Block, ChainTip, Commit, validate_block
+from consensus.proposer import ProposerSelector
+from consensus.types import Block, ChainTip, Commit
 from node.config import Config
 from node.genesis import Genesis
 from node.keys import KeyPair
@@ -24,7 +30,7 @@ from state.codec import decode, encode
 from state.errors import Code, TxError
 from state.genesis import genesis_writes
 from state.machine import BlockInput, BlockResult, TxResult, apply_block, next_ctx
-from state.tx import tx_hash
+from state.tx import Tx, decode_tx, tx_hash
 
 log = logging.getLogger("perpchain.app")
 
@@ -47,7 +53,9 @@ class Application:
         writes, app_hash0 = genesis_writes(genesis.state)
         stored = store.genesis_app_hash()
         if stored is None:
-            store.commit_genesis(writes, app_hash0, self.chain_id, genesis.state.genesis_time_ms)
+            first = ProposerSelector.genesis({v.pub_key: v.power for v in genesis.validators.validators})
+            store.commit_genesis(writes, app_hash0, self.chain_id, genesis.state.genesis_time_ms,
+                                 {1: encode_selector(first), 2: encode_selector(first.next_height())})
             log.info("initialised state from genesis, app hash %s", app_hash0.hex())
         elif stored != app_hash0:
             raise GenesisMismatch("the data directory was created from a different genesis.json")
@@ -61,6 +69,9 @@ class Application:
         self._outcomes: dict[bytes, tuple[int, int, TxResult]] = {}
         self.block_committed = trio.Event()
         self._txs_available = trio.Event()
+        self._selectors: dict[int, ProposerSelector] = {}
+        self.prepared: dict[bytes, Tx] = {}   # verified txs of blocks from other proposers
+        self.gossip = None                    # set by the node: callable(list of raw txs)
 
     def _load_tip(self) -> ChainTip:
         t = self.store.tip()
@@ -70,7 +81,7 @@ class Application:
         return ChainTip(t.height, t.time_ms, t.block_hash, lc, t.app_hash, t.results_hash)
 
     # -- CheckTx ---------------------------------------------------------------------
-    async def submit(self, raws: list[bytes]) -> list[tuple[bytes, TxResult]]:
+    async def submit(self, raws: list[bytes], from_peer: bool = False) -> list[tuple[bytes, TxResult]]:
         """Check and admit txs in order; one (tx hash, result) each (code 0 = pending)."""
         out: list[tuple[bytes, TxResult] | None] = [None] * len(raws)
         self.mempool.set_time(max(now_ms(), self.tip.time_ms))
@@ -91,8 +102,11 @@ class Application:
             else:
                 res = self.mempool.admit(tx)
             out[i] = (tx.hash, res)
-        if any(r.code == 0 for _, r in out):
+        admitted = [raw for raw, (_, r) in zip(raws, out) if r.code == 0]
+        if admitted:
             self._txs_available.set()
+            if self.gossip is not None:
+                self.gossip(admitted)
         return out
 
     async def wait_for_txs(self) -> None:
@@ -105,11 +119,41 @@ class Application:
     def propose(self, max_txs: int, max_bytes: int) -> list[bytes]:
         return [t.raw for t in self.mempool.reap(max_txs, max_bytes)]
 
+    async def prepare_block(self, block: Block) -> None:
+        """Verify, in the worker threads, the signatures of block txs this node has not
+        seen, so executing the block does not verify them one by one."""
+        todo = []
+        for raw in block.txs:
+            h = tx_hash(raw)
+            if h in self.mempool.txs or h in self.prepared:
+                continue
+            try:
+                todo.append(decode_tx(raw))
+            except TxError:
+                continue   # execution records it as malformed
+        for tx, ok in zip(todo, await self.verifier.verify(todo)):
+            if ok:
+                self.prepared[tx.hash] = tx
+
     def execute(self, block: Block) -> BlockResult:
-        validate_block(block, self.tip, self.chain_id, self.validators)
+        """Apply a block consensus has decided (it has checked the header)."""
+        known = ChainMap(self.mempool.txs, self.prepared) if self.prepared else self.mempool.txs
         return apply_block(self.store.state, BlockInput(block.header.height, block.header.time_ms,
                                                         block.txs),
-                           self.tip.app_hash, self.mempool.txs)
+                           self.tip.app_hash, known)
+
+    def selector(self, height: int) -> ProposerSelector:
+        sel = self._selectors.get(height)
+        if sel is None:
+            raw = self.store.valset_bytes(height)
+            if raw is None:
+                raise KeyError(f"no validator set stored for height {height}")
+            sel = self._selectors[height] = decode_selector(raw)
+        return sel
+
+    def block_and_commit(self, height: int) -> tuple[bytes, bytes] | None:
+        b, c = self.store.block_bytes(height), self.store.commit_bytes(height)
+        return None if b is None or c is None else (b, c)
 
     def commit(self, block: Block, commit: Commit, result: BlockResult) -> None:
         h = block.header.height
@@ -117,8 +161,14 @@ class Application:
         rhash = results_hash(rbytes)
         hashes = [tx_hash(t) for t in block.txs]
         tip = Tip(h, block.hash(), block.header.time_ms, result.app_hash, rhash)
+        # The set for h+2 is fixed when h commits (validator changes made by block h will
+        # take effect there, as in CometBFT).
+        after = self.selector(h + 1).next_height()
         self.store.commit_block(h, block.encode(), encode(commit.to_wire()), rbytes, hashes,
-                                result.writes, tip)
+                                result.writes, tip, {h + 2: encode_selector(after)})
+        self._selectors = {k: v for k, v in self._selectors.items() if k >= h}
+        self._selectors[h + 2] = after
+        self.prepared.clear()
         self.tip = ChainTip(h, block.header.time_ms, block.hash(), commit, result.app_hash, rhash)
         evicted = self.mempool.update(hashes, self.store.state, next_ctx(self.store.state),
                                       self.cfg.mempool.recheck,
@@ -151,6 +201,16 @@ class Application:
 
     def result_at(self, height: int, index: int) -> TxResult:
         return TxResult.from_wire(decode(self.store.results_bytes(height))[index])
+
+
+def encode_selector(sel: ProposerSelector) -> bytes:
+    prios = sel.priorities
+    return encode([[[pk, p, prios[pk]] for pk, p in sel.powers.items()], sel.proposer])
+
+
+def decode_selector(raw: bytes) -> ProposerSelector:
+    vals, proposer = decode(raw)
+    return ProposerSelector({pk: p for pk, p, _ in vals}, {pk: pr for pk, _, pr in vals}, proposer)
 
 
 def now_ms() -> int:

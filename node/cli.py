@@ -188,7 +188,7 @@ def cmd_localnet_up(a) -> None:
     from localnet.cluster import LocalnetError, up
 
     try:
-        entries = up(Path(a.dir), a.n, a.base_port, block_interval=a.block_interval)
+        entries = up(Path(a.dir), a.n, a.base_port, timeout_commit=a.timeout_commit)
     except (LocalnetError, FileExistsError) as e:
         fail(str(e))
     for e in entries:
@@ -263,10 +263,12 @@ def build_parser() -> argparse.ArgumentParser:
     ln = sub.add_parser("localnet", help="run N nodes on 127.0.0.1").add_subparsers(
         dest="ln_cmd", required=True)
     s = ln.add_parser("up", help="create (first time) and start the nodes")
-    s.add_argument("-n", type=int, default=1)
+    s.add_argument("-n", type=int, default=None,
+                   help="number of validators, 1 to 7 (default 1 for a new localnet)")
     s.add_argument("--dir", default=".localnet")
     s.add_argument("--base-port", type=int, default=26657)
-    s.add_argument("--block-interval", default="250ms")
+    s.add_argument("--timeout-commit", default="250ms",
+                   help="pause after each commit: the idle block interval")
     s.set_defaults(fn=cmd_localnet_up)
     s = ln.add_parser("status", help="height, app hash and RPC URL of each node")
     s.add_argument("--dir", default=".localnet")

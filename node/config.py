@@ -36,15 +36,25 @@ class RPCConfig:
 @dataclass
 class P2PConfig:
     laddr: str = "tcp://127.0.0.1:26656"
+    # Comma-separated <node id>@host:port, as CometBFT's.
     persistent_peers: str = ""
+    # Node ids, besides the persistent peers, allowed to connect in (comma-separated).
+    allowed_peer_ids: str = ""
+    max_frame_bytes: int = 32 * 1024 * 1024
 
 
 @dataclass
 class ConsensusConfig:
-    block_interval: str = "250ms"
+    # Round timeouts grow by their delta each round (Tendermint's liveness rule).
+    timeout_propose: str = "1s"
+    timeout_propose_delta: str = "500ms"
+    timeout_prevote: str = "500ms"
+    timeout_prevote_delta: str = "250ms"
+    timeout_precommit: str = "500ms"
+    timeout_precommit_delta: str = "250ms"
+    # Pause after a commit before the next height: the idle block interval.
+    timeout_commit: str = "250ms"
     create_empty_blocks: bool = True
-    # With create_empty_blocks = false, still make an empty block after this long.
-    create_empty_blocks_interval: str = "0s"
 
 
 @dataclass
@@ -76,8 +86,8 @@ class Config:
         return _host_port(self.rpc.laddr)
 
     @property
-    def block_interval_ms(self) -> int:
-        return parse_duration_ms(self.consensus.block_interval)
+    def p2p_host_port(self) -> tuple[str, int]:
+        return _host_port(self.p2p.laddr)
 
 
 def _host_port(laddr: str) -> tuple[str, int]:
@@ -114,10 +124,13 @@ def load_config(path: Path) -> Config:
                 setattr(section, k, v)
         else:
             raise ConfigError(f"{path}: unknown setting {key}")
-    for d in (cfg.consensus.block_interval, cfg.consensus.create_empty_blocks_interval,
-              cfg.rpc.timeout_broadcast_tx_commit):
+    c = cfg.consensus
+    for d in (c.timeout_propose, c.timeout_propose_delta, c.timeout_prevote,
+              c.timeout_prevote_delta, c.timeout_precommit, c.timeout_precommit_delta,
+              c.timeout_commit, cfg.rpc.timeout_broadcast_tx_commit):
         parse_duration_ms(d)
     cfg.rpc_host_port
+    cfg.p2p_host_port
     return cfg
 
 

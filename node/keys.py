@@ -26,6 +26,11 @@ class KeyFileError(Exception):
     pass
 
 
+def node_id_of(pub_key: bytes) -> str:
+    """CometBFT node id: hex of the first 20 bytes of sha256(public key)."""
+    return hashlib.sha256(pub_key).digest()[:20].hex()
+
+
 @dataclass(frozen=True)
 class KeyPair:
     private: Ed25519PrivateKey
@@ -37,8 +42,7 @@ class KeyPair:
 
     @property
     def node_id(self) -> str:
-        """CometBFT node id: hex of the first 20 bytes of sha256(public key)."""
-        return hashlib.sha256(self.pub_key).digest()[:20].hex()
+        return node_id_of(self.pub_key)
 
     @staticmethod
     def generate() -> "KeyPair":

@@ -1,8 +1,10 @@
 """`perpchain start`: one node process, one root trio nursery.
 
-Opens the store (initialising it from genesis the first time), then runs the RPC server
-and the block producer. SIGTERM or SIGINT stops it cleanly; a `kill -9` is also safe,
-because every height is committed in one atomic fsynced batch (node/store.py).
+Opens the store (initialising it from genesis the first time), then runs the RPC server,
+the p2p transport, tx gossip and the BFT consensus driver. A node whose validator key is
+not in the validator set follows the chain as a full node. SIGTERM or SIGINT stops it
+cleanly; a `kill -9` is also safe: every height is committed in one atomic fsynced batch
+(node/store.py), and the consensus WAL and signer state are fsynced before any vote leaves.
 """
 
 import logging
@@ -10,21 +12,73 @@ import signal
 
 import trio
 
-from consensus.solo import SoloProposer
+from consensus.driver import MSG_TXS, Driver, DriverConfig
+from consensus.rounds import TimeoutConfig
 from node.app import Application
-from node.config import load_config
-from node.engine import run_solo
+from node.config import Config, parse_duration_ms
 from node.genesis import load_genesis
 from node.home import Home
 from node.keys import load_key
+from node.p2p import P2P, parse_peers
 from node.store import Store
 from rpc.server import serve_rpc
+from state import constants as C
 
 log = logging.getLogger("perpchain.node")
 
+TX_GOSSIP_BATCH = 2000
+TX_INGEST_QUEUE = 1000
+
+
+def driver_config(cfg: Config) -> DriverConfig:
+    c = cfg.consensus
+    d = parse_duration_ms
+    return DriverConfig(
+        TimeoutConfig(d(c.timeout_propose), d(c.timeout_propose_delta), d(c.timeout_prevote),
+                      d(c.timeout_prevote_delta), d(c.timeout_precommit),
+                      d(c.timeout_precommit_delta)),
+        d(c.timeout_commit), min(cfg.mempool.max_block_txs, C.MAX_BLOCK_TXS), C.MAX_BLOCK_BYTES,
+        c.create_empty_blocks)
+
+
+class TxGossip:
+    """Batches txs admitted to the mempool into few p2p frames; feeds peers' txs in."""
+
+    def __init__(self, app: Application):
+        self.app = app
+        self.p2p: P2P | None = None
+        self.pending: list[bytes] = []
+        self.wakeup = trio.Event()
+        self.ingest_send, self.ingest_recv = trio.open_memory_channel(TX_INGEST_QUEUE)
+
+    def queue(self, raws: list[bytes]) -> None:
+        self.pending.extend(raws)
+        self.wakeup.set()
+
+    def from_peer(self, peer: str, raws) -> None:
+        if type(raws) is not list or not all(type(r) is bytes for r in raws):
+            return
+        try:
+            self.ingest_send.send_nowait(raws)
+        except trio.WouldBlock:
+            pass  # gossip is best effort: the origin node still has the txs
+
+    async def flush_loop(self) -> None:
+        while True:
+            await self.wakeup.wait()
+            self.wakeup = trio.Event()
+            await trio.sleep(0.005)  # let a burst accumulate into one frame
+            batch, self.pending = self.pending, []
+            for i in range(0, len(batch), TX_GOSSIP_BATCH):
+                self.p2p.broadcast(MSG_TXS, batch[i:i + TX_GOSSIP_BATCH])
+
+    async def ingest_loop(self) -> None:
+        async for raws in self.ingest_recv:
+            await self.app.submit(raws, from_peer=True)
+
 
 async def run_node(home: Home) -> None:
-    cfg = load_config(home.config_file)
+    cfg = load_config_checked(home)
     genesis = load_genesis(home.genesis_file)
     node_key = load_key(home.node_key_file)
     val_key = load_key(home.validator_key_file) if home.validator_key_file.exists() else None
@@ -33,15 +87,36 @@ async def run_node(home: Home) -> None:
         app = Application(cfg, genesis, store, node_key, val_key)
         log.info("node %s chain %s at height %d, app hash %s", node_key.node_id, app.chain_id,
                  app.tip.height, app.tip.app_hash.hex())
+        is_validator = val_key is not None and genesis.validators.power_of(val_key.pub_key) > 0
+        driver = Driver(app.chain_id, app, driver_config(cfg), home.root / "data" / "cs.wal",
+                        home.root / "data" / "priv_validator_state.bin",
+                        val_key.private if is_validator else None,
+                        val_key.pub_key if is_validator else None)
+        gossip = TxGossip(app)
+
+        def on_message(peer: str, msg_type: int, body) -> None:
+            if msg_type == MSG_TXS:
+                gossip.from_peer(peer, body)
+            else:
+                driver.on_peer_message(peer, msg_type, body)
+
+        p2p = P2P(node_key, app.chain_id, cfg.p2p_host_port, parse_peers(cfg.p2p.persistent_peers),
+                  on_message, driver.on_peer_connect,
+                  tuple(x.strip() for x in cfg.p2p.allowed_peer_ids.split(",") if x.strip()),
+                  cfg.p2p.max_frame_bytes)
+        driver.net = p2p
+        gossip.p2p = p2p
+        app.gossip = gossip.queue
+        app.p2p = p2p
+        app.driver = driver
         async with trio.open_nursery() as nursery:
             await nursery.start(serve_rpc, app)
-            if val_key is not None and genesis.validators.power_of(val_key.pub_key):
-                proposer = SoloProposer(app.chain_id, val_key.private, val_key.pub_key,
-                                        genesis.validators)
-                await nursery.start(run_solo, app, proposer)
-            else:
-                log.warning("this node is not the validator: it serves RPC only")
-            log.info("RPC listening on %s", cfg.rpc.laddr)
+            await nursery.start(p2p.run)
+            nursery.start_soon(gossip.flush_loop)
+            nursery.start_soon(gossip.ingest_loop)
+            await nursery.start(driver.run)
+            log.info("RPC on %s, p2p on %s, %s", cfg.rpc.laddr, cfg.p2p.laddr,
+                     "validator" if is_validator else "full node (not a validator)")
             with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
                 async for sig in signals:
                     log.info("received %s, shutting down", signal.Signals(sig).name)
@@ -49,6 +124,11 @@ async def run_node(home: Home) -> None:
                     break
     finally:
         store.close()
+
+
+def load_config_checked(home: Home) -> Config:
+    from node.config import load_config
+    return load_config(home.config_file)
 
 
 def start(home: Home) -> None:

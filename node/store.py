@@ -11,6 +11,7 @@ last committed height with no half-written block.
     a/<height:8>         app hash after executing that height
     m/tip                [height, block_hash, time_ms, app_hash, results_hash]
     m/genesis            [app_hash_0, chain_id]
+    v/<height:8>         the validator set with proposer priorities for that height
 """
 
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ P_TXINDEX = b"t/"
 P_APPHASH = b"a/"
 K_TIP = b"m/tip"
 K_GENESIS = b"m/genesis"
+P_VALSET = b"v/"
 
 
 class StoreLocked(Exception):
@@ -149,8 +151,14 @@ class Store:
         return None if raw is None else tuple(_dec(raw))
 
     # -- writes ------------------------------------------------------------------------
-    def commit_genesis(self, writes, app_hash: bytes, chain_id: str, time_ms: int) -> None:
+    def valset_bytes(self, height: int) -> bytes | None:
+        return self.db.get(P_VALSET + _h(height))
+
+    def commit_genesis(self, writes, app_hash: bytes, chain_id: str, time_ms: int,
+                       valsets: dict[int, bytes]) -> None:
         with self.db.write_batch(transaction=True, sync=True) as wb:
+            for h, v in valsets.items():
+                wb.put(P_VALSET + _h(h), v)
             for k, v in writes:
                 if v is not None:
                     wb.put(P_STATE + k, v)
@@ -159,11 +167,14 @@ class Store:
         self.state.note_writes(writes)
 
     def commit_block(self, height: int, block: bytes, commit: bytes, results: bytes,
-                     tx_hashes: list[bytes], writes, tip: Tip) -> None:
+                     tx_hashes: list[bytes], writes, tip: Tip,
+                     valsets: dict[int, bytes] | None = None) -> None:
         """Everything about `height`, atomically and fsynced."""
         hb = _h(height)
         with self.db.write_batch(transaction=True, sync=True) as wb:
             put = wb.put
+            for h, v in (valsets or {}).items():
+                put(P_VALSET + _h(h), v)
             for k, v in writes:
                 if v is None:
                     wb.delete(P_STATE + k)

@@ -42,7 +42,7 @@ def perpchain(*args: str, check: bool = False, timeout: float = 120) -> subproce
 class Net:
     def __init__(self, d: Path):
         self.dir = d
-        self.entries = cluster.up(d, 1, free_port_pair(), block_interval="100ms")
+        self.entries = cluster.up(d, 1, free_port_pair(), timeout_commit="100ms")
         self.node = self.entries[0]
         self.url = self.node.rpc_url
 

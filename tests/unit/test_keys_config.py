@@ -34,15 +34,15 @@ def test_parse_address():
 
 def test_config_roundtrip_and_errors(tmp_path):
     cfg = Config(moniker="n1")
-    cfg.consensus.block_interval = "100ms"
+    cfg.consensus.timeout_commit = "100ms"
     f = tmp_path / "config.toml"
     f.write_text(render_config(cfg))
     again = load_config(f)
-    assert again == cfg and again.block_interval_ms == 100
+    assert again == cfg and parse_duration_ms(again.consensus.timeout_commit) == 100
     f.write_text(render_config(cfg) + "\n[mempool]\nsize_typo = 3\n")
     with pytest.raises(ConfigError):
         load_config(f)
-    f.write_text(render_config(cfg).replace('block_interval = "100ms"', 'block_interval = "fast"'))
+    f.write_text(render_config(cfg).replace('timeout_commit = "100ms"', 'timeout_commit = "fast"'))
     with pytest.raises(ConfigError, match="duration"):
         load_config(f)
     assert parse_duration_ms("2s") == 2000 and parse_duration_ms("1m") == 60_000

@@ -1,0 +1,599 @@
+"""The consensus driver: trio, timers, network and WAL around the pure `RoundState`.
+
+One task owns all consensus state and takes events from one inbox in arrival order:
+peer messages (proposals, votes, blocks, evidence, status, sync replies) and fired
+timeouts. For each it calls the pure step function (consensus/rounds.py) and performs
+the actions it returns:
+
+    ProposeBlock / BroadcastProposal  build (or re-use) a block, sign, fsync to WAL, gossip
+    BroadcastVote                     sign through the double-sign guard, fsync, gossip
+    ScheduleTimeout                   a timer task that posts the timeout to the inbox
+    FetchBlock                        ask peers for a block by hash
+    Commit                            execute + commit through the application, then
+                                      start the next height after `timeout_commit`
+    Evidence                          keep it; the next block this node proposes carries it
+
+Catch-up: every node announces its committed height (STATUS) on connect and after each
+commit. A node that learns a peer has committed the height it is working on asks it
+for blocks with their commits (GET_BLOCKS), verifies each commit against the validator
+set, applies them, and rejoins consensus at the new height.
+
+The application is reached only through the `Application` protocol below: consensus
+knows blocks, votes and validators, never markets.
+"""
+
+import logging
+import os
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Protocol
+
+import msgpack
+import trio
+
+from consensus import wal as W
+from consensus.messages import (PRECOMMIT, DecodeError, DoubleSignError, LastSigned, Proposal,
+                                SafeSigner, Vote, verify_proposal, verify_vote)
+from consensus.proposer import ProposerSelector
+from consensus.rounds import (BroadcastProposal, BroadcastVote, Commit as CommitAction,
+                              Evidence, FetchBlock, ProposeBlock, RoundSnapshot, RoundState,
+                              ScheduleTimeout, Timeout, TimeoutConfig)
+from consensus.types import (Block, ChainTip, Commit, CommitSig, Header, InvalidBlockHeader,
+                             InvalidCommit, MalformedBlock, Validator, ValidatorSet, block_time,
+                             data_hash,
+                             evidence_hash, validate_block)
+
+log = logging.getLogger("perpchain.consensus")
+
+# p2p message types (node/p2p.py carries them; 0 and 1 are its handshake).
+MSG_TXS = 10
+MSG_PROPOSAL = 11        # [proposal bytes, block bytes]
+MSG_VOTE = 12            # vote bytes
+MSG_STATUS = 13          # [committed height, current round]
+MSG_GET_BLOCKS = 14      # [from height, count]
+MSG_BLOCKS = 15          # [[block bytes, commit bytes]...]
+MSG_GET_BLOCK = 16       # [height, block hash]
+MSG_BLOCK = 17           # block bytes
+MSG_EVIDENCE = 18        # [vote a bytes, vote b bytes]
+
+SYNC_BATCH = 20
+STUCK_S = 1.0            # a height older than this re-sends own votes and may sync
+SYNC_TIMEOUT_S = 5.0
+INBOX_SIZE = 10_000
+MAX_PENDING_EVIDENCE = 100
+
+
+class Network(Protocol):
+    def broadcast(self, msg_type: int, body, exclude: str | None = None) -> None: ...
+    def send(self, peer_id: str, msg_type: int, body) -> None: ...
+    def drop(self, peer_id: str, why: str) -> None: ...
+
+
+class Application(Protocol):
+    """What consensus needs from the node (CometBFT's ABCI, in-process)."""
+    tip: ChainTip
+
+    def propose(self, max_txs: int, max_bytes: int) -> list[bytes]: ...
+    async def prepare_block(self, block: Block) -> None:
+        """Verify the block's tx signatures the node has not checked yet (threads)."""
+    def execute(self, block: Block): ...          # returns a result with .app_hash
+    def commit(self, block: Block, commit: Commit, result) -> None: ...
+    def selector(self, height: int) -> ProposerSelector: ...
+    def block_and_commit(self, height: int) -> tuple[bytes, bytes] | None: ...
+    async def wait_for_txs(self) -> None: ...
+
+
+@dataclass
+class DriverConfig:
+    timeouts: TimeoutConfig
+    timeout_commit_ms: int
+    max_block_txs: int
+    max_block_bytes: int
+    create_empty_blocks: bool = True
+
+
+def vals_of(sel: ProposerSelector) -> ValidatorSet:
+    return ValidatorSet.of(Validator(pk, p) for pk, p in sel.powers.items())
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def build_block(chain_id: str, tip: ChainTip, txs: list[bytes], proposer: bytes,
+                vals: ValidatorSet, last_vals: ValidatorSet | None,
+                evidence: tuple[tuple[bytes, bytes], ...] = ()) -> Block:
+    """The block a proposer makes on top of `tip` (its time is BFT time, not a clock)."""
+    if tip.height == 0:
+        t = tip.time_ms + 1
+    else:
+        t = block_time(tip.last_commit, last_vals or vals)
+    header = Header(chain_id, tip.height + 1, t, tip.block_hash,
+                    b"" if tip.last_commit is None else tip.last_commit.hash(),
+                    data_hash(txs), vals.hash(), tip.app_hash, tip.results_hash,
+                    evidence_hash(evidence), proposer)
+    return Block(header, tuple(txs), tip.last_commit, evidence)
+
+
+def _save_last_signed(path: Path, ls: LastSigned) -> None:
+    kind = "proposal" if isinstance(ls.message, Proposal) else "vote"
+    tmp = path.with_suffix(".tmp")
+    with open(tmp, "wb") as f:
+        f.write(msgpack.packb([ls.height, ls.round, ls.step, kind, ls.message.encode()]))
+        f.flush()
+        os.fsync(f.fileno())
+    tmp.replace(path)
+
+
+def _load_last_signed(path: Path) -> LastSigned | None:
+    try:
+        h, r, s, kind, msg = msgpack.unpackb(path.read_bytes(), raw=False)
+    except FileNotFoundError:
+        return None
+    m = Proposal.decode(msg) if kind == "proposal" else Vote.decode(msg)
+    return LastSigned(h, r, s, m)
+
+
+class Driver:
+    def __init__(self, chain_id: str, app: Application, cfg: DriverConfig, wal_path: Path,
+                 signer_state_path: Path, private_key=None, address: bytes | None = None):
+        self.chain_id, self.app, self.cfg = chain_id, app, cfg
+        self.net: Network | None = None
+        self.address = address or b""
+        self.signer = None
+        self.signer_state_path = Path(signer_state_path)
+        if private_key is not None:
+            self.signer = SafeSigner(private_key, chain_id, _load_last_signed(self.signer_state_path))
+        self.wal = W.WAL(wal_path)
+        self.send_ch, self.inbox = trio.open_memory_channel(INBOX_SIZE)
+        self.rs: RoundState | None = None
+        self.height = 0
+        self.blocks: dict[bytes, Block] = {}           # candidate blocks of this height
+        self.seen: set[bytes] = set()                  # proposals and votes of this height
+        self.height_started_at = 0.0
+        self.future: list[tuple[str, int, object]] = []  # messages for height + 1
+        self.peer_heights: dict[str, int] = {}
+        self.evidence: dict[tuple[bytes, bytes], None] = {}
+        self.committed_evidence: set[tuple[bytes, bytes]] = set()
+        self.sync_until = 0.0
+        self.syncing_from: str | None = None
+        self.nursery: trio.Nursery | None = None
+
+    # -- inputs (called from p2p tasks: never block) -------------------------------------------
+    def post(self, kind: str, peer: str | None, body) -> None:
+        try:
+            self.send_ch.send_nowait((kind, peer, body))
+        except trio.WouldBlock:
+            log.warning("consensus inbox full: dropping a %s message", kind)
+
+    def on_peer_message(self, peer: str, msg_type: int, body) -> None:
+        self.post("net", peer, (msg_type, body))
+
+    def on_peer_connect(self, peer: str) -> None:
+        self.post("connect", peer, None)
+
+    # -- main loop --------------------------------------------------------------------------
+    async def run(self, task_status=trio.TASK_STATUS_IGNORED) -> None:
+        async with trio.open_nursery() as nursery:
+            self.nursery = nursery
+            self._start_height(self.app.tip.height + 1, recover=True)
+            task_status.started()
+            nursery.start_soon(self._status_ticker)
+            async for kind, peer, body in self.inbox:
+                try:
+                    await self._handle(kind, peer, body)
+                except (DecodeError, MalformedBlock, msgpack.UnpackException, ValueError,
+                        TypeError) as e:
+                    if peer is not None and self.net is not None:
+                        self.net.drop(peer, f"bad {kind} message: {e}")
+                    else:
+                        raise
+
+    async def _status_ticker(self) -> None:
+        """Re-announce our height now and then, and re-send our own votes of the current
+        round: a peer that reconnected or lost messages can always make progress."""
+        while True:
+            await trio.sleep(1.0)
+            self.post("tick", None, None)
+
+    async def _handle(self, kind: str, peer: str | None, body) -> None:
+        if kind == "net":
+            msg_type, payload = body
+            await self._on_net(peer, msg_type, payload)
+        elif kind == "timeout":
+            t: Timeout = body
+            if self.rs is not None and t.height == self.height:
+                self.wal.write(self.height, W.TIMEOUT, [t.step, t.height, t.round])
+                self._do(self.rs.on_timeout(t, now_ms()))
+        elif kind == "start":
+            if body == self.height + 1 and self.app.tip.height == self.height:
+                self._start_height(body)
+        elif kind == "connect":
+            self._send_status(peer)
+            self._resend_current(peer)
+        elif kind == "tick":
+            if self.net is not None:
+                self.net.broadcast(MSG_STATUS, [self.app.tip.height, self.rs.round if self.rs else 0])
+            if trio.current_time() - self.height_started_at > STUCK_S:
+                self._resend_current(None)
+            self._maybe_sync()
+
+    # -- heights ----------------------------------------------------------------------------
+    def _start_height(self, height: int, recover: bool = False) -> None:
+        self.height = height
+        self.blocks = {}
+        self.seen = set()
+        self.height_started_at = trio.current_time()
+        sel = self.app.selector(height)
+        if self.rs is None:
+            self.rs = RoundState(self.address, sel, self.cfg.timeouts)
+        actions = None
+        if recover:
+            actions = self._recover(height, sel)
+        if actions is None:
+            actions = self.rs.start(height, now_ms(), sel)
+        self._do(actions)
+        pending, self.future = self.future, []
+        for kind, peer, body in pending:
+            self.post(kind, peer, body)
+
+    def _recover(self, height: int, sel: ProposerSelector):
+        """Rebuild the round state of an undecided height from the WAL after a restart."""
+        records = self.wal.for_height(height)
+        if not records:
+            return None
+        snap = None
+        for kind, body in records:
+            if kind == W.SIGNED and body[0] == "snapshot":
+                snap = RoundSnapshot(*body[1])
+        log.info("recovering height %d from %d WAL records", height, len(records))
+        self.rs = RoundState(self.address, sel, self.cfg.timeouts)
+        actions = self.rs.restore(snap, now_ms(), sel) if snap and snap.step != 4 else \
+            self.rs.start(height, now_ms(), sel)
+        # Inputs seen before the crash, and what this node signed, are replayed through
+        # the normal paths (peer None: not logged or gossiped again).
+        for kind, body in records:
+            if kind == W.PROPOSAL:
+                self.post("net", None, (MSG_PROPOSAL, body))
+            elif kind == W.VOTE:
+                self.post("net", None, (MSG_VOTE, body))
+            elif kind == W.BLOCK:
+                self.post("net", None, (MSG_BLOCK, body))
+            elif kind == W.SIGNED and body[0] == "vote":
+                self.post("net", None, (MSG_VOTE, body[1]))
+            elif kind == W.SIGNED and body[0] == "proposal":
+                self.post("net", None, (MSG_PROPOSAL, body[1:]))
+        return actions
+
+    def _snapshot_record(self) -> list:
+        s = self.rs.snapshot()
+        return ["snapshot", [s.height, s.round, s.step, s.locked_value, s.locked_round,
+                             s.valid_value, s.valid_round]]
+
+    # -- network messages -------------------------------------------------------------------
+    async def _on_net(self, peer: str | None, msg_type: int, body) -> None:
+        if msg_type == MSG_PROPOSAL:
+            await self._on_proposal(peer, body)
+        elif msg_type == MSG_VOTE:
+            self._on_vote(peer, body)
+        elif msg_type == MSG_BLOCK:
+            await self._on_fetched_block(peer, body)
+        elif msg_type == MSG_STATUS:
+            h, _ = body
+            if type(h) is not int:
+                raise ValueError("status height must be an int")
+            self.peer_heights[peer] = h
+            self._maybe_sync()
+        elif msg_type == MSG_GET_BLOCKS:
+            self._serve_blocks(peer, body)
+        elif msg_type == MSG_BLOCKS:
+            await self._on_blocks(peer, body)
+        elif msg_type == MSG_GET_BLOCK:
+            h, bh = body
+            blk = self.blocks.get(bh)
+            if blk is not None and self.net is not None:
+                self.net.send(peer, MSG_BLOCK, blk.encode())
+        elif msg_type == MSG_EVIDENCE:
+            self._on_evidence(peer, body)
+        else:
+            raise ValueError(f"unknown message type {msg_type}")
+
+    async def _on_proposal(self, peer: str | None, body) -> None:
+        pbytes, bbytes = body
+        p = Proposal.decode(pbytes)
+        if p.height > self.height:
+            self._future(p.height, (MSG_PROPOSAL, body), peer)
+            return
+        if p.height < self.height or self.rs is None or pbytes in self.seen:
+            return
+        if not verify_proposal(p, self.chain_id):
+            raise ValueError("proposal signature does not verify")
+        block = Block.decode(bbytes)
+        if block.hash() != p.block_hash:
+            raise ValueError("proposal's block does not match its hash")
+        if p.proposer != self.rs.proposer(p.round):
+            raise ValueError("proposal from a validator that is not this round's proposer")
+        self.seen.add(pbytes)
+        if peer is not None:
+            self.wal.write(self.height, W.PROPOSAL, [pbytes, bbytes])
+        valid = await self._check_block(block)
+        if self.rs is None or self.height != p.height:
+            return
+        if self.net is not None and peer is not None:
+            self.net.broadcast(MSG_PROPOSAL, body, exclude=peer)
+        self._do(self.rs.on_proposal(p, valid, now_ms()))
+
+    async def _check_block(self, block: Block) -> bool:
+        try:
+            sel = self.app.selector(self.height)
+            last = self.app.selector(self.height - 1) if self.height > 1 else None
+            validate_block(block, self.app.tip, self.chain_id, vals_of(sel),
+                           vals_of(last) if last else None)
+            for a, b in block.evidence:
+                self._check_evidence(a, b)
+        except (InvalidBlockHeader, ValueError, DecodeError) as e:
+            log.warning("invalid block %s at height %d: %s", block.hash().hex()[:12],
+                        block.header.height, e)
+            return False
+        self.blocks[block.hash()] = block
+        await self.app.prepare_block(block)
+        return True
+
+    def _on_vote(self, peer: str | None, body) -> None:
+        v = Vote.decode(body)
+        if v.height > self.height:
+            self._future(v.height, (MSG_VOTE, body), peer)
+            return
+        if v.height < self.height or self.rs is None:
+            return
+        if body in self.seen:
+            return
+        if not verify_vote(v, self.chain_id):
+            raise ValueError("vote signature does not verify")
+        self.seen.add(body)
+        if peer is not None:
+            self.wal.write(self.height, W.VOTE, body)
+            if self.net is not None:
+                self.net.broadcast(MSG_VOTE, body, exclude=peer)
+        self._do(self.rs.on_vote(v, now_ms()))
+
+    async def _on_fetched_block(self, peer: str | None, body) -> None:
+        block = Block.decode(body)
+        if self.rs is None or block.header.height != self.height:
+            return
+        if peer is not None:
+            self.wal.write(self.height, W.BLOCK, body)
+        valid = await self._check_block(block)
+        if self.rs is not None and self.height == block.header.height:
+            self._do(self.rs.on_block(block.hash(), valid, now_ms()))
+
+    def _future(self, height: int, msg, peer) -> None:
+        if height == self.height + 1 and len(self.future) < 1000:
+            self.future.append(("net", peer, msg))
+        if peer is not None:
+            self.peer_heights[peer] = max(self.peer_heights.get(peer, 0), height - 1)
+        self._maybe_sync()
+
+    # -- evidence ---------------------------------------------------------------------------
+    def _check_evidence(self, a: bytes, b: bytes) -> None:
+        va, vb = Vote.decode(a), Vote.decode(b)
+        if not (va.validator == vb.validator and va.height == vb.height and va.round == vb.round
+                and va.type == vb.type and va.block_hash != vb.block_hash):
+            raise ValueError("evidence votes do not conflict")
+        if not (verify_vote(va, self.chain_id) and verify_vote(vb, self.chain_id)):
+            raise ValueError("evidence vote signature does not verify")
+        if va.height > self.height:
+            raise ValueError("evidence from the future")
+
+    def _on_evidence(self, peer: str | None, body) -> None:
+        a, b = body
+        key = (a, b) if a < b else (b, a)
+        if key in self.evidence or key in self.committed_evidence:
+            return
+        self._check_evidence(*key)
+        self._add_evidence(key)
+        if self.net is not None:
+            self.net.broadcast(MSG_EVIDENCE, list(key), exclude=peer)
+
+    def _add_evidence(self, key: tuple[bytes, bytes]) -> None:
+        if len(self.evidence) < MAX_PENDING_EVIDENCE:
+            self.evidence[key] = None
+            log.warning("double signing detected: validator %s",
+                        Vote.decode(key[0]).validator.hex()[:16])
+
+    # -- actions ----------------------------------------------------------------------------
+    def _do(self, actions) -> None:
+        for a in actions:
+            if isinstance(a, ScheduleTimeout):
+                self.nursery.start_soon(self._timer, a.timeout, a.duration_ms)
+            elif isinstance(a, BroadcastVote):
+                self._sign_and_send_vote(a.vote)
+            elif isinstance(a, ProposeBlock):
+                self._propose(a.height, a.round)
+            elif isinstance(a, BroadcastProposal):
+                self._repropose(a)
+            elif isinstance(a, FetchBlock):
+                if self.net is not None:
+                    self.net.broadcast(MSG_GET_BLOCK, [a.height, a.block_hash])
+            elif isinstance(a, CommitAction):
+                self._commit(a)
+            elif isinstance(a, Evidence):
+                ea, eb = a.vote_a.encode(), a.vote_b.encode()
+                key = (ea, eb) if ea < eb else (eb, ea)
+                if key not in self.evidence and key not in self.committed_evidence:
+                    self._add_evidence(key)
+                    if self.net is not None:
+                        self.net.broadcast(MSG_EVIDENCE, list(key))
+            else:  # pragma: no cover
+                raise AssertionError(f"unknown action {a}")
+
+    async def _timer(self, t: Timeout, ms: int) -> None:
+        await trio.sleep(ms / 1000)
+        self.post("timeout", None, t)
+
+    def _persist_signed(self, kind: str, *data: bytes) -> None:
+        """Before a signed message leaves: signer state and WAL fsynced."""
+        _save_last_signed(self.signer_state_path, self.signer.last_signed)
+        self.wal.write(self.height, W.SIGNED, self._snapshot_record())
+        self.wal.write(self.height, W.SIGNED, [kind, *data], sync=True)
+
+    def _sign_and_send_vote(self, vote: Vote) -> None:
+        if self.signer is None:
+            return
+        t = now_ms()
+        blk = self.blocks.get(vote.block_hash)
+        if blk is not None:
+            t = max(t, blk.header.time_ms + 1)
+        try:
+            signed = self.signer.sign_vote(replace(vote, time_ms=t))
+        except DoubleSignError as e:
+            log.error("refused to sign: %s", e)
+            return
+        data = signed.encode()
+        self.seen.add(data)
+        self._persist_signed("vote", data)
+        if self.net is not None:
+            self.net.broadcast(MSG_VOTE, data)
+        self._do(self.rs.on_vote(signed, now_ms()))
+
+    def _propose(self, height: int, round_: int) -> None:
+        if self.signer is None:
+            return
+        txs = self.app.propose(self.cfg.max_block_txs, self.cfg.max_block_bytes)
+        sel = self.app.selector(height)
+        last = self.app.selector(height - 1) if height > 1 else None
+        evidence = tuple(list(self.evidence)[:MAX_PENDING_EVIDENCE])
+        block = build_block(self.chain_id, self.app.tip, txs, self.address, vals_of(sel),
+                            vals_of(last) if last else None, evidence)
+        self.blocks[block.hash()] = block
+        self._send_proposal(Proposal(height, round_, block.hash(), -1, self.address, b"",
+                                     now_ms()), block)
+
+    def _repropose(self, a: BroadcastProposal) -> None:
+        block = self.blocks.get(a.block_hash)
+        if self.signer is None or block is None:
+            return
+        self._send_proposal(Proposal(a.height, a.round, a.block_hash, a.pol_round, self.address,
+                                     b"", now_ms()), block)
+
+    def _send_proposal(self, p: Proposal, block: Block) -> None:
+        try:
+            signed = self.signer.sign_proposal(p)
+        except DoubleSignError as e:
+            log.error("refused to sign proposal: %s", e)
+            return
+        body = [signed.encode(), block.encode()]
+        self._persist_signed("proposal", *body)
+        if self.net is not None:
+            self.net.broadcast(MSG_PROPOSAL, body)
+        self._do(self.rs.on_proposal(signed, True, now_ms()))
+
+    def _commit(self, a: CommitAction) -> None:
+        block = self.blocks[a.block_hash]
+        sigs = tuple(sorted((CommitSig(v.validator, v.time_ms, v.signature)
+                             for v in a.precommits if v.type == PRECOMMIT),
+                            key=lambda s: s.validator))
+        commit = Commit(a.height, a.round, a.block_hash, sigs)
+        self._apply(block, commit)
+        self.nursery.start_soon(self._start_next, a.height + 1)
+
+    def _apply(self, block: Block, commit: Commit) -> None:
+        result = self.app.execute(block)
+        self.app.commit(block, commit, result)
+        self.wal.next_height()
+        for e in block.evidence:
+            self.evidence.pop(tuple(e), None)
+            self.committed_evidence.add(tuple(e))
+        if self.net is not None:
+            self.net.broadcast(MSG_STATUS, [self.app.tip.height, 0])
+
+    async def _start_next(self, height: int) -> None:
+        await trio.sleep(self.cfg.timeout_commit_ms / 1000)
+        if not self.cfg.create_empty_blocks:
+            await self.app.wait_for_txs()
+        self.post("start", None, height)
+
+    # -- catch-up -----------------------------------------------------------------------------
+    def _send_status(self, peer: str) -> None:
+        if self.net is not None:
+            self.net.send(peer, MSG_STATUS, [self.app.tip.height, self.rs.round if self.rs else 0])
+
+    def _resend_current(self, peer: str | None) -> None:
+        """Re-send this node's own proposal and votes of the current height."""
+        if self.net is None or self.rs is None or self.signer is None:
+            return
+        ls = self.signer.last_signed
+        if ls is None or ls.height != self.height:
+            return
+        send = (lambda t, b: self.net.send(peer, t, b)) if peer else self.net.broadcast
+        for r in range(max(0, self.rs.round - 1), self.rs.round + 1):
+            for vs in (self.rs.votes.prevotes(r), self.rs.votes.precommits(r)):
+                if vs is not None:
+                    own = vs.get(self.address)
+                    if own is not None:
+                        send(MSG_VOTE, own.encode())
+            p = self.rs.proposal(r)
+            if p is not None and p.proposer == self.address and p.block_hash in self.blocks:
+                send(MSG_PROPOSAL, [p.encode(), self.blocks[p.block_hash].encode()])
+
+    def _maybe_sync(self) -> None:
+        if self.net is None:
+            return
+        now = trio.current_time()
+        if self.syncing_from is not None and now < self.sync_until:
+            return
+        # A peer that committed our height and the next one means we fell behind; one
+        # that committed only ours, while we have been stuck on it, too.
+        stuck = now - self.height_started_at > STUCK_S
+        ahead = [(h, p) for p, h in self.peer_heights.items()
+                 if h > self.height or (h == self.height and stuck)]
+        if not ahead:
+            self.syncing_from = None
+            return
+        h, peer = max(ahead)
+        self.syncing_from = peer
+        self.sync_until = now + SYNC_TIMEOUT_S
+        count = min(SYNC_BATCH, h - self.app.tip.height)
+        self.net.send(peer, MSG_GET_BLOCKS, [self.app.tip.height + 1, count])
+
+    def _serve_blocks(self, peer: str, body) -> None:
+        start, count = body
+        if type(start) is not int or type(count) is not int:
+            raise ValueError("GET_BLOCKS needs two ints")
+        out = []
+        for h in range(start, start + min(count, SYNC_BATCH)):
+            bc = self.app.block_and_commit(h)
+            if bc is None:
+                break
+            out.append(list(bc))
+        if out and self.net is not None:
+            self.net.send(peer, MSG_BLOCKS, out)
+
+    async def _on_blocks(self, peer: str, body) -> None:
+        applied = 0
+        for bbytes, cbytes in body:
+            block = Block.decode(bbytes)
+            h = block.header.height
+            if h <= self.app.tip.height:
+                continue
+            if h != self.app.tip.height + 1:
+                break
+            commit = Commit.from_wire(msgpack.unpackb(cbytes, raw=False))
+            sel = self.app.selector(h)
+            last = self.app.selector(h - 1) if h > 1 else None
+            try:
+                validate_block(block, self.app.tip, self.chain_id, vals_of(sel),
+                               vals_of(last) if last else None)
+                commit.verify(self.chain_id, vals_of(sel), block.hash(), h)
+            except (InvalidBlockHeader, InvalidCommit) as e:
+                raise ValueError(f"synced block {h}: {e}") from None
+            await self.app.prepare_block(block)
+            self._apply(block, commit)
+            applied += 1
+        if self.syncing_from == peer:
+            self.syncing_from = None
+        if applied:
+            log.info("caught up %d blocks to height %d", applied, self.app.tip.height)
+            self._start_height(self.app.tip.height + 1)
+            self._maybe_sync()
