@@ -305,7 +305,7 @@ class Driver:
         if p.height > self.height:
             self._future(p.height, (MSG_PROPOSAL, body), peer)
             return
-        if p.height < self.height or self.rs is None or pbytes in self.seen:
+        if p.height < self.height or self.rs is None or pbytes in self.seen or self._decided():
             return
         if not verify_proposal(p, self.chain_id):
             raise ValueError("proposal signature does not verify")
@@ -360,13 +360,17 @@ class Driver:
 
     async def _on_fetched_block(self, peer: str | None, body) -> None:
         block = Block.decode(body)
-        if self.rs is None or block.header.height != self.height:
+        if self.rs is None or block.header.height != self.height or self._decided():
             return
         if peer is not None:
             self.wal.write(self.height, W.BLOCK, body)
         valid = await self._check_block(block)
         if self.rs is not None and self.height == block.header.height:
             self._do(self.rs.on_block(block.hash(), valid, now_ms()))
+
+    def _decided(self) -> bool:
+        """This height is committed; only the pause before the next one remains."""
+        return self.app.tip.height >= self.height
 
     def _future(self, height: int, msg, peer) -> None:
         if height == self.height + 1 and len(self.future) < 1000:

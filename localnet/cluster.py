@@ -91,7 +91,8 @@ def load(d: Path) -> list[NodeEntry]:
 
 
 def create(d: Path, n: int, base_port: int, chain_id: str,
-           timeout_commit: str = "250ms") -> list[NodeEntry]:
+           timeout_commit: str = "250ms", configure=None) -> list[NodeEntry]:
+    """`configure(cfg)`, if given, may adjust each node's Config before it is written."""
     if not 1 <= n <= MAX_NODES:
         raise LocalnetError(f"-n {n}: a localnet has 1 to {MAX_NODES} validators")
     d.mkdir(parents=True, exist_ok=True)
@@ -103,6 +104,8 @@ def create(d: Path, n: int, base_port: int, chain_id: str,
         cfg.rpc.laddr = f"tcp://127.0.0.1:{e.rpc_port}"
         cfg.p2p.laddr = f"tcp://127.0.0.1:{e.p2p_port}"
         cfg.consensus.timeout_commit = timeout_commit
+        if configure is not None:
+            configure(cfg)
         home, val_key = init_home(e.home, chain_id, genesis_time, cfg)
         entries.append(e)
         cfgs.append(cfg)
@@ -156,14 +159,14 @@ def _tail(path: Path, lines: int = 15) -> str:
 
 def up(d: Path = DEFAULT_DIR, n: int | None = None, base_port: int = 26657,
        chain_id: str = DEFAULT_CHAIN_ID, timeout: float = 30.0,
-       timeout_commit: str = "250ms") -> list[NodeEntry]:
+       timeout_commit: str = "250ms", configure=None) -> list[NodeEntry]:
     if _manifest(d).exists():
         entries = load(d)
         if n is not None and n != len(entries):
             raise LocalnetError(f"{d} holds a {len(entries)}-node localnet; use -n "
                                 f"{len(entries)} or another --dir")
     else:
-        entries = create(d, n or 1, base_port, chain_id, timeout_commit)
+        entries = create(d, n or 1, base_port, chain_id, timeout_commit, configure)
     for e in entries:
         if e.pid() is None:
             start_node(e)
@@ -179,11 +182,15 @@ def status(d: Path = DEFAULT_DIR) -> list[dict]:
                "height": None, "app_hash": None, "peers": 0, "round": 0}
         if row["pid"] is not None:
             try:
-                s = httpx.post(e.rpc_url, json={"jsonrpc": "2.0", "id": 1, "method": "status"},
-                               timeout=2.0).json()["result"]["sync_info"]
+                res = [r["result"] for r in sorted(httpx.post(e.rpc_url, json=[
+                    {"jsonrpc": "2.0", "id": i, "method": m}
+                    for i, m in enumerate(("status", "net_info", "consensus_state"))],
+                    timeout=2.0).json(), key=lambda r: r["id"])]
+                s, net, cs = res[0]["sync_info"], res[1], res[2]["round_state"]
                 row.update(running=True, height=int(s["latest_block_height"]),
-                           app_hash=s["latest_app_hash"])
-            except (httpx.HTTPError, KeyError, ValueError):
+                           app_hash=s["latest_app_hash"], peers=int(net["n_peers"]),
+                           round=int(cs["height/round/step"].split("/")[1]))
+            except (httpx.HTTPError, KeyError, ValueError, IndexError):
                 pass
         out.append(row)
     return out

@@ -53,6 +53,8 @@ def cmd_start(a) -> None:
     from node.run import start
     from node.store import StoreLocked
 
+    import faulthandler
+    faulthandler.enable()  # a crash in a C extension still leaves a stack in the log
     try:
         start(Home(Path(a.home)))
     except (ConfigError, GenesisError, KeyFileError, StoreLocked) as e:
@@ -307,5 +309,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> None:
+    import signal
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `perpchain ... | head` exits quietly
     args = build_parser().parse_args(argv)
     args.fn(args)

@@ -182,13 +182,13 @@ class P2P:
     # -- connections -------------------------------------------------------------------------
     async def _inbound(self, stream: trio.SocketStream) -> None:
         try:
-            peer_id = await self._handshake(stream, expected=None)
+            peer_id, reader = await self._handshake(stream, expected=None)
         except (Misbehaviour, trio.BrokenResourceError, trio.ClosedResourceError,
                 trio.TooSlowError, OSError) as e:
             log.info("inbound handshake failed: %s", e)
             await trio.aclose_forcefully(stream)
             return
-        await self._serve(Peer(peer_id, stream, dialer_id=peer_id, outbound=False))
+        await self._serve(Peer(peer_id, stream, dialer_id=peer_id, outbound=False), reader)
 
     async def _dial_loop(self, addr: PeerAddr) -> None:
         backoff = 0.1
@@ -200,7 +200,7 @@ class P2P:
                     stream = None
                 if stream is not None:
                     try:
-                        peer_id = await self._handshake(stream, expected=addr.node_id)
+                        peer_id, reader = await self._handshake(stream, expected=addr.node_id)
                     except (Misbehaviour, trio.BrokenResourceError, trio.ClosedResourceError,
                             trio.TooSlowError, OSError) as e:
                         log.info("handshake with %s failed: %s", addr, e)
@@ -208,12 +208,14 @@ class P2P:
                     else:
                         backoff = 0.1
                         await self._serve(Peer(peer_id, stream, dialer_id=self.node_id,
-                                               outbound=True))
+                                               outbound=True), reader)
             await trio.sleep(backoff)
             backoff = min(backoff * 2, MAX_BACKOFF_S)
 
-    async def _handshake(self, stream: trio.SocketStream, expected: str | None) -> str:
-        reader = FrameReader(stream, 4096)
+    async def _handshake(self, stream: trio.SocketStream,
+                         expected: str | None) -> tuple[str, FrameReader]:
+        """(peer node id, the reader, holding any frames that followed the handshake)."""
+        reader = FrameReader(stream, 4096)  # handshake frames are small
         challenge = os.urandom(32)
         with trio.fail_after(HANDSHAKE_TIMEOUT_S):
             await stream.send_all(_pack(0, [HELLO_DOMAIN, self.chain_id, self.key.pub_key,
@@ -243,9 +245,8 @@ class P2P:
                     [AUTH_DOMAIN, self.chain_id, challenge, peer_pub], use_bin_type=True))
             except (InvalidSignature, ValueError):
                 raise Misbehaviour("peer failed to prove its node key") from None
-        if reader.buf:
-            raise Misbehaviour("data before the handshake completed")
-        return peer_id
+        reader.max_frame = self.max_frame
+        return peer_id, reader
 
     def _keep(self, new: Peer) -> bool:
         """Register `new` unless a connection to that peer exists that wins the tie-break."""
@@ -262,12 +263,11 @@ class P2P:
             return True
         return False
 
-    async def _serve(self, peer: Peer) -> None:
+    async def _serve(self, peer: Peer, reader: FrameReader) -> None:
         if not self._keep(peer):
             await trio.aclose_forcefully(peer.stream)
             return
         log.info("peer %s connected (%s)", peer.node_id[:12], "out" if peer.outbound else "in")
-        reader = FrameReader(peer.stream, self.max_frame)
         try:
             with trio.CancelScope() as scope:
                 peer.cancel_scope = scope

@@ -39,32 +39,70 @@ def perpchain(*args: str, check: bool = False, timeout: float = 120) -> subproce
     return p
 
 
+def free_base_port(n: int) -> int:
+    """A base port p such that p + 10k and p - 1 + 10k are free for k < n."""
+    for _ in range(50):
+        p = free_port_pair()
+        ok = True
+        for k in range(1, n):
+            for q in (p + 10 * k, p - 1 + 10 * k):
+                try:
+                    with socket.socket() as s:
+                        s.bind(("127.0.0.1", q))
+                except OSError:
+                    ok = False
+        if ok:
+            return p
+    raise RuntimeError("no free ports")
+
+
+def fast_timeouts(cfg) -> None:
+    """Short round timeouts so fault tests move quickly on loopback."""
+    c = cfg.consensus
+    c.timeout_propose, c.timeout_propose_delta = "400ms", "200ms"
+    c.timeout_prevote, c.timeout_prevote_delta = "200ms", "100ms"
+    c.timeout_precommit, c.timeout_precommit_delta = "200ms", "100ms"
+
+
 class Net:
-    def __init__(self, d: Path):
+    def __init__(self, d: Path, n: int = 1):
         self.dir = d
-        self.entries = cluster.up(d, 1, free_port_pair(), timeout_commit="100ms")
+        self.entries = cluster.up(d, n, free_base_port(n), timeout_commit="100ms",
+                                  configure=fast_timeouts)
         self.node = self.entries[0]
         self.url = self.node.rpc_url
 
-    def client(self, key: KeyPair | None = None) -> Client:
-        return Client(self.url, key)
+    def client(self, key: KeyPair | None = None, k: int = 0) -> Client:
+        return Client(self.entries[k].rpc_url, key)
 
-    def kill9(self) -> None:
-        pid = self.node.pid()
-        os.kill(pid, signal.SIGKILL)
-        while self.node.pid() is not None:
+    def kill9(self, k: int = 0) -> None:
+        e = self.entries[k]
+        os.kill(e.pid(), signal.SIGKILL)
+        while e.pid() is not None:
             pass
 
     def restart(self) -> None:
-        cluster.up(self.dir, 1)
+        cluster.up(self.dir)
 
     def down(self) -> None:
         cluster.down(self.dir)
+
+    def heights(self) -> list[int | None]:
+        return [r["height"] for r in cluster.status(self.dir)]
 
 
 @pytest.fixture
 def net(tmp_path):
     n = Net(tmp_path / "localnet")
+    try:
+        yield n
+    finally:
+        n.down()
+
+
+@pytest.fixture
+def net4(tmp_path):
+    n = Net(tmp_path / "localnet4", 4)
     try:
         yield n
     finally:

@@ -1,0 +1,113 @@
+"""Four real validator processes on 127.0.0.1: BFT through crashes, a stall and a partition.
+
+After every test all nodes must agree on the block (hence the app hash) at every common
+height: the `agree` check fetches every header from every node.
+"""
+
+import os
+import signal
+import time
+
+import httpx
+import pytest
+
+from node.keys import KeyPair
+
+pytestmark = pytest.mark.e2e
+
+
+def wait_until(pred, timeout: float, what: str, poll: float = 0.1):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        v = pred()
+        if v:
+            return v
+        time.sleep(poll)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def headers(url: str, upto: int) -> dict[int, tuple[str, str]]:
+    """height -> (block hash, app hash in the header) for 1..upto, via `blockchain`."""
+    out = {}
+    http = httpx.Client(timeout=10)
+    hi = upto
+    while hi >= 1:
+        r = http.post(url, json={"jsonrpc": "2.0", "id": 1, "method": "blockchain",
+                                 "params": {"minHeight": "1", "maxHeight": str(hi)}}).json()
+        metas = r["result"]["block_metas"]
+        for m in metas:
+            out[int(m["header"]["height"])] = (m["block_id"]["hash"], m["header"]["app_hash"])
+        hi = min(out) - 1
+    return out
+
+
+def agree(net) -> int:
+    """Every running node has the same block at every height they share; returns that height."""
+    heights = [h for h in net.heights() if h is not None]
+    common = min(heights)
+    chains = [headers(e.rpc_url, common) for e, h in zip(net.entries, net.heights()) if h is not None]
+    for h in range(1, common + 1):
+        assert len({c[h] for c in chains}) == 1, f"nodes disagree at height {h}: {[c[h] for c in chains]}"
+    return common
+
+
+def height(net, k: int) -> int:
+    return net.client(k=k).height()
+
+
+def test_four_validators_commit_txs_and_agree(net4):
+    alice, bob = KeyPair.generate(), KeyPair.generate()
+    net4.client(alice, k=1).faucet()
+    out = net4.client(alice, k=2).transfer(bob.address, "7.5")
+    for k in range(4):  # the tx reached every node's state
+        c = net4.client(k=k)
+        wait_until(lambda: c.height() >= out.height, 10, f"node{k} at {out.height}")
+        assert c.account(bob.address)["balances"] == {"USDC": "7.5"}
+    st = [net4.client(k=k).status()["sync_info"] for k in range(4)]
+    assert {int(s["latest_block_height"]) for s in st}  # all answer
+    peers = httpx.get(net4.url + "/net_info", timeout=5).json()["result"]["n_peers"]
+    assert peers == "3"
+    vals = httpx.get(net4.url + "/validators", timeout=5).json()["result"]
+    assert vals["count"] == "4"
+    assert agree(net4) >= out.height
+
+
+def test_one_node_killed_the_rest_go_on_and_it_catches_up(net4):
+    wait_until(lambda: height(net4, 0) >= 3, 20, "first blocks")
+    net4.kill9(3)
+    h0 = height(net4, 0)
+    wait_until(lambda: height(net4, 0) >= h0 + 10, 30, "3 of 4 validators to keep committing")
+    net4.restart()
+    target = height(net4, 0)
+    wait_until(lambda: height(net4, 3) >= target, 30, "the restarted node to catch up")
+    wait_until(lambda: height(net4, 3) >= target + 3, 30, "the restarted node to follow")
+    agree(net4)
+
+
+def test_two_nodes_down_stalls_then_resumes_without_fork(net4):
+    wait_until(lambda: height(net4, 0) >= 3, 20, "first blocks")
+    net4.kill9(2)
+    net4.kill9(3)
+    time.sleep(1.0)  # a height in flight may still finish
+    stalled = height(net4, 0)
+    time.sleep(3.0)
+    assert height(net4, 0) <= stalled + 1, "2 of 4 validators must not commit"
+    assert height(net4, 1) <= stalled + 1
+    net4.restart()
+    wait_until(lambda: min(height(net4, k) for k in range(4)) >= stalled + 5, 40,
+               "commits to resume on all four")
+    agree(net4)
+
+
+def test_partitioned_node_catches_up_after_50_heights(net4):
+    wait_until(lambda: height(net4, 0) >= 3, 20, "first blocks")
+    pid = net4.entries[3].pid()
+    os.kill(pid, signal.SIGSTOP)  # cut off: it neither sends nor reads
+    try:
+        h0 = height(net4, 0)
+        wait_until(lambda: height(net4, 0) >= h0 + 50, 120, "50 heights without node3", poll=0.5)
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    target = height(net4, 0)
+    wait_until(lambda: height(net4, 3) >= target, 60, "the partitioned node to catch up")
+    agree(net4)
