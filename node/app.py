@@ -72,6 +72,8 @@ class Application:
         self._selectors: dict[int, ProposerSelector] = {}
         self.prepared: dict[bytes, Tx] = {}   # verified txs of blocks from other proposers
         self.gossip = None                    # set by the node: callable(list of raw txs)
+        self.p2p = None                       # set by the node (for net_info)
+        self.driver = None                    # set by the node (for consensus_state)
 
     def _load_tip(self) -> ChainTip:
         t = self.store.tip()

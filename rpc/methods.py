@@ -162,28 +162,62 @@ def _commit_json(c: Commit) -> dict:
                            for s in c.sigs]}
 
 
+def _header_json(hd) -> dict:
+    return {
+        "version": {"block": "11", "app": "1"}, "chain_id": hd.chain_id,
+        "height": str(hd.height), "time": ms_to_rfc3339(hd.time_ms),
+        "last_block_id": _block_id(hd.last_block_hash),
+        "last_commit_hash": _hex(hd.last_commit_hash), "data_hash": _hex(hd.data_hash),
+        "validators_hash": _hex(hd.validators_hash),
+        "next_validators_hash": _hex(hd.validators_hash), "consensus_hash": "",
+        "app_hash": _hex(hd.app_hash), "last_results_hash": _hex(hd.last_results_hash),
+        "evidence_hash": _hex(hd.evidence_hash), "proposer_address": hd.proposer.hex(),
+    }
+
+
 async def block(app: Application, p: dict) -> dict:
     h = _height_param(app, p)
     b = Block.decode(app.store.block_bytes(h))
-    hd = b.header
     return {
         "block_id": _block_id(b.hash()),
         "block": {
-            "header": {
-                "version": {"block": "11", "app": "1"}, "chain_id": hd.chain_id,
-                "height": str(hd.height), "time": ms_to_rfc3339(hd.time_ms),
-                "last_block_id": _block_id(hd.last_block_hash),
-                "last_commit_hash": _hex(hd.last_commit_hash), "data_hash": _hex(hd.data_hash),
-                "validators_hash": _hex(hd.validators_hash),
-                "next_validators_hash": _hex(hd.validators_hash), "consensus_hash": "",
-                "app_hash": _hex(hd.app_hash), "last_results_hash": _hex(hd.last_results_hash),
-                "evidence_hash": "", "proposer_address": hd.proposer.hex(),
-            },
+            "header": _header_json(b.header),
             "data": {"txs": [base64.b64encode(t).decode() for t in b.txs]},
-            "evidence": {"evidence": []},
+            "evidence": {"evidence": [{"type": "perpchain/DuplicateVoteEvidence",
+                                       "vote_a": base64.b64encode(a).decode(),
+                                       "vote_b": base64.b64encode(c).decode()}
+                                      for a, c in b.evidence]},
             "last_commit": None if b.last_commit is None else _commit_json(b.last_commit),
         },
     }
+
+
+BLOCKCHAIN_MAX = 20
+
+
+async def blockchain(app: Application, p: dict) -> dict:
+    """Headers of up to 20 blocks, newest first (CometBFT's `blockchain`)."""
+    latest = app.tip.height
+
+    def h(name, pos, default):
+        v = _unquote(_param(p, name, pos, required=False))
+        if v in (None, "", 0, "0"):
+            return default
+        try:
+            return int(v)
+        except (TypeError, ValueError):
+            raise RPCError(RPCCode.INVALID_PARAMS, f"{name} {v!r} is not an integer") from None
+
+    hi = min(h("maxHeight", 1, latest), latest)
+    lo = max(h("minHeight", 0, 1), 1, hi - BLOCKCHAIN_MAX + 1)
+    if lo > hi:
+        raise RPCError(RPCCode.HEIGHT_NOT_AVAILABLE, f"no blocks in [{lo}, {hi}]; latest is {latest}")
+    metas = []
+    for height in range(hi, lo - 1, -1):
+        b = Block.decode(app.store.block_bytes(height))
+        metas.append({"block_id": _block_id(b.hash()), "block_size": "0",
+                      "header": _header_json(b.header), "num_txs": str(len(b.txs))})
+    return {"last_height": str(latest), "block_metas": metas}
 
 
 async def commit(app: Application, p: dict) -> dict:
@@ -266,5 +300,48 @@ async def assets(app: Application, p: dict) -> dict:
                 "amount": format_amount(f.amount_quantums, params.asset_decimals(view, f.asset))}}
 
 
+async def net_info(app: Application, p: dict) -> dict:
+    net = app.p2p
+    peers = [] if net is None else [
+        {"node_info": {"id": pid, "network": app.chain_id}, "is_outbound": peer.outbound,
+         "remote_ip": _remote_ip(peer)} for pid, peer in sorted(net.peers.items())]
+    return {"listening": net is not None, "listeners": [app.cfg.p2p.laddr],
+            "n_peers": str(len(peers)), "peers": peers}
+
+
+def _remote_ip(peer) -> str:
+    try:
+        return peer.stream.socket.getpeername()[0]
+    except OSError:
+        return ""
+
+
+async def validators(app: Application, p: dict) -> dict:
+    v = _unquote(_param(p, "height", 0, required=False))
+    h = app.tip.height + 1 if v in (None, "") else _height_param(app, p)
+    try:
+        sel = app.selector(h)
+    except KeyError:
+        raise RPCError(RPCCode.HEIGHT_NOT_AVAILABLE, f"no validator set stored for height {h}") from None
+    prios = sel.priorities
+    vals = [{"address": pk.hex(), "pub_key": {"type": PUB_TYPE, "value": base64.b64encode(pk).decode()},
+             "voting_power": str(power), "proposer_priority": str(prios[pk])}
+            for pk, power in sel.powers.items()]
+    return {"block_height": str(h), "validators": vals, "count": str(len(vals)),
+            "total": str(len(vals))}
+
+
+async def consensus_state(app: Application, p: dict) -> dict:
+    d = app.driver
+    rs = None if d is None else d.rs
+    if rs is None:
+        return {"round_state": {"height/round/step": f"{app.tip.height + 1}/0/0"}}
+    return {"round_state": {"height/round/step": f"{rs.height}/{rs.round}/{int(rs.step)}",
+                            "height": str(rs.height), "round": rs.round, "step": int(rs.step),
+                            "proposer": {"address": rs.proposer(rs.round).hex()},
+                            "locked_round": rs.locked_round, "valid_round": rs.valid_round}}
+
+
 METHODS = {f.__name__: f for f in (health, status, block, commit, tx, broadcast_tx_sync,
-                                   broadcast_tx_commit, num_unconfirmed_txs, account, assets)}
+                                   broadcast_tx_commit, num_unconfirmed_txs, account, assets,
+                                   net_info, validators, consensus_state, blockchain)}
