@@ -226,10 +226,16 @@ def cmd_localnet_down(a) -> None:
 
 
 def cmd_bench(a) -> None:
+    import httpx
+
     from localnet.loadgen import run_bench
 
-    run_bench(a.node, accounts=a.accounts, txs=a.txs, batch=a.batch,
-              connections=a.connections)
+    urls = [u.rstrip("/") for u in (a.node or [DEFAULT_NODE])]
+    try:
+        run_bench(urls, accounts=a.accounts, txs=a.txs, batch=a.batch,
+                  connections=a.connections, rate=a.rate, seconds=a.seconds)
+    except httpx.HTTPError as e:
+        fail(f"cannot reach the node: {e}")
 
 
 # -- parser --------------------------------------------------------------------------------
@@ -298,8 +304,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true")
     s.set_defaults(fn=cmd_query_account)
 
-    s = sub.add_parser("bench", help="drive a running node with signed transfers; print figures")
-    s.add_argument("--node", default=DEFAULT_NODE)
+    s = sub.add_parser("bench", help="drive a running network with signed transfers; print figures")
+    s.add_argument("--node", action="append",
+                   help="RPC URL of a node to submit to (repeat to spread the load)")
+    s.add_argument("--rate", type=int, default=2500, help="txs/s of the steady-load phase")
+    s.add_argument("--seconds", type=float, default=10.0, help="length of the steady phase")
     s.add_argument("--accounts", type=int, default=200)
     s.add_argument("--txs", type=int, default=40_000)
     s.add_argument("--batch", type=int, default=500, help="txs per JSON-RPC batch request")
