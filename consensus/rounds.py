@@ -333,9 +333,11 @@ class RoundState:
     def restore(self, snap: RoundSnapshot, now_ms: int, validators: ProposerSelector | None = None) -> list[Action]:
         """Resume an undecided height from a snapshot after a restart.
 
-        ``validators`` must be the set of ``snap.height`` (defaults to advancing
-        the constructor's set like ``start``). Votes and proposals seen before
-        the crash are gone; peers re-gossip them.
+        ``validators`` is the set of ``snap.height``; if omitted, a fresh
+        object uses the constructor's set. Votes and proposals seen before the
+        crash are gone; peers re-gossip them. The driver must also restore its
+        signer's last-signed state, so a re-proposal or re-vote in the restored
+        round returns the message signed before the crash.
         """
         if snap.step == COMMIT:
             raise ValueError("a decided height is restored from the block store: start the next height")
@@ -387,7 +389,14 @@ class RoundState:
     # -- events ------------------------------------------------------------------------
 
     def on_proposal(self, proposal: Proposal, block_is_valid: bool, now_ms: int) -> list[Action]:
-        """A proposal whose block the driver fetched and validated (signature already verified)."""
+        """A proposal whose block the driver fetched and validated (signature already verified).
+
+        Ignored unless it is for this height, for a round no later than the
+        current round + 1 (CometBFT drops later ones; peers re-gossip them),
+        from that round's proposer, with ``-1 <= pol_round < round``. The first
+        proposal of a round is the one acted on; later ones only record their
+        value's validity.
+        """
         if proposal.height != self.height or self.step == COMMIT:
             return []
         r = proposal.round
