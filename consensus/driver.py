@@ -137,8 +137,12 @@ def _load_last_signed(path: Path) -> LastSigned | None:
 
 class Driver:
     def __init__(self, chain_id: str, app: Application, cfg: DriverConfig, wal_path: Path,
-                 signer_state_path: Path, private_key=None, address: bytes | None = None):
+                 signer_state_path: Path, private_key=None, address: bytes | None = None,
+                 clock=None):
+        """`clock()` gives milliseconds for vote and proposal times (wall clock by default;
+        a simulation passes its fake clock)."""
         self.chain_id, self.app, self.cfg = chain_id, app, cfg
+        self.now_ms = clock or now_ms
         self.net: Network | None = None
         self.address = address or b""
         self.signer = None
@@ -205,7 +209,7 @@ class Driver:
             t: Timeout = body
             if self.rs is not None and t.height == self.height:
                 self.wal.write(self.height, W.TIMEOUT, [t.step, t.height, t.round])
-                self._do(self.rs.on_timeout(t, now_ms()))
+                self._do(self.rs.on_timeout(t, self.now_ms()))
         elif kind == "start":
             if body == self.height + 1 and self.app.tip.height == self.height:
                 self._start_height(body)
@@ -232,7 +236,7 @@ class Driver:
         if recover:
             actions = self._recover(height, sel)
         if actions is None:
-            actions = self.rs.start(height, now_ms(), sel)
+            actions = self.rs.start(height, self.now_ms(), sel)
         self._do(actions)
         pending, self.future = self.future, []
         for kind, peer, body in pending:
@@ -249,8 +253,8 @@ class Driver:
                 snap = RoundSnapshot(*body[1])
         log.info("recovering height %d from %d WAL records", height, len(records))
         self.rs = RoundState(self.address, sel, self.cfg.timeouts)
-        actions = self.rs.restore(snap, now_ms(), sel) if snap and snap.step != 4 else \
-            self.rs.start(height, now_ms(), sel)
+        actions = self.rs.restore(snap, self.now_ms(), sel) if snap and snap.step != 4 else \
+            self.rs.start(height, self.now_ms(), sel)
         # Inputs seen before the crash, and what this node signed, are replayed through
         # the normal paths (peer None: not logged or gossiped again).
         for kind, body in records:
@@ -322,7 +326,7 @@ class Driver:
             return
         if self.net is not None and peer is not None:
             self.net.broadcast(MSG_PROPOSAL, body, exclude=peer)
-        self._do(self.rs.on_proposal(p, valid, now_ms()))
+        self._do(self.rs.on_proposal(p, valid, self.now_ms()))
 
     async def _check_block(self, block: Block) -> bool:
         try:
@@ -356,7 +360,7 @@ class Driver:
             self.wal.write(self.height, W.VOTE, body)
             if self.net is not None:
                 self.net.broadcast(MSG_VOTE, body, exclude=peer)
-        self._do(self.rs.on_vote(v, now_ms()))
+        self._do(self.rs.on_vote(v, self.now_ms()))
 
     async def _on_fetched_block(self, peer: str | None, body) -> None:
         block = Block.decode(body)
@@ -366,7 +370,7 @@ class Driver:
             self.wal.write(self.height, W.BLOCK, body)
         valid = await self._check_block(block)
         if self.rs is not None and self.height == block.header.height:
-            self._do(self.rs.on_block(block.hash(), valid, now_ms()))
+            self._do(self.rs.on_block(block.hash(), valid, self.now_ms()))
 
     def _decided(self) -> bool:
         """This height is committed; only the pause before the next one remains."""
@@ -445,7 +449,7 @@ class Driver:
     def _sign_and_send_vote(self, vote: Vote) -> None:
         if self.signer is None:
             return
-        t = now_ms()
+        t = self.now_ms()
         blk = self.blocks.get(vote.block_hash)
         if blk is not None:
             t = max(t, blk.header.time_ms + 1)
@@ -459,7 +463,7 @@ class Driver:
         self._persist_signed("vote", data)
         if self.net is not None:
             self.net.broadcast(MSG_VOTE, data)
-        self._do(self.rs.on_vote(signed, now_ms()))
+        self._do(self.rs.on_vote(signed, self.now_ms()))
 
     def _propose(self, height: int, round_: int) -> None:
         if self.signer is None:
@@ -472,14 +476,14 @@ class Driver:
                             vals_of(last) if last else None, evidence)
         self.blocks[block.hash()] = block
         self._send_proposal(Proposal(height, round_, block.hash(), -1, self.address, b"",
-                                     now_ms()), block)
+                                     self.now_ms()), block)
 
     def _repropose(self, a: BroadcastProposal) -> None:
         block = self.blocks.get(a.block_hash)
         if self.signer is None or block is None:
             return
         self._send_proposal(Proposal(a.height, a.round, a.block_hash, a.pol_round, self.address,
-                                     b"", now_ms()), block)
+                                     b"", self.now_ms()), block)
 
     def _send_proposal(self, p: Proposal, block: Block) -> None:
         try:
@@ -491,7 +495,7 @@ class Driver:
         self._persist_signed("proposal", *body)
         if self.net is not None:
             self.net.broadcast(MSG_PROPOSAL, body)
-        self._do(self.rs.on_proposal(signed, True, now_ms()))
+        self._do(self.rs.on_proposal(signed, True, self.now_ms()))
 
     def _commit(self, a: CommitAction) -> None:
         block = self.blocks[a.block_hash]

@@ -68,7 +68,8 @@ class MempoolConfig:
 
 @dataclass
 class VerifierConfig:
-    # Threads that check Ed25519 signatures (the check releases the GIL). 0 = CPU count.
+    # Threads that check Ed25519 signatures (the check releases the GIL). 0 = CPU count,
+    # -1 = no threads (verify inline; for deterministic simulations).
     threads: int = 0
 
 

@@ -21,13 +21,18 @@ def _verify_chunk(txs: list[Tx]) -> list[bool]:
 
 class Verifier:
     def __init__(self, threads: int = 0):
-        self.threads = threads or os.cpu_count() or 1
+        """`threads`: worker threads (0 = one per CPU; -1 = verify inline on the calling
+        task, for deterministic simulations)."""
+        self.inline = threads < 0
+        self.threads = max(1, threads if threads > 0 else (os.cpu_count() or 1))
         self.limiter = trio.CapacityLimiter(self.threads)
 
     async def verify(self, txs: list[Tx]) -> list[bool]:
         """One bool per tx, in order; the work is split over the worker threads."""
         if not txs:
             return []
+        if self.inline:
+            return _verify_chunk(txs)
         n = max(MIN_CHUNK, -(-len(txs) // self.threads))
         chunks = [txs[i:i + n] for i in range(0, len(txs), n)]
         results: list[list[bool]] = [[] for _ in chunks]
