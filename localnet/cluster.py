@@ -20,15 +20,12 @@ from pathlib import Path
 
 import httpx
 
-from node.config import Config, render_config
-from node.genesis import make_genesis_doc, save_genesis
-from node.home import Home, init_home
-from node.keys import load_key
+from localnet.network import NodeSpec, build_network
 
 DEFAULT_DIR = Path(".localnet")
 DEFAULT_CHAIN_ID = "perpchain-localnet"
 MAX_NODES = 7
-VALIDATOR_POWER = 10
+DEFAULT_NODES = 4
 
 
 class LocalnetError(Exception):
@@ -96,27 +93,11 @@ def create(d: Path, n: int, base_port: int, chain_id: str,
     if not 1 <= n <= MAX_NODES:
         raise LocalnetError(f"-n {n}: a localnet has 1 to {MAX_NODES} validators")
     d.mkdir(parents=True, exist_ok=True)
-    genesis_time = time.time_ns() // 1_000_000
-    entries, cfgs, vals = [], [], []
-    for k in range(n):
-        e = NodeEntry(k, d / f"node{k}", base_port + 10 * k, base_port - 1 + 10 * k)
-        cfg = Config(moniker=f"node{k}")
-        cfg.rpc.laddr = f"tcp://127.0.0.1:{e.rpc_port}"
-        cfg.p2p.laddr = f"tcp://127.0.0.1:{e.p2p_port}"
-        cfg.consensus.timeout_commit = timeout_commit
-        if configure is not None:
-            configure(cfg)
-        home, val_key = init_home(e.home, chain_id, genesis_time, cfg)
-        entries.append(e)
-        cfgs.append(cfg)
-        vals.append((val_key.pub_key, VALIDATOR_POWER, f"node{k}"))
-    node_ids = [load_key(Home(e.home).node_key_file).node_id for e in entries]
-    doc = make_genesis_doc(chain_id, genesis_time, vals)
-    for e, cfg in zip(entries, cfgs):
-        cfg.p2p.persistent_peers = ",".join(
-            f"{nid}@127.0.0.1:{o.p2p_port}" for nid, o in zip(node_ids, entries) if o is not e)
-        Home(e.home).config_file.write_text(render_config(cfg))
-        save_genesis(Home(e.home).genesis_file, doc)
+    entries = [NodeEntry(k, d / f"node{k}", base_port + 10 * k, base_port - 1 + 10 * k)
+               for k in range(n)]
+    build_network([NodeSpec(e.home, f"node{e.index}", f"tcp://127.0.0.1:{e.p2p_port}",
+                            f"127.0.0.1:{e.p2p_port}", f"tcp://127.0.0.1:{e.rpc_port}")
+                   for e in entries], chain_id, timeout_commit, configure)
     _manifest(d).write_text(json.dumps({
         "chain_id": chain_id,
         "nodes": [{"index": e.index, "home": e.home.name, "rpc_port": e.rpc_port,
@@ -166,7 +147,7 @@ def up(d: Path = DEFAULT_DIR, n: int | None = None, base_port: int = 26657,
             raise LocalnetError(f"{d} holds a {len(entries)}-node localnet; use -n "
                                 f"{len(entries)} or another --dir")
     else:
-        entries = create(d, n or 1, base_port, chain_id, timeout_commit, configure)
+        entries = create(d, n or DEFAULT_NODES, base_port, chain_id, timeout_commit, configure)
     for e in entries:
         if e.pid() is None:
             start_node(e)

@@ -225,6 +225,23 @@ def cmd_localnet_down(a) -> None:
     print(f"stopped {len(stopped)} node(s)")
 
 
+def cmd_testnet(a) -> None:
+    from localnet.network import NodeSpec, build_network
+
+    if len(a.hostname) != a.v:
+        fail(f"--v {a.v} needs {a.v} --hostname values, got {len(a.hostname)}", 2)
+    out = Path(a.o)
+    specs = [NodeSpec(out / f"node{k}", f"node{k}", f"tcp://0.0.0.0:{a.p2p_port}",
+                      f"{host}:{a.p2p_port}", f"tcp://{a.rpc_host}:{a.rpc_port}")
+             for k, host in enumerate(a.hostname)]
+    try:
+        homes = build_network(specs, a.chain_id)
+    except FileExistsError as e:
+        fail(str(e))
+    for k, (h, host) in enumerate(zip(homes, a.hostname)):
+        print(f"node{k}: {h.root}  (copy to {host}; run: perpchain start --home <dir>)")
+
+
 def cmd_bench(a) -> None:
     import httpx
 
@@ -272,7 +289,7 @@ def build_parser() -> argparse.ArgumentParser:
         dest="ln_cmd", required=True)
     s = ln.add_parser("up", help="create (first time) and start the nodes")
     s.add_argument("-n", type=int, default=None,
-                   help="number of validators, 1 to 7 (default 1 for a new localnet)")
+                   help="number of validators, 1 to 7 (default 4 for a new localnet)")
     s.add_argument("--dir", default=".localnet")
     s.add_argument("--base-port", type=int, default=26657)
     s.add_argument("--timeout-commit", default="250ms",
@@ -303,6 +320,18 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--node", default=DEFAULT_NODE)
     s.add_argument("--json", action="store_true")
     s.set_defaults(fn=cmd_query_account)
+
+    s = sub.add_parser("testnet", help="write node homes for a network spread over machines")
+    s.add_argument("--v", type=int, required=True, help="number of validators")
+    s.add_argument("--hostname", action="append", default=[], required=True,
+                   help="host of validator k, in order (repeat --v times)")
+    s.add_argument("--o", required=True, help="output directory (node0, node1, ...)")
+    s.add_argument("--chain-id", default="perpchain-testnet")
+    s.add_argument("--p2p-port", type=int, default=26656)
+    s.add_argument("--rpc-port", type=int, default=26657)
+    s.add_argument("--rpc-host", default="127.0.0.1",
+                   help="RPC listen host on each machine (0.0.0.0 exposes it)")
+    s.set_defaults(fn=cmd_testnet)
 
     s = sub.add_parser("bench", help="drive a running network with signed transfers; print figures")
     s.add_argument("--node", action="append",

@@ -13,7 +13,6 @@ import msgpack
 import pytest
 
 from node.keys import KeyPair
-from rpc.client import RPCClientError, TxRejected
 from state import constants as C
 from state.errors import Code
 from state.tx import build_tx
