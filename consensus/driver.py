@@ -191,8 +191,8 @@ class Driver:
                         TypeError) as e:
                     if peer is not None and self.net is not None:
                         self.net.drop(peer, f"bad {kind} message: {e}")
-                    else:
-                        raise
+                    else:  # a replayed WAL record: skip it, the peers will re-send
+                        log.warning("skipping an unusable %s input: %s", kind, e)
 
     async def _status_ticker(self) -> None:
         """Re-announce our height now and then, and re-send our own votes of the current

@@ -263,6 +263,26 @@ class P2P:
             return True
         return False
 
+    async def _read(self, peer: Peer, reader: FrameReader) -> None:
+        """Deliver frames until the peer hangs up, breaks a rule or the link fails."""
+        try:
+            while True:
+                msg = await reader.next()
+                if msg is None:
+                    return
+                self.on_message(peer.node_id, msg[0], msg[1])
+        except Misbehaviour as e:
+            log.warning("peer %s misbehaved: %s", peer.node_id[:12], e)
+        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as e:
+            log.info("peer %s connection lost: %s", peer.node_id[:12], e)
+
+    async def _write(self, peer: Peer, scope: trio.CancelScope) -> None:
+        try:
+            await peer.writer()
+        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as e:
+            log.info("peer %s connection lost while sending: %s", peer.node_id[:12], e)
+            scope.cancel()
+
     async def _serve(self, peer: Peer, reader: FrameReader) -> None:
         if not self._keep(peer):
             await trio.aclose_forcefully(peer.stream)
@@ -274,19 +294,11 @@ class P2P:
                 if peer.closed:
                     scope.cancel()
                 async with trio.open_nursery() as nursery:
-                    nursery.start_soon(peer.writer)
+                    nursery.start_soon(self._write, peer, scope)
                     if self.on_connect is not None:
                         self.on_connect(peer.node_id)
-                    while True:
-                        msg = await reader.next()
-                        if msg is None:
-                            break
-                        self.on_message(peer.node_id, msg[0], msg[1])
+                    await self._read(peer, reader)
                     nursery.cancel_scope.cancel()
-        except Misbehaviour as e:
-            log.warning("peer %s misbehaved: %s", peer.node_id[:12], e)
-        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as e:
-            log.info("peer %s connection lost: %s", peer.node_id[:12], e)
         finally:
             peer.closed = True
             if self.peers.get(peer.node_id) is peer:
