@@ -58,6 +58,7 @@ MSG_BLOCK = 17           # block bytes
 MSG_EVIDENCE = 18        # [vote a bytes, vote b bytes]
 
 SYNC_BATCH = 20
+SYNC_MAX_BYTES = 8 * 1024 * 1024   # per reply, well under the p2p frame limit
 STUCK_S = 1.0            # a height older than this re-sends own votes and may sync
 SYNC_TIMEOUT_S = 5.0
 INBOX_SIZE = 10_000
@@ -569,12 +570,13 @@ class Driver:
         start, count = body
         if type(start) is not int or type(count) is not int:
             raise ValueError("GET_BLOCKS needs two ints")
-        out = []
+        out, size = [], 0
         for h in range(start, start + min(count, SYNC_BATCH)):
             bc = self.app.block_and_commit(h)
-            if bc is None:
+            if bc is None or (out and size + len(bc[0]) + len(bc[1]) > SYNC_MAX_BYTES):
                 break
             out.append(list(bc))
+            size += len(bc[0]) + len(bc[1])
         if out and self.net is not None:
             self.net.send(peer, MSG_BLOCKS, out)
 
