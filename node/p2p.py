@@ -41,7 +41,8 @@ HELLO_DOMAIN = "perpchain/p2p/1"
 AUTH_DOMAIN = "perpchain/p2p-auth/1"
 HANDSHAKE_TIMEOUT_S = 5.0
 MAX_BACKOFF_S = 5.0
-SEND_QUEUE_FRAMES = 100_000   # a peer that lets this many frames pile up is dropped
+SEND_QUEUE_FRAMES = 100_000   # a peer that lets this many frames pile up is dropped ...
+SEND_QUEUE_BYTES = 128 * 1024 * 1024   # ... or this many bytes
 _LEN = struct.Struct(">I")
 
 
@@ -110,6 +111,7 @@ class Peer:
     def __init__(self, node_id: str, stream: trio.SocketStream, dialer_id: str, outbound: bool):
         self.node_id, self.stream, self.dialer_id, self.outbound = node_id, stream, dialer_id, outbound
         self.queue: deque[bytes] = deque()
+        self.queued_bytes = 0
         self.wakeup = trio.Event()
         self.closed = False
         self.cancel_scope: trio.CancelScope | None = None
@@ -117,11 +119,12 @@ class Peer:
     def send(self, frame: bytes) -> None:
         if self.closed:
             return
-        if len(self.queue) >= SEND_QUEUE_FRAMES:
+        if len(self.queue) >= SEND_QUEUE_FRAMES or self.queued_bytes > SEND_QUEUE_BYTES:
             log.warning("peer %s is not reading: dropping it", self.node_id[:12])
             self.close()
             return
         self.queue.append(frame)
+        self.queued_bytes += len(frame)
         self.wakeup.set()
 
     def close(self) -> None:
@@ -137,6 +140,7 @@ class Peer:
                 continue
             frames = b"".join(self.queue)
             self.queue.clear()
+            self.queued_bytes = 0
             await self.stream.send_all(frames)
 
 
