@@ -3,6 +3,16 @@
 The JSON follows CometBFT's top level (genesis_time, chain_id, initial_height, validators,
 app_state); amounts are decimal strings in asset units. `load_genesis` validates it fully
 and converts it to `state.genesis.GenesisState` and a consensus `ValidatorSet`.
+
+Trading sections of app_state (all optional; see `make_genesis_doc` for a full example):
+    markets      [{id, symbol, kind "perp"|"spot", base, base_decimals, tick_size (quote units),
+                   lot_size, min_size (base units), margin_tiers [{notional, max_leverage}],
+                   maker_fee_ppm, taker_fee_ppm, impact_notional (quote units)}]
+    collateral   [{asset, weight_ppm}]            non-quote assets that count as margin
+    oracle       {max_age_ms, min_power_ppm, mark_ema_ms, prices [{asset, price}]}
+    fees         {fee_account, tiers [{min_volume, taker_reduction_ppm, maker_reduction_ppm}]}
+    governance   {authority}                      the address that may sign gov_* actions
+Prices, sizes and notionals are decimal strings; ppm values and decimals are integers.
 """
 
 import base64
@@ -15,7 +25,8 @@ from consensus.types import Validator, ValidatorSet
 from node.keys import PUB_TYPE, parse_address
 from state import constants as C
 from state.amounts import AmountError, parse_amount
-from state.genesis import GenesisState
+from state.genesis import DEFAULT_FEE_ACCOUNT, DEFAULT_ORACLE, GenesisState
+from state.markets import PERP, SPOT, FeeParams, FeeTier, OracleParams
 from state.params import FaucetParams
 
 
@@ -50,11 +61,53 @@ def rfc3339_to_ms(text: str) -> int:
     return (delta.days * 86_400 + delta.seconds) * 1000 + delta.microseconds // 1000
 
 
+def default_trading_app_state(authority: bytes) -> dict:
+    """A realistic localnet exchange: BTC-USD and ETH-USD perps, a BTC/USDC spot market,
+    BTC as collateral at 90%, Hyperliquid-like fees and volume tiers."""
+    return {
+        "markets": [
+            {"id": 1, "symbol": "BTC-USD", "kind": "perp", "base": "BTC", "base_decimals": 8,
+             "tick_size": "0.1", "lot_size": "0.0001", "min_size": "0.0001",
+             "margin_tiers": [{"notional": "0", "max_leverage": 40},
+                              {"notional": "5000000", "max_leverage": 20},
+                              {"notional": "20000000", "max_leverage": 10}],
+             "maker_fee_ppm": 150, "taker_fee_ppm": 450, "impact_notional": "20000"},
+            {"id": 2, "symbol": "ETH-USD", "kind": "perp", "base": "ETH", "base_decimals": 8,
+             "tick_size": "0.01", "lot_size": "0.001", "min_size": "0.001",
+             "margin_tiers": [{"notional": "0", "max_leverage": 25},
+                              {"notional": "2000000", "max_leverage": 10}],
+             "maker_fee_ppm": 150, "taker_fee_ppm": 450, "impact_notional": "20000"},
+            {"id": 3, "symbol": "BTC/USDC", "kind": "spot", "base": "BTC", "base_decimals": 8,
+             "tick_size": "0.1", "lot_size": "0.0001", "min_size": "0.0001",
+             "margin_tiers": [], "maker_fee_ppm": 400, "taker_fee_ppm": 700,
+             "impact_notional": "20000"},
+        ],
+        "collateral": [{"asset": "BTC", "weight_ppm": 900_000}],
+        "oracle": {"max_age_ms": str(DEFAULT_ORACLE.max_age_ms),
+                   "min_power_ppm": DEFAULT_ORACLE.min_power_ppm,
+                   "mark_ema_ms": str(DEFAULT_ORACLE.mark_ema_ms),
+                   "prices": [{"asset": "BTC", "price": "60000"},
+                              {"asset": "ETH", "price": "3000"}]},
+        "fees": {"fee_account": DEFAULT_FEE_ACCOUNT.hex(),
+                 "tiers": [{"min_volume": "0", "taker_reduction_ppm": 0,
+                            "maker_reduction_ppm": 0},
+                           {"min_volume": "5000000", "taker_reduction_ppm": 50,
+                            "maker_reduction_ppm": 30},
+                           {"min_volume": "25000000", "taker_reduction_ppm": 100,
+                            "maker_reduction_ppm": 70},
+                           {"min_volume": "100000000", "taker_reduction_ppm": 150,
+                            "maker_reduction_ppm": 110}]},
+        "governance": {"authority": authority.hex()},
+    }
+
+
 def make_genesis_doc(chain_id: str, genesis_time_ms: int, validators: list[tuple[bytes, int, str]],
                      balances: list[tuple[bytes, str]] = (), faucet_amount: str | None = "10000",
-                     faucet_interval_ms: int = 3_600_000) -> dict:
-    """A genesis document with USDC (6 decimals) as the quote asset."""
-    return {
+                     faucet_interval_ms: int = 3_600_000, trading: bool = True) -> dict:
+    """A genesis document with USDC (6 decimals) as the quote asset and, with `trading`, the
+    default exchange (`default_trading_app_state`; the first validator is the governance
+    authority)."""
+    doc = {
         "genesis_time": ms_to_rfc3339(genesis_time_ms),
         "chain_id": chain_id,
         "initial_height": "1",
@@ -69,6 +122,12 @@ def make_genesis_doc(chain_id: str, genesis_time_ms: int, validators: list[tuple
             {"asset": "USDC", "amount": faucet_amount, "interval_ms": str(faucet_interval_ms)},
         },
     }
+    if trading:
+        app = doc["app_state"]
+        app["assets"] = [{"symbol": "BTC", "decimals": 8}, {"symbol": "ETH", "decimals": 8},
+                         {"symbol": "USDC", "decimals": 6}]
+        app.update(default_trading_app_state(validators[0][0]))
+    return doc
 
 
 def _req(obj: dict, key: str, where: str):
@@ -139,9 +198,100 @@ def parse_genesis(doc: dict) -> Genesis:
         sym = _req(f, "asset", "faucet")
         faucet = FaucetParams(sym, amount(_req(f, "amount", "faucet"), sym, "faucet"),
                               int(_req(f, "interval_ms", "faucet")))
+    trading = _parse_trading(app, quote, decimals, amount)
     state = GenesisState(chain_id, time_ms, quote, tuple(sorted(assets)), tuple(balances), faucet,
-                         tuple(sorted((v.pub_key, v.power) for v in vals)))
+                         tuple(sorted((v.pub_key, v.power) for v in vals)), **trading)
+    _check_state(state)
     return Genesis(doc, state, ValidatorSet.of(vals))
+
+
+def _check_state(state: GenesisState) -> None:
+    """Run the state machine's own genesis checks so a bad file fails at load, not at start."""
+    from state.errors import InvalidBlock
+    from state.genesis import genesis_writes
+
+    try:
+        genesis_writes(state)
+    except InvalidBlock as e:
+        raise GenesisError(f"genesis: {e}") from None
+
+
+def _int(v, where: str) -> int:
+    try:
+        if isinstance(v, bool):
+            raise ValueError
+        return int(v)
+    except (TypeError, ValueError):
+        raise GenesisError(f"genesis: {where} must be an integer") from None
+
+
+def _addr(v, where: str) -> bytes:
+    try:
+        return parse_address(v)
+    except (ValueError, TypeError, AttributeError) as e:
+        raise GenesisError(f"genesis: {where}: {e}") from None
+
+
+def _parse_trading(app: dict, quote: str, decimals: dict[str, int], amount) -> dict:
+    qdec = decimals[quote]
+
+    def dec(text, places, where):
+        try:
+            return parse_amount(text, places)
+        except AmountError as e:
+            raise GenesisError(f"genesis: {where}: {e}") from None
+
+    out: dict = {}
+    markets = []
+    for i, m in enumerate(app.get("markets") or []):
+        w = f"markets[{i}]"
+        kind = {"perp": PERP, "spot": SPOT}.get(_req(m, "kind", w))
+        if kind is None:
+            raise GenesisError(f"genesis: {w}.kind must be 'perp' or 'spot'")
+        bd = _int(_req(m, "base_decimals", w), f"{w}.base_decimals")
+        if not 0 <= bd <= C.MAX_ASSET_DECIMALS:
+            raise GenesisError(f"genesis: {w}.base_decimals outside 0..{C.MAX_ASSET_DECIMALS}")
+        tiers = [[dec(t["notional"], qdec, f"{w}.margin_tiers[{j}]"),
+                  _int(t.get("max_leverage"), f"{w}.margin_tiers[{j}].max_leverage")]
+                 for j, t in enumerate(m.get("margin_tiers") or [])]
+        spec = [_req(m, "symbol", w), kind, _req(m, "base", w), bd,
+                dec(_req(m, "tick_size", w), qdec, f"{w}.tick_size"),
+                dec(_req(m, "lot_size", w), bd, f"{w}.lot_size"),
+                dec(_req(m, "min_size", w), bd, f"{w}.min_size"), tiers,
+                _int(_req(m, "maker_fee_ppm", w), f"{w}.maker_fee_ppm"),
+                _int(_req(m, "taker_fee_ppm", w), f"{w}.taker_fee_ppm"),
+                dec(_req(m, "impact_notional", w), qdec, f"{w}.impact_notional")]
+        markets.append((_int(_req(m, "id", w), f"{w}.id"), spec))
+    out["markets"] = tuple(markets)
+    out["collateral"] = tuple(
+        (_req(c, "asset", f"collateral[{i}]"),
+         _int(_req(c, "weight_ppm", f"collateral[{i}]"), f"collateral[{i}].weight_ppm"))
+        for i, c in enumerate(app.get("collateral") or []))
+    o = app.get("oracle")
+    if o:
+        out["oracle"] = OracleParams(_int(o.get("max_age_ms", DEFAULT_ORACLE.max_age_ms),
+                                          "oracle.max_age_ms"),
+                                     _int(o.get("min_power_ppm", DEFAULT_ORACLE.min_power_ppm),
+                                          "oracle.min_power_ppm"),
+                                     _int(o.get("mark_ema_ms", DEFAULT_ORACLE.mark_ema_ms),
+                                          "oracle.mark_ema_ms"))
+        prices = []
+        for i, p in enumerate(o.get("prices") or []):
+            w = f"oracle.prices[{i}]"
+            prices.append((_req(p, "asset", w), dec(_req(p, "price", w), qdec, w)))
+        out["oracle_prices"] = tuple(prices)
+    f = app.get("fees")
+    if f:
+        tiers = tuple(FeeTier(dec(_req(t, "min_volume", f"fees.tiers[{i}]"), qdec,
+                                  f"fees.tiers[{i}]"),
+                              _int(t.get("taker_reduction_ppm", 0), f"fees.tiers[{i}]"),
+                              _int(t.get("maker_reduction_ppm", 0), f"fees.tiers[{i}]"))
+                      for i, t in enumerate(_req(f, "tiers", "fees")))
+        out["fees"] = FeeParams(_addr(_req(f, "fee_account", "fees"), "fees.fee_account"), tiers)
+    g = app.get("governance")
+    if g:
+        out["gov_authority"] = _addr(_req(g, "authority", "governance"), "governance.authority")
+    return out
 
 
 def load_genesis(path: Path) -> Genesis:

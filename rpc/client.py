@@ -174,3 +174,152 @@ class Client:
     def faucet(self, wait: bool = True) -> TxOutcome:
         return self.broadcast(self.sign(["faucet"]), wait)
 
+
+    # -- trading (issue 4) ---------------------------------------------------------------------
+    # Prices and sizes are decimal strings in quote units per whole base unit / base units
+    # ("60000.5", "0.01"); they are converted with the market's decimals. The chain, not the
+    # client, checks tick and lot multiples, so a wrong price comes back as a TxRejected.
+
+    KINDS = ("limit", "market", "stop_market", "stop_limit", "take_profit_market",
+             "take_profit_limit")
+    TIFS = ("gtc", "ioc", "fok", "alo")
+
+    def markets(self) -> dict:
+        return self.call("markets")
+
+    def market(self, market) -> dict:
+        """Market info by id or symbol (cached per Client)."""
+        cache = getattr(self, "_markets", None)
+        if cache is None:
+            cache = self._markets = {}
+            for m in self.markets()["markets"]:
+                cache[m["id"]] = cache[m["symbol"]] = m
+        if market not in cache:
+            self._markets = None
+            cache = {}
+            for m in self.markets()["markets"]:
+                cache[m["id"]] = cache[m["symbol"]] = m
+            self._markets = cache
+            if market not in cache:
+                raise ValueError(f"unknown market {market!r}")
+        return cache[market]
+
+    def _price_units(self, m: dict, price: str) -> int:
+        return parse_amount(price, self.decimals(m["quote"]))
+
+    def _size_units(self, m: dict, size: str) -> int:
+        return parse_amount(size, m["base_decimals"])
+
+    def order_action(self, market, is_buy: bool, price: str, size: str, kind: str = "limit",
+                     tif: str = "gtc", reduce_only: bool = False,
+                     trigger_price: str | None = None, cloid: int = 0,
+                     expiry_ms: int = 0) -> list:
+        """The `order` action array (for `batch`, or to sign yourself)."""
+        m = self.market(market)
+        return ["order", m["id"], bool(is_buy), self.KINDS.index(kind),
+                self._price_units(m, price), self._size_units(m, size), self.TIFS.index(tif),
+                bool(reduce_only),
+                0 if trigger_price is None else self._price_units(m, trigger_price),
+                int(cloid), int(expiry_ms)]
+
+    def place_order(self, market, is_buy: bool, price: str, size: str, kind: str = "limit",
+                    tif: str = "gtc", reduce_only: bool = False,
+                    trigger_price: str | None = None, cloid: int = 0, expiry_ms: int = 0,
+                    wait: bool = True) -> TxOutcome:
+        return self.broadcast(self.sign(self.order_action(
+            market, is_buy, price, size, kind, tif, reduce_only, trigger_price, cloid,
+            expiry_ms)), wait)
+
+    def worst_price(self, market, is_buy: bool, slippage_ppm: int = 100_000) -> str:
+        """Mark price moved by `slippage_ppm` against the taker, rounded to a tick (integers
+        only): the worst price of a market order."""
+        m = self.market(market)
+        marks = {x["id"]: x for x in self.mark_prices()["marks"]}
+        qd = self.decimals(m["quote"])
+        mark = parse_amount(marks[m["id"]]["mark_price"], qd)
+        tick = int(m["tick_size_units"])
+        if is_buy:
+            px = -(-mark * (1_000_000 + slippage_ppm) // 1_000_000 // tick) * tick
+        else:
+            px = max(mark * (1_000_000 - slippage_ppm) // 1_000_000 // tick * tick, tick)
+        from state.amounts import format_amount
+        return format_amount(px, qd)
+
+    def market_order(self, market, is_buy: bool, size: str, worst_price: str | None = None,
+                     reduce_only: bool = False, cloid: int = 0, wait: bool = True) -> TxOutcome:
+        """IOC at `worst_price` (default: mark +- 10%)."""
+        if worst_price is None:
+            worst_price = self.worst_price(market, is_buy)
+        return self.place_order(market, is_buy, worst_price, size, "market", "ioc",
+                                reduce_only, None, cloid, 0, wait)
+
+    def cancel(self, market, order_id: int, wait: bool = True) -> TxOutcome:
+        return self.broadcast(self.sign(["cancel", self.market(market)["id"], int(order_id)]),
+                              wait)
+
+    def cancel_by_cloid(self, market, cloid: int, wait: bool = True) -> TxOutcome:
+        return self.broadcast(self.sign(["cancel_cloid", self.market(market)["id"], int(cloid)]),
+                              wait)
+
+    def cancel_all(self, market=None, wait: bool = True) -> TxOutcome:
+        mid = 0 if market is None else self.market(market)["id"]
+        return self.broadcast(self.sign(["cancel_all", mid]), wait)
+
+    def modify(self, market, order_id: int, price: str, size: str,
+               wait: bool = True) -> TxOutcome:
+        m = self.market(market)
+        return self.broadcast(self.sign(["modify", m["id"], int(order_id),
+                                         self._price_units(m, price),
+                                         self._size_units(m, size)]), wait)
+
+    def batch(self, actions: list[list], wait: bool = True) -> TxOutcome:
+        """Up to 50 order/cancel/cancel_cloid/cancel_all/modify action arrays in one tx
+        (build orders with `order_action`); each gets a `batch_item` event with its code."""
+        return self.broadcast(self.sign(["batch", [list(a) for a in actions]]), wait)
+
+    def set_leverage(self, market, leverage: int, wait: bool = True) -> TxOutcome:
+        return self.broadcast(self.sign(["set_leverage", self.market(market)["id"],
+                                         int(leverage)]), wait)
+
+    def oracle_update(self, prices: dict[str, str], wait: bool = False) -> TxOutcome:
+        """Validators only: publish oracle prices ({asset: decimal price in quote units})."""
+        qd = self.decimals(self.quote_asset)
+        return self.broadcast(self.sign(["oracle", [[a, parse_amount(p, qd)]
+                                                    for a, p in sorted(prices.items())]]), wait)
+
+    # -- trading queries ---------------------------------------------------------------------
+    def orderbook(self, market, depth: int = 20) -> dict:
+        return self.call("orderbook", market=self.market(market)["id"], depth=depth)
+
+    def open_orders(self, address: str | None = None, market=None) -> dict:
+        p = {"address": address or self._key().address}
+        if market is not None:
+            p["market"] = self.market(market)["id"]
+        return self.call("open_orders", **p)
+
+    def order(self, market=None, order_id: int | None = None, cloid: int | None = None,
+              address: str | None = None) -> dict:
+        if order_id is not None:
+            return self.call("order", market=self.market(market)["id"], order_id=order_id)
+        return self.call("order", address=address or self._key().address, cloid=cloid)
+
+    def fills(self, address: str | None = None, market=None, page: int = 1,
+              per_page: int = 100) -> dict:
+        p: dict = {"page": page, "per_page": per_page}
+        if address is not None:
+            p["address"] = address
+        if market is not None:
+            p["market"] = self.market(market)["id"]
+        return self.call("fills", **p)
+
+    def positions(self, address: str | None = None) -> dict:
+        return self.call("positions", address=address or self._key().address)
+
+    def margin_account(self, address: str | None = None) -> dict:
+        return self.call("margin_account", address=address or self._key().address)
+
+    def oracle(self) -> dict:
+        return self.call("oracle")
+
+    def mark_prices(self) -> dict:
+        return self.call("mark_prices")

@@ -345,3 +345,6 @@ async def consensus_state(app: Application, p: dict) -> dict:
 METHODS = {f.__name__: f for f in (health, status, block, commit, tx, broadcast_tx_sync,
                                    broadcast_tx_commit, num_unconfirmed_txs, account, assets,
                                    net_info, validators, consensus_state, blockchain)}
+
+from rpc.trading_methods import TRADING_METHODS  # noqa: E402  (the exchange's methods)
+METHODS.update(TRADING_METHODS)

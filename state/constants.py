@@ -29,3 +29,40 @@ NONCE_FUTURE_WINDOW_MS = 1 * 24 * 3600 * 1000
 # Blocks.
 MAX_BLOCK_TXS = 20_000
 MAX_BLOCK_BYTES = 8 * 1024 * 1024
+
+# ---------------------------------------------------------------- trading (issue 4)
+# Fixed-point scale of every fraction in the exchange rules (fees, margin fractions, collateral
+# weights, oracle power share): parts per million, as dYdX's ppm.
+PPM = 1_000_000
+# A tx may carry a batch of at most this many order / cancel / modify actions (Hyperliquid's
+# and the issue's bound); each gets its own result.
+MAX_BATCH_ACTIONS = 50
+# Markets: ids are 1..MAX_MARKETS; at most MAX_MARGIN_TIERS tiers and MAX_FEE_TIERS fee tiers.
+MAX_MARKETS = 1_000
+MAX_MARGIN_TIERS = 8
+MAX_FEE_TIERS = 10
+MAX_MARKET_SYMBOL_LEN = 16
+MAX_LEVERAGE = 200
+# Open orders (resting + waiting triggers) per account over all markets (Hyperliquid's 1000):
+# bounds what cancel-all and margin checks walk.
+MAX_OPEN_ORDERS_PER_ACCOUNT = 1_000
+# Size and price bounds: keep every product in the margin maths far inside int64 quantums.
+MAX_ORDER_NOTIONAL_QUANTUMS = 10**16          # $10bn at 6 decimals
+MAX_PRICE = 10**15                            # quote quantums per whole base unit
+# Fee tiers look at the volume of the FEE_VOLUME_DAYS whole days before today.
+DAY_MS = 86_400_000
+FEE_VOLUME_DAYS = 30
+# Oracle: at most this many prices in one update tx.
+MAX_ORACLE_PRICES = 64
+# Triggers fired per market per block (the rest fire next block, in price-time order): bounds
+# end-of-block work.
+MAX_TRIGGERS_PER_MARKET_PER_BLOCK = 200
+# Orders expired per block (the rest next block).
+MAX_EXPIRIES_PER_BLOCK = 2_000
+# Market (and triggered market) orders: the default worst price a client uses when it gives
+# none, as a fraction of the mark (Hyperliquid's 10%); clients only, never state.
+DEFAULT_MARKET_SLIPPAGE_PPM = 100_000
+# L2 snapshots over JSON-RPC.
+MAX_L2_DEPTH = 500
+# Governance: a change takes effect at a stated height at most this far ahead.
+MAX_GOVERNANCE_DELAY_BLOCKS = 10_000_000

@@ -29,6 +29,28 @@ class Code(IntEnum):
     FAUCET_DISABLED = 13
     FAUCET_RATE_LIMITED = 14
     BALANCE_OVERFLOW = 15
+    # Trading (issue 4). Each names one rejection; the log carries the offending values.
+    UNKNOWN_MARKET = 16           # no such market id (or not active yet)
+    INVALID_TICK = 17             # price not a positive multiple of the market's tick size
+    INVALID_LOT = 18              # size not a positive multiple of the market's lot size
+    ORDER_TOO_SMALL = 19          # size below the market's minimum order size
+    ORDER_TOO_LARGE = 20          # notional over MAX_ORDER_NOTIONAL_QUANTUMS or price over MAX_PRICE
+    POST_ONLY_WOULD_CROSS = 21    # an ALO (post-only) order would trade on arrival
+    FOK_NOT_FILLABLE = 22         # a fill-or-kill order cannot fill completely now
+    REDUCE_ONLY_WOULD_INCREASE = 23  # reduce-only, but no position or same side as it
+    INSUFFICIENT_MARGIN = 24      # after the order, equity < initial margin (open orders at worst)
+    ORACLE_STALE = 25             # no fresh oracle price: risk-increasing orders are halted
+    DUPLICATE_CLIENT_ID = 26      # an open order of this account already has this client id
+    BATCH_TOO_LARGE = 27          # more than MAX_BATCH_ACTIONS actions in a batch
+    ORDER_NOT_FOUND = 28          # no open order of the signer with this id / client id
+    ORDER_EXPIRED = 29            # good-til-time already passed at the block time
+    INVALID_LEVERAGE = 30         # leverage outside 1..the market's max leverage
+    TOO_MANY_OPEN_ORDERS = 31     # the account has MAX_OPEN_ORDERS_PER_ACCOUNT open orders
+    NOT_A_VALIDATOR = 32          # an oracle update signed by a key that is not a validator
+    INVALID_ORDER = 33            # inconsistent order fields (e.g. trigger price on a limit)
+    NOT_GOVERNANCE = 34           # a governance action not signed by the governance authority
+    INVALID_GOVERNANCE = 35       # a governance action with a bad height, parameter or value
+    INVALID_PRICE = 36            # an oracle price of 0 or over MAX_PRICE
     # Mempool-only codes (the tx never reached a block).
     MEMPOOL_FULL = 100
     TX_IN_MEMPOOL = 101       # the same bytes are already pending

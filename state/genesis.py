@@ -1,4 +1,5 @@
-"""Genesis: the initial state (assets, chain params, balances) as a write set.
+"""Genesis: the initial state (assets, chain params, balances, markets, oracle, fees,
+governance) as a write set.
 
 The node parses genesis.json (node/genesis.py) into `GenesisState`; `genesis_writes`
 turns it into the height-0 write set, and app_hash(0) chains over it like any block.
@@ -6,11 +7,16 @@ turns it into the height-0 write set, and app_hash(0) chains over it like any bl
 
 from dataclasses import dataclass
 
-from state import accounts, params
+from state import accounts, constants as C, markets as mk, oracle, params
 from state.errors import InvalidBlock, TxError
-from state.hashing import ZERO_HASH, chain_app_hash
+from state.hashing import ZERO_HASH, chain_app_hash, sha256
 from state.kv import MemoryKV, Overlay
 from state.machine import put_last_block
+
+# Where fees go when genesis names no fee account: an address no key controls.
+DEFAULT_FEE_ACCOUNT = sha256(b"perpchain/fee-account")
+DEFAULT_ORACLE = mk.OracleParams(max_age_ms=60_000, min_power_ppm=666_667,
+                                      mark_ema_ms=150_000)
 
 
 @dataclass(frozen=True)
@@ -22,6 +28,12 @@ class GenesisState:
     balances: tuple[tuple[bytes, str, int], ...] = ()   # (address, symbol, quantums)
     faucet: params.FaucetParams | None = None
     validators: tuple[tuple[bytes, int], ...] = ()     # (Ed25519 public key, voting power)
+    markets: tuple[tuple[int, list], ...] = ()          # (market id, spec: mk.SPEC_FIELDS)
+    collateral: tuple[tuple[str, int], ...] = ()        # non-quote collateral (symbol, weight_ppm)
+    oracle: mk.OracleParams | None = None          # None: DEFAULT_ORACLE
+    oracle_prices: tuple[tuple[str, int], ...] = ()     # initial prices, dated genesis time
+    fees: mk.FeeParams | None = None               # None: no tiers, DEFAULT_FEE_ACCOUNT
+    gov_authority: bytes | None = None                  # None: no governance
 
 
 def genesis_writes(g: GenesisState) -> tuple[list[tuple[bytes, bytes | None]], bytes]:
@@ -46,6 +58,55 @@ def genesis_writes(g: GenesisState) -> tuple[list[tuple[bytes, bytes | None]], b
             raise InvalidBlock(f"genesis balance of {addr.hex()}: {e.log}") from None
     for pub_key, power in sorted(g.validators):
         params.put_validator(view, pub_key, power)
+    _trading_writes(view, g, symbols)
     put_last_block(view, 0, g.genesis_time_ms)
     writes = view.sorted_writes()
     return writes, chain_app_hash(ZERO_HASH, writes)
+
+
+def _trading_writes(view: Overlay, g: GenesisState, symbols: dict[str, int]) -> None:
+    """Markets, collateral, oracle, fees and governance (issue 4)."""
+    fees = g.fees or mk.FeeParams(DEFAULT_FEE_ACCOUNT, (mk.FeeTier(0, 0, 0),))
+    try:
+        mk.check_fee_tiers(fees.tiers)
+    except ValueError as e:
+        raise InvalidBlock(f"genesis fees: {e}") from None
+    mk.put_fee_params(view, fees)
+    op = g.oracle or DEFAULT_ORACLE
+    if op.max_age_ms <= 0 or not 0 < op.min_power_ppm <= C.PPM or op.mark_ema_ms <= 0:
+        raise InvalidBlock("genesis oracle params must be positive (min power at most 1e6 ppm)")
+    mk.put_oracle_params(view, op)
+    oracle_assets: list[str] = []
+    for sym, weight in sorted(g.collateral):
+        if sym not in symbols or sym == g.quote_asset:
+            raise InvalidBlock(f"genesis collateral {sym!r} must be a listed non-quote asset")
+        if not 0 <= weight <= C.PPM:
+            raise InvalidBlock(f"genesis collateral weight of {sym} outside 0..{C.PPM} ppm")
+        mk.put_collateral(view, sym, weight)
+        oracle_assets.append(sym)
+    ids = [mid for mid, _ in g.markets]
+    if len(dict.fromkeys(ids)) != len(ids):
+        raise InvalidBlock("genesis lists a market id twice")
+    qdec = symbols[g.quote_asset]
+    seen_symbols: list[str] = []
+    for mid, spec in sorted(g.markets, key=lambda x: x[0]):
+        try:
+            m = mk.market_from_spec(mid, list(spec), qdec, symbols)
+            mk.check_fees_fit(m, fees)
+        except ValueError as e:
+            raise InvalidBlock(f"genesis market {mid}: {e}") from None
+        if m.symbol in seen_symbols:
+            raise InvalidBlock(f"genesis lists market symbol {m.symbol} twice")
+        seen_symbols.append(m.symbol)
+        mk.put_market(view, m)
+        if m.kind == mk.PERP:
+            oracle_assets.append(m.base)
+    for sym in sorted(dict.fromkeys(oracle_assets)):
+        mk.put_oracle_asset(view, sym)
+    for sym, px in sorted(g.oracle_prices):
+        if sym not in oracle_assets or not 0 < px <= C.MAX_PRICE:
+            raise InvalidBlock(f"genesis oracle price for {sym!r}: not an oracle asset or "
+                               f"outside 1..{C.MAX_PRICE}")
+        oracle.put_price(view, sym, px, g.genesis_time_ms)
+    if g.gov_authority is not None:
+        mk.put_gov_authority(view, g.gov_authority)

@@ -2,10 +2,19 @@
 
     apply_block(view, block, prev_app_hash, known) -> BlockResult
 
-checks the block header against the state, applies each tx in order, runs the end-of-block
-steps in a fixed order (none yet: oracle, triggers, funding, interest and liquidation come
-with later issues), and returns per-tx results, the sorted write set and the new app hash.
-It never writes to `view`: the node commits `writes` atomically with the block.
+checks the block header against the state, then runs, in this fixed order:
+1. begin-block: scheduled governance changes for this height, then expiry of good-til-time
+   orders (expiry <= block time), so no expired order can trade in this block;
+2. each tx in block order;
+3. end-block: oracle aggregation (state.oracle), mark prices (state.mark), then the trigger
+   orders whose condition the new mark meets, market by market in id order, each trigger in
+   order-id order. (Funding, interest and liquidation come with later issues.)
+It returns per-tx results, the begin/end-block events, the sorted write set and the new app
+hash. It never writes to `view`: the node commits `writes` atomically with the block.
+
+Derived in-memory state (order books, decoded markets) lives on the block overlay's root cache
+(state.kv.root_cache). With a `BookCache` the caller may carry it to the next block; it is used
+only if it was produced by the block whose app hash the new block builds on.
 
 A tx is applied in two phases, each in its own overlay:
 1. authentication: decode, chain id, signature, nonce. If this fails the tx leaves no
@@ -19,7 +28,11 @@ from dataclasses import dataclass
 from typing import Mapping
 
 from state import accounts, constants as C, params
+from state.events import Event
 from state.amounts import format_amount
+from state import governance, mark, oracle, orders, trading
+from state.books import BookCache, books_of
+from state.markets import PERP, get as get_market, list_markets, oracle_params
 from state.codec import encode, load
 from state.errors import Code, InvalidBlock, TxError
 from state.hashing import chain_app_hash
@@ -28,15 +41,6 @@ from state.tx import Tx, decode_tx, tx_hash, verify_tx
 
 K_LAST_BLOCK = b"meta/last_block"   # [height, time_ms]
 P_FAUCET_LAST = b"faucet/last/"     # + addr -> time_ms of the last faucet payout
-
-
-@dataclass(frozen=True, slots=True)
-class Event:
-    type: str
-    attrs: tuple[tuple[str, str], ...]
-
-    def to_wire(self) -> list:
-        return [self.type, [list(a) for a in self.attrs]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,9 +76,19 @@ class BlockResult:
     tx_results: tuple[TxResult, ...]
     writes: list[tuple[bytes, bytes | None]]
     app_hash: bytes
+    block_events: tuple[Event, ...] = ()   # begin-block and end-block events, in order
 
     def results_bytes(self) -> bytes:
-        return encode([r.to_wire() for r in self.tx_results])
+        """enc([result_0, ..., result_n-1]) and, only when the block has begin/end-block
+        events, one more entry [0, "block", events] carrying them (CometBFT's
+        finalize_block_events), so result i is still the i-th tx's."""
+        out = [r.to_wire() for r in self.tx_results]
+        if self.block_events:
+            out.append(TxResult(0, BLOCK_EVENTS_LOG, self.block_events).to_wire())
+        return encode(out)
+
+
+BLOCK_EVENTS_LOG = "block"
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,9 +118,11 @@ def next_ctx(view: KVView, time_ms: int | None = None) -> Ctx:
 
 
 def apply_block(view: KVView, block: BlockInput, prev_app_hash: bytes,
-                known: Mapping[bytes, Tx] | None = None) -> BlockResult:
+                known: Mapping[bytes, Tx] | None = None,
+                cache: BookCache | None = None) -> BlockResult:
     """Apply `block` on top of `view`. `known` maps tx hash -> Tx already decoded and
-    signature-checked by this node; other txs are decoded and verified here."""
+    signature-checked by this node; other txs are decoded and verified here. `cache`, if
+    given, carries the order books from the previous call (see the module docstring)."""
     height, last_time = last_block(view)
     if block.height != height + 1:
         raise InvalidBlock(f"block height {block.height} does not follow {height}")
@@ -118,19 +134,31 @@ def apply_block(view: KVView, block: BlockInput, prev_app_hash: bytes,
         raise InvalidBlock(f"block txs exceed {C.MAX_BLOCK_BYTES} bytes")
     ctx = Ctx(block.height, block.time_ms, params.chain_id(view))
     overlay = Overlay(view)
+    if cache is not None:
+        valid = cache.app_hash is not None and cache.app_hash == prev_app_hash
+        overlay.cache = cache.data if valid else {}
+        cache.app_hash = None  # a block that fails half-way must leave no valid-looking cache
     known = known or {}
+    block_events = begin_block(overlay, ctx)
     results = []
     for raw in block.txs:
         tx = known.get(tx_hash(raw))
         results.append(apply_tx(overlay, ctx, raw, tx))
+    block_events += end_block(overlay, ctx)
     put_last_block(overlay, block.height, block.time_ms)
     writes = overlay.sorted_writes()
-    return BlockResult(tuple(results), writes, chain_app_hash(prev_app_hash, writes))
+    app_hash = chain_app_hash(prev_app_hash, writes)
+    if cache is not None:
+        cache.data = overlay.cache if overlay.cache is not None else {}
+        cache.app_hash = app_hash
+    return BlockResult(tuple(results), writes, app_hash, tuple(block_events))
 
 
 def apply_tx(overlay: Overlay, ctx: Ctx, raw: bytes, tx: Tx | None) -> TxResult:
     """Apply one tx into `overlay` (its writes are merged only if it is accepted).
-    `tx` is the pre-verified Tx for `raw`, or None to decode and verify here."""
+    `tx` is the pre-verified Tx for `raw`, or None to decode and verify here.
+    The caller must keep `overlay`'s writes when this returns code 0 (the root cache's books
+    already include the tx) and may drop them otherwise (the books were rolled back)."""
     try:
         if tx is None:
             tx = decode_tx(raw)
@@ -144,10 +172,14 @@ def apply_tx(overlay: Overlay, ctx: Ctx, raw: bytes, tx: Tx | None) -> TxResult:
     except TxError as e:
         return TxResult(int(e.code), e.log)
     act = overlay.child()
+    books = books_of(overlay)
+    books.begin()
     try:
         events = HANDLERS[tx.type](act, ctx, tx)
     except TxError as e:
+        books.rollback()
         return TxResult(int(e.code), e.log)
+    books.commit()
     act.commit()
     return TxResult(0, "", tuple(events))
 
@@ -191,4 +223,107 @@ def do_faucet(view: Overlay, ctx: Ctx, tx: Tx) -> list[Event]:
                              ("amount", format_amount(p.amount_quantums, decimals))))]
 
 
-HANDLERS = {"transfer": do_transfer, "faucet": do_faucet}
+def _trading_handler(fn):
+    """Adapt a state.trading action (ex, signer, fields) to the HANDLERS signature."""
+    def handler(view: Overlay, ctx: Ctx, tx: Tx) -> list[Event]:
+        ex = trading.Exec(view, ctx)
+        fn(ex, tx.signer, tx.action[1:])
+        return ex.events
+    handler.__name__ = f"do_{fn.__name__}"
+    return handler
+
+
+def do_batch(view: Overlay, ctx: Ctx, tx: Tx) -> list[Event]:
+    """Each action of a batch runs as its own sub-transaction: a rejected one leaves no trace
+    and gets a `batch_item` event with its code; the others apply. The tx itself succeeds."""
+    events: list[Event] = []
+    books = books_of(view)
+    for i, sub in enumerate(tx.action[1]):
+        child = view.child()
+        books.begin()
+        ex = trading.Exec(child, ctx)
+        try:
+            trading.HANDLERS[sub[0]](ex, tx.signer, sub[1:])
+        except TxError as e:
+            books.rollback()
+            events.append(Event("batch_item", (("index", str(i)), ("action", sub[0]),
+                                               ("code", str(int(e.code))), ("log", e.log))))
+            continue
+        books.commit()
+        child.commit()
+        events.append(Event("batch_item", (("index", str(i)), ("action", sub[0]),
+                                           ("code", "0"), ("log", ""))))
+        events.extend(ex.events)
+    return events
+
+
+def sub_transaction(view: Overlay, ctx: Ctx, fn, *args) -> tuple[list[Event], TxError | None]:
+    """Run `fn(ex, *args)` in its own overlay and book journal (begin/end-block steps):
+    kept on success, rolled back on TxError. Returns (events, error)."""
+    books = books_of(view)
+    child = view.child()
+    books.begin()
+    ex = trading.Exec(child, ctx)
+    try:
+        fn(ex, *args)
+    except TxError as e:
+        books.rollback()
+        return [], e
+    books.commit()
+    child.commit()
+    return ex.events, None
+
+
+def begin_block(view: Overlay, ctx: Ctx) -> list[Event]:
+    events = governance.apply_pending(view, ctx.height)
+    for market_id, order_id in orders.expired(view, ctx.time_ms, C.MAX_EXPIRIES_PER_BLOCK):
+        m = get_market(view, market_id)
+
+        def expire(ex, m=m, order_id=order_id):
+            trading.cancel_open(ex, m, None, order_id, "expired")
+            ex.flush()
+        evs, err = sub_transaction(view, ctx, expire)
+        if err is not None:  # pragma: no cover - an index without its order is a bug
+            raise AssertionError(f"expiry of order {order_id}: {err}")
+        events.extend(evs)
+    return events
+
+
+def end_block(view: Overlay, ctx: Ctx) -> list[Event]:
+    events: list[Event] = []
+    for asset, px in oracle.aggregate(view, ctx.time_ms):
+        events.append(Event("oracle_price", (("asset", asset), ("price", str(px)))))
+    tau = oracle_params(view).mark_ema_ms
+    books = books_of(view)
+    for m in list_markets(view):
+        if m.kind != PERP:
+            continue
+        p = oracle.price(view, m.base)
+        if p is None:
+            continue
+        mk = mark.update_mark(view, m, books.book(view, m.id), p[0], ctx.time_ms, tau)
+        fired = orders.fired_triggers(view, m.id, mk // m.tick_size, -(-mk // m.tick_size),
+                                      C.MAX_TRIGGERS_PER_MARKET_PER_BLOCK)
+        for order_id in fired:
+            o = orders.get_trigger(view, m.id, order_id)
+            evs, err = sub_transaction(view, ctx, trading.fire_trigger, m, o, mk)
+            if err is not None:
+                # The order still leaves: a trigger fires once, as Hyperliquid's.
+                def drop(ex, m=m, o=o):
+                    trading._remove_trigger(ex, m, o, None)
+                    ex.flush()
+                evs, _ = sub_transaction(view, ctx, drop)
+                evs.append(Event("trigger_rejected", (("order_id", str(order_id)),
+                                                      ("market", m.symbol),
+                                                      ("owner", o.owner.hex()),
+                                                      ("code", str(int(err.code))),
+                                                      ("log", err.log))))
+            events.extend(evs)
+    return events
+
+
+HANDLERS = {"transfer": do_transfer, "faucet": do_faucet, "batch": do_batch,
+            "oracle": oracle.do_oracle, "gov_add_market": governance.do_add_market,
+            "gov_set_param": governance.do_set_param,
+            "set_leverage": _trading_handler(trading.set_leverage),
+            **{name: _trading_handler(fn) for name, fn in trading.HANDLERS.items()}}

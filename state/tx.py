@@ -25,11 +25,32 @@ from state.errors import Code, TxError
 
 TX_DOMAIN = "perpchain/tx/1"
 
-# Field kinds: "uint" (0..2^64-1), "addr" (bin 32), "str" (short text), "bin".
+# Field kinds: "uint" (0..2^64-1), "int" (signed int64), "bool", "addr" (bin 32), "str" (short
+# ASCII text), "bin"; and nested kinds checked by their own functions below: "action_list"
+# (a list of batchable actions), "prices" (a list of [asset, price]), "list" (any array; its
+# meaning is checked when the action runs).
+ORDER_FIELDS: tuple[tuple[str, str], ...] = (
+    ("market", "uint"), ("is_buy", "bool"), ("kind", "uint"), ("price", "uint"),
+    ("size", "uint"), ("tif", "uint"), ("reduce_only", "bool"), ("trigger_price", "uint"),
+    ("cloid", "uint"), ("expiry_ms", "uint"))
+
 ACTION_SCHEMAS: dict[str, tuple[tuple[str, str], ...]] = {
     "transfer": (("to", "addr"), ("asset", "str"), ("amount", "uint")),
     "faucet": (),
+    "order": ORDER_FIELDS,
+    "cancel": (("market", "uint"), ("order_id", "uint")),
+    "cancel_cloid": (("market", "uint"), ("cloid", "uint")),
+    "cancel_all": (("market", "uint"),),
+    "modify": (("market", "uint"), ("order_id", "uint"), ("price", "uint"), ("size", "uint")),
+    "batch": (("actions", "action_list"),),
+    "set_leverage": (("market", "uint"), ("leverage", "uint")),
+    "oracle": (("prices", "prices"),),
+    "gov_set_param": (("market", "uint"), ("param", "str"), ("value", "int"),
+                      ("effective_height", "uint")),
+    "gov_add_market": (("spec", "list"), ("effective_height", "uint")),
 }
+# Actions a batch may carry (each runs as its own sub-transaction with its own result).
+BATCHABLE = ("order", "cancel", "cancel_cloid", "cancel_all", "modify")
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +88,12 @@ def _check_field(name: str, kind: str, value) -> None:
     if kind == "uint":
         if t is not int or not 0 <= value <= C.MAX_UINT64:
             raise _bad(f"field {name!r} must be an unsigned 64-bit integer")
+    elif kind == "int":
+        if t is not int or not -C.MAX_INT64 <= value <= C.MAX_INT64:
+            raise _bad(f"field {name!r} must be a signed 64-bit integer")
+    elif kind == "bool":
+        if t is not bool:
+            raise _bad(f"field {name!r} must be true or false")
     elif kind == "addr":
         if t is not bytes or len(value) != C.PUBKEY_BYTES:
             raise _bad(f"field {name!r} must be {C.PUBKEY_BYTES} raw bytes (an address)")
@@ -77,8 +104,46 @@ def _check_field(name: str, kind: str, value) -> None:
     elif kind == "bin":
         if t is not bytes:
             raise _bad(f"field {name!r} must be raw bytes")
+    elif kind == "list":
+        if t is not list:
+            raise _bad(f"field {name!r} must be an array")
+    elif kind == "action_list":
+        _check_batch(name, value)
+    elif kind == "prices":
+        _check_prices(name, value)
     else:  # pragma: no cover - schema table error
         raise AssertionError(f"unknown field kind {kind}")
+
+
+def _check_batch(name: str, value) -> None:
+    if type(value) is not list or not value:
+        raise _bad(f"field {name!r} must be a non-empty array of actions")
+    if len(value) > C.MAX_BATCH_ACTIONS:
+        raise TxError(Code.BATCH_TOO_LARGE, f"batch has {len(value)} actions; the limit is "
+                      f"{C.MAX_BATCH_ACTIONS}")
+    for i, sub in enumerate(value):
+        if type(sub) is not list or not sub or sub[0] not in BATCHABLE:
+            raise _bad(f"batch action {i} must be one of {', '.join(BATCHABLE)}")
+        _check_fields(sub, ACTION_SCHEMAS[sub[0]], f"batch action {i} ")
+
+
+def _check_prices(name: str, value) -> None:
+    if type(value) is not list or not 0 < len(value) <= C.MAX_ORACLE_PRICES:
+        raise _bad(f"field {name!r} must be an array of 1..{C.MAX_ORACLE_PRICES} "
+                   "[asset, price] pairs")
+    for i, pair in enumerate(value):
+        if type(pair) is not list or len(pair) != 2:
+            raise _bad(f"{name}[{i}] must be [asset, price]")
+        _check_field(f"{name}[{i}].asset", "str", pair[0])
+        _check_field(f"{name}[{i}].price", "uint", pair[1])
+
+
+def _check_fields(action: list, schema, where: str = "") -> None:
+    if len(action) != 1 + len(schema):
+        raise _bad(f"{where}action {action[0]!r} takes {len(schema)} fields "
+                   f"({', '.join(n for n, _ in schema) or 'none'}), got {len(action) - 1}")
+    for (name, kind), value in zip(schema, action[1:]):
+        _check_field(name, kind, value)
 
 
 def check_action(action) -> tuple:
@@ -89,11 +154,7 @@ def check_action(action) -> tuple:
     if schema is None:
         raise TxError(Code.UNKNOWN_ACTION, f"unknown action type {action[0]!r}; "
                       f"known: {', '.join(sorted(ACTION_SCHEMAS))}")
-    if len(action) != 1 + len(schema):
-        raise _bad(f"action {action[0]!r} takes {len(schema)} fields "
-                   f"({', '.join(n for n, _ in schema) or 'none'}), got {len(action) - 1}")
-    for (name, kind), value in zip(schema, action[1:]):
-        _check_field(name, kind, value)
+    _check_fields(action, schema)
     return tuple(action)
 
 

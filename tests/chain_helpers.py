@@ -2,9 +2,11 @@
 
 
 from node.keys import KeyPair
+from state.books import BookCache
 from state.genesis import GenesisState, genesis_writes
 from state.kv import MemoryKV
 from state.machine import BlockInput, BlockResult, apply_block
+from state.markets import FeeParams, FeeTier, OracleParams
 from state.params import FaucetParams
 from state.tx import build_tx
 
@@ -34,20 +36,23 @@ def faucet(k: KeyPair, nonce: int) -> bytes:
 
 
 class Chain:
-    """Applies blocks to a KV backend that has `apply(writes)` (MemoryKV or LevelKV)."""
+    """Applies blocks to a KV backend that has `apply(writes)` (MemoryKV or LevelKV).
+    `warm=True` carries the order books across blocks in a BookCache (as a node does);
+    the default rebuilds them from KV in every block (a cold start each time)."""
 
-    def __init__(self, g: GenesisState | None = None, kv=None):
+    def __init__(self, g: GenesisState | None = None, kv=None, warm: bool = False):
         self.kv = kv if kv is not None else MemoryKV()
         writes, self.app_hash = genesis_writes(g or genesis())
         self.kv.apply(writes)
         self.height = 0
         self.time_ms = (g or genesis()).genesis_time_ms
+        self.cache = BookCache() if warm else None
 
     def block(self, txs: list[bytes], dt_ms: int = 1000, known=None) -> BlockResult:
         self.height += 1
         self.time_ms += dt_ms
         res = apply_block(self.kv, BlockInput(self.height, self.time_ms, tuple(txs)),
-                          self.app_hash, known)
+                          self.app_hash, known, self.cache)
         self.kv.apply(res.writes)
         self.app_hash = res.app_hash
         return res
@@ -83,3 +88,63 @@ class LevelKV:
         self.db.close()
 
 
+
+
+# -- trading (issue 4) -------------------------------------------------------------------------
+
+BTC_PERP, ETH_PERP, BTC_SPOT = 1, 2, 3
+VALIDATORS = [key(40), key(41), key(42)]
+GOV = key(50)
+FEE_ACCOUNT = bytes([0xFE]) * 32
+PRICE = 10**6          # price units per USD (USDC has 6 decimals)
+BTC_LOT = 10_000       # 0.0001 BTC in sats
+ETH_LOT = 100_000      # 0.001 ETH (8 decimals)
+BTC_TICK = 100_000     # $0.1
+ETH_TICK = 10_000      # $0.01
+
+BTC_PERP_SPEC = ["BTC-USD", 0, "BTC", 8, BTC_TICK, BTC_LOT, BTC_LOT * 10,
+                 [[0, 50], [2_000_000 * USDC, 20], [10_000_000 * USDC, 10]], 150, 450,
+                 1_000 * USDC]
+ETH_PERP_SPEC = ["ETH-USD", 0, "ETH", 8, ETH_TICK, ETH_LOT, ETH_LOT * 10,
+                 [[0, 25], [1_000_000 * USDC, 10]], 150, 450, 1_000 * USDC]
+BTC_SPOT_SPEC = ["BTC/USDC", 1, "BTC", 8, BTC_TICK, BTC_LOT, BTC_LOT, [], 200, 500,
+                 1_000 * USDC]
+
+
+def trading_genesis(n_accounts: int = 4, amount: int = 100_000 * USDC, btc: int = 0,
+                    powers=(10, 10, 10), fee_tiers=None, max_age_ms: int = 60_000,
+                    prices=(("BTC", 60_000 * PRICE), ("ETH", 3_000 * PRICE))) -> GenesisState:
+    """Three markets (BTC and ETH perps, BTC spot), 3 validators, fees, governance."""
+    bals = [(key(i).pub_key, "USDC", amount) for i in range(n_accounts)]
+    if btc:
+        bals += [(key(i).pub_key, "BTC", btc) for i in range(n_accounts)]
+    return GenesisState(
+        CHAIN_ID, GENESIS_MS, "USDC", (("BTC", 8), ("ETH", 8), ("USDC", 6)), tuple(bals),
+        FaucetParams("USDC", 100 * USDC, 60_000),
+        tuple((v.pub_key, p) for v, p in zip(VALIDATORS, powers)),
+        markets=((BTC_PERP, BTC_PERP_SPEC), (ETH_PERP, ETH_PERP_SPEC), (BTC_SPOT, BTC_SPOT_SPEC)),
+        collateral=(("BTC", 900_000),),
+        oracle=OracleParams(max_age_ms, 666_667, 150_000),
+        oracle_prices=tuple(prices),
+        fees=FeeParams(FEE_ACCOUNT, tuple(fee_tiers or (FeeTier(0, 0, 0),
+                                                        FeeTier(5_000_000 * USDC, 50, 30)))),
+        gov_authority=GOV.pub_key)
+
+
+def order(k: KeyPair, nonce: int, market: int, is_buy: bool, price: int, size: int,
+          kind: int = 0, tif: int = 0, reduce_only: bool = False, trigger: int = 0,
+          cloid: int = 0, expiry: int = 0) -> bytes:
+    """An `order` tx; price in price units (quote quantums per whole base), size in base
+    quantums."""
+    return build_tx(CHAIN_ID, k.private, nonce, ["order", market, is_buy, kind, price, size, tif,
+                                                 reduce_only, trigger, cloid, expiry])
+
+
+def action(k: KeyPair, nonce: int, *act) -> bytes:
+    return build_tx(CHAIN_ID, k.private, nonce, list(act))
+
+
+def oracle_tx(nonce: int, prices: list[tuple[str, int]], validators=None) -> list[bytes]:
+    """One oracle update per validator (all the same prices)."""
+    return [build_tx(CHAIN_ID, v.private, nonce, ["oracle", [[a, p] for a, p in prices]])
+            for v in (validators or VALIDATORS)]

@@ -329,3 +329,24 @@ def test_every_rpc_method_documented():
     assert headed - set(METHODS) == set(), "docs/PROTOCOL.md 8.3 documents unknown methods"
     listed = re.search(r"available: ([a-z_, ]+)\"", DOC).group(1).split(", ")
     assert listed == sorted(METHODS)
+
+
+# -- (e) the trading section names what the code does ------------------------------------------
+
+def test_trading_doc_matches_the_code():
+    from state import constants as C, governance, orders
+
+    sec = doc_section("### 4.2 Trading", "\n---")
+    for i, name in enumerate(orders.KIND_NAMES):
+        assert f"{i} {name.replace('_', '-')}" in sec, name
+    for i, name in enumerate(("GTC", "IOC", "FOK", "ALO")):
+        assert f"{i} {name}" in sec
+    for p in governance.SET_MARKET_PARAMS + governance.SET_GLOBAL_PARAMS:
+        assert f"`{p}`" in sec, p
+    assert f"1..{C.MAX_BATCH_ACTIONS} (`MAX_BATCH_ACTIONS`)" in DOC
+    assert f"at most {C.MAX_OPEN_ORDERS_PER_ACCOUNT} open orders" in sec
+    keys = doc_section("State keys and values", "\n## ")
+    for prefix in (orders.P_ORDER, orders.P_TRIGGER, orders.P_TRIGGER_INDEX,
+                   orders.P_ACCOUNT_ORDERS, orders.P_CLOID, orders.P_EXPIRY, orders.K_ORDER_SEQ,
+                   governance.P_PENDING):
+        assert f"| `{prefix.decode()}`" in keys, prefix

@@ -1,0 +1,193 @@
+"""Benchmark: the full apply path per order, in one process (no network, no signatures).
+
+Run with ``python -m bench.bench_matching`` (``--orders N`` for the book size, ``--block N`` for
+txs per block).
+
+Each order tx goes through everything `apply_block` does for it: lookup of the pre-verified Tx
+(`known`, as the node passes the mempool's verified txs), chain id, nonce, decode of the action,
+validation (market, tick, lot, size, oracle freshness, client id), margin check, matching,
+settlement of fills (positions, realised PnL, fees, volume), events and every state write, plus
+the per-block steps (oracle, marks, triggers). Signatures are skipped: they are verified once, in
+the mempool, on other cores (DESIGN.md §6); the target is 3x one core's verify rate.
+
+Workloads on a book of N resting orders (BTC-USD perp, 100 maker accounts):
+  1. resting adds    - GTC orders that do not cross
+  2. crossing        - IOC orders sized to take 1-3 makers
+  3. cancels         - cancels of resting orders
+  4. mixed           - 50% adds, 30% crossing, 20% cancels (a market maker's flow)
+Books are carried across blocks (BookCache), as a running node would.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import random
+import time
+
+from state.books import BookCache
+from state.codec import encode
+from state.genesis import genesis_writes
+from state.kv import MemoryKV
+from state.machine import BlockInput, apply_block
+from state.tx import Tx, check_action, tx_hash
+from tests.chain_helpers import BTC_LOT, BTC_PERP, CHAIN_ID, USDC, key, trading_genesis
+
+TICK = 100_000
+MID = 600_000  # ticks: $60,000
+N_MAKERS = 100
+
+
+class Bench:
+    def __init__(self, n_orders: int, block_size: int, seed: int = 7):
+        self.rng = random.Random(seed)
+        self.block_size = block_size
+        self.keys = [key(i) for i in range(N_MAKERS + 1)]
+        g = trading_genesis(N_MAKERS + 1, amount=10_000_000 * USDC)
+        self.kv = MemoryKV()
+        writes, self.app_hash = genesis_writes(g)
+        self.kv.apply(writes)
+        self.height, self.time_ms = 0, g.genesis_time_ms
+        self.nonce = g.genesis_time_ms
+        self.cache = BookCache()
+        self.resting: dict[int, int] = {}  # order id -> owner index
+        self.next_id = 1
+        self.fills = 0
+        self.planned: dict[int, int] = {}
+
+    def tx(self, who: int, action: list) -> Tx:
+        """A Tx as the mempool hands it over (decoded, verified): signature bytes are zero."""
+        self.nonce += 1
+        k = self.keys[who]
+        raw = encode([CHAIN_ID, k.pub_key, self.nonce, action, bytes(64)])
+        return Tx(CHAIN_ID, k.pub_key, self.nonce, check_action(action), bytes(64), raw,
+                  tx_hash(raw))
+
+    def order(self, who, is_buy, ticks, lots, tif=0) -> Tx:
+        return self.tx(who, ["order", BTC_PERP, is_buy, 0, ticks * TICK, lots * BTC_LOT, tif,
+                             False, 0, 0, 0])
+
+    def resting_add(self) -> Tx:
+        who = self.rng.randrange(N_MAKERS)
+        if self.rng.random() < 0.5:
+            t = self.order(who, True, MID - self.rng.randint(1, 100), self.rng.randint(1, 10) * 10)
+        else:
+            t = self.order(who, False, MID + self.rng.randint(1, 100), self.rng.randint(1, 10) * 10)
+        self.resting[self.next_id] = who
+        self.next_id += 1
+        return t
+
+    def run(self, make, n: int) -> float:
+        """Apply `n` txs made by `make()` in blocks (made just before each block, so they see
+        the book as it is); return the seconds spent inside apply_block."""
+        spent = 0.0
+        while n > 0:
+            k = min(n, self.block_size)
+            spent += self.apply([make() for _ in range(k)])
+            n -= k
+        return spent
+
+    def apply(self, txs: list[Tx]) -> float:
+        """Apply in blocks; return seconds spent inside apply_block (writes applied after)."""
+        spent = 0.0
+        for i in range(0, len(txs), self.block_size):
+            chunk = txs[i:i + self.block_size]
+            self.planned = {}
+            self.height += 1
+            self.time_ms += 250
+            known = {t.hash: t for t in chunk}
+            blk = BlockInput(self.height, self.time_ms, tuple(t.raw for t in chunk))
+            t0 = time.perf_counter()
+            res = apply_block(self.kv, blk, self.app_hash, known, self.cache)
+            spent += time.perf_counter() - t0
+            bad = [r for r in res.tx_results if r.code != 0]
+            assert not bad, bad[:3]
+            self.kv.apply(res.writes)
+            self.app_hash = res.app_hash
+            self.after(res)
+        return spent
+
+    def after(self, res) -> None:
+        """Track which resting orders left the book (fills and cancels)."""
+        for r in res.tx_results:
+            for e in r.events:
+                if e.type == "fill":
+                    self.fills += 1
+                    a = dict(e.attrs)
+                    if a["maker_remaining"] == "0":
+                        self.resting.pop(int(a["maker_order_id"]), None)
+                elif e.type == "cancel":
+                    self.resting.pop(int(dict(e.attrs)["order_id"]), None)
+                elif e.type == "order":
+                    a = dict(e.attrs)
+                    if a["status"] not in ("open", "partially_filled_open"):
+                        self.resting.pop(int(a["order_id"]), None)
+
+    def crossing(self) -> Tx:
+        """An IOC taker sized to trade with exactly 1-3 makers (planned against the book as
+        the previous block left it, skipping makers already planned away in this block)."""
+        book = self.cache.data["books"].books[BTC_PERP]
+        is_buy = self.rng.random() < 0.5
+        side = 1 if is_buy else 0
+        k = self.rng.randint(1, 3)
+        sizes, last_px = [], None
+        for o in book.orders(side):
+            left = o.size_lots - self.planned.get(o.order_id, 0)
+            if left <= 0:
+                continue
+            take = left if len(sizes) < k - 1 else self.rng.randint(1, left)
+            sizes.append(take)
+            self.planned[o.order_id] = self.planned.get(o.order_id, 0) + take
+            last_px = o.price_ticks
+            if len(sizes) == k:
+                break
+        self.next_id += 1
+        lots = max(sum(sizes), 10)
+        return self.order(N_MAKERS, is_buy, last_px, lots - lots % 10 if lots % 10 else lots,
+                          tif=1)
+
+    def cancel(self) -> Tx:
+        oid = self.rng.choice(sorted(i for i in self.resting if i not in self.planned)[:5000])
+        who = self.resting.pop(oid)
+        return self.tx(who, ["cancel", BTC_PERP, oid])
+
+
+def rate(n: int, seconds: float) -> str:
+    return f"{n / seconds:>10,.0f} orders/s  ({seconds * 1e6 / n:.1f} us/order)"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--orders", type=int, default=10_000, help="resting orders in the book")
+    ap.add_argument("--ops", type=int, default=10_000, help="orders per workload")
+    ap.add_argument("--block", type=int, default=2_000, help="txs per block")
+    a = ap.parse_args()
+    b = Bench(a.orders, a.block)
+    gc.collect()
+    gc.disable()  # as a node would tune it; collections are measured separately below
+    b.planned = {}
+    t = b.run(b.resting_add, a.orders)
+    print(f"full apply path, book of {a.orders} resting orders, blocks of {a.block} txs, "
+          "no signatures")
+    print(f"{'build book (resting adds)':<28}{rate(a.orders, t)}")
+    t = b.run(b.resting_add, a.ops)
+    print(f"{'resting adds':<28}{rate(a.ops, t)}")
+    fills0 = b.fills
+    t = b.run(b.crossing, a.ops // 3)
+    print(f"{'crossing IOC':<28}{rate(a.ops // 3, t)}  "
+          f"{(b.fills - fills0) / (a.ops // 3):.2f} fills avg")
+    t = b.run(b.cancel, a.ops)
+    print(f"{'cancels':<28}{rate(a.ops, t)}")
+    b.run(b.resting_add, a.ops)
+
+    def mixed():
+        x = b.rng.random()
+        return b.resting_add() if x < 0.5 else b.crossing() if x < 0.8 else b.cancel()
+    t = b.run(mixed, a.ops)
+    print(f"{'mixed 50/30/20':<28}{rate(a.ops, t)}")
+    gc.enable()
+    print("target: >= 30,000 orders/s on one core")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,399 @@
+"""JSON-RPC methods of the exchange: markets, books, orders, fills, positions, margin, oracle.
+
+Every method reads the latest committed state (`app.store.state`) and answers with decimal
+strings for prices, sizes and amounts (prices in quote units per whole base unit, sizes in base
+units), lower-case hex addresses and decimal-string heights, like rpc/methods.py.
+
+Two read-side caches, both rebuilt from committed data and keyed by height, so they can never
+disagree with the state:
+* the order books for `orderbook` (built from the `ord/` keys once per height and market);
+* the fill history for `fills`: fills are events in the stored block results (tx results and
+  the end-block entry with triggered orders), not state (as Hyperliquid's and dYdX's indexers
+  serve them). The index scans the new heights on each call and keeps the last MAX_FILLS.
+"""
+
+from state import accounts, constants as C, params
+from state.amounts import format_amount
+from state.book import Side
+from state.books import Books
+from state.codec import decode, load
+from state.errors import TxError
+from state.machine import last_block
+from state import margin as MG
+from state import mark as MK
+from state import markets as MS
+from state import oracle as OR
+from state import orders as O
+from state.positions import load_account
+from rpc.errors import RPCCode, RPCError
+
+MAX_FILLS = 200_000
+MAX_PAGE = 1_000
+
+
+def _view(app):
+    return app.store.state
+
+
+def _height(app) -> int:
+    return last_block(_view(app))[0]
+
+
+def _get(p: dict, name: str, pos: int, default=None, required: bool = False):
+    v = p.get(name, p.get(pos, default))
+    if isinstance(v, str) and len(v) >= 2 and v[0] == v[-1] == '"':
+        v = v[1:-1]
+    if required and v is None:
+        raise RPCError(RPCCode.INVALID_PARAMS, f"missing parameter {name!r}")
+    return v
+
+
+def _int_param(p: dict, name: str, pos: int, default=None, required: bool = False) -> int | None:
+    v = _get(p, name, pos, default, required)
+    if v is None:
+        return None
+    try:
+        if isinstance(v, bool):
+            raise ValueError
+        return int(v)
+    except (TypeError, ValueError):
+        raise RPCError(RPCCode.INVALID_PARAMS, f"parameter {name!r} must be an integer") from None
+
+
+def _addr_param(p: dict, name: str = "address", pos: int = 0, required: bool = True) -> bytes | None:
+    from node.keys import parse_address
+
+    v = _get(p, name, pos, required=required)
+    if v is None:
+        return None
+    try:
+        return parse_address(v)
+    except (ValueError, TypeError, AttributeError) as e:
+        raise RPCError(RPCCode.INVALID_PARAMS, f"parameter {name!r}: {e}") from None
+
+
+def _market_param(app, p: dict, pos: int = 0, required: bool = True) -> MS.Market | None:
+    """A market by id (number or numeric string) or by symbol."""
+    v = _get(p, "market", pos, required=required)
+    if v is None:
+        return None
+    view = _view(app)
+    try:
+        if isinstance(v, int) and not isinstance(v, bool) or (isinstance(v, str) and v.isdigit()):
+            return MS.get(view, int(v))
+    except TxError as e:
+        raise RPCError(RPCCode.INVALID_PARAMS, e.log) from None
+    for m in MS.list_markets(view):
+        if m.symbol == v:
+            return m
+    raise RPCError(RPCCode.INVALID_PARAMS, f"unknown market {v!r}; markets: "
+                   + ", ".join(f"{m.id} {m.symbol}" for m in MS.list_markets(view)))
+
+
+class _Fmt:
+    def __init__(self, app):
+        view = _view(app)
+        self.view = view
+        self.quote = params.quote_asset(view)
+        self.qdec = params.asset_decimals(view, self.quote)
+
+    def px(self, m: MS.Market, ticks: int) -> str:
+        return format_amount(ticks * m.tick_size, self.qdec)
+
+    def price(self, units: int | None) -> str | None:
+        return None if units is None else format_amount(units, self.qdec)
+
+    def sz(self, m: MS.Market, lots: int) -> str:
+        return format_amount(lots * m.lot_size, m.base_decimals)
+
+    def amt(self, quantums: int) -> str:
+        return format_amount(quantums, self.qdec)
+
+
+# -- markets, oracle, marks ---------------------------------------------------------------------
+
+def market_json(f: _Fmt, m: MS.Market) -> dict:
+    return {
+        "id": m.id, "symbol": m.symbol, "kind": MS.KIND_NAMES[m.kind], "base": m.base,
+        "quote": f.quote, "base_decimals": m.base_decimals,
+        "tick_size": f.price(m.tick_size), "lot_size": format_amount(m.lot_size, m.base_decimals),
+        "min_size": f.sz(m, m.min_size_lots), "tick_size_units": str(m.tick_size),
+        "lot_size_units": str(m.lot_size),
+        "max_leverage": m.max_leverage if m.kind == MS.PERP else 1,
+        "margin_tiers": [{"notional": f.amt(t.lower_bound), "max_leverage": t.max_leverage,
+                          "maintenance_margin_ppm": t.mmr_ppm} for t in m.tiers]
+        if m.kind == MS.PERP else [],
+        "maker_fee_ppm": m.maker_fee_ppm, "taker_fee_ppm": m.taker_fee_ppm,
+        "impact_notional": f.amt(m.impact_notional),
+    }
+
+
+async def markets(app, p: dict) -> dict:
+    f = _Fmt(app)
+    out = []
+    for m in MS.list_markets(f.view):
+        j = market_json(f, m)
+        o = OR.price(f.view, m.base)
+        j["oracle_price"] = f.price(o[0]) if o else None
+        j["mark_price"] = f.price(MG.mark_price(f.view, m)) if m.kind == MS.PERP else None
+        out.append(j)
+    fp = MS.fee_params(f.view)
+    return {"height": str(_height(app)), "markets": out,
+            "fee_account": fp.fee_account.hex(),
+            "fee_tiers": [{"min_volume_30d": f.amt(t.min_volume),
+                           "taker_reduction_ppm": t.taker_reduction_ppm,
+                           "maker_reduction_ppm": t.maker_reduction_ppm} for t in fp.tiers]}
+
+
+async def oracle(app, p: dict) -> dict:
+    f = _Fmt(app)
+    view = f.view
+    h, now = last_block(view)
+    op = MS.oracle_params(view)
+    vals = dict(params.validators(view))
+    out = []
+    for asset in MS.oracle_assets(view):
+        pr = OR.price(view, asset)
+        prefix = OR.P_UPDATE + asset.encode() + b"\x00"
+        updates = []
+        for k, raw in view.iterate(prefix):
+            px, t = load(raw)
+            key = k[len(prefix):]
+            updates.append({"validator": key.hex(), "power": str(vals.get(key, 0)),
+                            "price": f.price(px), "time_ms": str(t)})
+        out.append({"asset": asset, "price": f.price(pr[0]) if pr else None,
+                    "time_ms": str(pr[1]) if pr else None,
+                    "stale": pr is None or now - pr[1] > op.max_age_ms, "updates": updates})
+    return {"height": str(h), "block_time_ms": str(now), "max_age_ms": str(op.max_age_ms),
+            "min_power_ppm": op.min_power_ppm, "assets": out}
+
+
+async def mark_prices(app, p: dict) -> dict:
+    f = _Fmt(app)
+    view = f.view
+    out = []
+    for m in MS.list_markets(view):
+        if m.kind != MS.PERP:
+            continue
+        rec = MK.read(view, m)
+        o = OR.price(view, m.base)
+        book = _book(app, m)
+        out.append({"market": m.symbol, "id": m.id,
+                    "mark_price": f.price(rec[0]) if rec else f.price(o[0] if o else None),
+                    "oracle_price": f.price(o[0]) if o else None,
+                    "ema_basis": f.price(rec[1]) if rec else "0",
+                    "impact_bid": f.price(MK.impact_price(book, m, Side.BUY)),
+                    "impact_ask": f.price(MK.impact_price(book, m, Side.SELL)),
+                    "time_ms": str(rec[2]) if rec else None})
+    return {"height": str(_height(app)), "marks": out}
+
+
+# -- order books ------------------------------------------------------------------------------
+
+_BOOKS: dict[int, tuple[int, dict[int, object]]] = {}  # id(app) -> (height, {market: book})
+
+
+def _book(app, m: MS.Market):
+    h = _height(app)
+    cached = _BOOKS.get(id(app))
+    if cached is None or cached[0] != h:
+        cached = (h, {})
+        _BOOKS[id(app)] = cached
+    books = cached[1]
+    b = books.get(m.id)
+    if b is None:
+        b = books[m.id] = Books().build(_view(app), m.id)
+    return b
+
+
+async def orderbook(app, p: dict) -> dict:
+    m = _market_param(app, p)
+    depth = _int_param(p, "depth", 1, 20)
+    if not 1 <= depth <= C.MAX_L2_DEPTH:
+        raise RPCError(RPCCode.INVALID_PARAMS, f"depth must be 1..{C.MAX_L2_DEPTH}")
+    f = _Fmt(app)
+    h = _height(app)
+    book = _book(app, m)
+    bids, asks = book.l2_snapshot(depth)
+    row = (lambda lv: {"price": f.px(m, lv.price_ticks), "size": f.sz(m, lv.size_lots),
+                       "orders": lv.order_count})
+    return {"market": m.symbol, "id": m.id, "height": str(h), "sequence": str(h),
+            "bids": [row(lv) for lv in bids], "asks": [row(lv) for lv in asks]}
+
+
+# -- orders -------------------------------------------------------------------------------------
+
+def order_json(f: _Fmt, m: MS.Market, o: O.OrderRecord, status: str) -> dict:
+    return {"order_id": str(o.id), "market": m.symbol, "market_id": m.id,
+            "owner": o.owner.hex(), "side": "buy" if o.is_buy else "sell",
+            "kind": O.KIND_NAMES[o.kind], "tif": O.TIF_NAMES[o.tif],
+            "price": f.px(m, o.price_ticks), "size": f.sz(m, o.size_lots),
+            "orig_size": f.sz(m, o.orig_lots), "filled": f.sz(m, o.orig_lots - o.size_lots),
+            "reduce_only": o.reduce_only,
+            "trigger_price": f.px(m, o.trigger_ticks) if o.trigger_ticks else None,
+            "cloid": str(o.cloid), "expiry_ms": str(o.expiry_ms) if o.expiry_ms else None,
+            "placed_ms": str(o.placed_ms), "status": status}
+
+
+async def open_orders(app, p: dict) -> dict:
+    addr = _addr_param(p)
+    m = _market_param(app, p, 1, required=False)
+    f = _Fmt(app)
+    out = []
+    for mid, oid in O.account_order_ids(f.view, addr, m.id if m else None):
+        mk = MS.get(f.view, mid)
+        o = O.get_resting(f.view, mid, oid)
+        if o is not None:
+            out.append(order_json(f, mk, o, "open"))
+        else:
+            out.append(order_json(f, mk, O.get_trigger(f.view, mid, oid), "waiting_trigger"))
+    return {"address": addr.hex(), "height": str(_height(app)), "orders": out}
+
+
+async def order(app, p: dict) -> dict:
+    """An open order by market + order_id, or by address + cloid."""
+    f = _Fmt(app)
+    oid = _int_param(p, "order_id", 1)
+    cloid = _int_param(p, "cloid", 2)
+    if oid is None:
+        addr = _addr_param(p, "address", 3)
+        if cloid is None:
+            raise RPCError(RPCCode.INVALID_PARAMS, "give market and order_id, or address and "
+                           "cloid")
+        hit = O.cloid_lookup(f.view, addr, cloid)
+        if hit is None:
+            raise RPCError(RPCCode.INVALID_PARAMS, f"no open order with client id {cloid} "
+                           f"for {addr.hex()}")
+        mid, oid = hit
+        m = MS.get(f.view, mid)
+    else:
+        m = _market_param(app, p)
+    o = O.get_resting(f.view, m.id, oid)
+    if o is not None:
+        return order_json(f, m, o, "open")
+    o = O.get_trigger(f.view, m.id, oid)
+    if o is not None:
+        return order_json(f, m, o, "waiting_trigger")
+    raise RPCError(RPCCode.INVALID_PARAMS, f"order {oid} on {m.symbol} is not open (filled, "
+                   "cancelled or never placed: see `fills` and the tx events)")
+
+
+# -- fills ----------------------------------------------------------------------------------
+
+class _FillIndex:
+    def __init__(self):
+        self.height = 0
+        self.fills: list[dict] = []
+
+    def catch_up(self, app) -> None:
+        from consensus.types import Block
+
+        tip = _height(app)
+        for h in range(self.height + 1, tip + 1):
+            raw = app.store.results_bytes(h)
+            if raw is None:
+                continue
+            time_ms = None
+            for i, (code, _log, events) in enumerate(decode(raw)):
+                if code != 0:
+                    continue
+                for typ, attrs in events:
+                    if typ != "fill":
+                        continue
+                    if time_ms is None:
+                        time_ms = Block.decode(app.store.block_bytes(h)).header.time_ms
+                    d = {k: v for k, v in attrs}
+                    d.update(height=str(h), index=i, time_ms=str(time_ms))
+                    self.fills.append(d)
+        self.height = tip
+        if len(self.fills) > MAX_FILLS:
+            del self.fills[: len(self.fills) - MAX_FILLS]
+
+
+_FILLS: dict[int, _FillIndex] = {}
+
+
+async def fills(app, p: dict) -> dict:
+    """Fills newest first, filtered by account (taker or maker) and/or market; paged."""
+    addr = _addr_param(p, "address", 0, required=False)
+    m = _market_param(app, p, 1, required=False)
+    page = _int_param(p, "page", 2, 1)
+    per_page = _int_param(p, "per_page", 3, 100)
+    if page < 1 or not 1 <= per_page <= MAX_PAGE:
+        raise RPCError(RPCCode.INVALID_PARAMS, f"page >= 1 and per_page 1..{MAX_PAGE}")
+    idx = _FILLS.setdefault(id(app), _FillIndex())
+    idx.catch_up(app)
+    a = addr.hex() if addr else None
+    sel = [x for x in reversed(idx.fills)
+           if (a is None or x["taker"] == a or x["maker"] == a)
+           and (m is None or x["market"] == m.symbol)]
+    start = (page - 1) * per_page
+    return {"height": str(idx.height), "total": len(sel), "page": page, "per_page": per_page,
+            "fills": sel[start:start + per_page]}
+
+
+# -- positions and margin -----------------------------------------------------------------------
+
+def _positions(f: _Fmt, acct) -> list[dict]:
+    out = []
+    for mid in sorted(acct.entries):
+        e = acct.entries[mid]
+        m = MS.get(f.view, mid)
+        if m.kind != MS.PERP or not (e.size or e.buy_lots or e.sell_lots or e.leverage):
+            continue
+        mark = MG.mark_price(f.view, m)
+        upnl, im, mm, notional = MG.market_requirements(m, e, mark) if mark else (0, 0, 0, 0)
+        entry = None
+        if e.size:
+            entry = format_amount(abs(e.entry_tl) * m.tick_size // abs(e.size), f.qdec)
+        out.append({"market": m.symbol, "market_id": m.id,
+                    "size": format_amount(e.size * m.lot_size, m.base_decimals),
+                    "side": "long" if e.size > 0 else "short" if e.size < 0 else "flat",
+                    "entry_price": entry, "mark_price": f.price(mark),
+                    "notional": f.amt(notional), "unrealized_pnl": f.amt(upnl),
+                    "leverage": e.leverage or m.max_leverage,
+                    "initial_margin": f.amt(im), "maintenance_margin": f.amt(mm),
+                    "open_buy_size": f.sz(m, e.buy_lots), "open_sell_size": f.sz(m, e.sell_lots),
+                    "open_orders": e.orders})
+    return out
+
+
+async def positions(app, p: dict) -> dict:
+    addr = _addr_param(p)
+    f = _Fmt(app)
+    return {"address": addr.hex(), "height": str(_height(app)),
+            "positions": _positions(f, load_account(f.view, addr))}
+
+
+async def margin_account(app, p: dict) -> dict:
+    """Hyperliquid's clearinghouseState: equity, margin used, free collateral, leverage."""
+    addr = _addr_param(p)
+    f = _Fmt(app)
+    view = f.view
+    acct = load_account(view, addr)
+    s = MG.summary(view, acct)
+    today = last_block(view)[1] // C.DAY_MS
+    vol = acct.volume_30d(today)
+    tier = 0
+    for i, t in enumerate(MS.fee_params(view).tiers):
+        if t.min_volume <= vol:
+            tier = i
+    bal = {sym: format_amount(q, params.asset_decimals(view, sym))
+           for sym, q in accounts.balances(view, addr).items()}
+    lev = None
+    if s.equity > 0:
+        whole, frac = divmod(s.notional * 100 // s.equity, 100)
+        lev = f"{whole}.{frac:02d}"
+    return {"address": addr.hex(), "height": str(_height(app)), "balances": bal,
+            "collateral": f.amt(s.collateral), "unrealized_pnl": f.amt(s.unrealized_pnl),
+            "equity": f.amt(s.equity), "initial_margin": f.amt(s.initial_margin),
+            "margin_used": f.amt(s.initial_margin),
+            "maintenance_margin": f.amt(s.maintenance_margin),
+            "free_collateral": f.amt(max(s.free_collateral, 0)),
+            "total_notional": f.amt(s.notional), "account_leverage": lev,
+            "volume_30d": f.amt(vol), "fee_tier": tier,
+            "positions": _positions(f, acct)}
+
+
+TRADING_METHODS = {fn.__name__: fn for fn in (markets, orderbook, open_orders, order, fills,
+                                              positions, margin_account, oracle, mark_prices)}

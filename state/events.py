@@ -1,0 +1,17 @@
+"""Events: what a tx (or a begin/end-block step) did, as typed key-value records.
+
+An event is `[type, [[key, value], ...]]` on the wire (state/machine.TxResult); values are
+strings (decimal strings for amounts). They are part of the block results, hence of
+`last_results_hash`: their order and text are consensus-critical.
+"""
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    type: str
+    attrs: tuple[tuple[str, str], ...]
+
+    def to_wire(self) -> list:
+        return [self.type, [list(a) for a in self.attrs]]

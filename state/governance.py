@@ -1,0 +1,155 @@
+"""Governance: the genesis authority adds markets and changes parameters from a stated height.
+
+What this module owns
+---------------------
+    gov/at/<height:8><n:4> -> [action, payload]   changes scheduled for the start of `height`
+
+* `gov_add_market [spec, effective_height]` lists a new market (state.markets spec) with the next
+  free id; `gov_set_param [market, param, value, effective_height]` changes one market parameter
+  (market > 0: SET_MARKET_PARAMS) or an exchange parameter (market 0: SET_GLOBAL_PARAMS).
+* Only the governance authority of genesis may sign them (NOT_GOVERNANCE). The height must be
+  after the current block and at most MAX_GOVERNANCE_DELAY_BLOCKS ahead, and the change must be
+  valid against today's state (INVALID_GOVERNANCE); it is validated again when it takes effect
+  at the start of its height (begin-block), and a change that became invalid meanwhile is
+  dropped with a `governance_failed` event instead of halting the chain.
+"""
+
+from state import constants as C, params
+from state.codec import encode, load
+from state.errors import Code, TxError
+from state.kv import KVView, Overlay
+from state.markets import (PERP, Market, OracleParams, check_fees_fit, fee_params,
+                           get as get_market, gov_authority, market_from_spec, next_market_id,
+                           oracle_params, put_market, put_oracle_asset, put_oracle_params)
+
+P_PENDING = b"gov/at/"
+SET_MARKET_PARAMS = ("maker_fee_ppm", "taker_fee_ppm", "min_size", "impact_notional")
+SET_GLOBAL_PARAMS = ("oracle_max_age", "oracle_min_power", "mark_ema_ms")
+
+
+def _asset_decimals(view: KVView) -> dict[str, int]:
+    return {s: params.asset_decimals(view, s) for s in params.list_assets(view)}
+
+
+def _quote_decimals(view: KVView) -> int:
+    return params.asset_decimals(view, params.quote_asset(view))
+
+
+def _new_market(view: KVView, spec: list) -> Market:
+    try:
+        m = market_from_spec(next_market_id(view), spec, _quote_decimals(view),
+                             _asset_decimals(view))
+        check_fees_fit(m, fee_params(view))
+    except ValueError as e:
+        raise TxError(Code.INVALID_GOVERNANCE, f"market spec: {e}") from None
+    return m
+
+
+def _changed_market(view: KVView, market_id: int, param: str, value: int) -> Market:
+    m = get_market(view, market_id)
+    if param not in SET_MARKET_PARAMS:
+        raise TxError(Code.INVALID_GOVERNANCE, f"market parameter {param!r} cannot be changed; "
+                      f"changeable: {', '.join(SET_MARKET_PARAMS)}")
+    spec = m.spec()
+    from state.markets import SPEC_FIELDS
+    spec[SPEC_FIELDS.index(param)] = value
+    try:
+        new = market_from_spec(m.id, spec, _quote_decimals(view), _asset_decimals(view))
+        check_fees_fit(new, fee_params(view))
+    except ValueError as e:
+        raise TxError(Code.INVALID_GOVERNANCE, f"{param} = {value}: {e}") from None
+    return new
+
+
+def _changed_oracle(view: KVView, param: str, value: int) -> OracleParams:
+    p = oracle_params(view)
+    if param == "oracle_max_age" and value > 0:
+        return OracleParams(value, p.min_power_ppm, p.mark_ema_ms)
+    if param == "oracle_min_power" and 0 < value <= C.PPM:
+        return OracleParams(p.max_age_ms, value, p.mark_ema_ms)
+    if param == "mark_ema_ms" and value > 0:
+        return OracleParams(p.max_age_ms, p.min_power_ppm, value)
+    raise TxError(Code.INVALID_GOVERNANCE, f"exchange parameter {param!r} = {value} is not "
+                  f"valid; changeable: {', '.join(SET_GLOBAL_PARAMS)} (positive; "
+                  f"oracle_min_power at most {C.PPM} ppm)")
+
+
+def _check_signer_and_height(view: KVView, ctx, tx, height: int) -> None:
+    auth = gov_authority(view)
+    if auth is None or tx.signer != auth:
+        raise TxError(Code.NOT_GOVERNANCE, "only the governance authority of genesis may "
+                      "sign governance actions" + (f" ({auth.hex()})" if auth else
+                                                   " (this chain has none)"))
+    if not ctx.height < height <= ctx.height + C.MAX_GOVERNANCE_DELAY_BLOCKS:
+        raise TxError(Code.INVALID_GOVERNANCE, f"effective height {height} must be in "
+                      f"{ctx.height + 1}..{ctx.height + C.MAX_GOVERNANCE_DELAY_BLOCKS}")
+
+
+def _schedule(view: Overlay, height: int, item: list) -> int:
+    prefix = P_PENDING + height.to_bytes(8, "big")
+    n = sum(1 for _ in view.iterate(prefix))
+    view.put(prefix + n.to_bytes(4, "big"), encode(item))
+    return n
+
+
+def do_add_market(view: Overlay, ctx, tx) -> list:
+    from state.events import Event
+
+    _, spec, height = tx.action
+    _check_signer_and_height(view, ctx, tx, height)
+    m = _new_market(view, spec)
+    _schedule(view, height, ["add_market", spec])
+    return [Event("governance_scheduled", (("action", "add_market"), ("symbol", m.symbol),
+                                           ("effective_height", str(height))))]
+
+
+def do_set_param(view: Overlay, ctx, tx) -> list:
+    from state.events import Event
+
+    _, market_id, param, value, height = tx.action
+    _check_signer_and_height(view, ctx, tx, height)
+    if market_id:
+        _changed_market(view, market_id, param, value)
+    else:
+        _changed_oracle(view, param, value)
+    _schedule(view, height, ["set_param", [market_id, param, value]])
+    return [Event("governance_scheduled", (("action", "set_param"), ("market", str(market_id)),
+                                           ("param", param), ("value", str(value)),
+                                           ("effective_height", str(height))))]
+
+
+def apply_pending(view: Overlay, height: int) -> list:
+    """Begin-block: apply the changes scheduled for `height`, in the order they were made."""
+    from state.events import Event
+
+    events = []
+    prefix = P_PENDING + height.to_bytes(8, "big")
+    for k, raw in list(view.iterate(prefix)):
+        kind, payload = load(raw)
+        view.delete(k)
+        child = view.child()
+        try:
+            if kind == "add_market":
+                m = _new_market(child, payload)
+                put_market(child, m)
+                if m.kind == PERP:
+                    put_oracle_asset(child, m.base)
+                events.append(Event("governance_applied", (("action", kind),
+                                                           ("market_id", str(m.id)),
+                                                           ("symbol", m.symbol))))
+            else:
+                market_id, param, value = payload
+                if market_id:
+                    put_market(child, _changed_market(child, market_id, param, value))
+                else:
+                    put_oracle_params(child, _changed_oracle(child, param, value))
+                events.append(Event("governance_applied", (("action", kind),
+                                                           ("market", str(market_id)),
+                                                           ("param", param),
+                                                           ("value", str(value)))))
+        except TxError as e:
+            events.append(Event("governance_failed", (("action", kind), ("code", str(int(e.code))),
+                                                      ("log", e.log))))
+            continue
+        child.commit()
+    return events

@@ -1,0 +1,159 @@
+"""Cross margin: equity, initial and maintenance margin of one account over all its markets.
+
+What this module owns
+---------------------
+The arithmetic of DESIGN.md §4 "Margin", read-only (it never writes):
+
+* equity = quote balance + sum over other collateral assets of balance * oracle price *
+  collateral weight + sum over perp positions of (size * mark - cost basis).
+* maintenance margin of a position of notional n (at mark) = ceil((n * mmr_k - deduction_k) /
+  PPM) for its tier k (state.markets), continuous in n.
+* initial margin of a position = max(ceil(n / leverage), 2 * MM(n)): the account's chosen
+  leverage, but never more than the tier allows at that notional.
+* open orders count at their worst case (dYdX's rule): per market, the larger of "every resting
+  buy fills" and "every resting sell fills", each plus the loss of filling at the order prices
+  rather than at the mark.
+
+Rounding is always against the account: values of what it holds round down (floor), notionals
+that set requirements round up.
+"""
+
+from dataclasses import dataclass
+
+from state import accounts, constants as C, params
+from state.codec import load
+from state.kv import KVView
+from state.markets import PERP, SPOT, Market, collateral, get as get_market
+from state.positions import Account
+
+P_MARK = b"mark/"  # + market id (4) -> [mark_price, ema_basis, time_ms]; written by state.mark
+
+
+def mark_price(view: KVView, m: Market) -> int | None:
+    """The market's mark price (price units), else its oracle price, else None."""
+    raw = view.get(P_MARK + m.id.to_bytes(4, "big"))
+    if raw is not None:
+        return load(raw)[0]
+    from state.oracle import price
+
+    p = price(view, m.base)
+    return None if p is None else p[0]
+
+
+def value(m: Market, size_lots: int, px: int) -> int:
+    """Signed value in quote quantums of `size_lots` at price `px`, floored (against a long's
+    value and for a short's liability)."""
+    return size_lots * m.lot_size * px // 10**m.base_decimals
+
+
+def notional_up(m: Market, size_lots: int, px: int) -> int:
+    """|size| * px in quote quantums, rounded up (for requirements)."""
+    n = size_lots if size_lots >= 0 else -size_lots
+    return -(-(n * m.lot_size * px) // 10**m.base_decimals)
+
+
+def maintenance_margin(m: Market, notional: int) -> int:
+    tier = m.tiers[0]
+    for t in m.tiers:
+        if t.lower_bound <= notional:
+            tier = t
+        else:
+            break
+    scaled = notional * tier.mmr_ppm - tier.deduction_scaled
+    return -(-scaled // C.PPM) if scaled > 0 else 0
+
+
+def initial_margin(m: Market, notional: int, leverage: int) -> int:
+    lev = leverage or m.max_leverage
+    return max(-(-notional // lev), 2 * maintenance_margin(m, notional))
+
+
+@dataclass(frozen=True, slots=True)
+class Summary:
+    collateral: int          # balances valued with weights (quote quantums)
+    unrealized_pnl: int
+    equity: int
+    initial_margin: int      # positions and open orders at worst case
+    maintenance_margin: int  # positions only
+    notional: int            # total |position| notional at mark
+
+    @property
+    def free_collateral(self) -> int:
+        return self.equity - self.initial_margin
+
+
+def collateral_value(view: KVView, addr: bytes, quote: str | None = None) -> int:
+    from state.oracle import price
+
+    total = accounts.balance(view, addr, quote or params.quote_asset(view))
+    for sym, weight in collateral(view):
+        bal = accounts.balance(view, addr, sym)
+        if bal:
+            p = price(view, sym)
+            if p is not None:
+                dec = params.asset_decimals(view, sym)
+                # floor twice: both round the asset's value down (against the account)
+                total += bal * p[0] // 10**dec * weight // C.PPM
+    return total
+
+
+def market_requirements(m: Market, e, px: int) -> tuple[int, int, int, int]:
+    """(upnl, initial margin incl. open orders, maintenance margin, notional) of one perp entry
+    at mark `px`."""
+    lev = e.leverage
+    upnl = value(m, e.size, px) - e.entry_tl * m.q
+    n = notional_up(m, e.size, px)
+    im = initial_margin(m, n, lev) if e.size else 0
+    if e.buy_lots:
+        worst = initial_margin(m, notional_up(m, e.size + e.buy_lots, px), lev)
+        loss = e.buy_tl * m.q - value(m, e.buy_lots, px)
+        im = max(im, worst + (loss if loss > 0 else 0))
+    if e.sell_lots:
+        worst = initial_margin(m, notional_up(m, e.size - e.sell_lots, px), lev)
+        loss = value(m, e.sell_lots, px) - e.sell_tl * m.q
+        im = max(im, worst + (loss if loss > 0 else 0))
+    mm = maintenance_margin(m, n) if e.size else 0
+    return upnl, im, mm, n
+
+
+def summary(view: KVView, acct: Account, quote: str | None = None) -> Summary:
+    """The account's margin summary at the current marks (`quote`: the quote asset, if the
+    caller already knows it)."""
+    coll = collateral_value(view, acct.addr, quote)
+    upnl = im = mm = notional = 0
+    for mid in sorted(acct.entries):
+        e = acct.entries[mid]
+        if not (e.size or e.buy_lots or e.sell_lots):
+            continue
+        m = get_market(view, mid)
+        if m.kind != PERP:
+            continue
+        px = mark_price(view, m)
+        if px is None:
+            continue  # unreachable for an open position: trading needs an oracle price
+        u, i, mmr, n = market_requirements(m, e, px)
+        upnl += u
+        im += i
+        mm += mmr
+        notional += n
+    return Summary(coll, upnl, coll + upnl, im, mm, notional)
+
+
+def spot_reserved(view: KVView, acct: Account) -> dict[str, int]:
+    """Quantums of each asset that the account's resting spot orders may spend (buys: notional
+    plus taker fee at the base rate, rounded up; sells: base size)."""
+    out: dict[str, int] = {}
+    for mid in sorted(acct.entries):
+        e = acct.entries[mid]
+        if not (e.buy_lots or e.sell_lots):
+            continue
+        m = get_market(view, mid)
+        if m.kind != SPOT:
+            continue
+        quote = params.quote_asset(view)
+        if e.buy_tl:
+            notional = e.buy_tl * m.q
+            out[quote] = out.get(quote, 0) + notional + -(-notional * m.taker_fee_ppm // C.PPM)
+        if e.sell_lots:
+            out[m.base] = out.get(m.base, 0) + e.sell_lots * m.lot_size
+    return out

@@ -1,0 +1,216 @@
+"""Order records and their indexes in the KV view: the durable truth the books are built from.
+
+Keys (market ids 4 bytes, order ids / prices / times 8 bytes, all big-endian so byte order is
+numeric order):
+
+    ord/<m><id>                 a resting order's record (the book of market m = these keys)
+    trg/<m><id>                 a trigger order waiting for its mark price
+    tix/<m><dir><price><id>     trigger index: dir 0 fires when mark >= price (ascending
+                                price), dir 1 when mark <= price (stored as MAX - price so
+                                ascending keys are descending prices)
+    aord/<addr><m><id>          the account's open orders (resting and waiting)
+    cloid/<addr><cloid>         [m, id] of the account's open order with this client id
+    exp/<time><m><id>           good-til-time index, ascending expiry
+    seq/order                   the next order id (ids double as time priority)
+
+Record: [owner, is_buy, kind, price_ticks, size_lots, orig_lots, tif, reduce_only,
+trigger_ticks, cloid, expiry_ms, placed_ms]; `size_lots` is what remains.
+Invariant: an order id is under exactly one of ord/ and trg/ while it is open, and then has
+exactly one aord/ entry, a cloid/ entry iff cloid != 0, an exp/ entry iff expiry_ms != 0, and a
+tix/ entry iff it is under trg/.
+"""
+
+from dataclasses import dataclass
+
+from state.codec import encode, load
+from state.kv import KVView, Overlay
+
+P_ORDER = b"ord/"
+P_TRIGGER = b"trg/"
+P_TRIGGER_INDEX = b"tix/"
+P_ACCOUNT_ORDERS = b"aord/"
+P_CLOID = b"cloid/"
+P_EXPIRY = b"exp/"
+K_ORDER_SEQ = b"seq/order"
+
+# Order kinds (the `kind` field of the order action).
+LIMIT = 0
+MARKET = 1
+STOP_MARKET = 2
+STOP_LIMIT = 3
+TAKE_PROFIT_MARKET = 4
+TAKE_PROFIT_LIMIT = 5
+KIND_NAMES = ("limit", "market", "stop_market", "stop_limit", "take_profit_market",
+              "take_profit_limit")
+MARKET_KINDS = (MARKET, STOP_MARKET, TAKE_PROFIT_MARKET)
+TRIGGER_KINDS = (STOP_MARKET, STOP_LIMIT, TAKE_PROFIT_MARKET, TAKE_PROFIT_LIMIT)
+TIF_NAMES = ("gtc", "ioc", "fok", "alo")
+
+FIRE_UP = 0     # fires when mark >= trigger price
+FIRE_DOWN = 1   # fires when mark <= trigger price
+_MAX64 = 2**64 - 1
+
+
+def fire_direction(kind: int, is_buy: bool) -> int:
+    """A stop buy and a take-profit sell fire on a rise; a stop sell and a TP buy on a fall."""
+    stop = kind in (STOP_MARKET, STOP_LIMIT)
+    return FIRE_UP if stop == is_buy else FIRE_DOWN
+
+
+@dataclass(slots=True)
+class OrderRecord:
+    id: int
+    market: int
+    owner: bytes
+    is_buy: bool
+    kind: int
+    price_ticks: int
+    size_lots: int
+    orig_lots: int
+    tif: int
+    reduce_only: bool
+    trigger_ticks: int
+    cloid: int
+    expiry_ms: int
+    placed_ms: int
+
+    def to_value(self) -> bytes:
+        return encode([self.owner, self.is_buy, self.kind, self.price_ticks, self.size_lots,
+                       self.orig_lots, self.tif, self.reduce_only, self.trigger_ticks,
+                       self.cloid, self.expiry_ms, self.placed_ms])
+
+
+def _mid(market: int, order_id: int) -> bytes:
+    return market.to_bytes(4, "big") + order_id.to_bytes(8, "big")
+
+
+def _from(market: int, order_id: int, raw: bytes) -> OrderRecord:
+    return OrderRecord(order_id, market, *load(raw))
+
+
+def get_resting(view: KVView, market: int, order_id: int) -> OrderRecord | None:
+    raw = view.get(P_ORDER + _mid(market, order_id))
+    return None if raw is None else _from(market, order_id, raw)
+
+
+def get_trigger(view: KVView, market: int, order_id: int) -> OrderRecord | None:
+    raw = view.get(P_TRIGGER + _mid(market, order_id))
+    return None if raw is None else _from(market, order_id, raw)
+
+
+def get_open(view: KVView, market: int, order_id: int) -> OrderRecord | None:
+    """The open order (resting or waiting trigger) with this id, or None."""
+    return get_resting(view, market, order_id) or get_trigger(view, market, order_id)
+
+
+def iter_resting(view: KVView, market: int):
+    """Resting orders of a market in id (= time) order."""
+    prefix = P_ORDER + market.to_bytes(4, "big")
+    n = len(prefix)
+    for k, raw in view.iterate(prefix):
+        yield _from(market, int.from_bytes(k[n:], "big"), raw)
+
+
+def iter_triggers(view: KVView, market: int):
+    prefix = P_TRIGGER + market.to_bytes(4, "big")
+    n = len(prefix)
+    for k, raw in view.iterate(prefix):
+        yield _from(market, int.from_bytes(k[n:], "big"), raw)
+
+
+def account_order_ids(view: KVView, owner: bytes, market: int | None = None) -> list[tuple[int, int]]:
+    """(market, order id) of the account's open orders, ascending."""
+    prefix = P_ACCOUNT_ORDERS + owner + (b"" if market is None else market.to_bytes(4, "big"))
+    n = len(P_ACCOUNT_ORDERS) + len(owner)
+    return [(int.from_bytes(k[n:n + 4], "big"), int.from_bytes(k[n + 4:], "big"))
+            for k, _ in view.iterate(prefix)]
+
+
+def cloid_lookup(view: KVView, owner: bytes, cloid: int) -> tuple[int, int] | None:
+    raw = view.get(P_CLOID + owner + cloid.to_bytes(8, "big"))
+    return None if raw is None else tuple(load(raw))
+
+
+def next_order_id(view: Overlay) -> int:
+    raw = view.get(K_ORDER_SEQ)
+    oid = 1 if raw is None else load(raw)
+    view.put(K_ORDER_SEQ, encode(oid + 1))
+    return oid
+
+
+def _trigger_index_key(o: OrderRecord) -> bytes:
+    d = fire_direction(o.kind, o.is_buy)
+    p = o.trigger_ticks if d == FIRE_UP else _MAX64 - o.trigger_ticks
+    return (P_TRIGGER_INDEX + o.market.to_bytes(4, "big") + bytes([d]) + p.to_bytes(8, "big")
+            + o.id.to_bytes(8, "big"))
+
+
+def _open_indexes(view: Overlay, o: OrderRecord) -> None:
+    mid = _mid(o.market, o.id)
+    view.put(P_ACCOUNT_ORDERS + o.owner + mid, b"")
+    if o.cloid:
+        view.put(P_CLOID + o.owner + o.cloid.to_bytes(8, "big"), encode([o.market, o.id]))
+    if o.expiry_ms:
+        view.put(P_EXPIRY + o.expiry_ms.to_bytes(8, "big") + mid, b"")
+
+
+def _close_indexes(view: Overlay, o: OrderRecord) -> None:
+    mid = _mid(o.market, o.id)
+    view.delete(P_ACCOUNT_ORDERS + o.owner + mid)
+    if o.cloid:
+        view.delete(P_CLOID + o.owner + o.cloid.to_bytes(8, "big"))
+    if o.expiry_ms:
+        view.delete(P_EXPIRY + o.expiry_ms.to_bytes(8, "big") + mid)
+
+
+def put_resting(view: Overlay, o: OrderRecord, new: bool = True) -> None:
+    """Write a resting order (new: also its indexes; else only its changed record)."""
+    view.put(P_ORDER + _mid(o.market, o.id), o.to_value())
+    if new:
+        _open_indexes(view, o)
+
+
+def remove_resting(view: Overlay, o: OrderRecord) -> None:
+    view.delete(P_ORDER + _mid(o.market, o.id))
+    _close_indexes(view, o)
+
+
+def put_trigger(view: Overlay, o: OrderRecord) -> None:
+    view.put(P_TRIGGER + _mid(o.market, o.id), o.to_value())
+    view.put(_trigger_index_key(o), b"")
+    _open_indexes(view, o)
+
+
+def remove_trigger(view: Overlay, o: OrderRecord) -> None:
+    view.delete(P_TRIGGER + _mid(o.market, o.id))
+    view.delete(_trigger_index_key(o))
+    _close_indexes(view, o)
+
+
+def fired_triggers(view: KVView, market: int, mark_ticks_up: int, mark_ticks_down: int,
+                   limit: int) -> list[int]:
+    """Ids of waiting triggers of `market` that fire: FIRE_UP ones with trigger <= mark and
+    FIRE_DOWN ones with trigger >= mark; at most `limit`, ascending id (time priority).
+    `mark_ticks_up` / `_down` are the mark rounded down / up to ticks (a trigger fires only
+    once the mark has really reached it)."""
+    base = P_TRIGGER_INDEX + market.to_bytes(4, "big")
+    out: list[int] = []
+    for d, bound in ((FIRE_UP, mark_ticks_up), (FIRE_DOWN, _MAX64 - mark_ticks_down)):
+        prefix = base + bytes([d])
+        for k, _ in view.iterate(prefix):
+            if int.from_bytes(k[len(prefix):len(prefix) + 8], "big") > bound:
+                break
+            out.append(int.from_bytes(k[len(prefix) + 8:], "big"))
+    out.sort()
+    return out[:limit]
+
+
+def expired(view: KVView, now_ms: int, limit: int) -> list[tuple[int, int]]:
+    """(market, id) of open orders with expiry <= now_ms, ascending expiry, at most `limit`."""
+    out = []
+    n = len(P_EXPIRY)
+    for k, _ in view.iterate(P_EXPIRY):
+        if int.from_bytes(k[n:n + 8], "big") > now_ms or len(out) >= limit:
+            break
+        out.append((int.from_bytes(k[n + 8:n + 12], "big"), int.from_bytes(k[n + 12:], "big")))
+    return out
