@@ -6,7 +6,9 @@
 `up` creates the homes on first use (keys, one genesis shared by all with every node as
 a validator of equal power and a faucet, distinct ports, every node a persistent peer of
 every other), starts every node that is not running in the background, and returns once
-each answers `health`. On an existing DIR it restarts stopped nodes with their data.
+each answers `health`, then starts a price feeder per validator (localnet/feeder.py; pid in
+DIR/nodeK/feeder.pid, log in DIR/nodeK/feeder.log). On an existing DIR it restarts stopped
+nodes and feeders with their data.
 """
 
 import json
@@ -20,6 +22,7 @@ from pathlib import Path
 
 import httpx
 
+from localnet.feeder import start_feeder
 from localnet.network import NodeSpec, build_network
 
 DEFAULT_DIR = Path(".localnet")
@@ -51,21 +54,33 @@ class NodeEntry:
     def log_file(self) -> Path:
         return self.home / "node.log"
 
+    @property
+    def feeder_pid_file(self) -> Path:
+        return self.home / "feeder.pid"
+
     def pid(self) -> int | None:
         """The pid of the running node process, or None."""
-        try:
-            pid = int(self.pid_file.read_text().strip())
-        except (FileNotFoundError, ValueError):
-            return None
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return None
-        except PermissionError:
-            return pid
-        if _is_zombie(pid):
-            return None
+        return _live_pid(self.pid_file)
+
+    def feeder_pid(self) -> int | None:
+        """The pid of this validator's running price feeder, or None."""
+        return _live_pid(self.feeder_pid_file)
+
+
+def _live_pid(pid_file: Path) -> int | None:
+    try:
+        pid = int(pid_file.read_text().strip())
+    except (FileNotFoundError, ValueError):
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:
         return pid
+    if _is_zombie(pid):
+        return None
+    return pid
 
 
 def _is_zombie(pid: int) -> bool:
@@ -140,7 +155,9 @@ def _tail(path: Path, lines: int = 15) -> str:
 
 def up(d: Path = DEFAULT_DIR, n: int | None = None, base_port: int = 26657,
        chain_id: str = DEFAULT_CHAIN_ID, timeout: float = 30.0,
-       timeout_commit: str = "250ms", configure=None) -> list[NodeEntry]:
+       timeout_commit: str = "250ms", configure=None, feeders: bool = True,
+       prices_csv: Path | None = None) -> list[NodeEntry]:
+    """Create (first time) and start the nodes, then one price feeder per validator."""
     if _manifest(d).exists():
         entries = load(d)
         if n is not None and n != len(entries):
@@ -153,6 +170,11 @@ def up(d: Path = DEFAULT_DIR, n: int | None = None, base_port: int = 26657,
             start_node(e)
     for e in entries:
         wait_healthy(e, timeout)
+    if feeders:
+        for e in entries:
+            if e.feeder_pid() is None:
+                proc = start_feeder(e.home, e.rpc_url, csv_path=prices_csv)
+                e.feeder_pid_file.write_text(f"{proc.pid}\n")
     return entries
 
 
@@ -160,7 +182,8 @@ def status(d: Path = DEFAULT_DIR) -> list[dict]:
     out = []
     for e in load(d):
         row = {"node": f"node{e.index}", "rpc": e.rpc_url, "pid": e.pid(), "running": False,
-               "height": None, "app_hash": None, "peers": 0, "round": 0}
+               "height": None, "app_hash": None, "peers": 0, "round": 0,
+               "feeder": e.feeder_pid() is not None}
         if row["pid"] is not None:
             try:
                 res = [r["result"] for r in sorted(httpx.post(e.rpc_url, json=[
@@ -182,6 +205,10 @@ def down(d: Path = DEFAULT_DIR, timeout: float = 10.0) -> list[int]:
     stopped = []
     entries = load(d)
     for e in entries:
+        fpid = e.feeder_pid()
+        if fpid is not None:
+            os.kill(fpid, signal.SIGTERM)
+        e.feeder_pid_file.unlink(missing_ok=True)
         pid = e.pid()
         if pid is not None:
             os.kill(pid, signal.SIGTERM)

@@ -26,6 +26,7 @@ from node.keys import KeyPair
 from node.mempool import Mempool, MempoolLimits
 from node.store import Store, Tip
 from node.verifier import Verifier
+from state.books import BookCache
 from state.codec import decode, encode
 from state.errors import Code, TxError
 from state.genesis import genesis_writes
@@ -70,6 +71,7 @@ class Application:
         self.block_committed = trio.Event()
         self._txs_available = trio.Event()
         self._selectors: dict[int, ProposerSelector] = {}
+        self.book_cache = BookCache()         # order books carried from block to block
         self.prepared: dict[bytes, Tx] = {}   # verified txs of blocks from other proposers
         self.gossip = None                    # set by the node: callable(list of raw txs)
         self.p2p = None                       # set by the node (for net_info)
@@ -142,7 +144,7 @@ class Application:
         known = ChainMap(self.mempool.txs, self.prepared) if self.prepared else self.mempool.txs
         return apply_block(self.store.state, BlockInput(block.header.height, block.header.time_ms,
                                                         block.txs),
-                           self.tip.app_hash, known)
+                           self.tip.app_hash, known, cache=self.book_cache)
 
     def selector(self, height: int) -> ProposerSelector:
         sel = self._selectors.get(height)

@@ -161,6 +161,41 @@ def cmd_tx_transfer(a) -> None:
     _send(a, lambda: c.transfer(a.to, a.amount, a.asset))
 
 
+def cmd_order(a) -> None:
+    c = _client(a)
+    is_buy = a.side == "buy"
+    if a.price is None:
+        _send(a, lambda: c.market_order(a.market, is_buy, a.size))
+    else:
+        _send(a, lambda: c.place_order(a.market, is_buy, a.price, a.size, tif=a.tif,
+                                       reduce_only=a.reduce_only, cloid=a.cloid))
+
+
+def cmd_cancel(a) -> None:
+    c = _client(a)
+    if a.all:
+        _send(a, lambda: c.cancel_all(a.market))
+    elif a.cloid is not None:
+        _send(a, lambda: c.cancel_by_cloid(a.market, a.cloid))
+    elif a.id is not None:
+        _send(a, lambda: c.cancel(a.market, a.id))
+    else:
+        fail("give --id, --cloid or --all", 2)
+
+
+def _query(a, fn) -> None:
+    import httpx
+
+    from rpc.client import RPCClientError
+
+    try:
+        print(json.dumps(fn(_client(a, with_key=False)), indent=2))
+    except RPCClientError as e:
+        fail(str(e))
+    except httpx.HTTPError as e:
+        fail(f"cannot reach the node at {a.node}: {e}")
+
+
 def cmd_query_account(a) -> None:
     import httpx
 
@@ -190,7 +225,9 @@ def cmd_localnet_up(a) -> None:
     from localnet.cluster import LocalnetError, up
 
     try:
-        entries = up(Path(a.dir), a.n, a.base_port, timeout_commit=a.timeout_commit)
+        entries = up(Path(a.dir), a.n, a.base_port, timeout_commit=a.timeout_commit,
+                     feeders=not a.no_feeders,
+                     prices_csv=Path(a.prices_csv) if a.prices_csv else None)
     except (LocalnetError, FileExistsError) as e:
         fail(str(e))
     for e in entries:
@@ -207,12 +244,15 @@ def cmd_localnet_status(a) -> None:
     if a.json:
         print(json.dumps(rows, indent=2))
         return
-    print(f"{'node':6} {'state':8} {'height':>8} {'round':>5} {'peers':>5}  {'app hash':18} rpc")
+    print(f"{'node':6} {'state':8} {'height':>8} {'round':>5} {'peers':>5} {'feeder':>6}  "
+          f"{'app hash':18} rpc")
     for r in rows:
         state = "running" if r["running"] else ("no-rpc" if r["pid"] else "stopped")
         h = "-" if r["height"] is None else str(r["height"])
         ah = (r["app_hash"] or "-")[:16]
-        print(f"{r['node']:6} {state:8} {h:>8} {r['round']:>5} {r['peers']:>5}  {ah:18} {r['rpc']}")
+        fd = "yes" if r["feeder"] else "no"
+        print(f"{r['node']:6} {state:8} {h:>8} {r['round']:>5} {r['peers']:>5} {fd:>6}  "
+              f"{ah:18} {r['rpc']}")
 
 
 def cmd_localnet_down(a) -> None:
@@ -294,6 +334,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--base-port", type=int, default=26657)
     s.add_argument("--timeout-commit", default="250ms",
                    help="pause after each commit: the idle block interval")
+    s.add_argument("--prices-csv", help="oracle prices for the feeders (see localnet/feeder.py)")
+    s.add_argument("--no-feeders", action="store_true", help="start no price feeders")
     s.set_defaults(fn=cmd_localnet_up)
     s = ln.add_parser("status", help="height, app hash and RPC URL of each node")
     s.add_argument("--dir", default=".localnet")
@@ -321,6 +363,27 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true")
     s.set_defaults(fn=cmd_query_account)
 
+    s = sub.add_parser("order", help="place an order (a market order without --price)")
+    s.add_argument("--key", required=True)
+    s.add_argument("--node", default=DEFAULT_NODE)
+    s.add_argument("--market", required=True, help="e.g. BTC-USD")
+    s.add_argument("--side", required=True, choices=("buy", "sell"))
+    s.add_argument("--size", required=True, help="decimal size in base units, e.g. 0.01")
+    s.add_argument("--price", help="decimal limit price; omit for a market order")
+    s.add_argument("--tif", default="gtc", choices=("gtc", "ioc", "fok", "alo"))
+    s.add_argument("--reduce-only", action="store_true")
+    s.add_argument("--cloid", type=int, default=0, help="your client order id")
+    s.set_defaults(fn=cmd_order)
+
+    s = sub.add_parser("cancel", help="cancel orders")
+    s.add_argument("--key", required=True)
+    s.add_argument("--node", default=DEFAULT_NODE)
+    s.add_argument("--market", help="market (all markets with --all and no --market)")
+    s.add_argument("--id", type=int)
+    s.add_argument("--cloid", type=int)
+    s.add_argument("--all", action="store_true")
+    s.set_defaults(fn=cmd_cancel)
+
     s = sub.add_parser("testnet", help="write node homes for a network spread over machines")
     s.add_argument("--v", type=int, required=True, help="number of validators")
     s.add_argument("--hostname", action="append", default=[], required=True,
@@ -332,6 +395,24 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--rpc-host", default="127.0.0.1",
                    help="RPC listen host on each machine (0.0.0.0 exposes it)")
     s.set_defaults(fn=cmd_testnet)
+
+    for name, help_, fn in (
+            ("positions", "an account's positions", lambda a: _query(a, lambda c: c.positions(a.address))),
+            ("orders", "an account's open orders", lambda a: _query(a, lambda c: c.open_orders(a.address))),
+            ("margin", "an account's equity, margin used, free collateral",
+             lambda a: _query(a, lambda c: c.margin_account(a.address)))):
+        s = q.add_parser(name, help=help_)
+        s.add_argument("address")
+        s.add_argument("--node", default=DEFAULT_NODE)
+        s.set_defaults(fn=fn)
+    s = q.add_parser("book", help="a market's L2 order book")
+    s.add_argument("market")
+    s.add_argument("--depth", type=int, default=10)
+    s.add_argument("--node", default=DEFAULT_NODE)
+    s.set_defaults(fn=lambda a: _query(a, lambda c: c.orderbook(a.market, a.depth)))
+    s = q.add_parser("markets", help="every market and its parameters")
+    s.add_argument("--node", default=DEFAULT_NODE)
+    s.set_defaults(fn=lambda a: _query(a, lambda c: c.call("markets")))
 
     s = sub.add_parser("bench", help="drive a running network with signed transfers; print figures")
     s.add_argument("--node", action="append",

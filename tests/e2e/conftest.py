@@ -68,7 +68,7 @@ class Net:
     def __init__(self, d: Path, n: int = 1):
         self.dir = d
         self.entries = cluster.up(d, n, free_base_port(n), timeout_commit="100ms",
-                                  configure=fast_timeouts)
+                                  configure=fast_timeouts, feeders=False)
         self.node = self.entries[0]
         self.url = self.node.rpc_url
 
@@ -82,7 +82,7 @@ class Net:
             pass
 
     def restart(self) -> None:
-        cluster.up(self.dir)
+        cluster.up(self.dir, feeders=False)
 
     def down(self) -> None:
         cluster.down(self.dir)
