@@ -117,6 +117,19 @@ def build_block(chain_id: str, tip: ChainTip, txs: list[bytes], proposer: bytes,
     return Block(header, tuple(txs), tip.last_commit, evidence)
 
 
+def check_evidence(chain_id: str, a: bytes, b: bytes, max_height: int) -> None:
+    """Raise ValueError unless (a, b) proves a double sign: two votes by one validator for
+    the same height, round and type, for different blocks, both correctly signed."""
+    va, vb = Vote.decode(a), Vote.decode(b)
+    if not (va.validator == vb.validator and va.height == vb.height and va.round == vb.round
+            and va.type == vb.type and va.block_hash != vb.block_hash):
+        raise ValueError("evidence votes do not conflict")
+    if not (verify_vote(va, chain_id) and verify_vote(vb, chain_id)):
+        raise ValueError("evidence vote signature does not verify")
+    if va.height > max_height:
+        raise ValueError("evidence from the future")
+
+
 def _save_last_signed(path: Path, ls: LastSigned) -> None:
     kind = "proposal" if isinstance(ls.message, Proposal) else "vote"
     tmp = path.with_suffix(".tmp")
@@ -386,14 +399,7 @@ class Driver:
 
     # -- evidence ---------------------------------------------------------------------------
     def _check_evidence(self, a: bytes, b: bytes) -> None:
-        va, vb = Vote.decode(a), Vote.decode(b)
-        if not (va.validator == vb.validator and va.height == vb.height and va.round == vb.round
-                and va.type == vb.type and va.block_hash != vb.block_hash):
-            raise ValueError("evidence votes do not conflict")
-        if not (verify_vote(va, self.chain_id) and verify_vote(vb, self.chain_id)):
-            raise ValueError("evidence vote signature does not verify")
-        if va.height > self.height:
-            raise ValueError("evidence from the future")
+        check_evidence(self.chain_id, a, b, self.height)
 
     def _on_evidence(self, peer: str | None, body) -> None:
         a, b = body
@@ -404,6 +410,13 @@ class Driver:
         self._add_evidence(key)
         if self.net is not None:
             self.net.broadcast(MSG_EVIDENCE, list(key), exclude=peer)
+
+    def submit_evidence(self, a: bytes, b: bytes) -> None:
+        """Evidence from outside (RPC): checked now (ValueError if invalid), then handled
+        like evidence from a peer."""
+        key = (a, b) if a < b else (b, a)
+        check_evidence(self.chain_id, *key, self.height)
+        self.post("net", None, (MSG_EVIDENCE, list(key)))
 
     def _add_evidence(self, key: tuple[bytes, bytes]) -> None:
         if len(self.evidence) < MAX_PENDING_EVIDENCE:

@@ -251,5 +251,10 @@ class ProposerSelector:
         sel._rescale_and_center()
         return sel
 
+    def two_heights_on(self, changes: Mapping[bytes, int]) -> "ProposerSelector":
+        """Given the set of height h+1 and the changes block h made, the set of h+2
+        (CometBFT: updates returned by block h take effect at h+2)."""
+        return (self.with_updates(changes) if changes else self).next_height()
+
     def __repr__(self) -> str:
         return f"ProposerSelector(n={len(self.powers)}, total={self.total_power}, proposer={self.proposer!r})"

@@ -18,6 +18,7 @@ from collections import ChainMap
 
 import trio
 
+from consensus.messages import Vote
 from consensus.proposer import ProposerSelector
 from consensus.types import Block, ChainTip, Commit
 from node.config import Config
@@ -29,6 +30,7 @@ from node.verifier import Verifier
 from state.books import BookCache
 from state.codec import decode, encode
 from state.errors import Code, TxError
+from state.evidence import DoubleSign
 from state.genesis import genesis_writes
 from state.machine import BlockInput, BlockResult, TxResult, apply_block, next_ctx
 from state.tx import Tx, decode_tx, tx_hash
@@ -140,11 +142,10 @@ class Application:
                 self.prepared[tx.hash] = tx
 
     def execute(self, block: Block) -> BlockResult:
-        """Apply a block consensus has decided (it has checked the header)."""
+        """Apply a block consensus has decided (it has checked the header and evidence)."""
         known = ChainMap(self.mempool.txs, self.prepared) if self.prepared else self.mempool.txs
-        return apply_block(self.store.state, BlockInput(block.header.height, block.header.time_ms,
-                                                        block.txs),
-                           self.tip.app_hash, known, cache=self.book_cache)
+        return apply_block(self.store.state, block_input(block), self.tip.app_hash, known,
+                           cache=self.book_cache)
 
     def selector(self, height: int) -> ProposerSelector:
         sel = self._selectors.get(height)
@@ -167,7 +168,7 @@ class Application:
         tip = Tip(h, block.hash(), block.header.time_ms, result.app_hash, rhash)
         # The set for h+2 is fixed when h commits (validator changes made by block h will
         # take effect there, as in CometBFT).
-        after = self.selector(h + 1).next_height()
+        after = self.selector(h + 1).two_heights_on(dict(result.validator_updates))
         self.store.commit_block(h, block.encode(), encode(commit.to_wire()), rbytes, hashes,
                                 result.writes, tip, {h + 2: encode_selector(after)})
         self._selectors = {k: v for k, v in self._selectors.items() if k >= h}
@@ -205,6 +206,15 @@ class Application:
 
     def result_at(self, height: int, index: int) -> TxResult:
         return TxResult.from_wire(decode(self.store.results_bytes(height))[index])
+
+
+def block_input(block: Block) -> BlockInput:
+    """What the state machine sees of a consensus block."""
+    ev = []
+    for a, b in block.evidence:
+        va = Vote.decode(a)
+        ev.append(DoubleSign(va.validator, va.height, va.round, va.type, a, b))
+    return BlockInput(block.header.height, block.header.time_ms, block.txs, tuple(ev))
 
 
 def encode_selector(sel: ProposerSelector) -> bytes:

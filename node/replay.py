@@ -1,24 +1,28 @@
 """`perpchain replay`: re-execute every stored block from genesis into a fresh state.
 
-For each height it checks the block against the chain (header links, commit signatures),
-re-verifies every tx signature (nothing is trusted from the node's caches), applies the
-block to a fresh in-memory state, and compares the app hash and the tx results with what
-the node stored. The first difference stops the replay with the height and what differs.
+For each height it checks the block against the chain (header links, BFT time, commit
+signatures against the validator set of that height, which it evolves itself from genesis
+and the blocks' validator changes), checks any double-sign evidence, re-verifies every tx
+signature (nothing is trusted from the node's caches), applies the block to a fresh
+in-memory state, and compares the app hash and the tx results with what the node stored.
+The first difference stops the replay with the height and what differs.
 """
 
 import sys
 import time
 from dataclasses import dataclass
 
+from consensus.driver import check_evidence, vals_of
+from consensus.proposer import ProposerSelector
 from consensus.types import Block, ChainTip, Commit, InvalidBlockHeader, InvalidCommit, validate_block
-from node.app import results_hash
+from node.app import block_input, results_hash
 from node.genesis import Genesis
 from node.store import Store
 from state.codec import decode
 from state.errors import InvalidBlock
 from state.genesis import genesis_writes
 from state.kv import MemoryKV
-from state.machine import BlockInput, apply_block
+from state.machine import apply_block
 
 
 @dataclass
@@ -43,6 +47,8 @@ def replay(store: Store, genesis: Genesis, progress: bool | None = None) -> Repl
                             "stored one: this data directory belongs to another genesis")
     kv = MemoryKV()
     kv.apply(writes)
+    sel = {1: ProposerSelector.genesis({v.pub_key: v.power for v in genesis.validators.validators})}
+    sel[2] = sel[1].next_height()
     stored_tip = store.tip()
     tip = ChainTip(0, genesis.state.genesis_time_ms, b"", None, app_hash, b"")
     if progress is None:
@@ -56,12 +62,18 @@ def replay(store: Store, genesis: Genesis, progress: bool | None = None) -> Repl
         for h in range(1, stored_tip.height + 1):
             block = Block.decode(store.block_bytes(h))
             commit = Commit.from_wire(decode(store.commit_bytes(h)))
+            vals = vals_of(sel[h])
             try:
-                validate_block(block, tip, genesis.chain_id, genesis.validators)
-                commit.verify(genesis.chain_id, genesis.validators, block.hash(), h)
-                res = apply_block(kv, BlockInput(h, block.header.time_ms, block.txs), tip.app_hash)
-            except (InvalidBlockHeader, InvalidCommit, InvalidBlock) as e:
+                validate_block(block, tip, genesis.chain_id, vals,
+                               vals_of(sel[h - 1]) if h > 1 else None)
+                commit.verify(genesis.chain_id, vals, block.hash(), h)
+                for a, b in block.evidence:
+                    check_evidence(genesis.chain_id, a, b, h)
+                res = apply_block(kv, block_input(block), tip.app_hash)
+            except (InvalidBlockHeader, InvalidCommit, InvalidBlock, ValueError) as e:
                 return _fail(t0, h - 1, ntx, tip.app_hash, f"height {h}: {e}")
+            sel[h + 2] = sel[h + 1].two_heights_on(dict(res.validator_updates))
+            sel.pop(h - 1, None)
             if res.app_hash != store.app_hash_at(h):
                 return _fail(t0, h - 1, ntx, res.app_hash,
                              f"height {h}: app hash {res.app_hash.hex()} differs from stored "

@@ -174,6 +174,14 @@ class Client:
     def faucet(self, wait: bool = True) -> TxOutcome:
         return self.broadcast(self.sign(["faucet"]), wait)
 
+    def set_validator(self, pub_key_hex: str, power: int, wait: bool = True) -> TxOutcome:
+        """Governance: give a validator `power` (0 removes it) from two heights on."""
+        return self.broadcast(self.sign(["gov_set_validator", parse_address(pub_key_hex),
+                                         power]), wait)
+
+    def evidence(self, validator: str | None = None) -> dict:
+        return self.call("evidence", **({"validator": validator} if validator else {}))
+
 
     # -- trading (issue 4) ---------------------------------------------------------------------
     # Prices and sizes are decimal strings in quote units per whole base unit / base units

@@ -9,6 +9,7 @@ lower-case hex.
 
 import base64
 import binascii
+import hashlib
 
 from node.app import Application
 from node.config import parse_duration_ms
@@ -17,6 +18,7 @@ from node.keys import PUB_TYPE, parse_address
 from consensus.types import Block, Commit
 from rpc.errors import RPCCode, RPCError
 from state import accounts, params
+from state import evidence as state_evidence
 from state.amounts import format_amount
 from state.codec import decode, load
 from state.machine import P_FAUCET_LAST, TxResult, last_block
@@ -317,12 +319,20 @@ def _remote_ip(peer) -> str:
 
 
 async def validators(app: Application, p: dict) -> dict:
+    """The validator set of a height: any stored one up to two heights past the tip (the
+    sets of the next two heights are already fixed). Default: the next height's."""
     v = _unquote(_param(p, "height", 0, required=False))
-    h = app.tip.height + 1 if v in (None, "") else _height_param(app, p)
     try:
+        h = app.tip.height + 1 if v in (None, "") else int(v)
+    except (TypeError, ValueError):
+        raise RPCError(RPCCode.INVALID_PARAMS, f"height {v!r} is not an integer") from None
+    try:
+        if h < 1:
+            raise KeyError(h)
         sel = app.selector(h)
     except KeyError:
-        raise RPCError(RPCCode.HEIGHT_NOT_AVAILABLE, f"no validator set stored for height {h}") from None
+        raise RPCError(RPCCode.HEIGHT_NOT_AVAILABLE, f"no validator set stored for height {h}; "
+                       f"known up to {app.tip.height + 2}") from None
     prios = sel.priorities
     vals = [{"address": pk.hex(), "pub_key": {"type": PUB_TYPE, "value": base64.b64encode(pk).decode()},
              "voting_power": str(power), "proposer_priority": str(prios[pk])}
@@ -342,9 +352,41 @@ async def consensus_state(app: Application, p: dict) -> dict:
                             "locked_round": rs.locked_round, "valid_round": rs.valid_round}}
 
 
+async def evidence(app: Application, p: dict) -> dict:
+    """Double signs recorded in state (of one validator if `validator` is given)."""
+    v = _unquote(_param(p, "validator", 0, required=False))
+    try:
+        who = parse_address(v) if v else None
+    except ValueError as e:
+        raise RPCError(RPCCode.INVALID_PARAMS, f"parameter 'validator': {e}") from None
+    rows = state_evidence.recorded(app.store.state, who)
+    return {"height": str(app.tip.height), "evidence": [
+        {"validator": r["validator"].hex(), "height": str(r["height"]), "round": r["round"],
+         "vote_type": r["vote_type"], "block_height": str(r["block_height"]),
+         "vote_a": base64.b64encode(r["vote_a"]).decode(),
+         "vote_b": base64.b64encode(r["vote_b"]).decode()} for r in rows]}
+
+
+async def broadcast_evidence(app: Application, p: dict) -> dict:
+    """Submit double-sign evidence (two conflicting votes, base64), as CometBFT's method."""
+    ev = _param(p, "evidence", 0)
+    try:
+        a = base64.b64decode(ev["vote_a"], validate=True)
+        b = base64.b64decode(ev["vote_b"], validate=True)
+    except (TypeError, KeyError, ValueError, binascii.Error):
+        raise RPCError(RPCCode.INVALID_PARAMS, "evidence must be {\"vote_a\": base64, "
+                       "\"vote_b\": base64} of two encoded votes") from None
+    try:
+        app.driver.submit_evidence(a, b)
+    except ValueError as e:
+        raise RPCError(RPCCode.INVALID_PARAMS, f"not valid evidence: {e}") from None
+    return {"hash": _hex(hashlib.sha256(min(a, b) + max(a, b)).digest())}
+
+
 METHODS = {f.__name__: f for f in (health, status, block, commit, tx, broadcast_tx_sync,
                                    broadcast_tx_commit, num_unconfirmed_txs, account, assets,
-                                   net_info, validators, consensus_state, blockchain)}
+                                   net_info, validators, consensus_state, blockchain, evidence,
+                                   broadcast_evidence)}
 
 from rpc.trading_methods import TRADING_METHODS  # noqa: E402  (the exchange's methods)
 METHODS.update(TRADING_METHODS)

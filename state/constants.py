@@ -66,3 +66,7 @@ DEFAULT_MARKET_SLIPPAGE_PPM = 100_000
 MAX_L2_DEPTH = 500
 # Governance: a change takes effect at a stated height at most this far ahead.
 MAX_GOVERNANCE_DELAY_BLOCKS = 10_000_000
+
+# Validator set (changed by governance; CometBFT's limits).
+MAX_VALIDATORS = 100
+MAX_VALIDATOR_POWER = 2**60 // 8 // MAX_VALIDATORS

@@ -153,3 +153,74 @@ def apply_pending(view: Overlay, height: int) -> list:
             continue
         child.commit()
     return events
+
+
+# -- validator set changes ---------------------------------------------------------------------
+#   gov/valset/<effective height:8><pub_key:32> -> power (0 removes)
+# A change signed in block h takes effect at h + 2, as in CometBFT: block h's result carries
+# it to consensus (BlockResult.validator_updates), which uses the new set from h + 2 on; the
+# state applies it to its own copy (params.validators, which weights the oracle) at the start
+# of h + 2, so both agree from that height.
+P_VALSET = b"gov/valset/"
+VALSET_DELAY = 2
+
+
+def _prospective_validators(view: KVView) -> dict[bytes, int]:
+    """The validator set once every scheduled change has taken effect."""
+    vals = dict(params.validators(view))
+    n = len(P_VALSET) + 8
+    for k, raw in view.iterate(P_VALSET):
+        power = load(raw)
+        if power:
+            vals[k[n:]] = power
+        else:
+            vals.pop(k[n:], None)
+    return vals
+
+
+def do_set_validator(view: Overlay, ctx, tx) -> list:
+    """`gov_set_validator [pub_key, power]`: add, re-weight (power > 0) or remove (0)."""
+    from state.events import Event
+
+    _, pub_key, power = tx.action
+    _check_signer_and_height(view, ctx, tx, ctx.height + VALSET_DELAY)
+    vals = _prospective_validators(view)
+    if power == 0 and pub_key not in vals:
+        raise TxError(Code.INVALID_GOVERNANCE, f"{pub_key.hex()} is not a validator: "
+                      "nothing to remove")
+    if power > C.MAX_VALIDATOR_POWER:
+        raise TxError(Code.INVALID_GOVERNANCE, f"power {power} exceeds {C.MAX_VALIDATOR_POWER}")
+    if power:
+        vals[pub_key] = power
+    else:
+        del vals[pub_key]
+    if not vals:
+        raise TxError(Code.INVALID_GOVERNANCE, "the last validator cannot be removed")
+    if len(vals) > C.MAX_VALIDATORS:
+        raise TxError(Code.INVALID_GOVERNANCE, f"more than {C.MAX_VALIDATORS} validators")
+    height = ctx.height + VALSET_DELAY
+    view.put(P_VALSET + height.to_bytes(8, "big") + pub_key, encode(power))
+    return [Event("validator_update_scheduled", (("validator", pub_key.hex()),
+                                                 ("power", str(power)),
+                                                 ("effective_height", str(height))))]
+
+
+def validator_updates(view: KVView, height: int) -> tuple[tuple[bytes, int], ...]:
+    """Changes scheduled for `height` (what block `height - 2` hands to consensus)."""
+    prefix = P_VALSET + height.to_bytes(8, "big")
+    return tuple((k[len(prefix):], load(raw)) for k, raw in view.iterate(prefix))
+
+
+def apply_validator_updates(view: Overlay, height: int) -> list:
+    """Begin-block of `height`: the state's validator set follows consensus."""
+    from state.events import Event
+
+    events = []
+    prefix = P_VALSET + height.to_bytes(8, "big")
+    for k, raw in list(view.iterate(prefix)):
+        pub_key, power = k[len(prefix):], load(raw)
+        params.put_validator(view, pub_key, power)
+        view.delete(k)
+        events.append(Event("validator_updated", (("validator", pub_key.hex()),
+                                                  ("power", str(power)))))
+    return events

@@ -3,14 +3,16 @@
     apply_block(view, block, prev_app_hash, known) -> BlockResult
 
 checks the block header against the state, then runs, in this fixed order:
-1. begin-block: scheduled governance changes for this height, then expiry of good-til-time
-   orders (expiry <= block time), so no expired order can trade in this block;
+0. the block's double-sign evidence (checked by consensus) is recorded (state.evidence);
+1. begin-block: validator-set changes and other governance changes scheduled for this
+   height, then expiry of good-til-time orders (expiry <= block time), so no expired order
+   can trade in this block;
 2. each tx in block order;
 3. end-block: oracle aggregation (state.oracle), mark prices (state.mark), then the trigger
    orders whose condition the new mark meets, market by market in id order, each trigger in
    order-id order. (Funding, interest and liquidation come with later issues.)
-It returns per-tx results, the begin/end-block events, the sorted write set and the new app
-hash. It never writes to `view`: the node commits `writes` atomically with the block.
+It returns per-tx results, the begin/end-block events, the validator changes this block
+made (for consensus, effective at height + 2), the sorted write set and the new app hash. It never writes to `view`: the node commits `writes` atomically with the block.
 
 Derived in-memory state (order books, decoded markets) lives on the block overlay's root cache
 (state.kv.root_cache). With a `BookCache` the caller may carry it to the next block; it is used
@@ -30,7 +32,8 @@ from typing import Mapping
 from state import accounts, constants as C, params
 from state.events import Event
 from state.amounts import format_amount
-from state import governance, mark, oracle, orders, trading
+from state import evidence, governance, mark, oracle, orders, trading
+from state.evidence import DoubleSign
 from state.books import BookCache, books_of
 from state.markets import PERP, get as get_market, list_markets, oracle_params
 from state.codec import encode, load
@@ -69,6 +72,7 @@ class BlockInput:
     height: int
     time_ms: int
     txs: tuple[bytes, ...]
+    evidence: tuple[DoubleSign, ...] = ()   # checked by consensus; recorded here
 
 
 @dataclass(frozen=True)
@@ -77,6 +81,8 @@ class BlockResult:
     writes: list[tuple[bytes, bytes | None]]
     app_hash: bytes
     block_events: tuple[Event, ...] = ()   # begin-block and end-block events, in order
+    # Validator power changes made by this block; consensus applies them at height + 2.
+    validator_updates: tuple[tuple[bytes, int], ...] = ()
 
     def results_bytes(self) -> bytes:
         """enc([result_0, ..., result_n-1]) and, only when the block has begin/end-block
@@ -139,7 +145,8 @@ def apply_block(view: KVView, block: BlockInput, prev_app_hash: bytes,
         overlay.cache = cache.data if valid else {}
         cache.app_hash = None  # a block that fails half-way must leave no valid-looking cache
     known = known or {}
-    block_events = begin_block(overlay, ctx)
+    block_events = evidence.record(overlay, block.height, block.evidence)
+    block_events += begin_block(overlay, ctx)
     results = []
     for raw in block.txs:
         tx = known.get(tx_hash(raw))
@@ -151,7 +158,8 @@ def apply_block(view: KVView, block: BlockInput, prev_app_hash: bytes,
     if cache is not None:
         cache.data = overlay.cache if overlay.cache is not None else {}
         cache.app_hash = app_hash
-    return BlockResult(tuple(results), writes, app_hash, tuple(block_events))
+    return BlockResult(tuple(results), writes, app_hash, tuple(block_events),
+                       governance.validator_updates(overlay, block.height + governance.VALSET_DELAY))
 
 
 def apply_tx(overlay: Overlay, ctx: Ctx, raw: bytes, tx: Tx | None) -> TxResult:
@@ -275,7 +283,8 @@ def sub_transaction(view: Overlay, ctx: Ctx, fn, *args) -> tuple[list[Event], Tx
 
 
 def begin_block(view: Overlay, ctx: Ctx) -> list[Event]:
-    events = governance.apply_pending(view, ctx.height)
+    events = governance.apply_validator_updates(view, ctx.height)
+    events += governance.apply_pending(view, ctx.height)
     for market_id, order_id in orders.expired(view, ctx.time_ms, C.MAX_EXPIRIES_PER_BLOCK):
         m = get_market(view, market_id)
 
@@ -325,5 +334,6 @@ def end_block(view: Overlay, ctx: Ctx) -> list[Event]:
 HANDLERS = {"transfer": do_transfer, "faucet": do_faucet, "batch": do_batch,
             "oracle": oracle.do_oracle, "gov_add_market": governance.do_add_market,
             "gov_set_param": governance.do_set_param,
+            "gov_set_validator": governance.do_set_validator,
             "set_leverage": _trading_handler(trading.set_leverage),
             **{name: _trading_handler(fn) for name, fn in trading.HANDLERS.items()}}

@@ -48,6 +48,7 @@ ACTION_SCHEMAS: dict[str, tuple[tuple[str, str], ...]] = {
     "gov_set_param": (("market", "uint"), ("param", "str"), ("value", "int"),
                       ("effective_height", "uint")),
     "gov_add_market": (("spec", "list"), ("effective_height", "uint")),
+    "gov_set_validator": (("pub_key", "addr"), ("power", "uint")),
 }
 # Actions a batch may carry (each runs as its own sub-transaction with its own result).
 BATCHABLE = ("order", "cancel", "cancel_cloid", "cancel_all", "modify")

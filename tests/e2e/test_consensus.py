@@ -111,3 +111,53 @@ def test_partitioned_node_catches_up_after_50_heights(net4):
     target = height(net4, 0)
     wait_until(lambda: height(net4, 3) >= target, 60, "the partitioned node to catch up")
     agree(net4)
+
+
+def test_double_sign_evidence_is_committed_and_recorded_on_every_node(net4):
+    import base64
+
+    from consensus.messages import PREVOTE, Vote, sign_vote
+    from node.home import Home
+    from node.keys import load_key
+
+    wait_until(lambda: height(net4, 0) >= 3, 20, "first blocks")
+    liar = load_key(Home(net4.entries[3].home).validator_key_file)
+    chain_id = net4.client().chain_id
+    votes = [sign_vote(liar.private, Vote(PREVOTE, 2, 0, bytes([i]) * 32, liar.pub_key, 1, b""),
+                       chain_id).encode() for i in (1, 2)]
+    ev = {"vote_a": base64.b64encode(votes[0]).decode(), "vote_b": base64.b64encode(votes[1]).decode()}
+    c = net4.client(k=1)
+    assert "hash" in c.call("broadcast_evidence", evidence=ev)
+    bad = dict(ev, vote_b=ev["vote_a"])
+    with pytest.raises(Exception, match="not valid evidence"):
+        c.call("broadcast_evidence", evidence=bad)
+    for k in range(4):
+        rows = wait_until(lambda: net4.client(k=k).evidence()["evidence"], 20,
+                          f"node{k} to record the evidence")
+        assert rows[0]["validator"] == liar.address and rows[0]["height"] == "2"
+    blk = net4.client().call("block", height=rows[0]["block_height"])["block"]
+    assert len(blk["evidence"]["evidence"]) == 1
+    agree(net4)
+
+
+def test_validator_power_change_takes_effect_two_heights_later(net4):
+    from node.home import Home
+    from node.keys import load_key
+
+    wait_until(lambda: height(net4, 0) >= 2, 20, "first blocks")
+    authority = load_key(Home(net4.entries[0].home).validator_key_file)  # genesis gov authority
+    c = net4.client(authority)
+    out = c.set_validator(authority.address, 100)
+    assert any(e["type"] == "validator_update_scheduled" for e in out.events)
+    vals = c.call("validators", height=str(out.height + 2))
+    assert {v["address"]: v["voting_power"] for v in vals["validators"]}[authority.address] == "100"
+    assert c.call("validators", height=str(out.height + 1))["validators"][0]["voting_power"] == "10"
+    wait_until(lambda: height(net4, 0) >= out.height + 3, 20, "the new set to sign blocks")
+    # node0 now holds 100 of 130 power: more than 2/3 on its own
+    for k in (1, 2, 3):
+        net4.kill9(k)
+    h = height(net4, 0)
+    wait_until(lambda: height(net4, 0) >= h + 5, 30, "node0 alone to keep committing")
+    net4.restart()
+    wait_until(lambda: min(height(net4, k) for k in range(4)) >= h + 5, 40, "all to catch up")
+    agree(net4)
