@@ -67,7 +67,7 @@ class Application:
         self.mempool = Mempool(MempoolLimits(m.size, m.max_txs_bytes, m.max_tx_bytes),
                                store.state, next_ctx(store.state),
                                store.recently_committed)
-        self.verifier = Verifier(cfg.verifier.threads)
+        self.verifier = Verifier(cfg.verifier.threads, cfg.verifier.processes)
         self._waiters: dict[bytes, trio.Event] = {}
         self._outcomes: dict[bytes, tuple[int, int, TxResult]] = {}
         self.block_committed = trio.Event()

@@ -4,6 +4,7 @@ Protocol parameters are not here: they come from genesis. Unknown keys are an er
 typo never silently falls back to a default. Durations are strings like "250ms" or "5s".
 """
 
+import os
 import re
 import tomllib
 from dataclasses import dataclass, field, fields
@@ -68,8 +69,11 @@ class MempoolConfig:
 
 @dataclass
 class VerifierConfig:
-    # Threads that check Ed25519 signatures (the check releases the GIL). 0 = CPU count,
-    # -1 = no threads (verify inline; for deterministic simulations).
+    # Worker processes that check Ed25519 signatures (default: one per CPU; 0 = use
+    # threads instead).
+    processes: int = field(default_factory=lambda: os.cpu_count() or 1)
+    # Without processes: threads that check them (0 = one per CPU). -1 = no workers at all:
+    # verify inline (deterministic simulations).
     threads: int = 0
 
 

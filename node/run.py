@@ -83,6 +83,7 @@ async def run_node(home: Home) -> None:
     node_key = load_key(home.node_key_file)
     val_key = load_key(home.validator_key_file) if home.validator_key_file.exists() else None
     store = Store(home.db_path)
+    app = None
     try:
         app = Application(cfg, genesis, store, node_key, val_key)
         log.info("node %s chain %s at height %d, app hash %s", node_key.node_id, app.chain_id,
@@ -123,6 +124,8 @@ async def run_node(home: Home) -> None:
                     nursery.cancel_scope.cancel()
                     break
     finally:
+        if app is not None:
+            app.verifier.close()
         store.close()
 
 
