@@ -65,10 +65,15 @@ def fast_timeouts(cfg) -> None:
 
 
 class Net:
-    def __init__(self, d: Path, n: int = 1):
+    def __init__(self, d: Path, n: int = 1, configure=None):
         self.dir = d
+
+        def config(cfg):
+            fast_timeouts(cfg)
+            if configure is not None:
+                configure(cfg)
         self.entries = cluster.up(d, n, free_base_port(n), timeout_commit="100ms",
-                                  configure=fast_timeouts, feeders=False)
+                                  configure=config, feeders=False)
         self.node = self.entries[0]
         self.url = self.node.rpc_url
 

@@ -161,3 +161,25 @@ def test_validator_power_change_takes_effect_two_heights_later(net4):
     net4.restart()
     wait_until(lambda: min(height(net4, k) for k in range(4)) >= h + 5, 40, "all to catch up")
     agree(net4)
+
+
+def test_no_empty_blocks_when_configured(tmp_path):
+    from tests.e2e.conftest import Net
+
+    def quiet(cfg):
+        cfg.consensus.create_empty_blocks = False
+
+    net = Net(tmp_path / "quiet", 4, configure=quiet)
+    try:
+        alice = KeyPair.generate()
+        wait_until(lambda: min(net.heights()) >= 1, 20, "the first block")
+        time.sleep(1.5)
+        idle = net.heights()
+        time.sleep(1.5)
+        assert net.heights() == idle, "no tx, no block"
+        out = net.client(alice, k=2).faucet()
+        assert out.height > max(idle)
+        wait_until(lambda: min(net.heights()) >= out.height, 20, "all nodes to commit the tx")
+        agree(net)
+    finally:
+        net.down()
