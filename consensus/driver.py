@@ -33,7 +33,7 @@ import msgpack
 import trio
 
 from consensus import wal as W
-from consensus.messages import (PRECOMMIT, DecodeError, DoubleSignError, LastSigned, Proposal,
+from consensus.messages import (PRECOMMIT, PREVOTE, DecodeError, DoubleSignError, LastSigned, Proposal,
                                 SafeSigner, Vote, verify_proposal, verify_vote)
 from consensus.proposer import ProposerSelector
 from consensus.rounds import (BroadcastProposal, BroadcastVote, Commit as CommitAction,
@@ -63,6 +63,7 @@ STUCK_S = 1.0            # a height older than this re-sends own votes and may s
 SYNC_TIMEOUT_S = 5.0
 INBOX_SIZE = 10_000
 MAX_PENDING_EVIDENCE = 100
+MAX_LATER_PROPOSALS = 100
 
 
 class Network(Protocol):
@@ -83,6 +84,9 @@ class Application(Protocol):
     def selector(self, height: int) -> ProposerSelector: ...
     def block_and_commit(self, height: int) -> tuple[bytes, bytes] | None: ...
     async def wait_for_txs(self) -> None: ...
+    def has_txs(self) -> bool: ...
+    def evidence_committed(self, vote: bytes) -> bool:
+        """Whether the double sign this vote belongs to is already recorded on chain."""
 
 
 @dataclass
@@ -164,11 +168,15 @@ class Driver:
         if private_key is not None:
             self.signer = SafeSigner(private_key, chain_id, _load_last_signed(self.signer_state_path))
         self.wal = W.WAL(wal_path)
-        self.send_ch, self.inbox = trio.open_memory_channel(INBOX_SIZE)
+        # One queue, so events keep their arrival order; only peer messages are bounded
+        # (by count): the node's own timeouts and heights are never dropped.
+        self.send_ch, self.inbox = trio.open_memory_channel(float("inf"))
+        self.queued_from_peers = 0
         self.rs: RoundState | None = None
         self.height = 0
         self.blocks: dict[bytes, Block] = {}           # candidate blocks of this height
         self.seen: set[bytes] = set()                  # proposals and votes of this height
+        self.later: dict[bytes, tuple] = {}            # proposals for rounds beyond round + 1
         self.height_started_at = 0.0
         self.future: list[tuple[str, int, object]] = []  # messages for height + 1
         self.peer_heights: dict[str, int] = {}
@@ -180,12 +188,13 @@ class Driver:
 
     # -- inputs (called from p2p tasks: never block) -------------------------------------------
     def post(self, kind: str, peer: str | None, body) -> None:
-        try:
-            self.send_ch.send_nowait((kind, peer, body))
-        except trio.WouldBlock:
-            log.warning("consensus inbox full: dropping a %s message", kind)
+        self.send_ch.send_nowait((kind, peer, body))
 
     def on_peer_message(self, peer: str, msg_type: int, body) -> None:
+        if self.queued_from_peers >= INBOX_SIZE:
+            log.warning("consensus inbox full: dropping a message from %s", peer[:12])
+            return
+        self.queued_from_peers += 1
         self.post("net", peer, (msg_type, body))
 
     def on_peer_connect(self, peer: str) -> None:
@@ -199,6 +208,8 @@ class Driver:
             task_status.started()
             nursery.start_soon(self._status_ticker)
             async for kind, peer, body in self.inbox:
+                if kind == "net" and peer is not None:
+                    self.queued_from_peers -= 1
                 try:
                     await self._handle(kind, peer, body)
                 except (DecodeError, MalformedBlock, msgpack.UnpackException, ValueError,
@@ -242,6 +253,7 @@ class Driver:
         self.height = height
         self.blocks = {}
         self.seen = set()
+        self.later = {}
         self.height_started_at = trio.current_time()
         sel = self.app.selector(height)
         if self.rs is None:
@@ -261,6 +273,7 @@ class Driver:
         records = self.wal.for_height(height)
         if not records:
             return None
+        self._reconcile_signer(records)
         snap = None
         for kind, body in records:
             if kind == W.SIGNED and body[0] == "snapshot":
@@ -325,6 +338,11 @@ class Driver:
             return
         if p.height < self.height or self.rs is None or pbytes in self.seen or self._decided():
             return
+        if p.round > self.rs.round + 1:
+            # RoundState ignores it now; offer it again when the round catches up.
+            if len(self.later) < MAX_LATER_PROPOSALS:
+                self.later[pbytes] = (peer, body)
+            return
         if not verify_proposal(p, self.chain_id):
             raise ValueError("proposal signature does not verify")
         block = Block.decode(bbytes)
@@ -349,7 +367,11 @@ class Driver:
             validate_block(block, self.app.tip, self.chain_id, vals_of(sel),
                            vals_of(last) if last else None)
             for a, b in block.evidence:
-                self._check_evidence(a, b)
+                check_evidence(self.chain_id, a, b, block.header.height - 1)
+                if self.app.evidence_committed(a):
+                    raise ValueError("evidence already committed in an earlier block")
+            if len(set(block.evidence)) != len(block.evidence):
+                raise ValueError("the same evidence twice")
         except (InvalidBlockHeader, ValueError, DecodeError) as e:
             log.warning("invalid block %s at height %d: %s", block.hash().hex()[:12],
                         block.header.height, e)
@@ -406,7 +428,12 @@ class Driver:
         key = (a, b) if a < b else (b, a)
         if key in self.evidence or key in self.committed_evidence:
             return
+        if Vote.decode(key[0]).height > self.height:
+            return  # we lag behind; the node that saw it will propose it
         self._check_evidence(*key)
+        if self.app.evidence_committed(key[0]):
+            self.committed_evidence.add(key)
+            return
         self._add_evidence(key)
         if self.net is not None:
             self.net.broadcast(MSG_EVIDENCE, list(key), exclude=peer)
@@ -426,6 +453,16 @@ class Driver:
 
     # -- actions ----------------------------------------------------------------------------
     def _do(self, actions) -> None:
+        round_before = self.rs.round if self.rs is not None else -1
+        self._perform(actions)
+        if self.later and self.rs is not None and self.rs.round != round_before:
+            ready = [(k, v) for k, v in self.later.items()
+                     if Proposal.decode(k).round <= self.rs.round + 1]
+            for k, (peer, body) in ready:
+                del self.later[k]
+                self.post("net", None, (MSG_PROPOSAL, body))
+
+    def _perform(self, actions) -> None:
         for a in actions:
             if isinstance(a, ScheduleTimeout):
                 self.nursery.start_soon(self._timer, a.timeout, a.duration_ms)
@@ -455,10 +492,12 @@ class Driver:
         self.post("timeout", None, t)
 
     def _persist_signed(self, kind: str, *data: bytes) -> None:
-        """Before a signed message leaves: signer state and WAL fsynced."""
-        _save_last_signed(self.signer_state_path, self.signer.last_signed)
+        """Before a signed message leaves: the WAL (round state, then the message), then the
+        signer state, each fsynced. The WAL goes first so that it always knows at least as
+        much as the signer state; on start the signer is brought up to the WAL."""
         self.wal.write(self.height, W.SIGNED, self._snapshot_record())
         self.wal.write(self.height, W.SIGNED, [kind, *data], sync=True)
+        _save_last_signed(self.signer_state_path, self.signer.last_signed)
 
     def _sign_and_send_vote(self, vote: Vote) -> None:
         if self.signer is None:
@@ -471,6 +510,7 @@ class Driver:
             signed = self.signer.sign_vote(replace(vote, time_ms=t))
         except DoubleSignError as e:
             log.error("refused to sign: %s", e)
+            self._resend_last_signed()
             return
         data = signed.encode()
         self.seen.add(data)
@@ -479,13 +519,42 @@ class Driver:
             self.net.broadcast(MSG_VOTE, data)
         self._do(self.rs.on_vote(signed, self.now_ms()))
 
+    def _resend_last_signed(self) -> None:
+        """What we already signed for this step stands: make sure peers (and we) have it."""
+        ls = self.signer.last_signed
+        if ls is None or ls.height != self.height or not isinstance(ls.message, Vote):
+            return
+        data = ls.message.encode()
+        if self.net is not None:
+            self.net.broadcast(MSG_VOTE, data)
+        if data not in self.seen:
+            self.seen.add(data)
+            self._do(self.rs.on_vote(ls.message, self.now_ms()))
+
+    def _reconcile_signer(self, records) -> None:
+        """After a crash the WAL may hold a signature newer than the signer state."""
+        if self.signer is None:
+            return
+        for kind, body in records:
+            if kind != W.SIGNED or body[0] not in ("vote", "proposal"):
+                continue
+            m = Vote.decode(body[1]) if body[0] == "vote" else Proposal.decode(body[1])
+            step = 1 if body[0] == "proposal" else (2 if m.type == PREVOTE else 3)
+            ls = self.signer.last_signed
+            if ls is None or (m.height, m.round, step) > (ls.height, ls.round, ls.step):
+                self.signer.last_signed = LastSigned(m.height, m.round, step, m)
+                _save_last_signed(self.signer_state_path, self.signer.last_signed)
+
     def _propose(self, height: int, round_: int) -> None:
         if self.signer is None:
             return
         txs = self.app.propose(self.cfg.max_block_txs, self.cfg.max_block_bytes)
         sel = self.app.selector(height)
         last = self.app.selector(height - 1) if height > 1 else None
-        evidence = tuple(list(self.evidence)[:MAX_PENDING_EVIDENCE])
+        for key in [k for k in self.evidence if self.app.evidence_committed(k[0])]:
+            del self.evidence[key]
+            self.committed_evidence.add(key)
+        evidence = tuple(k for k in self.evidence if Vote.decode(k[0]).height < height)
         block = build_block(self.chain_id, self.app.tip, txs, self.address, vals_of(sel),
                             vals_of(last) if last else None, evidence)
         self.blocks[block.hash()] = block
@@ -504,6 +573,7 @@ class Driver:
             signed = self.signer.sign_proposal(p)
         except DoubleSignError as e:
             log.error("refused to sign proposal: %s", e)
+            self._resend_last_signed()
             return
         body = [signed.encode(), block.encode()]
         self._persist_signed("proposal", *body)
@@ -533,7 +603,12 @@ class Driver:
     async def _start_next(self, height: int) -> None:
         await trio.sleep(self.cfg.timeout_commit_ms / 1000)
         if not self.cfg.create_empty_blocks:
-            await self.app.wait_for_txs()
+            # Wait for a tx of our own or for a peer to move on (its proposal or votes for
+            # the next height: it had txs that our mempool may never see).
+            while not self.app.has_txs() and not any(
+                    k == "net" and b[0] in (MSG_PROPOSAL, MSG_VOTE) for k, _, b in self.future):
+                with trio.move_on_after(0.05):
+                    await self.app.wait_for_txs()
         self.post("start", None, height)
 
     # -- catch-up -----------------------------------------------------------------------------
@@ -549,7 +624,9 @@ class Driver:
         if ls is None or ls.height != self.height:
             return
         send = (lambda t, b: self.net.send(peer, t, b)) if peer else self.net.broadcast
-        for r in range(max(0, self.rs.round - 1), self.rs.round + 1):
+        # Every round of the height, not only the last ones: a peer that missed the
+        # prevotes of an old proof-of-lock round can then accept its re-proposal.
+        for r in range(self.rs.round + 1):
             for vs in (self.rs.votes.prevotes(r), self.rs.votes.precommits(r)):
                 if vs is not None:
                     own = vs.get(self.address)

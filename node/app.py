@@ -30,7 +30,7 @@ from node.verifier import Verifier
 from state.books import BookCache
 from state.codec import decode, encode
 from state.errors import Code, TxError
-from state.evidence import DoubleSign
+from state.evidence import DoubleSign, evidence_key
 from state.genesis import genesis_writes
 from state.machine import BlockInput, BlockResult, TxResult, apply_block, next_ctx
 from state.tx import Tx, decode_tx, tx_hash
@@ -114,6 +114,13 @@ class Application:
             if self.gossip is not None:
                 self.gossip(admitted)
         return out
+
+    def has_txs(self) -> bool:
+        return len(self.mempool) > 0
+
+    def evidence_committed(self, vote: bytes) -> bool:
+        v = Vote.decode(vote)
+        return self.store.state.get(evidence_key(v.validator, v.height, v.round, v.type)) is not None
 
     async def wait_for_txs(self) -> None:
         """Return once the mempool holds at least one tx."""

@@ -27,15 +27,15 @@ class DoubleSign:
     vote_b: bytes
 
 
-def _key(e: DoubleSign) -> bytes:
-    return (P_EVIDENCE + e.validator + e.height.to_bytes(8, "big") + e.round.to_bytes(4, "big")
-            + e.vote_type.to_bytes(1, "big"))
+def evidence_key(validator: bytes, height: int, round_: int, vote_type: int) -> bytes:
+    return (P_EVIDENCE + validator + height.to_bytes(8, "big") + round_.to_bytes(4, "big")
+            + vote_type.to_bytes(1, "big"))
 
 
 def record(view: Overlay, block_height: int, evidence: tuple[DoubleSign, ...]) -> list[Event]:
     events = []
     for e in evidence:
-        key = _key(e)
+        key = evidence_key(e.validator, e.height, e.round, e.vote_type)
         if view.get(key) is not None:
             continue
         view.put(key, encode([block_height, e.vote_a, e.vote_b]))
