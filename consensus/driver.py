@@ -554,7 +554,14 @@ class Driver:
         for key in [k for k in self.evidence if self.app.evidence_committed(k[0])]:
             del self.evidence[key]
             self.committed_evidence.add(key)
-        evidence = tuple(k for k in self.evidence if Vote.decode(k[0]).height < height)
+        evidence, offences = [], set()
+        for k in self.evidence:
+            v = Vote.decode(k[0])
+            offence = (v.validator, v.height, v.round, v.type)
+            if v.height < height and offence not in offences:  # one pair per offence
+                offences.add(offence)
+                evidence.append(k)
+        evidence = tuple(evidence)
         block = build_block(self.chain_id, self.app.tip, txs, self.address, vals_of(sel),
                             vals_of(last) if last else None, evidence)
         self.blocks[block.hash()] = block
@@ -654,6 +661,9 @@ class Driver:
         self.syncing_from = peer
         self.sync_until = now + SYNC_TIMEOUT_S
         count = min(SYNC_BATCH, h - self.app.tip.height)
+        if count <= 0:
+            self.syncing_from = None
+            return
         self.net.send(peer, MSG_GET_BLOCKS, [self.app.tip.height + 1, count])
 
     def _serve_blocks(self, peer: str, body) -> None:

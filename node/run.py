@@ -88,11 +88,13 @@ async def run_node(home: Home) -> None:
         app = Application(cfg, genesis, store, node_key, val_key)
         log.info("node %s chain %s at height %d, app hash %s", node_key.node_id, app.chain_id,
                  app.tip.height, app.tip.app_hash.hex())
+        # The key signs only at heights whose validator set holds it (RoundState checks),
+        # so a node added later by governance starts voting when its power takes effect.
         is_validator = val_key is not None and genesis.validators.power_of(val_key.pub_key) > 0
         driver = Driver(app.chain_id, app, driver_config(cfg), home.root / "data" / "cs.wal",
                         home.root / "data" / "priv_validator_state.bin",
-                        val_key.private if is_validator else None,
-                        val_key.pub_key if is_validator else None)
+                        val_key.private if val_key else None,
+                        val_key.pub_key if val_key else None)
         gossip = TxGossip(app)
 
         def on_message(peer: str, msg_type: int, body) -> None:
@@ -117,7 +119,8 @@ async def run_node(home: Home) -> None:
             nursery.start_soon(gossip.ingest_loop)
             await nursery.start(driver.run)
             log.info("RPC on %s, p2p on %s, %s", cfg.rpc.laddr, cfg.p2p.laddr,
-                     "validator" if is_validator else "full node (not a validator)")
+                     "genesis validator" if is_validator else
+                     "not a genesis validator (votes if governance adds its key)")
             with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
                 async for sig in signals:
                     log.info("received %s, shutting down", signal.Signals(sig).name)
