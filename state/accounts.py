@@ -27,7 +27,13 @@ P_SUPPLY = b"supply/"
 
 
 def balance(view: KVView, addr: bytes, asset: str) -> int:
-    raw = view.get(P_BAL + addr + asset.encode())
+    key = P_BAL + addr + asset.encode()
+    if type(view) is Overlay:
+        raw = view.get_stored(key)  # (trading keeps balances as ints in overlays: state.kv)
+        if type(raw) is int:
+            return raw
+    else:
+        raw = view.get(key)
     return 0 if raw is None else load(raw)
 
 
@@ -94,9 +100,27 @@ def check_nonce(kept: list[int], nonce: int, block_time_ms: int) -> None:
 
 
 def use_nonce(view: Overlay, addr: bytes, nonce: int, block_time_ms: int) -> None:
-    kept = nonces(view, addr)
-    check_nonce(kept, nonce, block_time_ms)
-    bisect.insort(kept, nonce)
-    if len(kept) > C.NONCE_SET_SIZE:
-        del kept[: len(kept) - C.NONCE_SET_SIZE]
-    view.put(P_NONCE + addr, encode(kept))
+    key = P_NONCE + addr
+    # In an Overlay the list stays a list from one tx to the next (state.kv: a stored list
+    # stands for its encoding; it is never mutated once stored, so `kept` is not either).
+    raw = view.get_stored(key) if type(view) is Overlay else view.get(key)
+    kept: list[int] = [] if raw is None else raw if type(raw) is list else load(raw)
+    # check_nonce(kept, nonce, block_time_ms), with its bisect reused below.
+    i = bisect.bisect_left(kept, nonce)
+    n = len(kept)
+    if not block_time_ms - C.NONCE_PAST_WINDOW_MS < nonce < \
+            block_time_ms + C.NONCE_FUTURE_WINDOW_MS or (i < n and kept[i] == nonce) or \
+            (n >= C.NONCE_SET_SIZE and nonce < kept[0]):
+        check_nonce(kept, nonce, block_time_ms)  # raises the specific error
+    # kept + [nonce], sorted, then only the highest NONCE_SET_SIZE, as a new list.
+    drop = n + 1 - C.NONCE_SET_SIZE if n >= C.NONCE_SET_SIZE else 0
+    if drop <= i:
+        new = kept[drop:i]
+        new.append(nonce)
+        new += kept[i:]
+    else:  # only if NONCE_SET_SIZE ever shrinks below a stored list's length
+        new = (kept[:i] + [nonce] + kept[i:])[drop:]
+    if type(view) is Overlay:
+        view.writes[key] = new
+    else:
+        view.put(key, encode(new))

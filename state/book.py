@@ -85,6 +85,10 @@ class Order:
     # comparing them would recurse through the whole level.
     prev_order: Order | None = field(default=None, repr=False, compare=False)
     next_order: Order | None = field(default=None, repr=False, compare=False)
+    # Opaque, immutable data of the caller's about this order (the state machine keeps the
+    # record fields that never change while an order rests, so fills and cancels need not read
+    # the record back). The book only stores it and hands it out (matching puts it in fills).
+    info: object = field(default=None, repr=False, compare=False)
 
 
 class PriceLevel:
@@ -215,6 +219,7 @@ class OrderBook:
         price_ticks: int,
         size_lots: int,
         seq: int,
+        info: object = None,
     ) -> Order:
         """Rest a new order in its price level and return it (the live object).
 
@@ -258,7 +263,7 @@ class OrderBook:
 
         level = book_side.get(price_ticks)
         if level is None:
-            order = Order(order_id, owner, side, price_ticks, size_lots, seq)
+            order = Order(order_id, owner, side, price_ticks, size_lots, seq, None, None, info)
             level = PriceLevel(price_ticks)
             level.head = level.tail = order
             book_side[price_ticks] = level
@@ -275,11 +280,11 @@ class OrderBook:
             tail = level.tail
             if seq > tail.seq:
                 # The normal case: seq grows in block order, so the newcomer goes last.
-                order = Order(order_id, owner, side, price_ticks, size_lots, seq, tail)
+                order = Order(order_id, owner, side, price_ticks, size_lots, seq, tail, None, info)
                 tail.next_order = order
                 level.tail = order
             else:
-                order = Order(order_id, owner, side, price_ticks, size_lots, seq)
+                order = Order(order_id, owner, side, price_ticks, size_lots, seq, None, None, info)
                 _link_by_seq(level, order)  # may raise on a duplicate seq; nothing changed yet
         level.size_lots += size_lots
         level.order_count += 1

@@ -20,7 +20,7 @@ was produced by the block whose app hash the new block builds on.
 
 from state.book import Order, OrderBook, Side
 from state.kv import KVView, root_cache, root_overlay
-from state.orders import iter_resting
+from state.orders import iter_resting, resting_info
 
 _ADD, _REMOVE, _GROW = 0, 1, 2
 
@@ -34,8 +34,8 @@ class JournaledBook(OrderBook):
         super().__init__()
         self._owner = owner
 
-    def add(self, order_id, owner, side, price_ticks, size_lots, seq) -> Order:
-        order = OrderBook.add(self, order_id, owner, side, price_ticks, size_lots, seq)
+    def add(self, order_id, owner, side, price_ticks, size_lots, seq, info=None) -> Order:
+        order = OrderBook.add(self, order_id, owner, side, price_ticks, size_lots, seq, info)
         j = self._owner.journal
         if j is not None:
             j.append((self, _ADD, order_id))
@@ -46,7 +46,8 @@ class JournaledBook(OrderBook):
         j = self._owner.journal
         if j is not None:
             j.append((self, _REMOVE, (order.order_id, order.owner, order.side,
-                                      order.price_ticks, order.size_lots, order.seq)))
+                                      order.price_ticks, order.size_lots, order.seq,
+                                      order.info)))
         return order
 
     def reduce(self, order_id: int, by_lots: int) -> Order:
@@ -89,7 +90,7 @@ class Books:
         try:
             for o in iter_resting(view, market):
                 b.add(o.id, o.owner, Side.SELL if not o.is_buy else Side.BUY, o.price_ticks,
-                      o.size_lots, o.id)
+                      o.size_lots, o.id, resting_info(o))
         finally:
             self.journal = saved
         return b

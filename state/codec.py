@@ -17,9 +17,17 @@ class CodecError(ValueError):
     """Bytes that are not the canonical encoding of an allowed object."""
 
 
+# One Packer for every encode: `msgpack.packb` builds a new Packer per call, which costs more
+# than packing a small record (the state machine encodes several per order). Reuse is safe
+# across the node's threads (the verifier's `Tx.sign_bytes`) because `pack` of the allowed
+# types is one C call that holds the GIL and never calls back into Python, and it resets its
+# buffer on success and on error (autoreset). The bytes are exactly `packb`'s.
+_pack = msgpack.Packer(use_bin_type=True).pack
+
+
 def encode(obj: Any) -> bytes:
     """Canonical bytes of `obj` (ints, str, bytes, bool, None, lists/tuples of those)."""
-    return msgpack.packb(obj, use_bin_type=True)
+    return _pack(obj)
 
 
 def decode(data: bytes, max_bytes: int | None = None) -> Any:
@@ -35,7 +43,7 @@ def decode(data: bytes, max_bytes: int | None = None) -> Any:
     except (ValueError, msgpack.UnpackException, TypeError) as e:
         raise CodecError(f"not valid msgpack: {e}") from None
     _check_types(obj)
-    if msgpack.packb(obj, use_bin_type=True) != data:
+    if _pack(obj) != data:
         raise CodecError("not the canonical (shortest) msgpack encoding")
     return obj
 

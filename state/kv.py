@@ -6,6 +6,14 @@ with `MemoryKV`. `Overlay` buffers writes over any view: a block runs in one ove
 tx in a child overlay that is merged on success and dropped on rejection (DESIGN.md §5.3).
 Iteration always merges in sorted key order, never in dict or hash order.
 
+Inside an Overlay a written value is bytes, None (deleted), or a decoded value (an int or a
+list) that stands for its canonical encoding (`state.codec.encode(value)`): hot records
+(balances, the order counter, nonce lists, clearing records) stay decoded from one tx to the
+next instead of being encoded and decoded each time, and are encoded once, when the block's
+write set is taken. A stored list is never mutated afterwards (its writer builds a new one).
+Everything that hands out values (`get`, `iterate`, `sorted_writes`) gives bytes; the owners
+of those records read them with `get_stored`, which gives the value as stored.
+
 The root Overlay of a chain of overlays (the block's, or the mempool's check state) may carry
 a `cache` dict: derived, in-memory structures (order books, decoded markets) that must always
 equal what a rebuild from the KV data would give. `root_cache(view)` finds it. Whoever mutates
@@ -13,11 +21,18 @@ a cached structure inside a child overlay must undo that mutation when the child
 (state/books.py journals book changes for exactly this).
 """
 
+from itertools import islice
 from typing import Iterator, Protocol
 
 from sortedcontainers import SortedList
 
+from state.codec import encode as _encode
+
 _DELETED = None
+_MISSING = object()  # Overlay.get: "not written here" (None means deleted here)
+# Below this many writes an overlay filters its write set on each `iterate`; above, it keeps a
+# sorted index (a block's overlay holds tens of thousands of writes, end-block iterates often).
+_INDEX_MIN = 512
 
 
 class KVView(Protocol):
@@ -65,20 +80,46 @@ class MemoryKV:
 
 
 class Overlay:
-    """Buffered writes over a parent view; `commit()` pushes them into a parent Overlay."""
+    """Buffered writes over a parent view; `commit()` pushes them into a parent Overlay.
 
-    __slots__ = ("parent", "writes", "cache")
+    `root` is the topmost Overlay of the chain (itself for a root), found once at creation so
+    that `root_cache` is O(1). Keys are only ever added to a `writes` dict (a delete stores
+    None), never removed: `iterate` relies on it to keep a sorted index of a large write set
+    up to date from the keys added since it was built (dicts keep insertion order).
+    `put` and `delete` are exactly `writes[key] = value` / `None`: hot paths of the state
+    machine assign into `writes` directly (values: bytes, None, or decoded, see above)."""
+
+    __slots__ = ("parent", "writes", "cache", "root", "_chain", "_base", "_index",
+                 "_index_of", "_indexed")
 
     def __init__(self, parent: KVView):
         self.parent = parent
         self.writes: dict[bytes, bytes | None] = {}
         self.cache: dict | None = None
+        if type(parent) is Overlay:
+            # This overlay and its ancestors, innermost first, and the store under them.
+            self._chain = (self,) + parent._chain
+            self._base = parent._base
+            self.root = parent.root
+        else:
+            self._chain = (self,)
+            self._base = parent
+            self.root = self
 
     def get(self, key: bytes) -> bytes | None:
-        w = self.writes
-        if key in w:
-            return w[key]
-        return self.parent.get(key)
+        for o in self._chain:
+            v = o.writes.get(key, _MISSING)
+            if v is not _MISSING:
+                return v if v is None or type(v) is bytes else _encode(v)
+        return self._base.get(key)
+
+    def get_stored(self, key: bytes) -> bytes | int | list | None:
+        """As `get`, but a decoded value is returned as stored (see the module docstring)."""
+        for o in self._chain:
+            v = o.writes.get(key, _MISSING)
+            if v is not _MISSING:
+                return v
+        return self._base.get(key)
 
     def put(self, key: bytes, value: bytes) -> None:
         self.writes[key] = value
@@ -86,8 +127,29 @@ class Overlay:
     def delete(self, key: bytes) -> None:
         self.writes[key] = _DELETED
 
+    def _mine(self, prefix: bytes) -> list[tuple[bytes, bytes | None]]:
+        """This overlay's writes under `prefix`, ascending by key."""
+        w = self.writes
+        if len(w) < _INDEX_MIN:
+            return sorted((k, v if v is None or type(v) is bytes else _encode(v))
+                          for k, v in w.items() if k.startswith(prefix))
+        idx = getattr(self, "_index", None)
+        if idx is None or self._index_of is not w or len(w) < self._indexed:
+            idx = self._index = SortedList(w)
+            self._index_of = w
+        elif len(w) > self._indexed:
+            idx.update(islice(w, self._indexed, None))
+        self._indexed = len(w)
+        out = []
+        for k in idx.irange(minimum=prefix):
+            if not k.startswith(prefix):
+                break
+            v = w[k]
+            out.append((k, v if v is None or type(v) is bytes else _encode(v)))
+        return out
+
     def iterate(self, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
-        mine = sorted((k, v) for k, v in self.writes.items() if k.startswith(prefix))
+        mine = self._mine(prefix)
         base = self.parent.iterate(prefix)
         i = 0
         for bk, bv in base:
@@ -116,24 +178,65 @@ class Overlay:
         self.writes = {}
 
     def sorted_writes(self) -> list[tuple[bytes, bytes | None]]:
-        """The write set in ascending key order: what the app hash covers."""
-        return sorted(self.writes.items())
+        """The write set in ascending key order, values as bytes: what the app hash covers."""
+        w = self.writes
+        idx = getattr(self, "_index", None)
+        if idx is not None and self._index_of is w and len(w) >= self._indexed:
+            # The sorted index `iterate` keeps (a block's end-block steps build it).
+            if len(w) > self._indexed:
+                idx.update(islice(w, self._indexed, None))
+                self._indexed = len(w)
+            keys = idx
+        else:
+            # Sorting the (unique) keys alone is faster than sorting the (key, value) pairs.
+            keys = sorted(w)
+        return [(k, v if (v := w[k]) is None or type(v) is bytes else _encode(v))
+                for k in keys]
 
 
 def root_cache(view: KVView) -> dict:
     """The derived-data cache of the root Overlay above `view` (created empty on first use).
     A view that is not an Overlay (a committed store, read by RPC) gets a throwaway dict."""
-    if not isinstance(view, Overlay):
-        return {}
-    while isinstance(view.parent, Overlay):
-        view = view.parent
-    if view.cache is None:
-        view.cache = {}
-    return view.cache
+    if type(view) is not Overlay:
+        if not isinstance(view, Overlay):
+            return {}
+        while isinstance(view.parent, Overlay):
+            view = view.parent
+    else:
+        view = view.root
+    c = view.cache
+    if c is None:
+        c = view.cache = {}
+    return c
 
 
 def root_overlay(view: KVView) -> KVView:
     """The topmost Overlay above `view` (or `view` itself if it is not an Overlay)."""
+    if type(view) is Overlay:
+        return view.root
     while isinstance(view, Overlay) and isinstance(view.parent, Overlay):
         view = view.parent
     return view
+
+
+def load_cached(view: KVView, key: bytes, slot: str, decode, cache: dict | None = None):
+    """`decode(view.get(key))`, or None if the key is absent, reusing an earlier decode.
+
+    The root cache's `slot` dict keeps, per key, the decoded value together with the very bytes
+    object it was decoded from; it is reused only while `view.get` returns that same object,
+    so it can never disagree with any view (a write, in any overlay, is a new object). For
+    small sets of hot, immutable values (marks, oracle prices) that are read far more often
+    than written. `cache`: `root_cache(view)`, if the caller has it."""
+    raw = view.get(key)
+    if raw is None:
+        return None
+    c = cache if cache is not None else root_cache(view)
+    d = c.get(slot)
+    if d is None:
+        d = c[slot] = {}
+    hit = d.get(key)
+    if hit is not None and hit[0] is raw:
+        return hit[1]
+    v = decode(raw)
+    d[key] = (raw, v)
+    return v

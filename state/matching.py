@@ -30,7 +30,7 @@ Integers only; the only iteration is over ``SortedDict`` keys and level links.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import IntEnum
 
 from state.book import OrderBook, Side
@@ -75,6 +75,8 @@ class Fill:
     size_lots: int
     # The maker's size left on the book after this fill; 0 means it left the book.
     maker_remaining_lots: int
+    # The maker order's `info` in the book (opaque to matching; see state.book.Order).
+    maker_info: object = field(default=None, repr=False, compare=False)
 
 
 @dataclass(slots=True)
@@ -98,6 +100,8 @@ def match(
     size_lots: int,
     seq: int,
     tif: TimeInForce = TimeInForce.GTC,
+    info: object = None,
+    raw_fills: bool = False,
 ) -> MatchResult:
     """Match a limit order against ``book`` under ``tif``; mutate the book; describe what happened.
 
@@ -105,6 +109,11 @@ def match(
     are used only if the order rests (GTC, post-only); ``seq`` is its time priority there and,
     assigned in block order, is newer than anything resting (``book.add`` would place an older
     one by seq, as it does for any add).
+
+    ``info`` goes with a resting remainder into the book (``state.book.Order.info``).
+    ``raw_fills``: the fills are plain tuples ``(maker_order_id, maker_owner, price_ticks,
+    size_lots, maker_remaining_lots, maker_info)`` rather than ``Fill`` objects (the state
+    machine's hot path unpacks them; the content is the same).
 
     Raises ``ValueError`` before touching the book if the input is malformed (non-positive or
     non-int price/size/seq, bad side or tif, an order id that is already resting, a seq already
@@ -118,19 +127,22 @@ def match(
     # ``crosses``: whether the best opposite price is at or inside the limit, i.e. whether any
     # trade is possible at all. Most orders on a real book do not cross; they skip the sweep.
     if side is _BUY:
-        best = book.best_ask()
+        best = book._best_ask  # (best_ask(), without the call)
         crosses = best is not None and best <= price_ticks
     elif side is _SELL:
-        best = book.best_bid()
+        best = book._best_bid
         crosses = best is not None and best >= price_ticks
     else:
         raise ValueError(f"side must be a Side, got {side!r}")
 
-    if tif is _GTC or tif is _POST_ONLY:
+    if tif is _IOC:
+        if not crosses:
+            return MatchResult([], [], 0, size_lots, False, None)
+    elif tif is _GTC or tif is _POST_ONLY:
         if not crosses:
             # Nothing to trade: this is just a rest, and ``add`` validates the rest itself
             # before it changes anything.
-            book.add(order_id, owner, side, price_ticks, size_lots, seq)
+            book.add(order_id, owner, side, price_ticks, size_lots, seq, info)
             return MatchResult([], [], 0, size_lots, True, None)
         # Check what ``add`` will check after the sweep, now, so a bad order cannot fail
         # half-way through after makers were already filled (M6). A seq clash is impossible
@@ -145,19 +157,16 @@ def match(
     elif tif is _FOK:
         if not crosses or not _fillable(book, side, owner, price_ticks, size_lots):
             return MatchResult([], [], 0, size_lots, False, MatchReject.FOK_NOT_FILLABLE)
-    elif tif is _IOC:
-        if not crosses:
-            return MatchResult([], [], 0, size_lots, False, None)
     else:
         raise ValueError(f"tif must be a TimeInForce, got {tif!r}")
 
-    fills: list[Fill] = []
+    fills: list = []
     cancelled: list[int] = []
-    remaining = _sweep(book, side, owner, price_ticks, size_lots, fills, cancelled)
+    remaining = _sweep(book, side, owner, price_ticks, size_lots, fills, cancelled, raw_fills)
     if remaining and tif is _GTC:
         # The sweep stopped only because nothing was left inside the limit, so this cannot
         # cross (M5); the pre-checks above guarantee ``add`` accepts it.
-        book.add(order_id, owner, side, price_ticks, remaining, seq)
+        book.add(order_id, owner, side, price_ticks, remaining, seq, info)
         return MatchResult(fills, cancelled, size_lots - remaining, remaining, True, None)
     return MatchResult(fills, cancelled, size_lots - remaining, remaining, False, None)
 
@@ -207,13 +216,15 @@ def _sweep(
     owner: bytes,
     limit_ticks: int,
     size_lots: int,
-    fills: list[Fill],
+    fills: list,
     cancelled: list[int],
+    raw: bool = False,
 ) -> int:
     """Trade up to ``size_lots`` against the opposite side in priority order; return what is left.
 
-    Appends to ``fills`` and ``cancelled``. This is the hot loop: one cached best-price read and
-    one dict lookup per level, then a walk of the level's links.
+    Appends to ``fills`` (``Fill`` objects, or their field tuples if ``raw``) and ``cancelled``.
+    This is the hot loop: one cached best-price read and one dict lookup per level, then a walk
+    of the level's links.
     """
     buy = side is _BUY
     if buy:
@@ -241,13 +252,15 @@ def _sweep(
                 if remaining < maker_lots:
                     # Partial fill: the maker keeps its place in the queue (M1).
                     book.reduce(maker_id, remaining)
-                    fills.append(
-                        Fill(maker_id, order.owner, price, remaining, maker_lots - remaining)
-                    )
+                    fills.append((maker_id, order.owner, price, remaining,
+                                  maker_lots - remaining, order.info) if raw else
+                                 Fill(maker_id, order.owner, price, remaining,
+                                      maker_lots - remaining, order.info))
                     return 0
                 # A fully filled maker leaves the book exactly as a cancelled one does.
                 cancel(maker_id)
-                fills.append(Fill(maker_id, order.owner, price, maker_lots, 0))
+                fills.append((maker_id, order.owner, price, maker_lots, 0, order.info) if raw
+                             else Fill(maker_id, order.owner, price, maker_lots, 0, order.info))
                 remaining -= maker_lots
                 if remaining == 0:
                     return 0

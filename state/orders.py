@@ -80,6 +80,15 @@ class OrderRecord:
                        self.cloid, self.expiry_ms, self.placed_ms])
 
 
+def resting_info(o: OrderRecord) -> tuple:
+    """The record fields that never change while an order rests, in record order: what the
+    book keeps with the order (`state.book.Order.info`) so that fills and cancels can rewrite
+    or delete the record and its indexes without reading it back:
+    (kind, orig_lots, tif, reduce_only, trigger_ticks, cloid, expiry_ms, placed_ms)."""
+    return (o.kind, o.orig_lots, o.tif, o.reduce_only, o.trigger_ticks, o.cloid, o.expiry_ms,
+            o.placed_ms)
+
+
 def _mid(market: int, order_id: int) -> bytes:
     return market.to_bytes(4, "big") + order_id.to_bytes(8, "big")
 
@@ -132,9 +141,10 @@ def cloid_lookup(view: KVView, owner: bytes, cloid: int) -> tuple[int, int] | No
 
 
 def next_order_id(view: Overlay) -> int:
-    raw = view.get(K_ORDER_SEQ)
-    oid = 1 if raw is None else load(raw)
-    view.put(K_ORDER_SEQ, encode(oid + 1))
+    # The counter stays an int in the overlay (state.kv: an int value stands for its encoding).
+    raw = view.get_stored(K_ORDER_SEQ)
+    oid = 1 if raw is None else raw if type(raw) is int else load(raw)
+    view.writes[K_ORDER_SEQ] = oid + 1
     return oid
 
 

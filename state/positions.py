@@ -93,9 +93,10 @@ class Account:
         return sum(v for d, v in self.volume if lo <= d < today)
 
     def add_volume(self, today: int, amount: int) -> None:
+        # A bucket is replaced, never changed in place: stored volume lists share buckets.
         vol = self.volume
         if vol and vol[-1][0] == today:
-            vol[-1][1] += amount
+            vol[-1] = [today, vol[-1][1] + amount]
         else:
             vol.append([today, amount])
             lo = today - C.FEE_VOLUME_DAYS
@@ -107,21 +108,70 @@ def _key(addr: bytes) -> bytes:
     return P_CLEARING + addr
 
 
+def _entry(fields: list) -> Entry:
+    """An Entry from its stored array (the same as Entry(*fields), without the call)."""
+    e = _new(Entry)
+    (e.market, e.size, e.entry_tl, e.leverage, e.buy_lots, e.buy_tl, e.sell_lots, e.sell_tl,
+     e.orders) = fields
+    return e
+
+
+_new = object.__new__
+
+
 def load_account(view: KVView, addr: bytes) -> Account:
-    raw = view.get(_key(addr))
+    key = P_CLEARING + addr
+    raw = view.get_stored(key) if type(view) is Overlay else view.get(key)
+    a = _new(Account)  # Account(addr, entries, volume), without the call
+    a.addr = addr
     if raw is None:
-        return Account(addr, {}, [])
-    entries, volume = load(raw)
-    return Account(addr, {e[0]: Entry(*e) for e in entries}, volume)
+        a.entries = {}
+        a.volume = []
+        return a
+    if type(raw) is list:  # the record as `stored_account` left it in an overlay
+        entries, volume = raw
+        a.volume = volume[:]  # (its buckets are never changed in place: add_volume)
+    else:
+        entries, a.volume = load(raw)
+    if len(entries) == 1:
+        e = _new(Entry)  # _entry(entries[0]), inline
+        (e.market, e.size, e.entry_tl, e.leverage, e.buy_lots, e.buy_tl, e.sell_lots,
+         e.sell_tl, e.orders) = entries[0]
+        a.entries = {e.market: e}
+    else:
+        a.entries = {e[0]: _entry(e) for e in entries}
+    return a
+
+
+def stored_account(acct: Account) -> list | None:
+    """The record `save_account` writes, decoded ([entries, volume]; None: deleted), to be
+    kept in an overlay as is (state.kv: a stored list stands for its encoding). It shares
+    nothing mutable with `acct`: new entry lists, a copy of the volume list (whose buckets
+    are never changed in place)."""
+    es = acct.entries
+    if len(es) == 1:
+        for e in es.values():
+            entries = [] if e.empty() else [[e.market, e.size, e.entry_tl, e.leverage,
+                                             e.buy_lots, e.buy_tl, e.sell_lots, e.sell_tl,
+                                             e.orders]]
+    else:
+        entries = [es[m].to_list() for m in sorted(es) if not es[m].empty()]
+    if not entries and not acct.volume:
+        return None
+    return [entries, acct.volume[:]]
 
 
 def save_account(view: Overlay, acct: Account) -> None:
-    entries = [acct.entries[m].to_list() for m in sorted(acct.entries)
-               if not acct.entries[m].empty()]
-    if not entries and not acct.volume:
-        view.delete(_key(acct.addr))
+    es = acct.entries
+    if len(es) == 1:
+        for e in es.values():
+            entries = [] if e.empty() else [e.to_list()]
     else:
-        view.put(_key(acct.addr), encode([entries, acct.volume]))
+        entries = [es[m].to_list() for m in sorted(es) if not es[m].empty()]
+    if not entries and not acct.volume:
+        view.delete(P_CLEARING + acct.addr)
+    else:
+        view.put(P_CLEARING + acct.addr, encode([entries, acct.volume]))
 
 
 def iter_accounts(view: KVView):
