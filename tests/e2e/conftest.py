@@ -16,18 +16,23 @@ from rpc.client import Client
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def free_port_pair() -> int:
-    """A port p such that p (RPC) and p-1 (p2p) are both free right now."""
-    for _ in range(50):
+def _free(port: int) -> bool:
+    try:
         with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            p = s.getsockname()[1]
-        try:
-            with socket.socket() as s:
-                s.bind(("127.0.0.1", p - 1))
+            s.bind(("127.0.0.1", port))
+        return True
+    except OSError:
+        return False
+
+
+def free_port_pair() -> int:
+    """A port p such that p (RPC) and p-1 (p2p) are both free right now. Chosen below the
+    kernel's ephemeral range (32768+), so no outgoing connection can take it meanwhile."""
+    import random
+    for _ in range(200):
+        p = random.randrange(20_001, 32_000)
+        if _free(p) and _free(p - 1):
             return p
-        except OSError:
-            continue
     raise RuntimeError("no free port pair")
 
 
@@ -41,17 +46,10 @@ def perpchain(*args: str, check: bool = False, timeout: float = 120) -> subproce
 
 def free_base_port(n: int) -> int:
     """A base port p such that p + 10k and p - 1 + 10k are free for k < n."""
-    for _ in range(50):
+    for _ in range(200):
         p = free_port_pair()
-        ok = True
-        for k in range(1, n):
-            for q in (p + 10 * k, p - 1 + 10 * k):
-                try:
-                    with socket.socket() as s:
-                        s.bind(("127.0.0.1", q))
-                except OSError:
-                    ok = False
-        if ok:
+        if p + 10 * n < 32_700 and all(_free(q) for k in range(1, n)
+                                       for q in (p + 10 * k, p - 1 + 10 * k)):
             return p
     raise RuntimeError("no free ports")
 
