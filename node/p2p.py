@@ -158,6 +158,8 @@ class P2P:
 
     # -- public ----------------------------------------------------------------------------
     def broadcast(self, msg_type: int, body, exclude: str | None = None) -> None:
+        if not self.peers:
+            return  # a lone node: do not pack frames nobody reads
         frame = _pack(msg_type, body)
         for pid, peer in list(self.peers.items()):
             if pid != exclude:
