@@ -22,6 +22,7 @@ well-typed block is refused.
 
 import hashlib
 from dataclasses import dataclass
+from functools import cached_property
 
 import msgpack
 from cryptography.exceptions import InvalidSignature
@@ -163,9 +164,10 @@ class Header:
         return sha256(_enc(self.to_wire()))
 
 
-def data_hash(txs) -> bytes:
-    """sha256 over the list of tx hashes (each sha256 of the tx bytes)."""
-    return sha256(_enc([sha256(t) for t in txs]))
+def data_hash(txs, tx_hashes=None) -> bytes:
+    """sha256 over the list of tx hashes (each sha256 of the tx bytes); `tx_hashes`: those
+    hashes, if the caller has them already."""
+    return sha256(_enc(list(tx_hashes) if tx_hashes is not None else [sha256(t) for t in txs]))
 
 
 def evidence_hash(evidence) -> bytes:
@@ -208,6 +210,12 @@ class Block:
 
     def hash(self) -> bytes:
         return self.header.hash()
+
+    @cached_property
+    def tx_hashes(self) -> tuple[bytes, ...]:
+        """sha256 of each tx, computed once per Block object: validation (data_hash),
+        execution (the pre-verified txs are found by hash) and the tx index all need them."""
+        return tuple(sha256(t) for t in self.txs)
 
     def encode(self) -> bytes:
         return _enc([self.header.to_wire(), list(self.txs),
@@ -271,7 +279,7 @@ def validate_block(block: Block, tip: ChainTip, chain_id: str, vals: ValidatorSe
     need(h.last_results_hash == tip.results_hash, "last_results_hash does not match")
     need(h.validators_hash == vals.hash(), "validators_hash does not match")
     need(vals.power_of(h.proposer) > 0, "proposer is not a validator")
-    need(h.data_hash == data_hash(block.txs), "data_hash does not match the txs")
+    need(h.data_hash == data_hash(block.txs, block.tx_hashes), "data_hash does not match the txs")
     need(h.evidence_hash == evidence_hash(block.evidence), "evidence_hash does not match")
     if tip.height == 0:
         need(block.last_commit is None and h.last_commit_hash == b"",

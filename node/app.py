@@ -136,8 +136,7 @@ class Application:
         """Verify, in the worker threads, the signatures of block txs this node has not
         seen, so executing the block does not verify them one by one."""
         todo = []
-        for raw in block.txs:
-            h = tx_hash(raw)
+        for raw, h in zip(block.txs, block.tx_hashes):
             if h in self.mempool.txs or h in self.prepared:
                 continue
             try:
@@ -171,7 +170,7 @@ class Application:
         h = block.header.height
         rbytes = result.results_bytes()
         rhash = results_hash(rbytes)
-        hashes = [tx_hash(t) for t in block.txs]
+        hashes = list(block.tx_hashes)
         tip = Tip(h, block.hash(), block.header.time_ms, result.app_hash, rhash)
         # The set for h+2 is fixed when h commits (validator changes made by block h will
         # take effect there, as in CometBFT).
@@ -221,7 +220,8 @@ def block_input(block: Block) -> BlockInput:
     for a, b in block.evidence:
         va = Vote.decode(a)
         ev.append(DoubleSign(va.validator, va.height, va.round, va.type, a, b))
-    return BlockInput(block.header.height, block.header.time_ms, block.txs, tuple(ev))
+    return BlockInput(block.header.height, block.header.time_ms, block.txs, tuple(ev),
+                      block.tx_hashes)
 
 
 def encode_selector(sel: ProposerSelector) -> bytes:
