@@ -119,9 +119,21 @@ def _entry(fields: list) -> Entry:
 _new = object.__new__
 
 
-def load_account(view: KVView, addr: bytes) -> Account:
+def load_account(view: KVView, addr: bytes, published: dict | None = None) -> Account:
+    """The account's record, decoded into a new Account the caller owns.
+
+    `published`: accounts whose owner is done with them (`state.trading.Exec.flush`), by
+    address, each as (the list `stored_account` gave for it, the Account). One is taken out
+    and handed over instead of decoding when that very list object is what `view` holds for
+    the address: every write of the record is a new object and a stored list is never
+    mutated, so the Account then equals the record in `view`. A deleted record is never
+    published (every absent record would look like it)."""
     key = P_CLEARING + addr
     raw = view.get_stored(key) if type(view) is Overlay else view.get(key)
+    if published is not None:
+        hit = published.pop(addr, None)
+        if hit is not None and hit[0] is raw:
+            return hit[1]
     a = _new(Account)  # Account(addr, entries, volume), without the call
     a.addr = addr
     if raw is None:

@@ -80,10 +80,15 @@ class Exec:
 
     Accounts are loaded once and written back by `flush`; balance changes are summed per
     (account, asset) (`qdeltas` for the quote asset, `deltas` for the others) and written by
-    `flush` too, so a maker hit ten times costs one write."""
+    `flush` too, so a maker hit ten times costs one write. `flush` then hands the accounts to
+    the root cache's `published` dict and forgets them: a later
+    `account` call, of this or the next Exec, takes one back without decoding while the
+    record it was written as is still the one in the view (`positions.load_account`).
+    Execs of one root run one after another, never interleaved."""
 
     __slots__ = ("view", "ctx", "books", "quote", "quote_decimals", "accts", "deltas", "qdeltas",
-                 "events", "today", "tiers", "cache", "fees", "_fmt", "_markets", "_pairs")
+                 "events", "today", "tiers", "cache", "fees", "published", "_fmt", "_markets",
+                 "_pairs")
 
     def __init__(self, view: Overlay, ctx):
         self.view = view
@@ -92,10 +97,10 @@ class Exec:
         today = ctx.time_ms // C.DAY_MS
         env = c.get("trading_env")
         if env is None or env[0] is not c.get("fee_params") or env[1] != today or \
-                len(env[5]) > 50_000:
+                len(env[5]) > 50_000 or len(env[10]) > 100_000:
             env = c["trading_env"] = _environment(view, c, today)
         (_, self.today, self.books, self.quote, self.quote_decimals, self._fmt, self._markets,
-         self.tiers, self.fees, self._pairs) = env
+         self.tiers, self.fees, self._pairs, self.published) = env
         self.accts: dict[bytes, Account] = {}
         self.deltas: dict[tuple[bytes, str], int] = {}  # by (account, asset)
         self.qdeltas: dict[bytes, int] = {}  # the quote asset's, by account (no tuple keys)
@@ -108,7 +113,7 @@ class Exec:
     def account(self, addr: bytes) -> Account:
         a = self.accts.get(addr)
         if a is None:
-            a = self.accts[addr] = load_account(self.view, addr)
+            a = self.accts[addr] = load_account(self.view, addr, self.published)
         return a
 
     def credit(self, addr: bytes, asset: str, amount: int) -> None:
@@ -138,8 +143,12 @@ class Exec:
         deltas)."""
         view = self.view
         w = view.writes  # (Overlay.put / delete, without the calls)
+        published = self.published
         for acct in self.accts.values():
-            w[P_CLEARING + acct.addr] = stored_account(acct)  # (positions.save_account)
+            rec = w[P_CLEARING + acct.addr] = stored_account(acct)  # (positions.save_account)
+            if rec is not None:
+                published[acct.addr] = (rec, acct)  # (see positions.load_account)
+        self.accts = {}
         # accounts.set_balance(view, addr, asset, accounts.balance(...) + delta), per delta.
         # The order of the writes only decides which of several overflowing balances raises
         # first; they all raise the same error.
@@ -189,7 +198,8 @@ def _environment(view: Overlay, c: dict, today: int) -> tuple:
     """What every Exec of a root view needs, gathered once (kept in the root cache while the
     day and the fee parameters object stay the same):
     (fee params, today, books, quote asset, quote decimals, formatted-text cache, decoded
-    markets, fee tier table, fee params, event attribute pairs by market (`_event_pairs`)).
+    markets, fee tier table, fee params, event attribute pairs by market (`_event_pairs`),
+    published accounts (`Exec.flush`)).
 
     * the text cache holds decimal strings by (scale, integer): prices and sizes repeat a
       lot, and events need them as text; a pure function of its key, so caching is safe;
@@ -210,7 +220,8 @@ def _environment(view: Overlay, c: dict, today: int) -> tuple:
     tiers = old[7] if old is not None and old[0] is fees and old[1] == today and \
         len(old[7]) < 200_000 else {}
     pairs = old[9] if old is not None and len(old[9]) < 1_000 else {}
-    return (fees, today, books_of(view), q[0], q[1], fmt, ms, tiers, fees, pairs)
+    published = old[10] if old is not None and len(old[10]) <= 100_000 else {}
+    return (fees, today, books_of(view), q[0], q[1], fmt, ms, tiers, fees, pairs, published)
 
 
 # -- checks ------------------------------------------------------------------------------------
@@ -518,7 +529,7 @@ def _settle_all(ex: Exec, m: Market, o: O.OrderRecord, taker: Account, te, fills
     for oid, mowner, p, s, left, info in fills:
         maker = accts.get(mowner)
         if maker is None:
-            maker = accts[mowner] = load_account(view, mowner)  # (ex.account)
+            maker = accts[mowner] = load_account(view, mowner, ex.published)  # (ex.account)
         me = maker.entries.get(mid)
         if me is None:
             me = maker.entry(mid)

@@ -22,8 +22,9 @@ from state import accounts, orders as O
 from state.books import Books
 from state.positions import iter_accounts
 from state.trading import POOL
-from tests.chain_helpers import (BTC_LOT, BTC_PERP, FEE_ACCOUNT, PRICE, Chain, LevelKV, action,
-                                 key, order, trading_genesis)
+from state.errors import Code
+from tests.chain_helpers import (BTC_LOT, BTC_PERP, FEE_ACCOUNT, PRICE, USDC, Chain, LevelKV,
+                                 action, key, order, trading_genesis)
 
 N = 4
 KEYS = [key(i) for i in range(N)]
@@ -243,3 +244,33 @@ def test_same_trading_app_hashes_under_different_pythonhashseeds():
         outs.append(json.loads(p.stdout))
     assert outs[0] == outs[1] == trading_hashes_for_seed(11)
     assert PRICE  # the chain did trade: prices are in the fills
+
+
+def _without_published_accounts(monkeypatch) -> None:
+    """Every account is decoded from its record, never taken back from `Exec.flush`."""
+    from state import positions, trading
+    monkeypatch.setattr(trading, "load_account",
+                        lambda view, addr, published=None: positions.load_account(view, addr))
+
+
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+                                                                  HealthCheck.function_scoped_fixture])
+@given(st.integers(0, 10**6))
+def test_published_accounts_change_nothing(monkeypatch, seed):
+    """Accounts handed from one sub-transaction to the next (state.positions.publish) give
+    the results and app hashes of decoding every account afresh, also when orders fail
+    their margin check after settling (the failed tx's accounts must not leak)."""
+    spec = random_blocks(seed, 5, 30)
+    genesis = trading_genesis(N, amount=10 * USDC)  # little collateral: margin failures
+    with_cache = run_chain(Chain(genesis, warm=True), spec)
+    with monkeypatch.context() as m:
+        _without_published_accounts(m)
+        fresh = run_chain(Chain(genesis, warm=True), spec)
+    assert with_cache == fresh
+    codes = {c for _, results in with_cache for c in _codes(results)}
+    assert int(Code.INSUFFICIENT_MARGIN) in codes  # the workload does reach the rollback path
+
+
+def _codes(results_hex: str) -> list[int]:
+    from state.codec import load
+    return [r[0] for r in load(bytes.fromhex(results_hex))]
