@@ -34,7 +34,7 @@ from state.events import Event
 from state.amounts import format_amount
 from state import evidence, governance, mark, oracle, orders, trading
 from state.evidence import DoubleSign
-from state.books import BookCache, books_of
+from state.books import BookCache, Books, books_of
 from state.markets import PERP, get as get_market, list_markets, oracle_params
 from state.codec import encode, load
 from state.errors import Code, InvalidBlock, TxError
@@ -64,6 +64,22 @@ class TxResult:
         code, log, events = obj
         return TxResult(code, log, tuple(Event(t, tuple((k, v) for k, v in a))
                                          for t, a in events))
+
+
+_new = object.__new__
+_set_code = TxResult.__dict__["code"].__set__
+_set_log = TxResult.__dict__["log"].__set__
+_set_events = TxResult.__dict__["events"].__set__
+
+
+def _accepted(events: tuple[Event, ...]) -> TxResult:
+    """`TxResult(0, "", events)` without the frozen dataclass's `__init__` (as
+    `state.events.event`): one per accepted tx."""
+    r = _new(TxResult)
+    _set_code(r, 0)
+    _set_log(r, "")
+    _set_events(r, events)
+    return r
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,11 +171,12 @@ def apply_block(view: KVView, block: BlockInput, prev_app_hash: bytes,
     hashes = block.tx_hashes
     if hashes is None or len(hashes) != len(block.txs):
         hashes = [tx_hash(raw) for raw in block.txs]
+    books = books_of(overlay)
     for raw, h in zip(block.txs, hashes):
         tx = known.get(h)
         if tx is not None and tx.raw != raw:
             tx = None
-        results.append(apply_tx(overlay, ctx, raw, tx))
+        results.append(apply_tx(overlay, ctx, raw, tx, books))
     block_events += end_block(overlay, ctx)
     put_last_block(overlay, block.height, block.time_ms)
     writes = overlay.sorted_writes()
@@ -171,9 +188,11 @@ def apply_block(view: KVView, block: BlockInput, prev_app_hash: bytes,
                        governance.validator_updates(overlay, block.height + governance.VALSET_DELAY))
 
 
-def apply_tx(overlay: Overlay, ctx: Ctx, raw: bytes, tx: Tx | None) -> TxResult:
+def apply_tx(overlay: Overlay, ctx: Ctx, raw: bytes, tx: Tx | None,
+             books: Books | None = None) -> TxResult:
     """Apply one tx into `overlay` (its writes are merged only if it is accepted).
-    `tx` is the pre-verified Tx for `raw`, or None to decode and verify here.
+    `tx` is the pre-verified Tx for `raw`, or None to decode and verify here; `books`:
+    `books_of(overlay)`, if the caller has it.
     The caller must keep `overlay`'s writes when this returns code 0 (the root cache's books
     already include the tx) and may drop them otherwise (the books were rolled back)."""
     try:
@@ -188,7 +207,8 @@ def apply_tx(overlay: Overlay, ctx: Ctx, raw: bytes, tx: Tx | None) -> TxResult:
     except TxError as e:
         return TxResult(int(e.code), e.log)
     act = overlay.child()
-    books = books_of(overlay)
+    if books is None:
+        books = books_of(overlay)
     books.begin()
     try:
         events = HANDLERS[tx.type](act, ctx, tx)
@@ -197,7 +217,7 @@ def apply_tx(overlay: Overlay, ctx: Ctx, raw: bytes, tx: Tx | None) -> TxResult:
         return TxResult(int(e.code), e.log)
     books.commit()
     act.commit()
-    return TxResult(0, "", tuple(events))
+    return _accepted(tuple(events))
 
 
 def check_chain_id(tx: Tx, ctx: Ctx) -> None:

@@ -424,7 +424,7 @@ def execute(ex: Exec, m: Market, o: O.OrderRecord) -> None:
         status = "filled" if not remaining else \
             ("partially_filled_cancelled" if filled else "cancelled_unfilled")
         left = 0
-    (price_pairs, size_pairs, _, _, _, _, _, _, filled_pairs, rem_pairs, owner_pairs,
+    (price_pairs, size_pairs, _, _, _, _, filled_pairs, rem_pairs, owner_pairs,
      a_market, _) = _event_pairs(ex, m)
     a_price = price_pairs.get(pt)
     if a_price is None:
@@ -522,8 +522,8 @@ def _settle_all(ex: Exec, m: Market, o: O.OrderRecord, taker: Account, te, fills
     a_toid = ("taker_order_id", str(o.id))
     a_tcloid = ("taker_cloid", str(o.cloid))
     amt = _amount_formatter(ex.quote_decimals)
-    (price_pairs, size_pairs, left_pairs, maker_pairs, tfee_pairs, mfee_pairs, tpnl_pairs,
-     mpnl_pairs) = _event_pairs(ex, m)[:8]
+    (price_pairs, size_pairs, left_pairs, maker_pairs, tfee_pairs,
+     mfee_pairs) = _event_pairs(ex, m)[:6]
     t_sum = pool_sum = fee_sum = vol_sum = 0
     t_touch = pool_touch = fee_touch = False
     for oid, mowner, p, s, left, info in fills:
@@ -630,18 +630,9 @@ def _settle_all(ex: Exec, m: Market, o: O.OrderRecord, taker: Account, te, fills
         a_mfee = mfee_pairs.get(mf)
         if a_mfee is None:
             a_mfee = _remember(mfee_pairs, mf, ("maker_fee", amt(mf)))
-        if rt:
-            a_tpnl = tpnl_pairs.get(rt)
-            if a_tpnl is None:
-                a_tpnl = _remember(tpnl_pairs, rt, ("taker_pnl", amt(rt)))
-        else:
-            a_tpnl = _TAKER_PNL_0
-        if rm:
-            a_mpnl = mpnl_pairs.get(rm)
-            if a_mpnl is None:
-                a_mpnl = _remember(mpnl_pairs, rm, ("maker_pnl", amt(rm)))
-        else:
-            a_mpnl = _MAKER_PNL_0
+        # Realised PnL rarely repeats (it depends on each position's history): not cached.
+        a_tpnl = ("taker_pnl", amt(rt)) if rt else _TAKER_PNL_0
+        a_mpnl = ("maker_pnl", amt(rm)) if rm else _MAKER_PNL_0
         append(event("fill", (
             a_market, a_price, a_size, a_taker, a_maker, a_side, a_toid,
             ("maker_order_id", str(oid)), a_tcloid,
@@ -674,15 +665,14 @@ _MAKER_PNL_0 = ("maker_pnl", "0")
 def _event_pairs(ex: Exec, m: Market) -> tuple:
     """Event attribute pairs, each a pure function of its key, kept per market on the root
     cache. Fills: ("price", text) by price ticks; ("size", text) and ("maker_remaining", text)
-    by lots; ("maker", hex address) by address; ("taker_fee", text), ("maker_fee", text),
-    ("taker_pnl", text), ("maker_pnl", text) by quote quantums (fills of round sizes at nearby
-    prices repeat the same amounts). Orders: ("filled", text) and ("remaining", text) by lots,
-    ("owner", hex address) by address, and ("market", symbol). Kept for the Market object
+    by lots; ("maker", hex address) by address; ("taker_fee", text), ("maker_fee", text) by
+    quote quantums (fills of round sizes at nearby prices repeat the same amounts). Orders:
+    ("filled", text) and ("remaining", text) by lots, ("owner", hex address) by address, and
+    ("market", symbol). Kept for the Market object
     (a market changed by governance is a new object: its texts start afresh)."""
     v = ex._pairs.get(m.id)
-    if v is None or v[12] is not m:
-        v = ex._pairs[m.id] = ({}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, ("market", m.symbol),
-                               m)
+    if v is None or v[10] is not m:
+        v = ex._pairs[m.id] = ({}, {}, {}, {}, {}, {}, {}, {}, {}, ("market", m.symbol), m)
     return v
 
 
