@@ -545,9 +545,10 @@ def _settle_all(ex: Exec, m: Market, o: O.OrderRecord, taker: Account, te, fills
             me.buy_lots -= s
             me.buy_tl -= sp
         mcloid = info[5]
-        if left:            # orders.put_resting(new=False): the record with its new size
-            w[p_order + omid] = encode([mowner, not is_buy, info[0], p, left, info[1],
-                                        info[2], info[3], info[4], mcloid, info[6], info[7]])
+        if left:            # orders.put_resting(new=False): the record with its new size,
+            # kept decoded (state.kv): an order hit again in the block is encoded once, at the end
+            w[p_order + omid] = [mowner, not is_buy, info[0], p, left, info[1], info[2],
+                                 info[3], info[4], mcloid, info[6], info[7]]
         else:               # orders.remove_resting
             w[p_order + omid] = None
             w[p_aord + mowner + omid] = None
