@@ -45,9 +45,8 @@ class JournaledBook(OrderBook):
         order = OrderBook.cancel(self, order_id)
         j = self._owner.journal
         if j is not None:
-            j.append((self, _REMOVE, (order.order_id, order.owner, order.side,
-                                      order.price_ticks, order.size_lots, order.seq,
-                                      order.info)))
+            # The removed order's fields stay as they are, but its size: `reduce` zeroes it.
+            j.append((self, _REMOVE, (order, order.size_lots)))
         return order
 
     def reduce(self, order_id: int, by_lots: int) -> Order:
@@ -115,7 +114,9 @@ class Books:
             if op == _ADD:
                 OrderBook.cancel(book, arg)
             elif op == _REMOVE:
-                OrderBook.add(book, *arg)
+                o, size = arg
+                OrderBook.add(book, o.order_id, o.owner, o.side, o.price_ticks, size, o.seq,
+                              o.info)
             else:
                 book._grow(*arg)
         del j[mark:]

@@ -163,9 +163,11 @@ def stored_account(acct: Account) -> list | None:
     es = acct.entries
     if len(es) == 1:
         for e in es.values():
-            entries = [] if e.empty() else [[e.market, e.size, e.entry_tl, e.leverage,
-                                             e.buy_lots, e.buy_tl, e.sell_lots, e.sell_tl,
-                                             e.orders]]
+            # (e.empty(), inline)
+            entries = [[e.market, e.size, e.entry_tl, e.leverage, e.buy_lots, e.buy_tl,
+                        e.sell_lots, e.sell_tl, e.orders]] if \
+                e.size or e.entry_tl or e.leverage or e.buy_lots or e.sell_lots or e.orders \
+                else []
     else:
         entries = [es[m].to_list() for m in sorted(es) if not es[m].empty()]
     if not entries and not acct.volume:
