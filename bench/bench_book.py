@@ -3,8 +3,10 @@
 Run with ``python -m bench.bench_book`` (add ``--rounds N`` / ``--orders N`` to change the size).
 
 Workloads, each timed on both implementations with identical, seeded inputs:
-  1. resting adds   - build a book of N resting orders (no crossing): ``OrderBook.add`` and the
-                      full ``match(..., GTC)`` path that a new order really takes.
+  1. resting adds   - build a book of N resting orders (no crossing) with ``OrderBook.add`` (what
+                      the state machine calls for an order that cannot trade: it checks
+                      whether an order crosses itself), and, for comparison, through
+                      ``match(..., GTC)`` (validation, the crossing check and a MatchResult).
   2. crossing       - IOC takers sized to trade with exactly 1-3 makers each (2 on average)
                       against the book of N orders.
   3. cancels        - cancel all N resting orders in random order.
@@ -201,7 +203,7 @@ def main() -> None:
     ref_adds = best_of(rounds, RefBook, run_add)
     rows = [
         ("resting adds (book.add)", n, best_of(rounds, OrderBook, run_add), ref_adds),
-        ("resting adds (match GTC)", n, best_of(rounds, OrderBook, run_match_gtc), ref_adds),
+        ("resting adds (via match GTC)", n, best_of(rounds, OrderBook, run_match_gtc), ref_adds),
         (f"crossing IOC ({n_fills / n_takers:.2f} fills avg)", n_takers,
          best_of(rounds, build_book, run_cross),
          best_of(rounds, build_ref, run_cross_ref)),

@@ -65,6 +65,7 @@ class Side(IntEnum):
 # attribute lookup per call.
 _BUY = Side.BUY
 _SELL = Side.SELL
+_new = object.__new__
 
 
 @dataclass(slots=True)
@@ -231,7 +232,7 @@ class OrderBook:
         already resting, the price or size is not a positive int, the seq is not an int or is
         already used in that level, or the order would cross the opposite side (I5).
         """
-        # Validation reads only; nothing below mutates until every check has passed. The type
+        # Validation reads only; nothing is changed until every check has passed. The type
         # checks keep floats and bools out of state (they would compare equal to ints here and
         # break determinism later).
         if (
@@ -261,9 +262,21 @@ class OrderBook:
         else:
             raise ValueError(f"side must be a Side, got {side!r}")
 
+        # Order(order_id, owner, side, price_ticks, size_lots, seq, prev, None, info), without
+        # the call of the dataclass __init__: on the hot path, the slots are set in place
+        # (`prev_order` below, once the order's place is known).
+        order = _new(Order)
+        order.order_id = order_id
+        order.owner = owner
+        order.side = side
+        order.price_ticks = price_ticks
+        order.size_lots = size_lots
+        order.seq = seq
+        order.next_order = None
+        order.info = info
         level = book_side.get(price_ticks)
         if level is None:
-            order = Order(order_id, owner, side, price_ticks, size_lots, seq, None, None, info)
+            order.prev_order = None
             level = PriceLevel(price_ticks)
             level.head = level.tail = order
             book_side[price_ticks] = level
@@ -280,11 +293,11 @@ class OrderBook:
             tail = level.tail
             if seq > tail.seq:
                 # The normal case: seq grows in block order, so the newcomer goes last.
-                order = Order(order_id, owner, side, price_ticks, size_lots, seq, tail, None, info)
+                order.prev_order = tail
                 tail.next_order = order
                 level.tail = order
             else:
-                order = Order(order_id, owner, side, price_ticks, size_lots, seq, None, None, info)
+                order.prev_order = None
                 _link_by_seq(level, order)  # may raise on a duplicate seq; nothing changed yet
         level.size_lots += size_lots
         level.order_count += 1
