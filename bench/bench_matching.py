@@ -25,10 +25,10 @@ wall clock (other processes then cost nothing; memory and cache contention still
 from __future__ import annotations
 
 import argparse
-import gc
 import random
 import time
 
+from node.gc_tuning import tune_gc
 from state.books import BookCache
 from state.codec import encode
 from state.genesis import genesis_writes
@@ -165,8 +165,7 @@ def rate(n: int, seconds: float) -> str:
 def run_rows(a) -> list[tuple[str, int, float, str]]:
     """One pass over the workloads on a fresh chain: (row, ops, seconds, note) per row."""
     b = Bench(a.orders, a.block)
-    gc.collect()
-    gc.disable()  # as a node would tune it; collections are measured separately below
+    tune_gc()  # the collector as `perpchain start` sets it (node/gc_tuning.py)
     b.planned = {}
     rows = [("build book (resting adds)", a.orders, b.run(b.resting_add, a.orders), "")]
     rows.append(("resting adds", a.ops, b.run(b.resting_add, a.ops), ""))
@@ -181,7 +180,6 @@ def run_rows(a) -> list[tuple[str, int, float, str]]:
         x = b.rng.random()
         return b.resting_add() if x < 0.5 else b.crossing() if x < 0.8 else b.cancel()
     rows.append(("mixed 50/30/20", a.ops, b.run(mixed, a.ops), ""))
-    gc.enable()
     return rows
 
 

@@ -77,6 +77,9 @@ def cmd_replay(a) -> None:
         store = Store(home.db_path)
     except StoreLocked as e:
         fail(str(e))
+    from node.gc_tuning import tune_gc
+
+    tune_gc()  # as `start` does (node/gc_tuning.py)
     try:
         rep = replay(store, genesis)
     finally:

@@ -21,6 +21,7 @@ from node.store import Store
 from state.codec import decode
 from state.errors import InvalidBlock
 from state.genesis import genesis_writes
+from state.books import BookCache
 from state.kv import MemoryKV
 from state.machine import apply_block
 
@@ -47,6 +48,7 @@ def replay(store: Store, genesis: Genesis, progress: bool | None = None) -> Repl
                             "stored one: this data directory belongs to another genesis")
     kv = MemoryKV()
     kv.apply(writes)
+    books = BookCache()  # books carried from block to block, as a running node does
     sel = {1: ProposerSelector.genesis({v.pub_key: v.power for v in genesis.validators.validators})}
     sel[2] = sel[1].next_height()
     stored_tip = store.tip()
@@ -69,7 +71,7 @@ def replay(store: Store, genesis: Genesis, progress: bool | None = None) -> Repl
                 commit.verify(genesis.chain_id, vals, block.hash(), h)
                 for a, b in block.evidence:
                     check_evidence(genesis.chain_id, a, b, h)
-                res = apply_block(kv, block_input(block), tip.app_hash)
+                res = apply_block(kv, block_input(block), tip.app_hash, cache=books)
             except (InvalidBlockHeader, InvalidCommit, InvalidBlock, ValueError) as e:
                 return _fail(t0, h - 1, ntx, tip.app_hash, f"height {h}: {e}")
             sel[h + 2] = sel[h + 1].two_heights_on(dict(res.validator_updates))

@@ -16,6 +16,7 @@ from consensus.driver import MSG_TXS, Driver, DriverConfig
 from consensus.rounds import TimeoutConfig
 from node.app import Application
 from node.config import Config, parse_duration_ms
+from node.gc_tuning import tune_gc
 from node.genesis import load_genesis
 from node.home import Home
 from node.keys import load_key
@@ -88,6 +89,7 @@ async def run_node(home: Home) -> None:
         app = Application(cfg, genesis, store, node_key, val_key)
         log.info("node %s chain %s at height %d, app hash %s", node_key.node_id, app.chain_id,
                  app.tip.height, app.tip.app_hash.hex())
+        tune_gc()  # the state is loaded: freeze it, collect rarely (node/gc_tuning.py)
         # The key signs only at heights whose validator set holds it (RoundState checks),
         # so a node added later by governance starts voting when its power takes effect.
         is_validator = val_key is not None and genesis.validators.power_of(val_key.pub_key) > 0

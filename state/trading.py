@@ -697,12 +697,15 @@ def _amount_formatter(decimals: int):
     scale = 10**decimals
 
     def fmt(x: int) -> str:
-        if x < 0:
-            return "-" + fmt(-x)
-        whole, frac = divmod(x, scale)
+        if x >= 0:
+            whole, frac = divmod(x, scale)
+            if frac == 0:
+                return str(whole)
+            return f"{whole}.{str(frac).rjust(decimals, '0').rstrip('0')}"
+        whole, frac = divmod(-x, scale)
         if frac == 0:
-            return str(whole)
-        return f"{whole}.{str(frac).rjust(decimals, '0').rstrip('0')}"
+            return f"-{whole}"
+        return f"-{whole}.{str(frac).rjust(decimals, '0').rstrip('0')}"
 
     _AMOUNT_FORMATTERS[decimals] = fmt
     return fmt
