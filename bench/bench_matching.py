@@ -58,7 +58,8 @@ class Bench:
         self.resting: dict[int, int] = {}  # order id -> owner index
         self.next_id = 1
         self.fills = 0
-        self.planned: dict[int, int] = {}
+        self.planned: dict[int, int] = {}  # order id -> lots the block's takers will take
+        self.block_first_id = 1
 
     def tx(self, who: int, action: list) -> Tx:
         """A Tx as the mempool hands it over (decoded, verified): signature bytes are zero."""
@@ -88,6 +89,7 @@ class Bench:
         spent = 0.0
         while n > 0:
             k = min(n, self.block_size)
+            self.block_first_id = self.next_id  # orders placed from here on are this block's
             spent += self.apply([make() for _ in range(k)])
             n -= k
         return spent
@@ -141,19 +143,27 @@ class Bench:
             left = o.size_lots - self.planned.get(o.order_id, 0)
             if left <= 0:
                 continue
-            take = left if len(sizes) < k - 1 else self.rng.randint(1, left)
+            # Whole multiples of 10 lots (the minimum order size), so the taker's size is
+            # exactly what it plans to take.
+            take = left if len(sizes) < k - 1 else self.rng.randint(1, left // 10) * 10
             sizes.append(take)
             self.planned[o.order_id] = self.planned.get(o.order_id, 0) + take
             last_px = o.price_ticks
             if len(sizes) == k:
                 break
+        if not sizes:
+            raise SystemExit("the book ran out of makers on one side: use more --orders")
         self.next_id += 1
-        lots = max(sum(sizes), 10)
-        return self.order(N_MAKERS, is_buy, last_px, lots - lots % 10 if lots % 10 else lots,
-                          tif=1)
+        return self.order(N_MAKERS, is_buy, last_px, sum(sizes), tif=1)
 
     def cancel(self) -> Tx:
-        oid = self.rng.choice(sorted(i for i in self.resting if i not in self.planned)[:5000])
+        """A cancel of a resting order that no taker of this block plans to fill, placed
+        before this block (a taker may also fill newer, better-priced orders first)."""
+        ids = sorted(i for i in self.resting
+                     if i < self.block_first_id and i not in self.planned)[:5000]
+        if not ids:
+            return self.resting_add()
+        oid = self.rng.choice(ids)
         who = self.resting.pop(oid)
         return self.tx(who, ["cancel", BTC_PERP, oid])
 
