@@ -116,6 +116,28 @@ def test_known_txs_skip_verification_but_same_result():
     assert r1.app_hash == r2.app_hash and r1.results_bytes() == r2.results_bytes()
 
 
+def test_given_tx_hashes_find_known_txs_and_a_wrong_one_never_runs_another_tx():
+    """BlockInput.tx_hashes (computed by consensus) only look txs up in `known`: a known tx
+    runs only if its bytes are the block's, so a wrong hash costs a verify, never a wrong tx."""
+    from hashlib import sha256
+
+    def run(hashes, known):
+        c = Chain()
+        res = apply_block(c.kv, BlockInput(1, c.time_ms + 1, (t1, t2), (), hashes), c.app_hash,
+                          known)
+        return res.app_hash, res.results_bytes(), [r.code for r in res.tx_results]
+
+    t1 = transfer(A, GENESIS_MS + 1, B.pub_key, 7)
+    t2 = transfer(B, GENESIS_MS + 1, A.pub_key, 9)
+    other = decode_tx(transfer(A, GENESIS_MS + 2, B.pub_key, 500))  # valid, not in the block
+    right = (sha256(t1).digest(), sha256(t2).digest())
+    expected = run(None, None)
+    assert expected[2] == [0, 0]
+    assert run(right, {right[0]: decode_tx(t1), right[1]: decode_tx(t2)}) == expected
+    # Both block txs "hashed" to the key of a different tx: it is not applied in their place.
+    assert run((other.hash, other.hash), {other.hash: other}) == expected
+
+
 def test_app_hash_chains_and_depends_on_every_write():
     c1, c2 = Chain(), Chain()
     e1, e2 = c1.block([]), c2.block([])
