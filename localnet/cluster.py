@@ -95,6 +95,7 @@ def _manifest(d: Path) -> Path:
 
 
 def load(d: Path) -> list[NodeEntry]:
+    d = d.resolve()  # absolute: node and feeder processes run in other directories
     try:
         m = json.loads(_manifest(d).read_text())
     except FileNotFoundError:
@@ -107,6 +108,7 @@ def create(d: Path, n: int, base_port: int, chain_id: str,
     """`configure(cfg)`, if given, may adjust each node's Config before it is written."""
     if not 1 <= n <= MAX_NODES:
         raise LocalnetError(f"-n {n}: a localnet has 1 to {MAX_NODES} validators")
+    d = d.resolve()  # absolute: node and feeder processes run in other directories
     d.mkdir(parents=True, exist_ok=True)
     entries = [NodeEntry(k, d / f"node{k}", base_port + 10 * k, base_port - 1 + 10 * k)
                for k in range(n)]
