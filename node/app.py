@@ -183,7 +183,8 @@ class Application:
         self.tip = ChainTip(h, block.header.time_ms, block.hash(), commit, result.app_hash, rhash)
         evicted = self.mempool.update(hashes, self.store.state, next_ctx(self.store.state),
                                       self.cfg.mempool.recheck,
-                                      all(r.code == 0 for r in result.tx_results))
+                                      all(r.code == 0 for r in result.tx_results),
+                                      result.block_events)
         for i, (th, r) in enumerate(zip(hashes, result.tx_results)):
             ev = self._waiters.pop(th, None)
             if ev is not None:

@@ -19,9 +19,15 @@ than a full recheck; block execution stays the authority and records any rejecti
 from dataclasses import dataclass, replace
 
 from state.errors import Code, TxError
+from state.books import release_cache
 from state.kv import KVView, Overlay
 from state.machine import Ctx, TxResult, apply_tx, check_chain_id
 from state.tx import Tx, decode_tx, tx_hash
+
+
+# Begin/end-block events that change nothing a pending tx's check depends on structurally
+# (prices move margins, as the clock moves nonce windows: the check state is a best guess).
+QUIET_BLOCK_EVENTS = frozenset({"oracle_price"})
 
 
 @dataclass
@@ -42,6 +48,9 @@ class Mempool:
 
     def _reset_check_state(self, view: KVView, ctx: Ctx) -> None:
         self.ctx = ctx
+        old = getattr(self, "check_state", None)
+        if old is not None:
+            release_cache(old.cache)  # its order books, freed now rather than by the collector
         self.check_state = Overlay(view)
 
     def set_time(self, time_ms: int) -> None:
@@ -108,11 +117,20 @@ class Mempool:
         return self.txs.get(h)
 
     def update(self, committed_hashes, view: KVView, ctx: Ctx, recheck: bool = True,
-               all_succeeded: bool = False) -> list[Tx]:
+               all_succeeded: bool = False, block_events=()) -> list[Tx]:
         """After a block: drop its txs, re-check the rest. Returns the txs evicted by recheck.
-        `all_succeeded`: every tx of the block executed with code 0."""
+        `all_succeeded`: every tx of the block executed with code 0; `block_events`: the
+        block's begin/end-block events.
+
+        Fast path: when the block is this mempool's own prefix, every tx succeeded and the
+        begin/end-block steps did nothing but refresh oracle prices, the check state already
+        holds the block's effects, so it is kept as it is (the remaining txs are not
+        rechecked). Any other block step (a trigger firing, an order expiring, a governance
+        change taking effect, ...) may have changed orders or accounts the check state
+        holds, so the mempool rechecks from the committed state."""
         is_prefix = all_succeeded and len(committed_hashes) <= len(self.txs) and all(
-            a == b for a, b in zip(committed_hashes, self.txs))
+            a == b for a, b in zip(committed_hashes, self.txs)) and all(
+            e.type in QUIET_BLOCK_EVENTS for e in block_events)
         for h in committed_hashes:
             tx = self.txs.pop(h, None)
             if tx is not None:

@@ -197,6 +197,9 @@ def _book(app, m: MS.Market):
     h = _height(app)
     cached = _BOOKS.get(id(app))
     if cached is None or cached[0] != h:
+        if cached is not None:
+            for old in cached[1].values():
+                old.release()  # freed now rather than by the cycle collector
         cached = (h, {})
         _BOOKS[id(app)] = cached
     books = cached[1]

@@ -361,6 +361,22 @@ class OrderBook:
             )
         return order
 
+    def release(self) -> None:
+        """Empty the book, unlinking every order. For a book being dropped: the links between
+        orders are reference cycles, which only the (rarely run) cycle collector would free;
+        unlinked, the orders are freed by reference counting at once."""
+        for book_side in self._sides:
+            for level in book_side.values():
+                order = level.head
+                while order is not None:
+                    nxt = order.next_order
+                    order.prev_order = order.next_order = None
+                    order = nxt
+                level.head = level.tail = None
+            book_side.clear()
+        self._orders.clear()
+        self._best_bid = self._best_ask = None
+
     # --------------------------------------------------------------- invariants
 
     def check_invariants(self) -> None:

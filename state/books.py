@@ -94,6 +94,15 @@ class Books:
             self.journal = saved
         return b
 
+    def release(self) -> None:
+        """Empty every book (`OrderBook.release`) and forget them: for Books being dropped, so
+        that reference counting frees them at once (see node/gc_tuning.py)."""
+        for b in self.books.values():
+            b.release()
+        self.books = {}
+        self.journal = None
+        self._marks = []
+
     # -- sub-transactions -------------------------------------------------------------------
     def begin(self) -> None:
         if self.journal is None:
@@ -121,6 +130,13 @@ class Books:
                 book._grow(*arg)
         del j[mark:]
         self.journal = saved if self._marks else None
+
+
+def release_cache(cache: dict | None) -> None:
+    """Release the Books held by a root cache that is being dropped (`Books.release`)."""
+    b = cache.get("books") if cache else None
+    if b is not None:
+        b.release()
 
 
 def books_of(view: KVView) -> Books:

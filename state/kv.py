@@ -83,39 +83,54 @@ class Overlay:
     """Buffered writes over a parent view; `commit()` pushes them into a parent Overlay.
 
     `root` is the topmost Overlay of the chain (itself for a root), found once at creation so
-    that `root_cache` is O(1). Keys are only ever added to a `writes` dict (a delete stores
+    that `root_cache` is O(1). No overlay refers to itself (its ancestors are kept without it,
+    a root stores no root): reference counting alone frees a dropped overlay and its writes,
+    without waiting for the cycle collector (node/gc_tuning.py runs that rarely). Keys are only ever added to a `writes` dict (a delete stores
     None), never removed: `iterate` relies on it to keep a sorted index of a large write set
     up to date from the keys added since it was built (dicts keep insertion order).
     `put` and `delete` are exactly `writes[key] = value` / `None`: hot paths of the state
     machine assign into `writes` directly (values: bytes, None, or decoded, see above)."""
 
-    __slots__ = ("parent", "writes", "cache", "root", "_chain", "_base", "_index",
-                 "_index_of", "_indexed")
+    __slots__ = ("parent", "writes", "cache", "_root", "_up", "_base", "_index", "_index_of",
+                 "_indexed")
 
     def __init__(self, parent: KVView):
         self.parent = parent
         self.writes: dict[bytes, bytes | None] = {}
         self.cache: dict | None = None
         if type(parent) is Overlay:
-            # This overlay and its ancestors, innermost first, and the store under them.
-            self._chain = (self,) + parent._chain
+            # The ancestors, innermost first, the root among them, and the store under them.
+            self._up = (parent,) + parent._up
             self._base = parent._base
-            self.root = parent.root
+            self._root = parent.root
         else:
-            self._chain = (self,)
+            self._up = ()
             self._base = parent
-            self.root = self
+            self._root = None  # this overlay is the root
+
+    @property
+    def root(self) -> "Overlay":
+        """The topmost Overlay of the chain (this one, for a root)."""
+        r = self._root
+        return self if r is None else r
 
     def get(self, key: bytes) -> bytes | None:
-        for o in self._chain:
-            v = o.writes.get(key, _MISSING)
-            if v is not _MISSING:
-                return v if v is None or type(v) is bytes else _encode(v)
-        return self._base.get(key)
+        v = self.writes.get(key, _MISSING)
+        if v is _MISSING:
+            for o in self._up:
+                v = o.writes.get(key, _MISSING)
+                if v is not _MISSING:
+                    break
+            else:
+                return self._base.get(key)
+        return v if v is None or type(v) is bytes else _encode(v)
 
     def get_stored(self, key: bytes) -> bytes | int | list | None:
         """As `get`, but a decoded value is returned as stored (see the module docstring)."""
-        for o in self._chain:
+        v = self.writes.get(key, _MISSING)
+        if v is not _MISSING:
+            return v
+        for o in self._up:
             v = o.writes.get(key, _MISSING)
             if v is not _MISSING:
                 return v
@@ -202,8 +217,8 @@ def root_cache(view: KVView) -> dict:
             return {}
         while isinstance(view.parent, Overlay):
             view = view.parent
-    else:
-        view = view.root
+    elif view._root is not None:
+        view = view._root
     c = view.cache
     if c is None:
         c = view.cache = {}

@@ -34,7 +34,7 @@ from state.events import Event
 from state.amounts import format_amount
 from state import evidence, governance, mark, oracle, orders, trading
 from state.evidence import DoubleSign
-from state.books import BookCache, Books, books_of
+from state.books import BookCache, Books, books_of, release_cache
 from state.markets import PERP, get as get_market, list_markets, oracle_params
 from state.codec import encode, load
 from state.errors import Code, InvalidBlock, TxError
@@ -162,6 +162,8 @@ def apply_block(view: KVView, block: BlockInput, prev_app_hash: bytes,
     overlay = Overlay(view)
     if cache is not None:
         valid = cache.app_hash is not None and cache.app_hash == prev_app_hash
+        if not valid:
+            release_cache(cache.data)  # built on another state: dropped
         overlay.cache = cache.data if valid else {}
         cache.app_hash = None  # a block that fails half-way must leave no valid-looking cache
     known = known or {}
@@ -304,7 +306,9 @@ def sub_transaction(view: Overlay, ctx: Ctx, fn, *args) -> tuple[list[Event], Tx
         fn(ex, *args)
     except TxError as e:
         books.rollback()
-        return [], e
+        # Without its traceback: the frames it holds (overlays, the Exec) are then freed at
+        # once by reference counting, not by the cycle collector (node/gc_tuning.py).
+        return [], e.with_traceback(None)
     books.commit()
     child.commit()
     return ex.events, None

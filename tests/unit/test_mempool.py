@@ -128,3 +128,34 @@ def test_nonce_window_follows_the_clock_not_the_last_block():
         assert admit(mp, transfer(A, now, B.pub_key, 1)).code == 0
     mp.set_time(now)
     assert admit(mp, transfer(A, now + 1, B.pub_key, 1)).code == 0
+
+
+def test_fast_path_is_not_taken_when_end_block_changed_orders():
+    """A block that is the mempool's own prefix, all txs succeeding, can still change orders
+    and accounts at its end (a trigger fires and trades): the kept check state would then
+    disagree with the chain (here a resting bid it still holds was filled by the trigger,
+    whose remainder now rests as a crossing ask). The mempool rechecks instead."""
+    import itertools
+
+    from state import orders as O
+    from tests.chain_helpers import BTC_LOT, BTC_PERP, PRICE, oracle_tx, order, trading_genesis
+
+    c = Chain(trading_genesis(), warm=True)
+    n = itertools.count(c.time_ms)
+    stop_limit = order(B, next(n), BTC_PERP, False, 59_000 * PRICE, 20 * BTC_LOT, kind=3,
+                       trigger=59_500 * PRICE)  # rests as an ask at 59,000 once it fires
+    assert c.block([stop_limit]).tx_results[0].code == 0
+    mp = make(c)
+    bid = order(A, next(n), BTC_PERP, True, 59_100 * PRICE, 10 * BTC_LOT)
+    oracles = oracle_tx(next(n), [("BTC", 55_000 * PRICE)])
+    for raw in [bid, *oracles]:
+        assert admit(mp, raw).code == 0
+    res = c.block([bid, *oracles])
+    assert all(r.code == 0 for r in res.tx_results)
+    assert [e.type for e in res.block_events if e.type == "trigger"] == ["trigger"]
+    mp.update([decode_tx(t).hash for t in [bid, *oracles]], c.kv, next_ctx(c.kv),
+              all_succeeded=True, block_events=res.block_events)
+    # The check state agrees with the chain: the bid is gone, the trigger's rest is an ask.
+    assert O.account_order_ids(mp.check_state, A.pub_key) == []
+    later = order(A, next(n), BTC_PERP, True, 58_000 * PRICE, 10 * BTC_LOT)
+    assert admit(mp, later).code == 0
