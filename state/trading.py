@@ -84,7 +84,10 @@ class Exec:
     the root cache's `published` dict and forgets them: a later
     `account` call, of this or the next Exec, takes one back without decoding while the
     record it was written as is still the one in the view (`positions.load_account`).
-    Execs of one root run one after another, never interleaved."""
+    Execs of one root run one after another, never interleaved, and an Account object
+    obtained before a `flush` is only read after it (a change would reach whoever takes it
+    back, not the record: tests/property/test_trading_props.py compares with decoding
+    afresh, tests/unit/test_trading_golden.py with results computed before this reuse)."""
 
     __slots__ = ("view", "ctx", "books", "quote", "quote_decimals", "accts", "deltas", "qdeltas",
                  "events", "today", "tiers", "cache", "fees", "published", "_fmt", "_markets",
