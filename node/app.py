@@ -153,6 +153,12 @@ class Application:
         return apply_block(self.store.state, block_input(block), self.tip.app_hash, known,
                            cache=self.book_cache)
 
+    def _committed_books(self, result: BlockResult):
+        """The execution cache's order books, if they are those of `result`'s state (the
+        mempool copies them rather than rebuilding its own from the store)."""
+        c = self.book_cache
+        return c.data.get("books") if c.app_hash == result.app_hash else None
+
     def selector(self, height: int) -> ProposerSelector:
         sel = self._selectors.get(height)
         if sel is None:
@@ -184,7 +190,7 @@ class Application:
         evicted = self.mempool.update(hashes, self.store.state, next_ctx(self.store.state),
                                       self.cfg.mempool.recheck,
                                       all(r.code == 0 for r in result.tx_results),
-                                      result.block_events)
+                                      result.block_events, self._committed_books(result))
         for i, (th, r) in enumerate(zip(hashes, result.tx_results)):
             ev = self._waiters.pop(th, None)
             if ev is not None:

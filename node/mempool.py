@@ -19,7 +19,7 @@ than a full recheck; block execution stays the authority and records any rejecti
 from dataclasses import dataclass, replace
 
 from state.errors import Code, TxError
-from state.books import release_cache
+from state.books import Books, release_cache
 from state.kv import KVView, Overlay
 from state.machine import Ctx, TxResult, apply_tx, check_chain_id
 from state.tx import Tx, decode_tx, tx_hash
@@ -46,12 +46,20 @@ class Mempool:
         self._recently_committed = recently_committed
         self._reset_check_state(view, ctx)
 
-    def _reset_check_state(self, view: KVView, ctx: Ctx) -> None:
+    def _reset_check_state(self, view: KVView, ctx: Ctx, books: Books | None = None,
+                           kept: dict | None = None) -> None:
+        """A new check state over `view`, with a copy of `books` (equal to `view`) brought up
+        to date with the `kept` writes it will hold, if given."""
         self.ctx = ctx
         old = getattr(self, "check_state", None)
         if old is not None:
             release_cache(old.cache)  # its order books, freed now rather than by the collector
         self.check_state = Overlay(view)
+        if books is not None:
+            mine = books.clone()
+            if kept:
+                mine.apply_order_writes(kept)
+            self.check_state.cache = {"books": mine}
 
     def set_time(self, time_ms: int) -> None:
         """Check txs against this time (the node's clock, never before the last block):
@@ -117,10 +125,13 @@ class Mempool:
         return self.txs.get(h)
 
     def update(self, committed_hashes, view: KVView, ctx: Ctx, recheck: bool = True,
-               all_succeeded: bool = False, block_events=()) -> list[Tx]:
+               all_succeeded: bool = False, block_events=(), books: Books | None = None
+               ) -> list[Tx]:
         """After a block: drop its txs, re-check the rest. Returns the txs evicted by recheck.
         `all_succeeded`: every tx of the block executed with code 0; `block_events`: the
-        block's begin/end-block events.
+        block's begin/end-block events; `books`: order books equal to `view`'s state (the
+        node's execution cache), copied into the new check state instead of rebuilding
+        them from the store.
 
         Fast path: when the block is this mempool's own prefix, every tx succeeded and the
         begin/end-block steps did nothing but refresh oracle prices, the check state already
@@ -137,10 +148,10 @@ class Mempool:
                 self.bytes -= len(tx.raw)
         if is_prefix:
             kept = self.check_state.writes
-            self._reset_check_state(view, ctx)
+            self._reset_check_state(view, ctx, books, kept)
             self.check_state.writes = kept
             return []
-        self._reset_check_state(view, ctx)
+        self._reset_check_state(view, ctx, books)
         if not recheck:
             return []
         evicted = []

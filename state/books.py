@@ -20,7 +20,8 @@ was produced by the block whose app hash the new block builds on.
 
 from state.book import Order, OrderBook, Side
 from state.kv import KVView, root_cache, root_overlay
-from state.orders import iter_resting, resting_info
+from state.codec import load
+from state.orders import P_ORDER, OrderRecord, iter_resting, resting_info
 
 _ADD, _REMOVE, _GROW = 0, 1, 2
 
@@ -93,6 +94,46 @@ class Books:
         finally:
             self.journal = saved
         return b
+
+    def clone(self) -> "Books":
+        """Books of their own with the same orders in the same priority, for another root
+        view of the same state (the mempool's check state after a block: copying is several
+        times faster than rebuilding from the store). Only between sub-transactions."""
+        if self._marks:
+            raise RuntimeError("Books.clone inside a sub-transaction")
+        c = Books()
+        add = OrderBook.add
+        for market, b in self.books.items():
+            nb = JournaledBook(c)
+            for side in (Side.BUY, Side.SELL):
+                for o in b.orders(side):
+                    add(nb, o.order_id, o.owner, side, o.price_ticks, o.size_lots, o.seq, o.info)
+            c.books[market] = nb
+        return c
+
+    def apply_order_writes(self, writes: dict) -> None:
+        """Bring the books from a state to that state with `writes` (an Overlay's write set)
+        on top: each written `ord/` record replaces the order it names (None: removed). All
+        named orders leave first, then the written ones are added, so no add meets an order
+        that is about to go (the result does not depend on the order of `writes`). A book not
+        built yet is left to be built from the view, which has the writes."""
+        n = len(P_ORDER)
+        named = []
+        for key, value in writes.items():
+            if key.startswith(P_ORDER):
+                b = self.books.get(int.from_bytes(key[n:n + 4], "big"))
+                if b is not None:
+                    oid = int.from_bytes(key[n + 4:], "big")
+                    if oid in b:
+                        OrderBook.cancel(b, oid)
+                    if value is not None:
+                        named.append((b, key, oid, value))
+        add = OrderBook.add
+        for b, key, oid, value in named:
+            o = OrderRecord(oid, int.from_bytes(key[n:n + 4], "big"),
+                            *(value if type(value) is list else load(value)))
+            add(b, oid, o.owner, Side.BUY if o.is_buy else Side.SELL, o.price_ticks, o.size_lots,
+                oid, resting_info(o))
 
     def release(self) -> None:
         """Empty every book (`OrderBook.release`) and forget them: for Books being dropped, so
