@@ -154,10 +154,10 @@ class Application:
                            cache=self.book_cache)
 
     def _committed_books(self, result: BlockResult):
-        """The execution cache's order books, if they are those of `result`'s state (the
-        mempool copies them rather than rebuilding its own from the store)."""
+        """The execution book cache, if it holds `result`'s state (the mempool copies its
+        books rather than building its own from the store)."""
         c = self.book_cache
-        return c.data.get("books") if c.app_hash == result.app_hash else None
+        return c if c.app_hash == result.app_hash else None
 
     def selector(self, height: int) -> ProposerSelector:
         sel = self._selectors.get(height)

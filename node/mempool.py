@@ -19,7 +19,7 @@ than a full recheck; block execution stays the authority and records any rejecti
 from dataclasses import dataclass, replace
 
 from state.errors import Code, TxError
-from state.books import Books, release_cache
+from state.books import BookCache, Books, release_cache
 from state.kv import KVView, Overlay
 from state.machine import Ctx, TxResult, apply_tx, check_chain_id
 from state.tx import Tx, decode_tx, tx_hash
@@ -46,19 +46,18 @@ class Mempool:
         self._recently_committed = recently_committed
         self._reset_check_state(view, ctx)
 
-    def _reset_check_state(self, view: KVView, ctx: Ctx, books: Books | None = None,
+    def _reset_check_state(self, view: KVView, ctx: Ctx, books: BookCache | None = None,
                            kept: dict | None = None) -> None:
-        """A new check state over `view`, with a copy of `books` (equal to `view`) brought up
-        to date with the `kept` writes it will hold, if given."""
+        """A new check state over `view`; its books are copies of `books`' (which hold
+        `view`'s state) brought up to date with the `kept` writes it will hold, if given."""
         self.ctx = ctx
         old = getattr(self, "check_state", None)
         if old is not None:
             release_cache(old.cache)  # its order books, freed now rather than by the collector
         self.check_state = Overlay(view)
         if books is not None:
-            mine = books.clone()
-            if kept:
-                mine.apply_order_writes(kept)
+            mine = Books()
+            mine.copy_from(books, kept)
             self.check_state.cache = {"books": mine}
 
     def set_time(self, time_ms: int) -> None:
@@ -125,13 +124,13 @@ class Mempool:
         return self.txs.get(h)
 
     def update(self, committed_hashes, view: KVView, ctx: Ctx, recheck: bool = True,
-               all_succeeded: bool = False, block_events=(), books: Books | None = None
+               all_succeeded: bool = False, block_events=(), books: BookCache | None = None
                ) -> list[Tx]:
         """After a block: drop its txs, re-check the rest. Returns the txs evicted by recheck.
         `all_succeeded`: every tx of the block executed with code 0; `block_events`: the
-        block's begin/end-block events; `books`: order books equal to `view`'s state (the
-        node's execution cache), copied into the new check state instead of rebuilding
-        them from the store.
+        block's begin/end-block events; `books`: the node's execution book cache, holding
+        `view`'s state: the check state copies its books on first use instead of building
+        them from the store (`Books.copy_from`).
 
         Fast path: when the block is this mempool's own prefix, every tx succeeded and the
         begin/end-block steps did nothing but refresh oracle prices, the check state already

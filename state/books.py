@@ -69,19 +69,49 @@ class JournaledBook(OrderBook):
 class Books:
     """Order books per market plus the undo journal of the open sub-transactions."""
 
-    __slots__ = ("books", "journal", "_marks")
+    __slots__ = ("books", "journal", "_marks", "_source")
 
     def __init__(self) -> None:
         self.books: dict[int, JournaledBook] = {}
         self.journal: list | None = None
         self._marks: list[int] = []
+        self._source: tuple | None = None  # see copy_from
 
     def book(self, view: KVView, market: int) -> JournaledBook:
-        """The book of `market`, built from `view`'s root on first use."""
+        """The book of `market`: on first use, copied from the source (`copy_from`) or built
+        from `view`'s root."""
         b = self.books.get(market)
         if b is None:
-            b = self.build(root_overlay(view), market)
+            b = self._copy(market) if self._source is not None else None
+            if b is None:
+                b = self.build(root_overlay(view), market)
             self.books[market] = b
+        return b
+
+    def copy_from(self, cache: "BookCache", writes: dict | None = None) -> None:
+        """Take each book, on first use, as a copy of `cache`'s (equal to the state this root
+        view is over) brought up to date with `writes`, the write set the root will hold,
+        rather than building it from the store: several times faster (the mempool's check
+        state after each block). A copy is made only while `cache` still holds that state
+        (its app hash tag is unchanged); otherwise the book is built. The root's `ord/`
+        records change only through its books, so `writes` holds no order change made after
+        the copy that the copy misses."""
+        if cache.app_hash is not None:
+            self._source = (cache, cache.app_hash, writes)
+
+    def _copy(self, market: int) -> "JournaledBook | None":
+        cache, tag, writes = self._source
+        src = cache.data.get("books") if cache.app_hash == tag else None
+        sb = src.books.get(market) if src is not None and not src._marks else None
+        if sb is None:
+            return None
+        b = JournaledBook(self)
+        add = OrderBook.add
+        for side in (Side.BUY, Side.SELL):
+            for o in sb.orders(side):
+                add(b, o.order_id, o.owner, side, o.price_ticks, o.size_lots, o.seq, o.info)
+        if writes:
+            _apply_order_writes(b, market, writes)
         return b
 
     def build(self, view: KVView, market: int) -> JournaledBook:
@@ -95,46 +125,6 @@ class Books:
             self.journal = saved
         return b
 
-    def clone(self) -> "Books":
-        """Books of their own with the same orders in the same priority, for another root
-        view of the same state (the mempool's check state after a block: copying is several
-        times faster than rebuilding from the store). Only between sub-transactions."""
-        if self._marks:
-            raise RuntimeError("Books.clone inside a sub-transaction")
-        c = Books()
-        add = OrderBook.add
-        for market, b in self.books.items():
-            nb = JournaledBook(c)
-            for side in (Side.BUY, Side.SELL):
-                for o in b.orders(side):
-                    add(nb, o.order_id, o.owner, side, o.price_ticks, o.size_lots, o.seq, o.info)
-            c.books[market] = nb
-        return c
-
-    def apply_order_writes(self, writes: dict) -> None:
-        """Bring the books from a state to that state with `writes` (an Overlay's write set)
-        on top: each written `ord/` record replaces the order it names (None: removed). All
-        named orders leave first, then the written ones are added, so no add meets an order
-        that is about to go (the result does not depend on the order of `writes`). A book not
-        built yet is left to be built from the view, which has the writes."""
-        n = len(P_ORDER)
-        named = []
-        for key, value in writes.items():
-            if key.startswith(P_ORDER):
-                b = self.books.get(int.from_bytes(key[n:n + 4], "big"))
-                if b is not None:
-                    oid = int.from_bytes(key[n + 4:], "big")
-                    if oid in b:
-                        OrderBook.cancel(b, oid)
-                    if value is not None:
-                        named.append((b, key, oid, value))
-        add = OrderBook.add
-        for b, key, oid, value in named:
-            o = OrderRecord(oid, int.from_bytes(key[n:n + 4], "big"),
-                            *(value if type(value) is list else load(value)))
-            add(b, oid, o.owner, Side.BUY if o.is_buy else Side.SELL, o.price_ticks, o.size_lots,
-                oid, resting_info(o))
-
     def release(self) -> None:
         """Empty every book (`OrderBook.release`) and forget them: for Books being dropped, so
         that reference counting frees them at once (see node/gc_tuning.py)."""
@@ -143,6 +133,7 @@ class Books:
         self.books = {}
         self.journal = None
         self._marks = []
+        self._source = None
 
     # -- sub-transactions -------------------------------------------------------------------
     def begin(self) -> None:
@@ -171,6 +162,28 @@ class Books:
                 book._grow(*arg)
         del j[mark:]
         self.journal = saved if self._marks else None
+
+
+def _apply_order_writes(b: OrderBook, market: int, writes: dict) -> None:
+    """Bring `market`'s book `b` from a state to that state with `writes` on top: each
+    written `ord/` record of the market replaces the order it names (None: removed). All
+    named orders leave first, then the written ones are added, so no add meets an order that
+    is about to go (the result does not depend on the order of `writes`)."""
+    prefix = P_ORDER + market.to_bytes(4, "big")
+    n = len(prefix)
+    named = []
+    for key, value in writes.items():
+        if key.startswith(prefix):
+            oid = int.from_bytes(key[n:], "big")
+            if oid in b:
+                OrderBook.cancel(b, oid)
+            if value is not None:
+                named.append((oid, value))
+    add = OrderBook.add
+    for oid, value in named:
+        o = OrderRecord(oid, market, *(value if type(value) is list else load(value)))
+        add(b, oid, o.owner, Side.BUY if o.is_buy else Side.SELL, o.price_ticks, o.size_lots,
+            oid, resting_info(o))
 
 
 def release_cache(cache: dict | None) -> None:

@@ -1,6 +1,6 @@
-"""The mempool's check state after a block starts from a copy of the node's execution books
-(`Books.clone`, plus `Books.apply_order_writes` for the writes it keeps on its fast path)
-instead of rebuilding them from the store. Over random order / cancel / modify streams, with
+"""The mempool's check state after a block copies the node's execution books on first use
+(`Books.copy_from`, brought up to date with the writes it keeps on its fast path) instead of
+building them from the store. Over random order / cancel / modify streams, with
 blocks that are the mempool's own prefix (fast path) and blocks that are not (recheck):
 * the copied books always equal a rebuild from the check state's view;
 * every CheckTx result and every eviction is the same as with books rebuilt from the store.
@@ -25,11 +25,15 @@ def orders_of(book) -> list[tuple]:
             for side in (Side.BUY, Side.SELL) for o in book.orders(side)]
 
 
-def check_books_equal_a_rebuild(mp: Mempool) -> None:
+def check_books_equal_a_rebuild(mp: Mempool) -> int:
+    """The check state's books (copied on first use, as the next checked order would) equal a
+    rebuild from its view; returns how many orders the BTC-USD book holds."""
     books = mp.check_state.cache["books"]
+    books.book(mp.check_state, BTC_PERP)
     for market, book in books.books.items():
         assert orders_of(book) == orders_of(Books().build(mp.check_state, market))
         book.check_invariants()
+    return len(books.books[BTC_PERP])
 
 
 def submit(mp: Mempool, raws) -> list[int]:
@@ -68,14 +72,30 @@ def test_copied_books_equal_a_rebuild_and_change_no_check_result(seed):
         hashes = [decode_tx(t).hash for t in block]
         ok = all(r.code == 0 for r in res.tx_results)
         fast_paths += ok and block == pending[:len(block)]
-        execution_books = chain.cache.data["books"]
+        execution_books = chain.cache
         assert chain.cache.app_hash == res.app_hash
         ev_copied = copied.update(hashes, chain.kv, next_ctx(chain.kv), True, ok,
                                   res.block_events, execution_books)
         ev_rebuilt = rebuilt.update(hashes, chain.kv, next_ctx(chain.kv), True, ok,
                                     res.block_events)
         assert [t.raw for t in ev_copied] == [t.raw for t in ev_rebuilt]
-        check_books_equal_a_rebuild(copied)
-        resting = max(resting, len(copied.check_state.cache["books"].books[BTC_PERP])
-                      if BTC_PERP in copied.check_state.cache["books"].books else 0)
+        resting = max(resting, check_books_equal_a_rebuild(copied))
     assert fast_paths and resting  # the kept-writes path was taken, over non-empty books
+
+
+def test_a_copy_is_never_taken_from_a_cache_that_moved_on():
+    """Books.copy_from names the state by the cache's app hash: once the cache has applied
+    another block, the book is built from the view instead of copied."""
+    from state.kv import MemoryKV, Overlay
+    from tests.chain_helpers import BTC_LOT, PRICE, order
+
+    chain = Chain(trading_genesis(N), warm=True)
+    a = KEYS[0]
+    chain.block([order(a, chain.time_ms + 1, BTC_PERP, True, 59_000 * PRICE, 10 * BTC_LOT)])
+    view = Overlay(MemoryKV(chain.kv.data))  # a snapshot of the state after block 1
+    books = Books()
+    books.copy_from(chain.cache)
+    chain.block([order(a, chain.time_ms + 2, BTC_PERP, True, 58_000 * PRICE, 10 * BTC_LOT)])
+    assert len(chain.cache.data["books"].books[BTC_PERP]) == 2
+    assert orders_of(books.book(view, BTC_PERP)) == orders_of(Books().build(view, BTC_PERP))
+    assert len(books.book(view, BTC_PERP)) == 1
