@@ -15,7 +15,10 @@ tx leaves the books exactly as they were, as its dropped overlay leaves the KV d
 
 Where the cache lives: on the root Overlay (`state.kv.root_cache`) of the block or of the
 mempool's check state, or in a `BookCache` that `apply_block` reuses across blocks only when it
-was produced by the block whose app hash the new block builds on.
+was produced by the block whose app hash the new block builds on. A mempool check state takes
+each book, on first use, as a copy of the node's `BookCache` books (`Books.copy_from`) while
+that cache still holds the committed state. Books being dropped are `release`d: linked orders
+are reference cycles, which node/gc_tuning.py leaves to a rarely run collector.
 """
 
 from state.book import Order, OrderBook, Side
