@@ -190,23 +190,23 @@ async def mark_prices(app, p: dict) -> dict:
 
 # -- order books ------------------------------------------------------------------------------
 
-_BOOKS: dict[int, tuple[int, dict[int, object]]] = {}  # id(app) -> (height, {market: book})
+_BOOKS: dict[int, tuple[int, Books]] = {}  # id(app) -> (height, its books)
 
 
 def _book(app, m: MS.Market):
+    """`m`'s book at the committed height: a copy of the node's execution books while they
+    hold that state (`Books.copy_from`), else built from the store; kept for the height."""
     h = _height(app)
     cached = _BOOKS.get(id(app))
     if cached is None or cached[0] != h:
         if cached is not None:
-            for old in cached[1].values():
-                old.release()  # freed now rather than by the cycle collector
-        cached = (h, {})
-        _BOOKS[id(app)] = cached
-    books = cached[1]
-    b = books.get(m.id)
-    if b is None:
-        b = books[m.id] = Books().build(_view(app), m.id)
-    return b
+            cached[1].release()  # freed now rather than by the cycle collector
+        books = Books()
+        cache = getattr(app, "book_cache", None)
+        if cache is not None and cache.app_hash == app.tip.app_hash:
+            books.copy_from(cache)
+        cached = _BOOKS[id(app)] = (h, books)
+    return cached[1].book(_view(app), m.id)
 
 
 async def orderbook(app, p: dict) -> dict:
