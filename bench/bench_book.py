@@ -42,7 +42,7 @@ class RefBook:
         self.asks = SortedDict()
         self.index: dict[int, list] = {}  # order id -> [order_id, owner, side, price, size]
 
-    def add(self, order_id, owner, side, price, size, seq):
+    def add(self, order_id, owner, side, price, size):
         order = [order_id, owner, side, price, size]
         book = self.bids if side == BUY else self.asks
         level = book.get(price)
@@ -95,7 +95,7 @@ def make_resting(n: int, rng: random.Random) -> list[tuple]:
             side, price = BUY, MID - rng.randint(1, 100)
         else:
             side, price = SELL, MID + rng.randint(1, 100)
-        orders.append((i + 1, owners[rng.randrange(100)], side, price, rng.randint(1, 10), i + 1))
+        orders.append((i + 1, owners[rng.randrange(100)], side, price, rng.randint(1, 10)))
     return orders
 
 
@@ -160,18 +160,18 @@ def main() -> None:
 
     def run_add(book) -> None:  # either implementation: same signature
         add = book.add
-        for order_id, owner, side, price, size, seq in resting:
-            add(order_id, owner, side, price, size, seq)
+        for order_id, owner, side, price, size in resting:
+            add(order_id, owner, side, price, size)
 
     def run_match_gtc(book: OrderBook) -> None:
         gtc = TimeInForce.GTC
-        for order_id, owner, side, price, size, seq in resting:
-            match(book, order_id, owner, side, price, size, seq, gtc)
+        for order_id, owner, side, price, size in resting:
+            match(book, order_id, owner, side, price, size, gtc)
 
     def run_cross(book: OrderBook) -> None:
         ioc = TimeInForce.IOC
         for owner, side, limit, size in takers:
-            match(book, 0, owner, side, limit, size, 0, ioc)
+            match(book, 0, owner, side, limit, size, ioc)
 
     def run_cross_ref(ref: RefBook) -> None:
         m = ref.match_ioc
@@ -193,7 +193,7 @@ def main() -> None:
     ioc = TimeInForce.IOC
     n_fills = 0
     for owner, side, limit, size in takers:
-        got = match(book, 0, owner, side, limit, size, 0, ioc)
+        got = match(book, 0, owner, side, limit, size, ioc)
         want, _ = ref.match_ioc(owner, side, limit, size)
         assert [(f.maker_order_id, f.maker_owner, f.price_ticks, f.size_lots)
                 for f in got.fills] == want

@@ -23,10 +23,10 @@ Invariants (``OrderBook.check_invariants`` verifies all of them)
 I1. Every resting order has ``price_ticks > 0`` and ``size_lots > 0``, all plain ``int``.
 I2. Every order id is in ``_orders`` exactly once and linked into exactly one level: the level at
     its own price on its own side. No other orders are linked anywhere.
-I3. Time priority: inside a level, orders are linked in strictly increasing ``seq``. ``seq`` is
-    assigned by the caller in block order, so insertion order and ``seq`` order agree in
-    practice; ``add`` still places an out-of-order ``seq`` correctly (e.g. when the book is
-    rebuilt from storage in key order), so priority never depends on how the book was loaded.
+I3. Time priority: inside a level, orders are linked in strictly increasing ``order_id``. Ids
+    are assigned in block order (a newer order has a larger id), so insertion order and id
+    order agree in practice; ``add`` still places an out-of-order id correctly (e.g. when the
+    book is rebuilt from storage), so priority never depends on how the book was loaded.
 I4. ``level.size_lots`` is the sum of its orders' sizes, ``level.order_count`` their number, and
     no empty level is kept.
 I5. The book is never crossed: best bid < best ask whenever both exist. ``add`` refuses an order
@@ -81,7 +81,6 @@ class Order:
     side: Side
     price_ticks: int
     size_lots: int
-    seq: int
     # Links of the price level's FIFO. Excluded from repr/eq: they are structure, not data, and
     # comparing them would recurse through the whole level.
     prev_order: Order | None = field(default=None, repr=False, compare=False)
@@ -219,18 +218,17 @@ class OrderBook:
         side: Side,
         price_ticks: int,
         size_lots: int,
-        seq: int,
         info: object = None,
     ) -> Order:
         """Rest a new order in its price level and return it (the live object).
 
-        It goes behind every order with a smaller ``seq`` and ahead of any with a larger one: at
-        the back of the queue for an order arriving in block order, in place for an order being
+        It goes behind every order with a smaller id and ahead of any with a larger one: at the
+        back of the queue for an order arriving in block order, in place for an order being
         reloaded (I3). ``side`` must be a ``Side`` member.
 
         Raises ``ValueError`` (a caller bug: the state machine validates first) if the id is
-        already resting, the price or size is not a positive int, the seq is not an int or is
-        already used in that level, or the order would cross the opposite side (I5).
+        not an int or is already resting, the price or size is not a positive int, or the
+        order would cross the opposite side (I5).
         """
         # Validation reads only; nothing is changed until every check has passed. The type
         # checks keep floats and bools out of state (they would compare equal to ints here and
@@ -238,13 +236,13 @@ class OrderBook:
         if (
             type(price_ticks) is not int
             or type(size_lots) is not int
-            or type(seq) is not int
+            or type(order_id) is not int
             or price_ticks <= 0
             or size_lots <= 0
         ):
             raise ValueError(
-                f"price_ticks and size_lots must be positive ints and seq an int, got "
-                f"{price_ticks!r}, {size_lots!r}, {seq!r}"
+                f"price_ticks and size_lots must be positive ints and order_id an int, got "
+                f"{price_ticks!r}, {size_lots!r}, {order_id!r}"
             )
         orders = self._orders
         if order_id in orders:
@@ -262,7 +260,7 @@ class OrderBook:
         else:
             raise ValueError(f"side must be a Side, got {side!r}")
 
-        # Order(order_id, owner, side, price_ticks, size_lots, seq, prev, None, info), without
+        # Order(order_id, owner, side, price_ticks, size_lots, prev, None, info), without
         # the call of the dataclass __init__: on the hot path, the slots are set in place
         # (`prev_order` below, once the order's place is known).
         order = _new(Order)
@@ -271,7 +269,6 @@ class OrderBook:
         order.side = side
         order.price_ticks = price_ticks
         order.size_lots = size_lots
-        order.seq = seq
         order.next_order = None
         order.info = info
         level = book_side.get(price_ticks)
@@ -291,14 +288,14 @@ class OrderBook:
                     self._best_ask = price_ticks
         else:
             tail = level.tail
-            if seq > tail.seq:
-                # The normal case: seq grows in block order, so the newcomer goes last.
+            if order_id > tail.order_id:
+                # The normal case: ids grow in block order, so the newcomer goes last.
                 order.prev_order = tail
                 tail.next_order = order
                 level.tail = order
             else:
                 order.prev_order = None
-                _link_by_seq(level, order)  # may raise on a duplicate seq; nothing changed yet
+                _link_by_id(level, order)
         level.size_lots += size_lots
         level.order_count += 1
         orders[order_id] = order
@@ -402,9 +399,10 @@ class OrderBook:
                            f"order {order.order_id} linked in the wrong level")
                     _check(type(order.size_lots) is int and order.size_lots > 0,
                            f"order {order.order_id} has size {order.size_lots!r}")
-                    _check(type(order.seq) is int, f"order {order.order_id} seq not int")
+                    _check(type(order.order_id) is int, f"order id {order.order_id!r} not int")
                     if prev is not None:
-                        _check(prev.seq < order.seq, f"seq not increasing at {order.order_id}")
+                        _check(prev.order_id < order.order_id,
+                               f"ids not increasing at {order.order_id}")
                     total += order.size_lots
                     count += 1
                     prev = order
@@ -423,15 +421,14 @@ class OrderBook:
         _check(bid is None or ask is None or bid < ask, f"book crossed: bid {bid} >= ask {ask}")
 
 
-def _link_by_seq(level: PriceLevel, order: Order) -> None:
-    """Link ``order`` into a non-empty ``level`` at its seq position (the rare, O(k) path)."""
-    seq = order.seq
+def _link_by_id(level: PriceLevel, order: Order) -> None:
+    """Link ``order`` into a non-empty ``level`` at its id's position (the rare, O(k) path;
+    the id is not resting, ``add`` checked)."""
+    oid = order.order_id
     after = level.tail
-    while after is not None and after.seq > seq:
+    while after is not None and after.order_id > oid:
         after = after.prev_order
-    if after is not None and after.seq == seq:
-        raise ValueError(f"seq {seq} is already used at price {level.price_ticks}")
-    # after is the last order with a smaller seq, or None if the newcomer goes first.
+    # after is the last order with a smaller id, or None if the newcomer goes first.
     before = level.head if after is None else after.next_order
     order.prev_order = after
     order.next_order = before

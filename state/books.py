@@ -3,8 +3,7 @@
 What this module owns
 ---------------------
 `Books` maps market id -> `JournaledBook` (a `state.book.OrderBook`), each built on first use
-from the resting-order records of the KV view (`state.orders.iter_resting`, id order, seq =
-order id). The books are never a source of truth: every change to a book is mirrored by a write
+from the resting-order records of the KV view (`state.orders.iter_resting`, in id order). The books are never a source of truth: every change to a book is mirrored by a write
 to `ord/` in the same (sub-)transaction, so a book always equals a rebuild from KV.
 
 Rollback (DESIGN.md §5.3): the state machine opens a sub-transaction (`begin`) for every tx
@@ -38,8 +37,8 @@ class JournaledBook(OrderBook):
         super().__init__()
         self._owner = owner
 
-    def add(self, order_id, owner, side, price_ticks, size_lots, seq, info=None) -> Order:
-        order = OrderBook.add(self, order_id, owner, side, price_ticks, size_lots, seq, info)
+    def add(self, order_id, owner, side, price_ticks, size_lots, info=None) -> Order:
+        order = OrderBook.add(self, order_id, owner, side, price_ticks, size_lots, info)
         j = self._owner.journal
         if j is not None:
             j.append((self, _ADD, order_id))
@@ -112,7 +111,7 @@ class Books:
         add = OrderBook.add
         for side in (Side.BUY, Side.SELL):
             for o in sb.orders(side):
-                add(b, o.order_id, o.owner, side, o.price_ticks, o.size_lots, o.seq, o.info)
+                add(b, o.order_id, o.owner, side, o.price_ticks, o.size_lots, o.info)
         if writes:
             _apply_order_writes(b, market, writes)
         return b
@@ -123,7 +122,7 @@ class Books:
         try:
             for o in iter_resting(view, market):
                 b.add(o.id, o.owner, Side.SELL if not o.is_buy else Side.BUY, o.price_ticks,
-                      o.size_lots, o.id, resting_info(o))
+                      o.size_lots, resting_info(o))
         finally:
             self.journal = saved
         return b
@@ -159,8 +158,7 @@ class Books:
                 OrderBook.cancel(book, arg)
             elif op == _REMOVE:
                 o, size = arg
-                OrderBook.add(book, o.order_id, o.owner, o.side, o.price_ticks, size, o.seq,
-                              o.info)
+                OrderBook.add(book, o.order_id, o.owner, o.side, o.price_ticks, size, o.info)
             else:
                 book._grow(*arg)
         del j[mark:]
@@ -186,7 +184,7 @@ def _apply_order_writes(b: OrderBook, market: int, writes: dict) -> None:
     for oid, value in named:
         o = OrderRecord(oid, market, *(value if type(value) is list else load(value)))
         add(b, oid, o.owner, Side.BUY if o.is_buy else Side.SELL, o.price_ticks, o.size_lots,
-            oid, resting_info(o))
+            resting_info(o))
 
 
 def release_cache(cache: dict | None) -> None:

@@ -11,7 +11,8 @@ codes; the state machine turns a ``MatchResult`` into balance changes, events an
 Ordering and invariants
 -----------------------
 M1. Price-time priority: a taker trades against the best opposite price first (lowest ask for a
-    buy, highest bid for a sell) and, within a price, against makers in increasing ``seq``.
+    buy, highest bid for a sell) and, within a price, against makers in increasing order id
+    (ids are assigned in block order: state.book I3).
 M2. Every fill is at the maker's price, and that price is at or better than the taker's limit
     (``<=`` for a buy, ``>=`` for a sell). Only the maker's price is ever used: the taker gets
     any price improvement.
@@ -98,17 +99,16 @@ def match(
     side: Side,
     price_ticks: int,
     size_lots: int,
-    seq: int,
     tif: TimeInForce = TimeInForce.GTC,
     info: object = None,
     raw_fills: bool = False,
 ) -> MatchResult:
     """Match a limit order against ``book`` under ``tif``; mutate the book; describe what happened.
 
-    ``price_ticks`` is the limit (the worst price the taker accepts). ``order_id`` and ``seq``
-    are used only if the order rests (GTC, post-only); ``seq`` is its time priority there and,
-    assigned in block order, is newer than anything resting (``book.add`` would place an older
-    one by seq, as it does for any add).
+    ``price_ticks`` is the limit (the worst price the taker accepts). ``order_id`` is used only
+    if the order rests (GTC, post-only); it is its time priority there and, assigned in block
+    order, is newer than anything resting (``book.add`` would place an older one by id, as it
+    does for any add).
 
     ``info`` goes with a resting remainder into the book (``state.book.Order.info``).
     ``raw_fills``: the fills are plain tuples ``(maker_order_id, maker_owner, price_ticks,
@@ -116,8 +116,8 @@ def match(
     machine's hot path unpacks them; the content is the same).
 
     Raises ``ValueError`` before touching the book if the input is malformed (non-positive or
-    non-int price/size/seq, bad side or tif, an order id that is already resting, a seq already
-    used at that price).
+    non-int price/size, bad side or tif, a resting order's id that is not an int or is already
+    resting).
     Market conditions never raise: they show up as ``reject`` or as an untraded remainder.
     """
     if type(price_ticks) is not int or price_ticks <= 0:
@@ -142,14 +142,12 @@ def match(
         if not crosses:
             # Nothing to trade: this is just a rest, and ``add`` validates the rest itself
             # before it changes anything.
-            book.add(order_id, owner, side, price_ticks, size_lots, seq, info)
+            book.add(order_id, owner, side, price_ticks, size_lots, info)
             return MatchResult([], [], 0, size_lots, True, None)
         # Check what ``add`` will check after the sweep, now, so a bad order cannot fail
-        # half-way through after makers were already filled (M6). A seq clash is impossible
-        # here: the book is not crossed, so no own-side level exists at a crossing price and
-        # the remainder, if any, opens a new level.
-        if type(seq) is not int:
-            raise ValueError(f"seq must be an int, got {seq!r}")
+        # half-way through after makers were already filled (M6).
+        if type(order_id) is not int:
+            raise ValueError(f"order_id must be an int, got {order_id!r}")
         if order_id in book:
             raise ValueError(f"order id {order_id} is already resting")
         if tif is _POST_ONLY:
@@ -166,7 +164,7 @@ def match(
     if remaining and tif is _GTC:
         # The sweep stopped only because nothing was left inside the limit, so this cannot
         # cross (M5); the pre-checks above guarantee ``add`` accepts it.
-        book.add(order_id, owner, side, price_ticks, remaining, seq, info)
+        book.add(order_id, owner, side, price_ticks, remaining, info)
         return MatchResult(fills, cancelled, size_lots - remaining, remaining, True, None)
     return MatchResult(fills, cancelled, size_lots - remaining, remaining, False, None)
 
@@ -180,11 +178,11 @@ def match_market(
 ) -> MatchResult:
     """A market order: IOC with ``worst_price_ticks`` as its limit (slippage protection).
 
-    A market order never rests, so it needs no order id or seq. Raises ``ValueError`` like
-    ``match`` for malformed input.
+    A market order never rests, so it needs no order id. Raises ``ValueError`` like ``match``
+    for malformed input.
     """
-    # order_id and seq are ignored under IOC.
-    return match(book, 0, owner, side, worst_price_ticks, size_lots, 0, _IOC)
+    # order_id is ignored under IOC.
+    return match(book, 0, owner, side, worst_price_ticks, size_lots, _IOC)
 
 
 def _fillable(book: OrderBook, side: Side, owner: bytes, limit_ticks: int, size_lots: int) -> bool:

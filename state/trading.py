@@ -377,12 +377,12 @@ def execute(ex: Exec, m: Market, o: O.OrderRecord) -> None:
         crosses = best is not None and best >= pt
     if not crosses and (tif == _GTC or tif == _ALO):
         # What `match` does for an order that cannot trade and may rest: add it.
-        book.add(o.id, owner, side, pt, o.size_lots, o.id, info)
+        book.add(o.id, owner, side, pt, o.size_lots, info)
         filled = 0
         remaining = o.size_lots
         rested = True
     else:
-        res = match(book, o.id, owner, side, pt, o.size_lots, o.id, _TIFS[tif], info, True)
+        res = match(book, o.id, owner, side, pt, o.size_lots, _TIFS[tif], info, True)
         if res.reject is not None:
             if res.reject is MatchReject.POST_ONLY_WOULD_CROSS:
                 best = book.best_ask() if is_buy else book.best_bid()

@@ -105,7 +105,7 @@ class RefBook:
 
 def book_state(book: OrderBook) -> list[tuple]:
     return [
-        (o.order_id, o.owner, o.side, o.price_ticks, o.size_lots, o.seq)
+        (o.order_id, o.owner, o.side, o.price_ticks, o.size_lots)
         for side in (BUY, SELL)
         for o in book.orders(side)
     ]
@@ -113,7 +113,7 @@ def book_state(book: OrderBook) -> list[tuple]:
 
 def ref_state(ref: RefBook) -> list[tuple]:
     return [
-        (o.order_id, o.owner, o.side, o.price, o.size, o.seq)
+        (o.order_id, o.owner, o.side, o.price, o.size)
         for side in (BUY, SELL)
         for o in ref.by_priority(side)
     ]
@@ -143,7 +143,7 @@ class BookVersusReference(RuleBasedStateMachine):
             want = self.ref.submit(order_id, owner, side, limit, size, seq, TimeInForce.IOC)
             tif = TimeInForce.IOC
         else:
-            result = match(self.book, order_id, owner, side, limit, size, seq, tif)
+            result = match(self.book, order_id, owner, side, limit, size, tif)
             want = self.ref.submit(order_id, owner, side, limit, size, seq, tif)
 
         got = (
@@ -193,14 +193,14 @@ class BookVersusReference(RuleBasedStateMachine):
         if self.ref.crossing(side, price):
             before = book_state(self.book)
             try:
-                self.book.add(order_id, owner, side, price, size, seq)
+                self.book.add(order_id, owner, side, price, size)
             except ValueError:
                 pass
             else:
                 raise AssertionError("add accepted a crossing order")
             assert book_state(self.book) == before
         else:
-            self.book.add(order_id, owner, side, price, size, seq)
+            self.book.add(order_id, owner, side, price, size)
             self.ref.orders.append(RefOrder(order_id, owner, side, price, size, seq))
 
     @precondition(lambda self: self.ref.orders)
@@ -266,14 +266,14 @@ TestBookVersusReference = BookVersusReference.TestCase
     data=st.data(),
 )
 def test_load_order_never_changes_priority(orders, data) -> None:
-    """However a book is rebuilt (e.g. from storage in key order), priority is (price, seq)."""
-    entries = [(i + 1, price, size, 1000 + i) for i, (price, size) in enumerate(orders)]
+    """However a book is rebuilt (e.g. from storage in key order), priority is (price, id)."""
+    entries = [(i + 1, price, size) for i, (price, size) in enumerate(orders)]
     shuffled = data.draw(st.permutations(entries))
     book = OrderBook()
-    for order_id, price, size, seq in shuffled:
-        book.add(order_id, OWNERS[order_id % 3], SELL, price, size, seq)
+    for order_id, price, size in shuffled:
+        book.add(order_id, OWNERS[order_id % 3], SELL, price, size)
     book.check_invariants()
-    want = [e[0] for e in sorted(entries, key=lambda e: (e[1], e[3]))]
+    want = [e[0] for e in sorted(entries, key=lambda e: (e[1], e[0]))]
     assert [o.order_id for o in book.orders(SELL)] == want
 
 
@@ -287,9 +287,9 @@ def test_load_order_never_changes_priority(orders, data) -> None:
 def test_fok_is_all_or_nothing(makers, owner, limit, size) -> None:
     book = OrderBook()
     for i, (maker_owner, price, maker_size) in enumerate(makers):
-        book.add(i + 1, maker_owner, SELL, price, maker_size, i + 1)
+        book.add(i + 1, maker_owner, SELL, price, maker_size)
     before = book_state(book)
-    result = match(book, 10_000, owner, BUY, limit, size, 10_000, TimeInForce.FOK)
+    result = match(book, 10_000, owner, BUY, limit, size, TimeInForce.FOK)
     if result.reject is None:
         assert result.filled_lots == size and result.remaining_lots == 0 and not result.rested
     else:

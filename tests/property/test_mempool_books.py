@@ -21,7 +21,7 @@ from tests.property.test_trading_props import KEYS, N, build
 
 
 def orders_of(book) -> list[tuple]:
-    return [(o.order_id, o.owner, o.side, o.price_ticks, o.size_lots, o.seq, o.info)
+    return [(o.order_id, o.owner, o.side, o.price_ticks, o.size_lots, o.info)
             for side in (Side.BUY, Side.SELL) for o in book.orders(side)]
 
 

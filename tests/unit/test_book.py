@@ -19,7 +19,7 @@ def ids(orders) -> list[int]:
 def snapshot(book: OrderBook) -> list[tuple]:
     """Everything observable about a book, in priority order."""
     return [
-        (o.order_id, o.owner, o.side, o.price_ticks, o.size_lots, o.seq)
+        (o.order_id, o.owner, o.side, o.price_ticks, o.size_lots)
         for side in (BUY, SELL)
         for o in book.orders(side)
     ]
@@ -29,12 +29,12 @@ def snapshot(book: OrderBook) -> list[tuple]:
 def book() -> OrderBook:
     """Bids 1@99 (5), 2@99 (3), 3@98 (7); asks 4@101 (2), 5@102 (4), 6@101 (6)."""
     b = OrderBook()
-    b.add(1, ALICE, BUY, 99, 5, 1)
-    b.add(2, BOB, BUY, 99, 3, 2)
-    b.add(3, ALICE, BUY, 98, 7, 3)
-    b.add(4, BOB, SELL, 101, 2, 4)
-    b.add(5, ALICE, SELL, 102, 4, 5)
-    b.add(6, BOB, SELL, 101, 6, 6)
+    b.add(1, ALICE, BUY, 99, 5)
+    b.add(2, BOB, BUY, 99, 3)
+    b.add(3, ALICE, BUY, 98, 7)
+    b.add(4, BOB, SELL, 101, 2)
+    b.add(5, ALICE, SELL, 102, 4)
+    b.add(6, BOB, SELL, 101, 6)
     b.check_invariants()
     return b
 
@@ -53,19 +53,19 @@ def test_add_and_lookup(book: OrderBook) -> None:
     assert len(book) == 6
     assert 4 in book and 99 not in book
     order = book.get(2)
-    assert order == Order(2, BOB, BUY, 99, 3, 2)
+    assert order == Order(2, BOB, BUY, 99, 3)
     assert book.get(99) is None
     assert book.best_bid() == 99 and book.best_ask() == 101
     assert book.best_price(BUY) == 99 and book.best_price(SELL) == 101
 
 
 def test_add_returns_the_live_order(book: OrderBook) -> None:
-    order = book.add(7, ALICE, BUY, 97, 1, 7)
+    order = book.add(7, ALICE, BUY, 97, 1)
     assert book.get(7) is order
 
 
 def test_priority_order_per_side(book: OrderBook) -> None:
-    # Bids best (highest) first, asks best (lowest) first; FIFO by seq inside a level.
+    # Bids best (highest) first, asks best (lowest) first; FIFO by id inside a level.
     assert ids(book.orders(BUY)) == [1, 2, 3]
     assert ids(book.orders(SELL)) == [4, 6, 5]
     assert [lv.price_ticks for lv in book.levels(BUY)] == [99, 98]
@@ -104,10 +104,10 @@ def test_cancel_inside_a_level(book: OrderBook, victim: int) -> None:
 def test_cancel_middle_of_three() -> None:
     b = OrderBook()
     for i in (1, 2, 3):
-        b.add(i, ALICE, SELL, 50, i, i)
+        b.add(i, ALICE, SELL, 50, i)
     b.cancel(2)
     assert ids(b.orders(SELL)) == [1, 3]
-    b.add(4, BOB, SELL, 50, 1, 4)
+    b.add(4, BOB, SELL, 50, 1)
     assert ids(b.orders(SELL)) == [1, 3, 4]
     b.check_invariants()
 
@@ -164,19 +164,19 @@ def test_reduce_unknown_raises(book: OrderBook) -> None:
 @pytest.mark.parametrize(
     "args",
     [
-        (1, ALICE, BUY, 97, 1, 10),  # duplicate id
-        (10, ALICE, BUY, 101, 1, 10),  # bid at the best ask crosses
-        (10, ALICE, BUY, 105, 1, 10),  # bid through the best ask
-        (10, ALICE, SELL, 99, 1, 10),  # ask at the best bid crosses
-        (10, ALICE, BUY, 0, 1, 10),  # price must be positive
-        (10, ALICE, BUY, 97, 0, 10),  # size must be positive
-        (10, ALICE, BUY, 97, -3, 10),
-        (10, ALICE, BUY, 97.0, 1, 10),  # floats never enter state
-        (10, ALICE, BUY, 97, 1.0, 10),
-        (10, ALICE, BUY, 97, 1, 10.0),
-        (10, ALICE, BUY, True, 1, 10),  # bool is not an int here
-        (10, ALICE, 0, 97, 1, 10),  # side must be a Side
-        (10, ALICE, SELL, 101, 1, 4),  # seq already used in that level
+        (1, ALICE, BUY, 97, 1),  # duplicate id
+        (10, ALICE, BUY, 101, 1),  # bid at the best ask crosses
+        (10, ALICE, BUY, 105, 1),  # bid through the best ask
+        (10, ALICE, SELL, 99, 1),  # ask at the best bid crosses
+        (10, ALICE, BUY, 0, 1),  # price must be positive
+        (10, ALICE, BUY, 97, 0),  # size must be positive
+        (10, ALICE, BUY, 97, -3),
+        (10, ALICE, BUY, 97.0, 1),  # floats never enter state
+        (10, ALICE, BUY, 97, 1.0),
+        (10.0, ALICE, BUY, 97, 1),  # the id is the time priority: an int
+        (10, ALICE, BUY, True, 1),  # bool is not an int here
+        (True, ALICE, BUY, 97, 1),
+        (10, ALICE, 0, 97, 1),  # side must be a Side
     ],
 )
 def test_add_rejects_bad_input_and_changes_nothing(book: OrderBook, args) -> None:
@@ -187,17 +187,18 @@ def test_add_rejects_bad_input_and_changes_nothing(book: OrderBook, args) -> Non
     book.check_invariants()
 
 
-def test_out_of_order_seq_is_placed_by_seq() -> None:
-    # Rebuilding from storage may add in any order; priority must still follow seq.
+def test_out_of_order_ids_are_placed_by_id() -> None:
+    # Rebuilding from storage may add in any order; priority must still follow the ids.
     b = OrderBook()
-    for order_id, seq in [(1, 50), (2, 10), (3, 70), (4, 30), (5, 5)]:
-        b.add(order_id, ALICE, BUY, 10, 1, seq)
-    assert [o.seq for o in b.orders(BUY)] == [5, 10, 30, 50, 70]
-    assert ids(b.orders(BUY)) == [5, 2, 4, 1, 3]
+    for order_id in (50, 10, 70, 30, 5):
+        b.add(order_id, ALICE, BUY, 10, 1)
+    assert ids(b.orders(BUY)) == [5, 10, 30, 50, 70]
     b.check_invariants()
     b.cancel(5)
-    b.cancel(3)
-    assert ids(b.orders(BUY)) == [2, 4, 1]
+    b.cancel(70)
+    assert ids(b.orders(BUY)) == [10, 30, 50]
+    b.add(20, BOB, BUY, 10, 2)
+    assert ids(b.orders(BUY)) == [10, 20, 30, 50]
     b.check_invariants()
 
 
@@ -224,7 +225,7 @@ def test_check_invariants_catches_stale_best(book: OrderBook) -> None:
 
 def test_order_equality_ignores_links(book: OrderBook) -> None:
     # Links are structure; comparing them would recurse through the level.
-    assert book.get(1) == Order(1, ALICE, BUY, 99, 5, 1)
+    assert book.get(1) == Order(1, ALICE, BUY, 99, 5)
     assert "next_order" not in repr(book.get(1))
 
 

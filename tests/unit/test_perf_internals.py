@@ -189,7 +189,7 @@ def test_book_rollback_restores_order_info():
     books = Books()
     book = books.book(Overlay(MemoryKV()), 1)
     books.begin()
-    book.add(1, b"a" * 32, Side.SELL, 100, 5, 1, ("info", 1))
+    book.add(1, b"a" * 32, Side.SELL, 100, 5, ("info", 1))
     books.commit()
     books.begin()
     book.cancel(1)
