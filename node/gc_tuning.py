@@ -18,8 +18,9 @@ what it drops is freed by reference counting alone, the moment it dies:
 So the collector can run far less often:
 * `gc.freeze()` once the node has loaded its state: what is alive then moves to a permanent
   generation that later collections never walk;
-* the young generation is collected every `YOUNG_THRESHOLD` allocations instead of 700 (the
-  older generations keep their ratios to it).
+* the young generation is collected every `YOUNG_THRESHOLD` allocations instead of 700, the
+  middle one after 20 of those and the oldest after 50 of the middle one's (defaults 10, 10;
+  CPython also skips a full collection until the long-lived objects grew by a quarter).
 
 The collector stays enabled, so a cycle made elsewhere (the RPC server, trio) is still freed,
 later. tests/unit/test_gc_tuning.py checks that applying blocks, rolling back and dropping

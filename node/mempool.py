@@ -46,18 +46,18 @@ class Mempool:
         self._recently_committed = recently_committed
         self._reset_check_state(view, ctx)
 
-    def _reset_check_state(self, view: KVView, ctx: Ctx, books: BookCache | None = None,
+    def _reset_check_state(self, view: KVView, ctx: Ctx, book_cache: BookCache | None = None,
                            kept: dict | None = None) -> None:
-        """A new check state over `view`; its books are copies of `books`' (which hold
+        """A new check state over `view`; its books are copies of `book_cache`'s (which holds
         `view`'s state) brought up to date with the `kept` writes it will hold, if given."""
         self.ctx = ctx
         old = getattr(self, "check_state", None)
         if old is not None:
             release_cache(old.cache)  # its order books, freed now rather than by the collector
         self.check_state = Overlay(view)
-        if books is not None:
+        if book_cache is not None:
             mine = Books()
-            mine.copy_from(books, kept)
+            mine.copy_from(book_cache, kept)
             self.check_state.cache = {"books": mine}
 
     def set_time(self, time_ms: int) -> None:
@@ -124,11 +124,11 @@ class Mempool:
         return self.txs.get(h)
 
     def update(self, committed_hashes, view: KVView, ctx: Ctx, recheck: bool = True,
-               all_succeeded: bool = False, block_events=(), books: BookCache | None = None
-               ) -> list[Tx]:
+               all_succeeded: bool = False, block_events=(),
+               book_cache: BookCache | None = None) -> list[Tx]:
         """After a block: drop its txs, re-check the rest. Returns the txs evicted by recheck.
         `all_succeeded`: every tx of the block executed with code 0; `block_events`: the
-        block's begin/end-block events; `books`: the node's execution book cache, holding
+        block's begin/end-block events; `book_cache`: the node's execution book cache, holding
         `view`'s state: the check state copies its books on first use instead of building
         them from the store (`Books.copy_from`).
 
@@ -147,10 +147,10 @@ class Mempool:
                 self.bytes -= len(tx.raw)
         if is_prefix:
             kept = self.check_state.writes
-            self._reset_check_state(view, ctx, books, kept)
+            self._reset_check_state(view, ctx, book_cache, kept)
             self.check_state.writes = kept
             return []
-        self._reset_check_state(view, ctx, books)
+        self._reset_check_state(view, ctx, book_cache)
         if not recheck:
             return []
         evicted = []

@@ -3,8 +3,9 @@
 What this module owns
 ---------------------
 `Books` maps market id -> `JournaledBook` (a `state.book.OrderBook`), each built on first use
-from the resting-order records of the KV view (`state.orders.iter_resting`, in id order). The books are never a source of truth: every change to a book is mirrored by a write
-to `ord/` in the same (sub-)transaction, so a book always equals a rebuild from KV.
+from the resting-order records of the KV view (`state.orders.iter_resting`, in id order). The
+books are never a source of truth: every change to a book is mirrored by a write to `ord/` in
+the same (sub-)transaction, so a book always equals a rebuild from KV.
 
 Rollback (DESIGN.md §5.3): the state machine opens a sub-transaction (`begin`) for every tx
 action, batch item and end-of-block trigger. While one is open, each book mutation appends its
@@ -22,8 +23,7 @@ are reference cycles, which node/gc_tuning.py leaves to a rarely run collector.
 
 from state.book import Order, OrderBook, Side
 from state.kv import KVView, root_cache, root_overlay
-from state.codec import load
-from state.orders import P_ORDER, OrderRecord, iter_resting, resting_info
+from state.orders import P_ORDER, OrderRecord, iter_resting, record_from, resting_info
 
 _ADD, _REMOVE, _GROW = 0, 1, 2
 
@@ -118,13 +118,8 @@ class Books:
 
     def build(self, view: KVView, market: int) -> JournaledBook:
         b = JournaledBook(self)
-        saved, self.journal = self.journal, None  # loading is not a change to undo
-        try:
-            for o in iter_resting(view, market):
-                b.add(o.id, o.owner, Side.SELL if not o.is_buy else Side.BUY, o.price_ticks,
-                      o.size_lots, resting_info(o))
-        finally:
-            self.journal = saved
+        for o in iter_resting(view, market):
+            _rest(b, o)  # (not journaled: loading is not a change to undo)
         return b
 
     def release(self) -> None:
@@ -180,11 +175,14 @@ def _apply_order_writes(b: OrderBook, market: int, writes: dict) -> None:
                 OrderBook.cancel(b, oid)
             if value is not None:
                 named.append((oid, value))
-    add = OrderBook.add
     for oid, value in named:
-        o = OrderRecord(oid, market, *(value if type(value) is list else load(value)))
-        add(b, oid, o.owner, Side.BUY if o.is_buy else Side.SELL, o.price_ticks, o.size_lots,
-            resting_info(o))
+        _rest(b, record_from(market, oid, value))
+
+
+def _rest(b: OrderBook, o: OrderRecord) -> None:
+    """Put the resting order of record `o` into `b` (without journaling it)."""
+    OrderBook.add(b, o.id, o.owner, Side.BUY if o.is_buy else Side.SELL, o.price_ticks,
+                  o.size_lots, resting_info(o))
 
 
 def release_cache(cache: dict | None) -> None:

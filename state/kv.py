@@ -85,9 +85,10 @@ class Overlay:
     `root` is the topmost Overlay of the chain (itself for a root), found once at creation so
     that `root_cache` is O(1). No overlay refers to itself (its ancestors are kept without it,
     a root stores no root): reference counting alone frees a dropped overlay and its writes,
-    without waiting for the cycle collector (node/gc_tuning.py runs that rarely). Keys are only ever added to a `writes` dict (a delete stores
-    None), never removed: `iterate` relies on it to keep a sorted index of a large write set
-    up to date from the keys added since it was built (dicts keep insertion order).
+    without waiting for the cycle collector (node/gc_tuning.py runs that rarely).
+    Keys are only ever added to a `writes` dict (a delete stores None), never removed:
+    `iterate` relies on it to keep a sorted index of a large write set up to date from the
+    keys added since it was built (dicts keep insertion order).
     `put` and `delete` are exactly `writes[key] = value` / `None`: hot paths of the state
     machine assign into `writes` directly (values: bytes, None, or decoded, see above)."""
 

@@ -93,18 +93,20 @@ def _mid(market: int, order_id: int) -> bytes:
     return market.to_bytes(4, "big") + order_id.to_bytes(8, "big")
 
 
-def _from(market: int, order_id: int, raw: bytes) -> OrderRecord:
-    return OrderRecord(order_id, market, *load(raw))
+def record_from(market: int, order_id: int, value: bytes | list) -> OrderRecord:
+    """The record of order `order_id` on `market` from its stored value (bytes, or the decoded
+    list an overlay may hold: state.kv)."""
+    return OrderRecord(order_id, market, *(value if type(value) is list else load(value)))
 
 
 def get_resting(view: KVView, market: int, order_id: int) -> OrderRecord | None:
     raw = view.get(P_ORDER + _mid(market, order_id))
-    return None if raw is None else _from(market, order_id, raw)
+    return None if raw is None else record_from(market, order_id, raw)
 
 
 def get_trigger(view: KVView, market: int, order_id: int) -> OrderRecord | None:
     raw = view.get(P_TRIGGER + _mid(market, order_id))
-    return None if raw is None else _from(market, order_id, raw)
+    return None if raw is None else record_from(market, order_id, raw)
 
 
 def get_open(view: KVView, market: int, order_id: int) -> OrderRecord | None:
@@ -117,14 +119,14 @@ def iter_resting(view: KVView, market: int):
     prefix = P_ORDER + market.to_bytes(4, "big")
     n = len(prefix)
     for k, raw in view.iterate(prefix):
-        yield _from(market, int.from_bytes(k[n:], "big"), raw)
+        yield record_from(market, int.from_bytes(k[n:], "big"), raw)
 
 
 def iter_triggers(view: KVView, market: int):
     prefix = P_TRIGGER + market.to_bytes(4, "big")
     n = len(prefix)
     for k, raw in view.iterate(prefix):
-        yield _from(market, int.from_bytes(k[n:], "big"), raw)
+        yield record_from(market, int.from_bytes(k[n:], "big"), raw)
 
 
 def account_order_ids(view: KVView, owner: bytes, market: int | None = None) -> list[tuple[int, int]]:

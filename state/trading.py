@@ -81,9 +81,9 @@ class Exec:
     Accounts are loaded once and written back by `flush`; balance changes are summed per
     (account, asset) (`qdeltas` for the quote asset, `deltas` for the others) and written by
     `flush` too, so a maker hit ten times costs one write. `flush` then hands the accounts to
-    the root cache's `published` dict and forgets them: a later
-    `account` call, of this or the next Exec, takes one back without decoding while the
-    record it was written as is still the one in the view (`positions.load_account`).
+    the root cache's `published` dict and forgets them: a later `account` call, of this or
+    the next Exec, takes one back without decoding while the record it was written as is
+    still the one in the view (`positions.load_account`).
     Execs of one root run one after another, never interleaved, and an Account object
     obtained before a `flush` is only read after it (a change would reach whoever takes it
     back, not the record: tests/property/test_trading_props.py compares with decoding
@@ -672,8 +672,8 @@ def _event_pairs(ex: Exec, m: Market) -> tuple:
     by lots; ("maker", hex address) by address; ("taker_fee", text), ("maker_fee", text) by
     quote quantums (fills of round sizes at nearby prices repeat the same amounts). Orders:
     ("filled", text) and ("remaining", text) by lots, ("owner", hex address) by address, and
-    ("market", symbol). Kept for the Market object
-    (a market changed by governance is a new object: its texts start afresh)."""
+    ("market", symbol). Kept for the Market object (a market changed by governance is a new
+    object: its texts start afresh)."""
     v = ex._pairs.get(m.id)
     if v is None or v[10] is not m:
         v = ex._pairs[m.id] = ({}, {}, {}, {}, {}, {}, {}, {}, {}, ("market", m.symbol), m)
