@@ -142,7 +142,7 @@ async def status(app: Application, p: dict) -> dict:
             "earliest_app_hash": _hex(first_block.header.app_hash) if first_block else "",
             "earliest_block_height": "1" if first_block else "0",
             "earliest_block_time": ms_to_rfc3339(first_block.header.time_ms) if first_block else "",
-            "catching_up": False,
+            "catching_up": app.catching_up(),
         },
         "validator_info": {
             "address": val.hex() if val else "",
@@ -233,15 +233,16 @@ async def commit(app: Application, p: dict) -> dict:
 
 
 async def tx(app: Application, p: dict) -> dict:
+    """A committed tx by hash, from the store's index (node/store.py): two reads and two
+    slices, never a decode of its whole block."""
     th = _hash_param(p)
-    loc = app.store.tx_location(th)
-    if loc is None:
+    rec = app.store.tx_record(th)
+    if rec is None:
         pending = " (it is pending in the mempool)" if app.mempool.get(th) else ""
         raise RPCError(RPCCode.TX_NOT_FOUND, f"tx {_hex(th)} not found in any block{pending}")
-    height, index = loc
-    raw = Block.decode(app.store.block_bytes(height)).txs[index]
+    height, index, raw, result = rec
     return {"hash": _hex(th), "height": str(height), "index": index,
-            "tx_result": tx_result_json(app.result_at(height, index)),
+            "tx_result": tx_result_json(TxResult.from_wire(result)),
             "tx": base64.b64encode(raw).decode()}
 
 
