@@ -6,10 +6,13 @@ own signed proposals and votes are fsynced BEFORE they are sent, so after a cras
 validator replays exactly what it may already have told others.
 
 On open, a torn or corrupt tail (a crash mid-write) is truncated with a logged warning:
-never a crash loop. Once a height is committed to the store its records are useless, so
+never a crash loop. A WAL that cannot be read or written (a read-only file or directory, a
+full disk) raises WALError naming the file: the node stops with that message rather than
+sign anything it could not log. Once a height is committed to the store its records are useless, so
 `next_height` empties the log (the store, not the WAL, is the record of committed blocks).
 """
 
+import errno
 import logging
 import os
 import struct
@@ -31,12 +34,28 @@ TIMEOUT = "timeout"       # [step, height, round]
 SIGNED = "signed"         # own signed proposal/vote: [kind, bytes]
 
 
+class WALError(Exception):
+    """The WAL file cannot be read or written; the message names it and the cause."""
+
+
+def _io_error(path: Path, doing: str, e: OSError) -> WALError:
+    why = {errno.ENOSPC: "the disk is full; free space and start the node again",
+           errno.EROFS: "the file system is read-only",
+           errno.EACCES: "permission denied: the file and its directory must be writable by "
+                         "the user running the node",
+           errno.EPERM: "operation not permitted"}.get(e.errno, e.strerror or str(e))
+    return WALError(f"cannot {doing} the consensus WAL {path}: {why}")
+
+
 class WAL:
     def __init__(self, path: Path):
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.records = self._load()
-        self.f = open(self.path, "ab")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.records = self._load()
+            self.f = open(self.path, "ab")
+        except OSError as e:
+            raise _io_error(self.path, "open", e) from None
 
     def _load(self) -> list[tuple[int, str, object]]:
         """Every intact record; a torn tail is cut off (and reported)."""
@@ -74,17 +93,23 @@ class WAL:
 
     def write(self, height: int, kind: str, body, sync: bool = False) -> None:
         payload = msgpack.packb([height, kind, body], use_bin_type=True)
-        self.f.write(_HDR.pack(len(payload), zlib.crc32(payload)) + payload)
-        self.f.flush()
-        if sync:
-            os.fsync(self.f.fileno())
+        try:
+            self.f.write(_HDR.pack(len(payload), zlib.crc32(payload)) + payload)
+            self.f.flush()
+            if sync:
+                os.fsync(self.f.fileno())
+        except OSError as e:
+            raise _io_error(self.path, "write", e) from None
 
     def next_height(self) -> None:
         """The store has committed the height: start an empty log."""
-        self.f.truncate(0)
-        self.f.seek(0)
-        self.f.flush()
-        os.fsync(self.f.fileno())
+        try:
+            self.f.truncate(0)
+            self.f.seek(0)
+            self.f.flush()
+            os.fsync(self.f.fileno())
+        except OSError as e:
+            raise _io_error(self.path, "empty", e) from None
         self.records = []
 
     def close(self) -> None:

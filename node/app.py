@@ -122,6 +122,85 @@ class Application:
         v = Vote.decode(vote)
         return self.store.state.get(evidence_key(v.validator, v.height, v.round, v.type)) is not None
 
+    async def wait_for_txs(self) -> None:
+        """Return once the mempool holds at least one tx."""
+        if not len(self.mempool):
+            self._txs_available = trio.Event()
+            await self._txs_available.wait()
+
+    # -- consensus interface -----------------------------------------------------------
+    def propose(self, max_txs: int, max_bytes: int) -> list[bytes]:
+        return [t.raw for t in self.mempool.reap(max_txs, max_bytes)]
+
+    async def prepare_block(self, block: Block) -> None:
+        """Verify, in the worker threads, the signatures of block txs this node has not
+        seen, so executing the block does not verify them one by one."""
+        todo = []
+        for raw, h in zip(block.txs, block.tx_hashes):
+            if h in self.mempool.txs or h in self.prepared:
+                continue
+            try:
+                todo.append(decode_tx(raw))
+            except TxError:
+                continue   # execution records it as malformed
+        for tx, ok in zip(todo, await self.verifier.verify(todo)):
+            if ok:
+                self.prepared[tx.hash] = tx
+
+    def execute(self, block: Block) -> BlockResult:
+        """Apply a block consensus has decided (it has checked the header and evidence)."""
+        known = ChainMap(self.mempool.txs, self.prepared) if self.prepared else self.mempool.txs
+        return apply_block(self.store.state, block_input(block), self.tip.app_hash, known,
+                           cache=self.book_cache)
+
+    def _committed_books(self, result: BlockResult):
+        """The execution book cache, if it holds `result`'s state (the mempool copies its
+        books rather than building its own from the store)."""
+        c = self.book_cache
+        return c if c.app_hash == result.app_hash else None
+
+    def selector(self, height: int) -> ProposerSelector:
+        sel = self._selectors.get(height)
+        if sel is None:
+            raw = self.store.valset_bytes(height)
+            if raw is None:
+                raise KeyError(f"no validator set stored for height {height}")
+            sel = self._selectors[height] = decode_selector(raw)
+        return sel
+
+    def block_and_commit(self, height: int) -> tuple[bytes, bytes] | None:
+        b, c = self.store.block_bytes(height), self.store.commit_bytes(height)
+        return None if b is None or c is None else (b, c)
+
+    def commit(self, block: Block, commit: Commit, result: BlockResult) -> None:
+        h = block.header.height
+        rbytes = result.results_bytes()
+        rhash = results_hash(rbytes)
+        hashes = list(block.tx_hashes)
+        tip = Tip(h, block.hash(), block.header.time_ms, result.app_hash, rhash)
+        # The set for h+2 is fixed when h commits (validator changes made by block h will
+        # take effect there, as in CometBFT).
+        after = self.selector(h + 1).two_heights_on(dict(result.validator_updates))
+        self.store.commit_block(h, block.encode(), encode(commit.to_wire()), rbytes, hashes,
+                                result.writes, tip, {h + 2: encode_selector(after)})
+        self._selectors = {k: v for k, v in self._selectors.items() if k >= h}
+        self._selectors[h + 2] = after
+        self.prepared.clear()
+        self.tip = ChainTip(h, block.header.time_ms, block.hash(), commit, result.app_hash, rhash)
+        evicted = self.mempool.update(hashes, self.store.state, next_ctx(self.store.state),
+                                      self.cfg.mempool.recheck,
+                                      all(r.code == 0 for r in result.tx_results),
+                                      result.block_events, self._committed_books(result))
+        for i, (th, r) in enumerate(zip(hashes, result.tx_results)):
+            ev = self._waiters.pop(th, None)
+            if ev is not None:
+                self._outcomes[th] = (h, i, r)
+                ev.set()
+        for tx in evicted:
+            log.info("recheck evicted tx %s", tx.hash.hex())
+        old, self.block_committed = self.block_committed, trio.Event()
+        old.set()
+
     async def wait_for_tx(self, th: bytes, timeout_s: float) -> tuple[int, int, TxResult] | None:
         """(height, index, result) once `th` is committed; None on timeout."""
         rec = self.store.tx_record(th)

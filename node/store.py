@@ -166,6 +166,19 @@ def open_error(path: Path, e: Exception) -> StoreError:
     return StoreError(f"cannot open the store {path}: {msg}")
 
 
+def write_error(path: Path, height: int, e: Exception) -> StoreError:
+    """The typed error for a failed commit of `height` (the batch did not land)."""
+    msg = e.args[0].decode(errors="replace") if e.args and isinstance(e.args[0], bytes) \
+        else str(e)
+    if "no space left" in msg.lower():
+        return StoreUnwritable(f"cannot commit height {height} to the store {path}: the disk "
+                               "is full. Free space and start the node again (the height "
+                               "was not committed; nothing is lost).")
+    if isinstance(e, plyvel.CorruptionError):
+        return StoreDamaged(f"the store {path} is corrupt ({msg}). " + recovery_hint(path))
+    return StoreUnwritable(f"cannot commit height {height} to the store {path}: {msg}")
+
+
 def damaged_file_hint(path: Path) -> str:
     """The file LevelDB's own LOG says it dropped while recovering, if it says."""
     try:
@@ -304,6 +317,21 @@ class Store:
         """Everything about `height`, atomically and fsynced."""
         hb = _h(height)
         tx_spans, res_spans = element_spans(block, 1), element_spans(results, 0)
+        try:
+            self._write_height(height, hb, block, commit, results, tx_hashes, writes, tip,
+                               valsets, tx_spans, res_spans)
+        except plyvel.Error as e:
+            raise write_error(self.path, height, e) from None
+        self.state.note_writes(writes)
+        self._committed(height)
+        recent = self.recent_txs
+        for th in tx_hashes:
+            recent[th] = None
+        while len(recent) > RECENT_TX_HASHES:
+            del recent[next(iter(recent))]
+
+    def _write_height(self, height, hb, block, commit, results, tx_hashes, writes, tip,
+                      valsets, tx_spans, res_spans) -> None:
         with self.db.write_batch(transaction=True, sync=True) as wb:
             put = wb.put
             for h, v in (valsets or {}).items():
@@ -326,13 +354,6 @@ class Store:
                 seen.add(th)
             put(K_TIP, _enc([tip.height, tip.block_hash, tip.time_ms, tip.app_hash,
                              tip.results_hash]))
-        self.state.note_writes(writes)
-        self._committed(height)
-        recent = self.recent_txs
-        for th in tx_hashes:
-            recent[th] = None
-        while len(recent) > RECENT_TX_HASHES:
-            del recent[next(iter(recent))]
 
 
 def _unpacker_at(data: bytes, skip_first: int) -> tuple[msgpack.Unpacker, int]:
