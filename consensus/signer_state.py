@@ -8,6 +8,7 @@ A file that cannot be read or written is a SignerStateError naming it: a validat
 starts signing from a state it could not read, and never signs what it could not persist.
 """
 
+import errno
 import os
 from pathlib import Path
 
@@ -41,9 +42,10 @@ def save_last_signed(path: Path, ls: LastSigned) -> None:
             os.fsync(f.fileno())
         tmp.replace(path)
     except OSError as e:
-        raise SignerStateError(f"cannot write the signer state file {path}: "
-                               f"{e.strerror or e}; the validator stops rather than sign "
-                               "what it could not record") from None
+        why = "the disk is full" if e.errno == errno.ENOSPC else (e.strerror or str(e))
+        raise SignerStateError(f"cannot write the signer state file {path}: {why}; the "
+                               "validator stops rather than sign what it could not record"
+                               ) from None
 
 
 def load_last_signed(path: Path) -> LastSigned | None:

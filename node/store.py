@@ -13,10 +13,10 @@ last committed height with no half-written block.
     m/genesis            [app_hash_0, chain_id]
     v/<height:8>         the validator set with proposer priorities for that height
 
-The tx index entry is [height, index, tx offset, tx length, result offset, result length]:
-where the tx's msgpack element lies in the block bytes and its result's in the results
-bytes, so a `tx` lookup reads two values and slices them, never decoding a whole block
-(entries written before offsets existed are [height, index] and are found by skipping).
+The tx index entry is [height, index, tx, result offset, result length]: the tx's own
+bytes (msgpack-encoded, as in its block: CometBFT's indexer also keeps each tx) and where
+its result lies in the results bytes, so a `tx` lookup never reads or decodes its block
+(entries written before this format are [height, index] and are found by skipping).
 
 Opening never creates a store over damaged files: a store is created only in an empty or
 absent directory; an existing one is opened without create_if_missing, with LevelDB's
@@ -268,22 +268,22 @@ class Store:
         return None if raw is None else tuple(_dec(raw)[:2])
 
     def tx_record(self, tx_hash: bytes) -> tuple[int, int, bytes, list] | None:
-        """(height, index, tx bytes, result wire) of a committed tx, from the index: two
-        reads and two slices, whatever the size of its block."""
+        """(height, index, tx bytes, result wire) of a committed tx, from the index: the
+        entry and its block's results are read, never the block."""
         raw = self.db.get(P_TXINDEX + tx_hash)
         if raw is None:
             return None
         entry = _dec(raw)
         height, index = entry[0], entry[1]
-        block, results = self.block_bytes(height), self.results_bytes(height)
+        results = self.results_bytes(height)
+        block = self.block_bytes(height) if len(entry) != 5 else b""
         if block is None or results is None:
             raise StoreDamaged(f"the store {self.path} indexes tx {tx_hash.hex()} at height "
                                f"{height}, whose block or results are missing. "
                                + recovery_hint(self.path))
-        if len(entry) == 6:
-            _, _, t_off, t_len, r_off, r_len = entry
-            return height, index, _dec(block[t_off:t_off + t_len]), \
-                _dec(results[r_off:r_off + r_len])
+        if len(entry) == 5:
+            _, _, tx_enc, r_off, r_len = entry
+            return height, index, _dec(tx_enc), _dec(results[r_off:r_off + r_len])
         return height, index, _nth(block, index, skip_first=1), _nth(results, index)
 
     # -- writes ------------------------------------------------------------------------
@@ -350,7 +350,9 @@ class Store:
                 # Index a tx's first inclusion only: a replayed copy (rejected for its
                 # nonce) must not hide where the original landed.
                 if th not in seen and self.db.get(P_TXINDEX + th) is None:
-                    put(P_TXINDEX + th, _enc([height, i, *tx_spans[i], *res_spans[i]]))
+                    t_off, t_len = tx_spans[i]
+                    put(P_TXINDEX + th, _enc([height, i, block[t_off:t_off + t_len],
+                                              *res_spans[i]]))
                 seen.add(th)
             put(K_TIP, _enc([tip.height, tip.block_hash, tip.time_ms, tip.app_hash,
                              tip.results_hash]))

@@ -34,6 +34,7 @@ log = logging.getLogger("perpchain.rpc")
 # run in worker threads. They are written as coroutines that never suspend, so a thread
 # runs one to completion with `_run_to_end`.
 OFF_LOOP = frozenset({"tx", "block", "blockchain", "commit", "status"})
+OFF_LOOP_CHUNK = 100   # a batch's OFF_LOOP calls run in one thread call per this many
 # HTTP status of each admission refusal.
 _HTTP_STATUS = {RPCCode.RATE_LIMITED: 429, RPCCode.SERVER_BUSY: 503}
 
@@ -105,7 +106,7 @@ class RPCServer:
     async def handle_batch(self, reqs: list) -> list:
         """Run a batch; its broadcast_tx_sync calls are submitted together, in order."""
         out: list = [None] * len(reqs)
-        txs, tx_slots = [], []
+        txs, tx_slots, off_loop = [], [], []
         for i, req in enumerate(reqs):
             if isinstance(req, dict) and req.get("method") == "broadcast_tx_sync":
                 try:
@@ -116,12 +117,37 @@ class RPCServer:
                     continue
                 txs.append(raw)
                 tx_slots.append((i, id_))
+            elif isinstance(req, dict) and req.get("method") in OFF_LOOP:
+                off_loop.append(i)
             else:
                 out[i] = await self.handle_one(req)
                 await trio.lowlevel.checkpoint()  # a long batch never holds the loop
+        for k in range(0, len(off_loop), OFF_LOOP_CHUNK):
+            part = off_loop[k:k + OFF_LOOP_CHUNK]
+            answers = await trio.to_thread.run_sync(self._answer_all, [reqs[i] for i in part],
+                                                    limiter=self.query_limiter)
+            for i, a in zip(part, answers):
+                out[i] = a
         if txs:
             for (i, id_), (th, r) in zip(tx_slots, await self.app.submit(txs)):
                 out[i] = {"jsonrpc": "2.0", "id": id_, "result": check_tx_json(th, r)}
+        return out
+
+    def _answer_all(self, reqs: list) -> list[dict]:
+        """In a worker thread: answer OFF_LOOP requests one after the other."""
+        out = []
+        for req in reqs:
+            id_ = req.get("id")
+            try:
+                id_, method, params = _check_request(req)
+                out.append({"jsonrpc": "2.0", "id": id_,
+                            "result": _run_to_end(METHODS[method], self.app, params)})
+            except RPCError as e:
+                out.append(_error(id_, e))
+            except Exception as e:  # a bug in a method must not kill the server
+                log.exception("method %s failed", req.get("method"))
+                out.append(_error(id_, RPCError(RPCCode.INTERNAL_ERROR,
+                                                f"internal error in {req.get('method')}: {e}")))
         return out
 
     async def handle_body(self, body: bytes) -> object:
