@@ -31,7 +31,24 @@ PROPOSAL = "proposal"     # [proposal bytes, block bytes]
 VOTE = "vote"             # vote bytes
 BLOCK = "block"           # block bytes (fetched)
 TIMEOUT = "timeout"       # [step, height, round]
-SIGNED = "signed"         # own signed proposal/vote: [kind, bytes]
+SIGNED = "signed"         # own signed proposal/vote: [kind, bytes] (or ["snapshot", [...]])
+KINDS = (PROPOSAL, VOTE, BLOCK, TIMEOUT, SIGNED)
+
+
+def well_formed(height, kind, body) -> bool:
+    """The shape every record of `kind` has when this node wrote it. A record with a good
+    checksum but another shape (a bug, or a hand-edited file) ends the usable log."""
+    if type(height) is not int or height < 0 or kind not in KINDS:
+        return False
+    if kind in (VOTE, BLOCK):
+        return type(body) is bytes
+    if kind == PROPOSAL:
+        return type(body) is list and len(body) == 2 and all(type(b) is bytes for b in body)
+    if kind == TIMEOUT:
+        return type(body) is list and len(body) == 3 and all(type(b) is int for b in body)
+    return (type(body) is list and len(body) >= 2 and body[0] in ("vote", "proposal",
+                                                                   "snapshot")
+            and (type(body[1]) is list if body[0] == "snapshot" else type(body[1]) is bytes))
 
 
 class WALError(Exception):
@@ -74,10 +91,12 @@ class WAL:
             if zlib.crc32(payload) != crc:
                 break
             try:
-                height, kind, body = msgpack.unpackb(payload, raw=False)
-            except (ValueError, TypeError, msgpack.UnpackException):
+                rec = msgpack.unpackb(payload, raw=False)
+            except (ValueError, TypeError, msgpack.UnpackException, RecursionError):
                 break
-            out.append((height, kind, body))
+            if type(rec) is not list or len(rec) != 3 or not well_formed(*rec):
+                break
+            out.append(tuple(rec))
             pos = end
         if pos < len(data):
             log.warning("WAL %s: truncating %d bytes of torn or corrupt tail at offset %d",

@@ -136,6 +136,8 @@ def load_config(path: Path) -> Config:
         raise ConfigError(f"{path} not found: run `perpchain init` first") from None
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{path}: {e}") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"cannot read {path}: {e}") from None
     cfg = Config()
     for key, value in data.items():
         if key == "moniker":
@@ -152,6 +154,14 @@ def load_config(path: Path) -> Config:
                 setattr(section, k, v)
         else:
             raise ConfigError(f"{path}: unknown setting {key}")
+    try:
+        _check_values(path, cfg)
+    except ConfigError as e:
+        raise ConfigError(str(e) if str(path) in str(e) else f"{path}: {e}") from None
+    return cfg
+
+
+def _check_values(path: Path, cfg: Config) -> None:
     c = cfg.consensus
     for d in (c.timeout_propose, c.timeout_propose_delta, c.timeout_prevote,
               c.timeout_prevote_delta, c.timeout_precommit, c.timeout_precommit_delta,
@@ -161,7 +171,6 @@ def load_config(path: Path) -> Config:
     cfg.rpc_host_port
     cfg.p2p_host_port
     _check_limits(path, cfg)
-    return cfg
 
 
 def _check_limits(path: Path, cfg: Config) -> None:

@@ -301,7 +301,15 @@ def load_genesis(path: Path) -> Genesis:
         raise GenesisError(f"{path} not found: run `perpchain init` first") from None
     except json.JSONDecodeError as e:
         raise GenesisError(f"{path} is not JSON: {e}") from None
-    return parse_genesis(doc)
+    except (OSError, UnicodeDecodeError, RecursionError) as e:
+        raise GenesisError(f"cannot read {path}: {e}") from None
+    try:
+        return parse_genesis(doc)
+    except GenesisError as e:
+        raise GenesisError(f"{path}: {e}") from None
+    except (TypeError, AttributeError, KeyError, ValueError, IndexError, OverflowError) as e:
+        # A value of the wrong JSON type where parse_genesis expected another.
+        raise GenesisError(f"{path}: malformed genesis ({type(e).__name__}: {e})") from None
 
 
 def save_genesis(path: Path, doc: dict) -> None:

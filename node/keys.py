@@ -97,16 +97,19 @@ def save_key(path: Path, key: KeyPair) -> None:
 
 
 def load_key(path: Path) -> KeyPair:
+    """A key file's key pair; KeyFileError naming the file for anything malformed."""
     try:
         obj = json.loads(Path(path).read_text())
-        raw = base64.b64decode(obj["priv_key"]["value"], validate=True)
     except FileNotFoundError:
         raise KeyFileError(f"key file {path} does not exist") from None
     except OSError as e:
         raise KeyFileError(f"cannot read key file {path}: {e.strerror or e}") from None
-    except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as e:
+    except (ValueError, RecursionError) as e:   # not UTF-8 or not JSON
         raise KeyFileError(f"{path} is not a perpchain key file: {e}") from None
     warn_if_exposed(Path(path))
+    if not isinstance(obj, dict):
+        raise KeyFileError(f"{path} is not a perpchain key file: not a JSON object")
+    raw = _b64_field(path, obj, "priv_key", required=True)
     if len(raw) not in (32, 64):
         raise KeyFileError(f"{path}: private key must be 32 or 64 bytes, got {len(raw)}")
     key = KeyPair.from_seed(raw[:32])
@@ -114,13 +117,24 @@ def load_key(path: Path) -> KeyPair:
         raise KeyFileError(f"{path}: public half does not match the private key")
     if obj.get("address", key.address) != key.address:
         raise KeyFileError(f"{path}: address does not match the private key")
-    try:
-        pub = base64.b64decode(obj.get("pub_key", {}).get("value", ""), validate=True)
-    except (ValueError, AttributeError):
-        raise KeyFileError(f"{path}: pub_key is not base64") from None
+    pub = _b64_field(path, obj, "pub_key", required=False)
     if pub and pub != key.pub_key:
         raise KeyFileError(f"{path}: pub_key does not match the private key")
     return key
+
+
+def _b64_field(path: Path, obj: dict, name: str, required: bool) -> bytes:
+    """obj[name]["value"] decoded from base64 (b"" if absent and not required)."""
+    field = obj.get(name)
+    if field is None and not required:
+        return b""
+    value = field.get("value") if isinstance(field, dict) else None
+    if not isinstance(value, str):
+        raise KeyFileError(f"{path}: {name}.value must be a base64 string")
+    try:
+        return base64.b64decode(value, validate=True)
+    except ValueError:
+        raise KeyFileError(f"{path}: {name}.value is not base64") from None
 
 
 def parse_address(text: str) -> bytes:

@@ -198,13 +198,15 @@ def _write_marker(fd: int, height: int) -> None:
 def read_marker(path: Path) -> int | None:
     """The height in COMMITTED_HEIGHT, None if absent (a store from before it existed)."""
     try:
-        text = (Path(path) / K_MARKER_FILE).read_text().strip()
+        raw = (Path(path) / K_MARKER_FILE).read_bytes().strip()
     except FileNotFoundError:
         return None
-    if not text.isdigit():
-        raise StoreDamaged(f"{Path(path) / K_MARKER_FILE} is not a height ({text[:40]!r}). "
+    if not raw:
+        return None          # created, but the node stopped before its first write
+    if not raw.isdigit() or len(raw) > 20:
+        raise StoreDamaged(f"{Path(path) / K_MARKER_FILE} is not a height ({raw[:40]!r}). "
                            + recovery_hint(path))
-    return int(text)
+    return int(raw)
 
 
 class Store:
