@@ -18,10 +18,10 @@ from pathlib import Path
 
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from state import accounts, orders as O
+from state import ledger, orders as O
 from state.books import Books
 from state.positions import iter_accounts
-from state.trading import POOL
+from state.settlement import POOL
 from state.errors import Code
 from tests.chain_helpers import (BTC_LOT, BTC_PERP, FEE_ACCOUNT, PRICE, USDC, Chain, LevelKV,
                                  action, key, order, trading_genesis)
@@ -118,9 +118,9 @@ def check_state(chain):
         assert e.orders == len(recs)
     assert longs == shorts
     q = 10
-    assert accounts.balance(kv, POOL, "USDC") == -bases * q
+    assert ledger.balance(kv, POOL, "USDC") == -bases * q
     holders = [k.pub_key for k in KEYS] + [POOL, FEE_ACCOUNT]
-    assert sum(accounts.balance(kv, a, "USDC") for a in holders) == accounts.supply(kv, "USDC")
+    assert sum(ledger.balance(kv, a, "USDC") for a in holders) == ledger.supply(kv, "USDC")
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])

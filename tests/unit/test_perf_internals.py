@@ -8,7 +8,7 @@ import random
 import msgpack
 import pytest
 
-from state import accounts
+from state import nonces
 from state import constants as C
 from state.amounts import format_amount
 from state.book import Side
@@ -53,13 +53,13 @@ def test_nonces_kept_as_lists_encode_as_before(base):
         now = base + 1000
         view = root.child()
         try:
-            accounts.use_nonce(view, addr, nonce, now)
+            nonces.use_nonce(view, addr, nonce, now)
             ok = True
         except TxError:
             ok = False
         want = list(ref)
         try:
-            accounts.check_nonce(want, nonce, now)
+            nonces.check_nonce(want, nonce, now)
             bisect.insort(want, nonce)
             del want[:max(0, len(want) - C.NONCE_SET_SIZE)]
             want_ok = True
@@ -67,7 +67,7 @@ def test_nonces_kept_as_lists_encode_as_before(base):
             want_ok = False
         assert ok == want_ok
         if ok:
-            assert view.get(accounts.P_NONCE + addr) == encode(want)
+            assert view.get(nonces.P_NONCE + addr) == encode(want)
             if rng.random() < 0.8:
                 view.commit()
                 ref = want
