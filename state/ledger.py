@@ -117,8 +117,6 @@ class Ledger:
         all raise the same error.)"""
         view = self.view
         published = self.published
-        if len(published) >= _MAX_PUBLISHED:
-            published.clear()
         for addr, acct in self.accounts.items():
             stored = acct.to_stored()
             if stored is None:
@@ -126,6 +124,8 @@ class Ledger:
             else:
                 view.put(P_CLEARING + addr, stored)
                 published[addr] = (stored, acct)
+        if len(published) > _MAX_PUBLISHED:
+            published.clear()  # (only speed is lost)
         self.accounts = {}
         for (addr, asset), delta in self.deltas.items():
             _set_balance(view, addr, asset, balance(view, addr, asset) + delta)

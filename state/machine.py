@@ -157,7 +157,7 @@ def apply_block(view: KVView, block: BlockInput, prev_app_hash: bytes,
     hashes = block.tx_hashes
     if hashes is None or len(hashes) != len(block.txs):
         hashes = [tx_hash(raw) for raw in block.txs]
-    steps_wrote: set = set()
+    steps_wrote: dict[bytes, None] = {}  # kinds of record, as an ordered set
     block_events = _step(overlay, steps_wrote, lambda v: evidence.record(v, block.height,
                                                                         block.evidence))
     block_events += _step(overlay, steps_wrote, lambda v: begin_block(v, ctx))
@@ -203,12 +203,12 @@ def _take_derived(cache: DerivedCache | None, prev_app_hash: bytes) -> Derived:
     return d
 
 
-def _step(overlay: Overlay, wrote: set, step) -> list[Event]:
+def _step(overlay: Overlay, wrote: dict, step) -> list[Event]:
     """Run a begin/end-block step in its own overlay; note the kinds of record it wrote."""
     child = overlay.child()
     events = step(child)
     for key in child.writes:
-        wrote.add(key[:key.index(b"/") + 1])
+        wrote[key[:key.index(b"/") + 1]] = None
     child.commit()
     return events
 
