@@ -55,11 +55,11 @@ class Derived:
         self.fee_tiers = {}
         self.params_version += 1
 
-    def param(self, name: str, decode):
-        """The parameter `name`, decoded by `decode()` on first use (rule 2)."""
+    def param(self, name: str, decode, view):
+        """The parameter `name`, decoded by `decode(view)` on first use (rule 2)."""
         v = self.params.get(name)
         if v is None:
-            v = self.params[name] = decode()
+            v = self.params[name] = decode(view)
         return v
 
     def memo(self, table: str, key: bytes, stored, decode):
@@ -84,9 +84,10 @@ class Derived:
 def derived_of(view) -> Derived:
     """The Derived of `view`'s root overlay (created on first use). A view that is not an
     overlay (a committed store read by the RPC) gets a throwaway one."""
-    if not isinstance(view, Overlay):
-        return Derived()
-    root = view.root
+    if type(view) is not Overlay:
+        if not isinstance(view, Overlay):
+            return Derived()
+    root = view._root or view  # (Overlay.root, without the property call)
     d = root.derived
     if d is None:
         d = root.derived = Derived()

@@ -53,9 +53,12 @@ def supply(view: KVView, asset: str) -> int:
 
 
 def _set_balance(view: Overlay, addr: bytes, asset: str, amount: int) -> None:
+    _put_balance(view, P_BAL + addr + asset.encode(), amount)
+
+
+def _put_balance(view: Overlay, key: bytes, amount: int) -> None:
     if not -C.MAX_INT64 <= amount <= C.MAX_INT64:
         raise TxError(Code.BALANCE_OVERFLOW, "balance would leave the int64 range")
-    key = P_BAL + addr + asset.encode()
     if amount == 0:
         view.delete(key)
     else:
@@ -87,9 +90,9 @@ class Ledger:
 
     __slots__ = ("view", "published", "accounts", "deltas")
 
-    def __init__(self, view: Overlay):
+    def __init__(self, view: Overlay, published: dict | None = None):
         self.view = view
-        self.published = derived_of(view).published
+        self.published = derived_of(view).published if published is None else published
         self.accounts: dict[bytes, Account] = {}
         self.deltas: dict[tuple[bytes, str], int] = {}
 
@@ -128,5 +131,8 @@ class Ledger:
             published.clear()  # (only speed is lost)
         self.accounts = {}
         for (addr, asset), delta in self.deltas.items():
-            _set_balance(view, addr, asset, balance(view, addr, asset) + delta)
+            key = P_BAL + addr + asset.encode()
+            raw = view.get_stored(key)
+            _put_balance(view, key, delta + (0 if raw is None else raw if type(raw) is int
+                                             else load(raw)))
         self.deltas = {}

@@ -18,7 +18,7 @@ Rounding is always against the account: values of what it holds round down (floo
 that set requirements round up.
 """
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from state import ledger, constants as C, params
 from state.codec import load
@@ -72,8 +72,7 @@ def initial_margin(m: Market, notional: int, leverage: int) -> int:
     return max(-(-notional // lev), 2 * maintenance_margin(m, notional))
 
 
-@dataclass(frozen=True, slots=True)
-class Summary:
+class Summary(NamedTuple):
     collateral: int          # balances valued with weights (quote quantums)
     unrealized_pnl: int
     equity: int

@@ -236,11 +236,12 @@ def put_oracle_params(view: Overlay, p: OracleParams) -> None:
 
 
 def oracle_params(view: KVView) -> OracleParams:
-    def decode() -> OracleParams:
-        raw = view.get(K_ORACLE)
-        return OracleParams(*load(raw)) if raw is not None else \
-            OracleParams(60_000, 666_667, 150_000)
-    return derived_of(view).param("oracle_params", decode)
+    return derived_of(view).param("oracle_params", _decode_oracle_params, view)
+
+
+def _decode_oracle_params(view: KVView) -> OracleParams:
+    raw = view.get(K_ORACLE)
+    return OracleParams(*load(raw)) if raw is not None else OracleParams(60_000, 666_667, 150_000)
 
 
 def check_fee_tiers(tiers: tuple[FeeTier, ...]) -> None:
@@ -272,13 +273,15 @@ def put_fee_params(view: Overlay, p: FeeParams) -> None:
 
 
 def fee_params(view: KVView) -> FeeParams:
-    def decode() -> FeeParams:
-        raw = view.get(K_FEES)
-        if raw is None:
-            return FeeParams(bytes(32), (FeeTier(0, 0, 0),))
-        acct, tiers = load(raw)
-        return FeeParams(acct, tuple(FeeTier(*t) for t in tiers))
-    return derived_of(view).param("fee_params", decode)
+    return derived_of(view).param("fee_params", _decode_fee_params, view)
+
+
+def _decode_fee_params(view: KVView) -> FeeParams:
+    raw = view.get(K_FEES)
+    if raw is None:
+        return FeeParams(bytes(32), (FeeTier(0, 0, 0),))
+    acct, tiers = load(raw)
+    return FeeParams(acct, tuple(FeeTier(*t) for t in tiers))
 
 
 def put_gov_authority(view: Overlay, addr: bytes) -> None:
@@ -297,10 +300,12 @@ def put_collateral(view: Overlay, symbol: str, weight_ppm: int) -> None:
 
 def collateral(view: KVView) -> list[tuple[str, int]]:
     """(symbol, weight_ppm) of every collateral asset other than the quote, by symbol."""
-    def decode() -> list[tuple[str, int]]:
-        n = len(P_COLLATERAL)
-        return [(k[n:].decode(), load(v)) for k, v in view.iterate(P_COLLATERAL)]
-    return derived_of(view).param("collateral", decode)
+    return derived_of(view).param("collateral", _decode_collateral, view)
+
+
+def _decode_collateral(view: KVView) -> list[tuple[str, int]]:
+    n = len(P_COLLATERAL)
+    return [(k[n:].decode(), load(v)) for k, v in view.iterate(P_COLLATERAL)]
 
 
 def put_oracle_asset(view: Overlay, symbol: str) -> None:

@@ -116,10 +116,7 @@ def match(
     resting).
     Market conditions never raise: they show up as ``reject`` or as an untraded remainder.
     """
-    if type(price_ticks) is not int or price_ticks <= 0:
-        raise ValueError(f"price_ticks must be a positive int, got {price_ticks!r}")
-    if type(size_lots) is not int or size_lots <= 0:
-        raise ValueError(f"size_lots must be a positive int, got {size_lots!r}")
+    _check_input(price_ticks, size_lots)
     # ``crosses``: whether the best opposite price is at or inside the limit, i.e. whether any
     # trade is possible at all. Most orders on a real book do not cross; they skip the sweep.
     if side is _BUY:
@@ -163,6 +160,13 @@ def match(
         book.add(order_id, owner, side, price_ticks, remaining, info)
         return MatchResult(fills, cancelled, size_lots - remaining, remaining, True, None)
     return MatchResult(fills, cancelled, size_lots - remaining, remaining, False, None)
+
+
+def _check_input(price_ticks: int, size_lots: int) -> None:
+    if type(price_ticks) is not int or price_ticks <= 0:
+        raise ValueError(f"price_ticks must be a positive int, got {price_ticks!r}")
+    if type(size_lots) is not int or size_lots <= 0:
+        raise ValueError(f"size_lots must be a positive int, got {size_lots!r}")
 
 
 def match_market(

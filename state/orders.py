@@ -141,13 +141,6 @@ def iter_resting(view: KVView, market: int):
         yield record_from(market, int.from_bytes(k[n:], "big"), raw)
 
 
-def iter_triggers(view: KVView, market: int):
-    prefix = P_TRIGGER + market.to_bytes(4, "big")
-    n = len(prefix)
-    for k, raw in view.iterate(prefix):
-        yield record_from(market, int.from_bytes(k[n:], "big"), raw)
-
-
 def account_order_ids(view: KVView, owner: bytes, market: int | None = None) -> list[tuple[int, int]]:
     """(market, order id) of the account's open orders, ascending."""
     prefix = P_ACCOUNT_ORDERS + owner + (b"" if market is None else market.to_bytes(4, "big"))

@@ -52,9 +52,6 @@ class Entry:
         return [self.market, self.size, self.entry_tl, self.leverage, self.buy_lots,
                 self.buy_tl, self.sell_lots, self.sell_tl, self.orders]
 
-    def copy(self) -> "Entry":
-        return Entry(*self.to_stored())
-
     def empty(self) -> bool:
         return not (self.size or self.entry_tl or self.leverage or self.buy_lots or
                     self.sell_lots or self.orders)
@@ -96,10 +93,6 @@ class Account:
 
     def open_orders(self) -> int:
         return sum(e.orders for e in self.entries.values())
-
-    def snapshot(self) -> "Account":
-        return Account(self.addr, {m: e.copy() for m, e in self.entries.items()},
-                       [list(b) for b in self.volume])
 
     def volume_30d(self, today: int) -> int:
         """Volume of the FEE_VOLUME_DAYS whole days before `today` (today excluded, so a

@@ -36,14 +36,10 @@ class Scope:
         self.ctx = ctx
         self.derived: Derived = derived_of(view)
         self.books = self.derived.books
-        self.ledger = Ledger(view)
+        self.ledger = Ledger(view, self.derived.published)
         self.events: list = []
         self.today = ctx.time_ms // C.DAY_MS
-        self.quote, self.quote_decimals = self.derived.param("quote", self._quote)
-
-    def _quote(self) -> tuple[str, int]:
-        quote = params.quote_asset(self.view)
-        return quote, params.asset_decimals(self.view, quote)
+        self.quote, self.quote_decimals = self.derived.param("quote", _quote, view)
 
     @property
     def fee_account(self) -> bytes:
@@ -71,6 +67,11 @@ class Scope:
 
 
 _MAX_TIERS = 200_000
+
+
+def _quote(view) -> tuple[str, int]:
+    quote = params.quote_asset(view)
+    return quote, params.asset_decimals(view, quote)
 
 
 class SubTransaction:
