@@ -242,3 +242,30 @@ exec {sys.executable} -m node start --home {net.node.home}
     assert p.returncode == 1 and "Traceback" not in p.stderr, p.stderr[-3000:]
     assert "in use by another process" not in p.stderr
     assert "read-only" in p.stderr.lower() and str(target) in p.stderr, p.stderr[-2000:]
+
+
+def test_status_reports_catching_up_while_a_restarted_node_syncs(net4):
+    from localnet import cluster
+    from rpc.client import Client
+    lag = net4.entries[3]
+    c0 = net4.client()
+    wait_height(c0, 3)
+    net4.kill9(3)
+    h = wait_height(c0, c0.height() + 60, timeout=60)
+    pid = cluster.start_node(lag)
+    seen, c3 = [], Client(lag.rpc_url)
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        try:
+            s = c3.status()["sync_info"]
+        except Exception:   # noqa: BLE001 - not listening yet
+            time.sleep(0.02)
+            continue
+        seen.append((int(s["latest_block_height"]), s["catching_up"]))
+        if s["catching_up"] is False and int(s["latest_block_height"]) >= h:
+            break
+        time.sleep(0.02)
+    assert pid == lag.pid()
+    assert any(up for _, up in seen), f"catching_up never true while syncing: {seen[:5]}..."
+    assert any(up for height, up in seen if height < h), "true while behind"
+    assert seen[-1][1] is False and seen[-1][0] >= h, "false once caught up"
