@@ -25,6 +25,7 @@ from node.config import Config
 from node.genesis import Genesis
 from node.keys import KeyPair
 from node.mempool import Mempool, MempoolLimits
+from node.read_model import CommittedBlock, ReadModel
 from node.store import Store, Tip
 from node.verifier import Verifier
 from state.books import BookCache
@@ -74,6 +75,8 @@ class Application:
         self._txs_available = trio.Event()
         self._selectors: dict[int, ProposerSelector] = {}
         self.book_cache = BookCache()         # order books carried from block to block
+        # What queries need beyond the state (books at the tip, fills): fed on each commit.
+        self.read_model = ReadModel(store, self.book_cache, self.tip.height, self.tip.app_hash)
         self.prepared: dict[bytes, Tx] = {}   # verified txs of blocks from other proposers
         self.gossip = None                    # set by the node: callable(list of raw txs)
         self.p2p = None                       # set by the node (for net_info)
@@ -187,6 +190,8 @@ class Application:
         self._selectors[h + 2] = after
         self.prepared.clear()
         self.tip = ChainTip(h, block.header.time_ms, block.hash(), commit, result.app_hash, rhash)
+        self.read_model.on_commit(CommittedBlock(h, block.header.time_ms, result.app_hash,
+                                                 result.tx_results, result.block_events))
         evicted = self.mempool.update(hashes, self.store.state, next_ctx(self.store.state),
                                       self.cfg.mempool.recheck,
                                       all(r.code == 0 for r in result.tx_results),
