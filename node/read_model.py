@@ -26,7 +26,8 @@ from typing import NamedTuple, Protocol
 
 from consensus.types import Block
 from state.book import OrderBook
-from state.books import BookCache, Books
+from state.books import Books
+from state.derived import DerivedCache
 from state.codec import decode
 from state.events import Event
 from state.machine import TxResult
@@ -53,11 +54,11 @@ class Projection(Protocol):
 class ReadModel:
     """The projections of one node, fed by its Application on every commit."""
 
-    def __init__(self, store, execution_books: BookCache, height: int, app_hash: bytes,
+    def __init__(self, store, execution_cache: DerivedCache, height: int, app_hash: bytes,
                  max_fills: int = MAX_FILLS):
         """`store`: node.store.Store (its `state` view, `results_bytes`, `block_bytes`);
-        `execution_books`: the Application's BookCache; `height`/`app_hash`: its tip."""
-        self.books = CommittedBooks(store, execution_books, height, app_hash)
+        `execution_cache`: the Application's DerivedCache; `height`/`app_hash`: its tip."""
+        self.books = CommittedBooks(store, execution_cache, height, app_hash)
         self.fills = FillHistory(store, max_fills)
         self.projections: list[Projection] = [self.books, self.fills]
 
@@ -73,9 +74,9 @@ class ReadModel:
 class CommittedBooks:
     """The order books of the last committed height, built at most once per height."""
 
-    def __init__(self, store, execution_books: BookCache, height: int, app_hash: bytes):
+    def __init__(self, store, execution_cache: DerivedCache, height: int, app_hash: bytes):
         self._store = store
-        self._execution = execution_books
+        self._execution = execution_cache
         self.height = height
         self._app_hash = app_hash
         self._books: Books | None = None
@@ -90,7 +91,7 @@ class CommittedBooks:
         """`market`'s book at `self.height` (read-only for callers)."""
         if self._books is None:
             self._books = Books()
-            if self._execution.app_hash == self._app_hash:
+            if self._execution.holds(self._app_hash):
                 self._books.copy_from(self._execution)
         return self._books.book(self._store.state, market)
 

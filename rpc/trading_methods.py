@@ -10,7 +10,7 @@ committed height (`orderbook`, impact prices in `mark_prices`) and the last fill
 This module keeps no state of its own.
 """
 
-from state import accounts, constants as C, params
+from state import ledger, constants as C, params
 from state.amounts import format_amount
 from state.book import Side
 from state.codec import load
@@ -337,7 +337,7 @@ async def margin_account(app, p: dict) -> dict:
         if t.min_volume <= vol:
             tier = i
     bal = {sym: format_amount(q, params.asset_decimals(view, sym))
-           for sym, q in accounts.balances(view, addr).items()}
+           for sym, q in ledger.balances(view, addr).items()}
     lev = None
     if s.equity > 0:
         whole, frac = divmod(s.notional * 100 // s.equity, 100)
