@@ -158,8 +158,8 @@ class Application:
                            cache=self.derived_cache)
 
     def committed_derived(self, app_hash: bytes) -> DerivedCache | None:
-        """The execution derived cache, if it holds the state of `app_hash` (the mempool and
-        the RPC copy its books rather than building their own from the store)."""
+        """The execution derived cache, if it holds the state of `app_hash` (the mempool copies
+        its books rather than building its own from the store; so does node/read_model.py)."""
         c = self.derived_cache
         return c if c.holds(app_hash) else None
 
