@@ -47,13 +47,13 @@ def mark_price(view: KVView, m: Market) -> int | None:
 def value(m: Market, size_lots: int, px: int) -> int:
     """Signed value in quote quantums of `size_lots` at price `px`, floored (against a long's
     value and for a short's liability)."""
-    return size_lots * m.lot_size * px // 10**m.base_decimals
+    return size_lots * m.lot_size * px // m.base_scale
 
 
 def notional_up(m: Market, size_lots: int, px: int) -> int:
     """|size| * px in quote quantums, rounded up (for requirements)."""
     n = size_lots if size_lots >= 0 else -size_lots
-    return -(-(n * m.lot_size * px) // 10**m.base_decimals)
+    return -(-(n * m.lot_size * px) // m.base_scale)
 
 
 def maintenance_margin(m: Market, notional: int) -> int:
@@ -110,7 +110,7 @@ def market_requirements(m: Market, e, px: int) -> tuple[int, int, int, int]:
     lev = e.leverage
     size = e.size
     lp = m.lot_size * px
-    scale = 10**m.base_decimals
+    scale = m.base_scale
     upnl = size * lp // scale - e.entry_tl * m.q                 # value(m, size, px) - basis
     n = -(-((size if size >= 0 else -size) * lp) // scale)        # notional_up(m, size, px)
     im = initial_margin(m, n, lev) if size else 0

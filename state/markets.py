@@ -75,6 +75,7 @@ class Market:
     impact_notional: int    # quote quantums (impact bid/ask for the mark price)
     q: int                  # derived: quote quantums per tick*lot
     quote_decimals: int     # derived: the quote asset's decimals (for texts)
+    base_scale: int         # derived: 10**base_decimals (base quantums per whole unit)
 
     @property
     def max_leverage(self) -> int:
@@ -161,7 +162,8 @@ def market_from_spec(market_id: int, spec: list, quote_decimals: int,
     if impact <= 0:
         raise ValueError("impact_notional must be positive")
     return Market(market_id, symbol, kind, base, base_decimals, tick_size, lot_size,
-                  min_size // lot_size, t, maker_fee, taker_fee, impact, q, quote_decimals)
+                  min_size // lot_size, t, maker_fee, taker_fee, impact, q, quote_decimals,
+                  10**base_decimals)
 
 
 def _mkey(market_id: int) -> bytes:
