@@ -68,8 +68,11 @@ def maintenance_margin(m: Market, notional: int) -> int:
 
 
 def initial_margin(m: Market, notional: int, leverage: int) -> int:
-    lev = leverage or m.max_leverage
-    return max(-(-notional // lev), 2 * maintenance_margin(m, notional))
+    """max(notional / leverage, 2 * maintenance margin), rounded up: the chosen leverage
+    (0: the market's max), never more than the tier allows at that notional."""
+    by_leverage = -(-notional // (leverage or m.max_leverage))
+    by_tier = 2 * maintenance_margin(m, notional)
+    return by_leverage if by_leverage >= by_tier else by_tier
 
 
 class Summary(NamedTuple):
@@ -106,8 +109,10 @@ def _other_collateral(view: KVView, addr: bytes) -> int:
 
 def market_requirements(m: Market, e, px: int) -> tuple[int, int, int, int]:
     """(upnl, initial margin incl. open orders, maintenance margin, notional) of one perp entry
-    at mark `px`."""
-    lev = e.leverage
+    at mark `px`. Open orders count at their worst case: per side, the initial margin of the
+    position if every resting order of that side fills, plus the loss of filling at the
+    order prices rather than at the mark; the larger side counts."""
+    lev = e.leverage or m.max_leverage
     size = e.size
     lp = m.lot_size * px
     scale = m.base_scale
@@ -115,13 +120,17 @@ def market_requirements(m: Market, e, px: int) -> tuple[int, int, int, int]:
     n = -(-((size if size >= 0 else -size) * lp) // scale)        # notional_up(m, size, px)
     im = initial_margin(m, n, lev) if size else 0
     if e.buy_lots:
-        worst = initial_margin(m, notional_up(m, size + e.buy_lots, px), lev)
+        after = size + e.buy_lots
+        worst = initial_margin(m, -(-((after if after >= 0 else -after) * lp) // scale), lev)
         loss = e.buy_tl * m.q - e.buy_lots * lp // scale
-        im = max(im, worst + (loss if loss > 0 else 0))
+        worst += loss if loss > 0 else 0
+        im = worst if worst > im else im
     if e.sell_lots:
-        worst = initial_margin(m, notional_up(m, size - e.sell_lots, px), lev)
+        after = size - e.sell_lots
+        worst = initial_margin(m, -(-((after if after >= 0 else -after) * lp) // scale), lev)
         loss = e.sell_lots * lp // scale - e.sell_tl * m.q
-        im = max(im, worst + (loss if loss > 0 else 0))
+        worst += loss if loss > 0 else 0
+        im = worst if worst > im else im
     mm = maintenance_margin(m, n) if size else 0
     return upnl, im, mm, n
 

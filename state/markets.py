@@ -76,10 +76,7 @@ class Market:
     q: int                  # derived: quote quantums per tick*lot
     quote_decimals: int     # derived: the quote asset's decimals (for texts)
     base_scale: int         # derived: 10**base_decimals (base quantums per whole unit)
-
-    @property
-    def max_leverage(self) -> int:
-        return self.tiers[0].max_leverage
+    max_leverage: int       # derived: the first tier's
 
     def spec(self) -> list:
         """The canonical array form (state and the gov_add_market action)."""
@@ -163,7 +160,7 @@ def market_from_spec(market_id: int, spec: list, quote_decimals: int,
         raise ValueError("impact_notional must be positive")
     return Market(market_id, symbol, kind, base, base_decimals, tick_size, lot_size,
                   min_size // lot_size, t, maker_fee, taker_fee, impact, q, quote_decimals,
-                  10**base_decimals)
+                  10**base_decimals, t[0].max_leverage)
 
 
 def _mkey(market_id: int) -> bytes:

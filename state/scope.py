@@ -46,7 +46,8 @@ class Scope:
         return fee_params(self.view).fee_account
 
     def market(self, market_id: int) -> Market:
-        return get_market(self.view, market_id)
+        m = self.derived.markets.get(market_id)
+        return m if m is not None else get_market(self.view, market_id)
 
     def book(self, market_id: int):
         return self.books.book(self.view, market_id)
@@ -95,7 +96,7 @@ class SubTransaction:
             derived.params_changed()  # parameters decoded from the dropped writes
 
     def __exit__(self, kind, exc, tb) -> bool:
-        if kind is None:
+        if exc is None:
             try:
                 self.scope.ledger.flush()  # may raise BALANCE_OVERFLOW: then rolled back
             except TxError:
@@ -103,6 +104,6 @@ class SubTransaction:
                 raise
             self._books.commit()
             self.scope.view.commit()
-        elif issubclass(kind, TxError):
+        elif isinstance(exc, TxError):
             self._rollback()
         return False
