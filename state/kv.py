@@ -81,8 +81,8 @@ class Overlay:
     """Buffered writes over a parent view; `commit()` pushes them into a parent Overlay.
 
     `root` is the topmost Overlay of the chain (itself for a root), found once at creation so
-    that finding the root's `derived` state is O(1). No overlay refers to itself (its ancestors are kept without it,
-    a root stores no root): reference counting alone frees a dropped overlay and its writes,
+    that finding the root's `derived` state is O(1). No overlay refers to itself (its ancestors
+    are kept without it, a root stores no root): reference counting alone frees a dropped overlay and its writes,
     without waiting for the cycle collector (node/gc_tuning.py runs that rarely).
     Keys are only ever added to a `writes` dict (a delete stores None), never removed:
     `iterate` relies on it to keep a sorted index of a large write set up to date from the
