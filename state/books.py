@@ -7,7 +7,7 @@ from the resting-order records of the KV view (`state.orders.iter_resting`, in i
 books are never a source of truth: every change to a book is mirrored by a write to `ord/` in
 the same (sub-)transaction, so a book always equals a rebuild from KV.
 
-Rollback (DESIGN.md §5.3): the state machine opens a sub-transaction (`begin`) for every tx
+Rollback: the state machine opens a sub-transaction (`begin`) for every tx
 action, batch item and end-of-block trigger. While one is open, each book mutation appends its
 inverse to a journal; `rollback` undoes back to the sub-transaction's mark, `commit` keeps the
 entries for the enclosing sub-transaction (or drops them at the outermost level). So a rejected

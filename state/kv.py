@@ -3,7 +3,7 @@
 `KVView` is the whole contract between state/ and storage: `get` and `iterate` over bytes
 keys in ascending byte order. The node backs it with LevelDB (node/store.py); tests back it
 with `MemoryKV`. `Overlay` buffers writes over any view: a block runs in one overlay, each
-tx in a child overlay that is merged on success and dropped on rejection (DESIGN.md §5.3).
+tx in a child overlay that is merged on success and dropped on rejection.
 Iteration always merges in sorted key order, never in dict or hash order.
 
 Inside an Overlay a written value is bytes, None (deleted), or a decoded value (an int or a

@@ -1,4 +1,4 @@
-"""apply_block: the one entry point of the state machine (DESIGN.md §5.1).
+"""apply_block: the one entry point of the state machine.
 
     apply_block(view, block, prev_app_hash, known) -> BlockResult
 
