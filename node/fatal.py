@@ -1,6 +1,6 @@
 """One clear line for each fault a node cannot run through, instead of a traceback.
 
-`perpchain start` (node/cli.py) calls `describe` on whatever stopped the node. Faults with
+`perpchain start` (cli/main.py) calls `describe` on whatever stopped the node. Faults with
 their own typed errors (config, genesis, keys, store, WAL, signer state) already carry a
 message naming the file; raw OS and LevelDB errors that escape are named here (disk full,
 read-only file system, permission denied, a corrupt store). Anything else is a bug and

@@ -1,4 +1,4 @@
-"""The `perpchain` command (also `python -m node`).
+"""The `perpchain` command (also `python -m cli`).
 
     perpchain init --home DIR --chain-id ID        keys, config.toml, genesis.json
     perpchain start --home DIR                     run a node
@@ -48,7 +48,7 @@ def cmd_init(a) -> None:
 def cmd_start(a) -> None:
     from node.fatal import describe
     from node.home import Home
-    from node.run import start
+    from cli.run import start
 
     import faulthandler
     import signal
