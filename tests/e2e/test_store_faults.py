@@ -40,7 +40,7 @@ def wait_height(c, h: int, timeout: float = 15) -> int:
 
 def start_fails(home: Path, timeout: float = 60) -> str:
     """Run `perpchain start` on a home that must be refused; its stderr."""
-    p = subprocess.run([sys.executable, "-m", "node", "start", "--home", str(home)],
+    p = subprocess.run([sys.executable, "-m", "cli", "start", "--home", str(home)],
                        capture_output=True, text=True, cwd=ROOT, timeout=timeout)
     assert p.returncode == 1, f"start should have been refused:\n{p.stdout}\n{p.stderr}"
     assert "Traceback" not in p.stderr, p.stderr
@@ -218,7 +218,7 @@ def test_disk_full_stops_the_node_with_a_clear_message(net):
 mnt=$(mktemp -d); mount -t tmpfs -o size=6m t "$mnt"; cp -a {src} "$mnt/home"
 free=$(df -k --output=avail "$mnt" | tail -1)
 dd if=/dev/zero of="$mnt/fill" bs=1k count=$((free - 96)) 2>/dev/null || true
-exec timeout -s KILL 60 {sys.executable} -m node start --home "$mnt/home"
+exec timeout -s KILL 60 {sys.executable} -m cli start --home "$mnt/home"
 """
     p = _run_in_ns(script, 90)
     assert p.returncode == 1, p.stdout + p.stderr[-3000:]
@@ -236,7 +236,7 @@ def test_read_only_files_are_named_not_called_in_use(net, what):
         target.touch()
     script = f"""
 mount --bind {target} {target}; mount -o remount,bind,ro {target}
-exec {sys.executable} -m node start --home {net.node.home}
+exec {sys.executable} -m cli start --home {net.node.home}
 """
     p = _run_in_ns(script, 60)
     assert p.returncode == 1 and "Traceback" not in p.stderr, p.stderr[-3000:]
