@@ -233,8 +233,8 @@ async def commit(app: Application, p: dict) -> dict:
 
 
 async def tx(app: Application, p: dict) -> dict:
-    """A committed tx by hash, from the store's index (node/store.py): two reads and two
-    slices, never a decode of its whole block."""
+    """A committed tx by hash, from the store's index (node/store.py): its index entry
+    and its block's results are read, never its block. Runs in an RPC worker thread."""
     th = _hash_param(p)
     rec = app.store.tx_record(th)
     if rec is None:
