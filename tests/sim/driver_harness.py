@@ -22,8 +22,7 @@ different halves; ``equivocate``: two proposals per own round; ``silent``), sign
 transfer/faucet txs (and replays) sent to random nodes and on through tx gossip, and
 crashes. Trio's own scheduler is made deterministic for the run
 (``trio._core._run._ALLOW_DETERMINISTIC_SCHEDULING``, with its shuffle seeded from the
-scenario), ``node.app.now_ms`` (the mempool's nonce-window clock) is pointed at the fake
-clock, and every driver gets a ``clock`` on ``trio.current_time()`` plus its skew. The same
+scenario), and every driver gets a ``clock`` on ``trio.current_time()`` plus its skew. The same
 (n, seed) replays the same run, commit for commit, in any process.
 
 A crash is a ``kill -9``: the node's incarnation is marked dead at one instant and its
@@ -89,7 +88,6 @@ import trio
 import trio.testing
 
 import consensus.driver as driver_mod
-import node.app as app_mod
 from consensus import wal as W
 from consensus.driver import MSG_EVIDENCE, MSG_PROPOSAL, MSG_TXS, MSG_VOTE, Driver
 from consensus.messages import NIL, PRECOMMIT, Proposal, Vote, sign_proposal, sign_vote
@@ -1208,14 +1206,12 @@ class Sim:
 
 @contextmanager
 def _deterministic_world(sim: Sim):
-    """Seeded trio scheduling, the fake clock behind the app's mempool clock, kill-safe
-    signer-state saves and a log tap; everything is restored afterwards."""
+    """Seeded trio scheduling, kill-safe signer-state saves and a log tap; everything is
+    restored afterwards."""
     run = trio._core._run
     old_flag, old_state = run._ALLOW_DETERMINISTIC_SCHEDULING, run._r.getstate()
     run._ALLOW_DETERMINISTIC_SCHEDULING = True
     run._r.seed(f"{sim.sc.n}:{sim.sc.seed}")
-    old_now = app_mod.now_ms
-    app_mod.now_ms = lambda: GENESIS_MS + int(trio.current_time() * 1000)
     real_save = driver_mod._save_last_signed
     driver_mod._save_last_signed = lambda path, ls: sim.save_last_signed(real_save, path, ls)
     logger = logging.getLogger("perpchain")
@@ -1229,7 +1225,6 @@ def _deterministic_world(sim: Sim):
         logger.removeHandler(tap)
         logger.setLevel(old_level)
         driver_mod._save_last_signed = real_save
-        app_mod.now_ms = old_now
         run._ALLOW_DETERMINISTIC_SCHEDULING = old_flag
         run._r.setstate(old_state)
 
