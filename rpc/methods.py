@@ -14,7 +14,7 @@ import hashlib
 from node.app import Application
 from node.config import parse_duration_ms
 from node.genesis import ms_to_rfc3339
-from node.keys import PUB_TYPE, parse_address
+from node.keys import PUB_TYPE
 from consensus.types import Block, Commit
 from rpc import params as P
 from rpc.errors import RPCCode, RPCError
@@ -232,13 +232,7 @@ async def num_unconfirmed_txs(app: Application, p: dict) -> dict:
 
 
 async def account(app: Application, p: dict) -> dict:
-    v = P.param(p, "address", 0)
-    try:
-        addr = parse_address(v) if isinstance(v, str) else b""
-    except ValueError as e:
-        raise RPCError(RPCCode.INVALID_PARAMS, f"parameter 'address': {e}") from None
-    if not addr:
-        raise RPCError(RPCCode.INVALID_PARAMS, "parameter 'address' must be a hex string")
+    addr = P.address_bytes(P.param(p, "address", 0))
     view = app.store.state
     bal = {sym: format_amount(q, params.asset_decimals(view, sym))
            for sym, q in accounts.balances(view, addr).items()}
@@ -311,10 +305,7 @@ async def consensus_state(app: Application, p: dict) -> dict:
 async def evidence(app: Application, p: dict) -> dict:
     """Double signs recorded in state (of one validator if `validator` is given)."""
     v = P.param(p, "validator", 0, required=False)
-    try:
-        who = parse_address(v) if v else None
-    except ValueError as e:
-        raise RPCError(RPCCode.INVALID_PARAMS, f"parameter 'validator': {e}") from None
+    who = None if v in (None, "") else P.address_bytes(v, "validator")
     rows = state_evidence.recorded(app.store.state, who)
     return {"height": str(app.tip.height), "evidence": [
         {"validator": r["validator"].hex(), "height": str(r["height"]), "round": r["round"],

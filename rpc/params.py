@@ -15,6 +15,7 @@ from rpc.errors import RPCCode, RPCError
 # A height (or any unsigned count) as text: ASCII digits only. No sign, no spaces, no
 # fraction, no exponent, no "_" and no non-ASCII digits (Python's int() accepts all of those).
 _DIGITS = re.compile(r"[0-9]{1,20}")
+_ADDRESS = re.compile(r"(?:0[xX])?([0-9a-fA-F]{64})")
 _HEX = re.compile(r"(?:[0-9a-fA-F]{2})*")  # bytes.fromhex alone would also take spaces
 MAX_UINT64 = 2**64 - 1
 
@@ -92,6 +93,15 @@ def hash_bytes(v) -> bytes:
             pass
     raise invalid("parameter 'hash' must be a 32-byte hash in hex (optionally 0x-prefixed) "
                   "or base64")
+
+
+def address_bytes(v, name: str = "address") -> bytes:
+    """An account address: 64 hex characters, either case, optional 0x prefix."""
+    m = _ADDRESS.fullmatch(v) if isinstance(v, str) else None
+    if m is None:
+        raise invalid(f"parameter {name!r} must be 64 hex characters (32 bytes, optionally "
+                      f"0x-prefixed), got {_show(v)}")
+    return bytes.fromhex(m.group(1))
 
 
 def _show(v) -> str:
