@@ -357,7 +357,7 @@ def test_trading_doc_matches_the_code():
 
 def _block_codes_and_nonces(txs_by_key):
     """Apply one block of (key, raw tx) on a trading chain; [(code, nonce consumed?)]."""
-    from state.accounts import nonces
+    from state.nonces import nonces
     from state.tx import decode_tx
     from tests.chain_helpers import Chain, trading_genesis
 
