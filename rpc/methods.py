@@ -1,7 +1,8 @@
 """JSON-RPC methods: CometBFT-shaped where the name is CometBFT's, plus this chain's own.
 
 Each method takes the Application and a dict of params (already normalised from a JSON
-object, a JSON array or a URI query) and returns a JSON-ready result or raises RPCError.
+object, a JSON array or a URI query; each value is read by rpc/params.py) and returns a
+JSON-ready result or raises RPCError.
 Heights and other 64-bit numbers are decimal strings (CometBFT's convention); amounts
 are decimal strings in asset units; hashes are upper-case hex (CometBFT) and addresses
 lower-case hex.
