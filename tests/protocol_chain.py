@@ -9,6 +9,8 @@ responses, verbatim (tests/unit/test_protocol_doc.py).
 """
 
 import json
+import shlex
+import sys
 from pathlib import Path
 
 import trio
@@ -31,6 +33,7 @@ RECIPIENT = KeyPair.from_seed(bytes([2]) * 32)   # its recipient
 MAKER = KeyPair.from_seed(bytes([3]) * 32)
 VALIDATOR = KeyPair.from_seed(bytes([7]) * 32)   # the one validator, also the authority
 NODE = KeyPair.from_seed(bytes([8]) * 32)
+RPC_URL = "http://127.0.0.1:26657"
 COMMIT_DELAY_MS = 1001   # from a block's time to its commit signature (the next block's time)
 
 
@@ -94,6 +97,15 @@ class RPCChain:
         trio.run(self.server, scope, receive, send)
         return sent[0]["status"], b"".join(m.get("body", b"") for m in sent[1:]).decode()
 
+    def curl(self, cmd: str) -> str:
+        """The body the node answers to a document's `$ curl -s URL [-d BODY]` line."""
+        args = shlex.split(cmd[2:])
+        url = next(a for a in args if a.startswith(RPC_URL))
+        target = url[len(RPC_URL):] or "/"
+        if "-d" in args:
+            return self.http("POST", target, args[args.index("-d") + 1].encode())[1]
+        return self.http("GET", target)[1]
+
     def call(self, method: str, params=None):
         """The result, or AssertionError with the error object."""
         out = self.request({"jsonrpc": "2.0", "id": 1, "method": method, "params": params})
@@ -153,3 +165,46 @@ def example_chain(path: Path) -> tuple[RPCChain, dict]:
     at["governance"] = block((USER, order_action(1, False, 61_500, 0.001, cloid=3)))
     at["cancel_all"] = block((MAKER, ["cancel_all", 0]))
     return c, at
+
+
+def curl_examples(doc: str) -> list[tuple[int, str, str]]:
+    """(line index of the response, command, response) of every `$ curl` line of a
+    document, continuation lines joined."""
+    lines, out, i = doc.splitlines(), [], 0
+    while i < len(lines):
+        if lines[i].startswith("$ curl"):
+            cmd = lines[i]
+            while cmd.endswith("\\"):
+                i += 1
+                cmd = cmd[:-1].rstrip() + " " + lines[i].strip()
+            out.append((i + 1, cmd, lines[i + 1]))
+        i += 1
+    return out
+
+
+def elided(cmd: str, resp: str) -> bool:
+    """An example shortened by hand ("...", "<base64>"): not replayed."""
+    return "..." in cmd + resp or "<" in cmd
+
+
+def refresh(doc_path: Path, work_dir: Path) -> int:
+    """Rewrite every replayable example response of `doc_path` with what the example chain
+    answers now (after a deliberate change of behaviour); returns how many changed."""
+    c, _ = example_chain(work_dir)
+    lines = doc_path.read_text(encoding="utf-8").split("\n")
+    changed = 0
+    for at, cmd, resp in curl_examples("\n".join(lines)):
+        if not elided(cmd, resp):
+            new = c.curl(cmd)
+            changed += new != lines[at]
+            lines[at] = new
+    c.close()
+    doc_path.write_text("\n".join(lines), encoding="utf-8")
+    return changed
+
+
+if __name__ == "__main__":  # python -m tests.protocol_chain docs/PROTOCOL.md
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as d:
+        print(f"{refresh(Path(sys.argv[1]), Path(d))} example responses rewritten")

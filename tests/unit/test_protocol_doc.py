@@ -504,37 +504,26 @@ def chain(tmp_path_factory):
 
 
 def doc_curl_examples() -> list[tuple[str, str]]:
-    """(command, response) of every `$ curl` line of the document (continuations joined)."""
-    lines, out, i = DOC.splitlines(), [], 0
-    while i < len(lines):
-        if lines[i].startswith("$ curl"):
-            cmd = lines[i]
-            while cmd.endswith("\\"):
-                i += 1
-                cmd = cmd[:-1].rstrip() + " " + lines[i].strip()
-            out.append((cmd, lines[i + 1]))
-        i += 1
-    return out
+    """(command, response) of every `$ curl` line of the document."""
+    from tests.protocol_chain import curl_examples
+
+    return [(cmd, resp) for _, cmd, resp in curl_examples(DOC)]
 
 
 def run_curl(c, cmd: str) -> str:
-    import shlex
-
-    args = shlex.split(cmd[2:])
-    url = next(a for a in args if a.startswith("http://127.0.0.1:26657"))
-    target = url[len("http://127.0.0.1:26657"):] or "/"
-    if "-d" in args:
-        return c.http("POST", target, args[args.index("-d") + 1].encode())[1]
-    return c.http("GET", target)[1]
+    return c.curl(cmd)
 
 
 def elided(cmd: str, resp: str) -> bool:
-    return "..." in cmd + resp or "<" in cmd
+    from tests.protocol_chain import elided as shortened
+
+    return shortened(cmd, resp)
 
 
 def test_rpc_examples_are_real_responses(chain):
     """Every complete `$ curl` example is byte for byte what the example chain answers
-    (tests/protocol_chain.py: the node's Application, store and RPC server)."""
+    (tests/protocol_chain.py: the node's Application, store and RPC server). After a
+    deliberate change: `python -m tests.protocol_chain docs/PROTOCOL.md` rewrites them."""
     c, _ = chain
     checked = []
     for cmd, resp in doc_curl_examples():
