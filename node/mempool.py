@@ -8,8 +8,8 @@ before it, so a second transfer that would overdraw, or a reused nonce, is refus
 with the same code the block would give it. Every time rule (nonce window, order expiry,
 faucet interval, oracle freshness) is judged at the last committed block's time, never at
 the node's clock, so CheckTx is a pure function of committed state. After each block,
-included txs leave and the rest are re-checked against the new state (as CometBFT's recheck), dropping those that
-no longer pass. Proposal order is arrival order.
+included txs leave and the rest are re-checked against the new state (as CometBFT's
+recheck), dropping those that no longer pass. Proposal order is arrival order.
 
 Recheck is skipped when it cannot change anything: when the block was exactly the oldest
 pending txs, in mempool order, and each of them succeeded, the check state already equals
