@@ -866,3 +866,37 @@ def test_every_event_type_and_attribute_is_documented(chain):
     for typ, keys in emitted.items():
         assert keys <= documented.get(typ, set()), (typ, keys - documented.get(typ, set()))
     assert set(documented) <= set(literal) | set(emitted), "documented events nobody emits"
+
+
+def test_a_client_from_the_doc_alone_trades(tmp_path):
+    """The document's recipe (section 9), with this file's encoder and signer and nothing
+    but HTTP: read the chain id, sign an order and a faucet, broadcast them as JSON-RPC, and
+    find them executed with `tx` once a block is made."""
+    from tests.protocol_chain import RPCChain
+
+    c = RPCChain(tmp_path)
+    try:
+        def rpc(method, **params):
+            body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": params})
+            return json.loads(c.http("POST", "/", body.encode())[1])
+
+        chain_id = rpc("status")["result"]["node_info"]["network"]
+        key = Ed25519PrivateKey.from_private_bytes(SEED)
+        now = c.time_ms + 1      # a client uses its clock; the chain's is at genesis here
+        hashes = []
+        for nonce, action in ((now, ["faucet"]),
+                              (now + 1, ["order", 1, True, 0, 59_000_000_000, 100_000, 0,
+                                         False, 0, 99, 0])):
+            wire = spec_sign_tx(chain_id, key, nonce, action)[2]
+            out = rpc("broadcast_tx_sync", tx=base64.b64encode(wire).decode())["result"]
+            assert out["code"] == 0, out
+            hashes.append(out["hash"])
+        assert rpc("tx", hash=hashes[0])["error"]["code"] == -32001
+        c.block([t.raw for t in c.app.mempool.reap(10, 1 << 20)])
+        results = [rpc("tx", hash=h)["result"]["tx_result"] for h in hashes]
+        assert [r["code"] for r in results] == [0, 0]
+        order = {a["key"]: a["value"] for a in results[1]["events"][0]["attributes"]}
+        assert results[1]["events"][0]["type"] == "order" and order["status"] == "open"
+        assert order["price"] == "59000" and order["size"] == "0.001" and order["cloid"] == "99"
+    finally:
+        c.close()
