@@ -2,7 +2,7 @@
 
 What this module owns
 ---------------------
-The arithmetic of DESIGN.md §4 "Margin", read-only (it never writes):
+The arithmetic of cross margin, read-only (it never writes):
 
 * equity = quote balance + sum over other collateral assets of balance * oracle price *
   collateral weight + sum over perp positions of (size * mark - cost basis).
@@ -47,13 +47,13 @@ def mark_price(view: KVView, m: Market) -> int | None:
 def value(m: Market, size_lots: int, px: int) -> int:
     """Signed value in quote quantums of `size_lots` at price `px`, floored (against a long's
     value and for a short's liability)."""
-    return size_lots * m.lot_size * px // 10**m.base_decimals
+    return size_lots * m.lot_size * px // m.base_scale
 
 
 def notional_up(m: Market, size_lots: int, px: int) -> int:
     """|size| * px in quote quantums, rounded up (for requirements)."""
     n = size_lots if size_lots >= 0 else -size_lots
-    return -(-(n * m.lot_size * px) // 10**m.base_decimals)
+    return -(-(n * m.lot_size * px) // m.base_scale)
 
 
 def maintenance_margin(m: Market, notional: int) -> int:
@@ -68,8 +68,11 @@ def maintenance_margin(m: Market, notional: int) -> int:
 
 
 def initial_margin(m: Market, notional: int, leverage: int) -> int:
-    lev = leverage or m.max_leverage
-    return max(-(-notional // lev), 2 * maintenance_margin(m, notional))
+    """max(notional / leverage, 2 * maintenance margin), rounded up: the chosen leverage
+    (0: the market's max), never more than the tier allows at that notional."""
+    by_leverage = -(-notional // (leverage or m.max_leverage))
+    by_tier = 2 * maintenance_margin(m, notional)
+    return by_leverage if by_leverage >= by_tier else by_tier
 
 
 class Summary(NamedTuple):
@@ -106,22 +109,28 @@ def _other_collateral(view: KVView, addr: bytes) -> int:
 
 def market_requirements(m: Market, e, px: int) -> tuple[int, int, int, int]:
     """(upnl, initial margin incl. open orders, maintenance margin, notional) of one perp entry
-    at mark `px`."""
-    lev = e.leverage
+    at mark `px`. Open orders count at their worst case: per side, the initial margin of the
+    position if every resting order of that side fills, plus the loss of filling at the
+    order prices rather than at the mark; the larger side counts."""
+    lev = e.leverage or m.max_leverage
     size = e.size
     lp = m.lot_size * px
-    scale = 10**m.base_decimals
+    scale = m.base_scale
     upnl = size * lp // scale - e.entry_tl * m.q                 # value(m, size, px) - basis
     n = -(-((size if size >= 0 else -size) * lp) // scale)        # notional_up(m, size, px)
     im = initial_margin(m, n, lev) if size else 0
     if e.buy_lots:
-        worst = initial_margin(m, notional_up(m, size + e.buy_lots, px), lev)
+        after = size + e.buy_lots
+        worst = initial_margin(m, -(-((after if after >= 0 else -after) * lp) // scale), lev)
         loss = e.buy_tl * m.q - e.buy_lots * lp // scale
-        im = max(im, worst + (loss if loss > 0 else 0))
+        worst += loss if loss > 0 else 0
+        im = worst if worst > im else im
     if e.sell_lots:
-        worst = initial_margin(m, notional_up(m, size - e.sell_lots, px), lev)
+        after = size - e.sell_lots
+        worst = initial_margin(m, -(-((after if after >= 0 else -after) * lp) // scale), lev)
         loss = e.sell_lots * lp // scale - e.sell_tl * m.q
-        im = max(im, worst + (loss if loss > 0 else 0))
+        worst += loss if loss > 0 else 0
+        im = worst if worst > im else im
     mm = maintenance_margin(m, n) if size else 0
     return upnl, im, mm, n
 

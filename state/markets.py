@@ -8,7 +8,7 @@ What this module owns
   tiers), the governance authority (`params/gov`), collateral weights
   (`params/collateral/<symbol>`) and the oracle assets (`params/oracle_asset/<symbol>`).
 
-Units (DESIGN.md §3.1)
+Units
 ----------------------
 * A **price** on the wire and in the oracle is quote quantums per whole base unit
   (BTC at $60,000.5 with USDC at 6 decimals is 60_000_500_000). `tick_size` is in those units;
@@ -20,7 +20,7 @@ Units (DESIGN.md §3.1)
   trade, `price_ticks * size_lots * q`, is exact: no rounding ever touches a fill.
 * Fractions (fees, margin, collateral weights) are in ppm (`constants.PPM`).
 
-Margin tiers (Hyperliquid's rule, DESIGN.md §4): tier k applies from `lower_bound` of position
+Margin tiers (Hyperliquid's rule): tier k applies from `lower_bound` of position
 notional, with max leverage L_k; mmr_k = ceil(PPM / (2 L_k)) (maintenance is half the initial
 margin at max leverage, rounded against the account); deduction_k = deduction_{k-1} +
 lower_bound_k * (mmr_k - mmr_{k-1}) kept scaled by PPM so MM = ceil((notional * mmr_k -
@@ -75,10 +75,8 @@ class Market:
     impact_notional: int    # quote quantums (impact bid/ask for the mark price)
     q: int                  # derived: quote quantums per tick*lot
     quote_decimals: int     # derived: the quote asset's decimals (for texts)
-
-    @property
-    def max_leverage(self) -> int:
-        return self.tiers[0].max_leverage
+    base_scale: int         # derived: 10**base_decimals (base quantums per whole unit)
+    max_leverage: int       # derived: the first tier's
 
     def spec(self) -> list:
         """The canonical array form (state and the gov_add_market action)."""
@@ -161,7 +159,8 @@ def market_from_spec(market_id: int, spec: list, quote_decimals: int,
     if impact <= 0:
         raise ValueError("impact_notional must be positive")
     return Market(market_id, symbol, kind, base, base_decimals, tick_size, lot_size,
-                  min_size // lot_size, t, maker_fee, taker_fee, impact, q, quote_decimals)
+                  min_size // lot_size, t, maker_fee, taker_fee, impact, q, quote_decimals,
+                  10**base_decimals, t[0].max_leverage)
 
 
 def _mkey(market_id: int) -> bytes:

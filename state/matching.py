@@ -31,7 +31,6 @@ Integers only; the only iteration is over ``SortedDict`` keys and level links.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from enum import IntEnum
 from typing import NamedTuple
 
@@ -80,8 +79,7 @@ class Fill(NamedTuple):
     maker_info: object = None
 
 
-@dataclass(slots=True)
-class MatchResult:
+class MatchResult(NamedTuple):
     """Everything ``match`` did, in the order it did it."""
 
     fills: list[Fill]  # in execution (priority) order

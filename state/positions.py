@@ -92,7 +92,10 @@ class Account:
         return 0 if e is None else e.size
 
     def open_orders(self) -> int:
-        return sum(e.orders for e in self.entries.values())
+        n = 0
+        for e in self.entries.values():
+            n += e.orders
+        return n
 
     def volume_30d(self, today: int) -> int:
         """Volume of the FEE_VOLUME_DAYS whole days before `today` (today excluded, so a
@@ -115,7 +118,8 @@ class Account:
         """The stored record ([entries, volume]; None: no record), sharing nothing mutable
         with this Account (kept decoded in an overlay: state.kv)."""
         es = self.entries
-        entries = [es[m].to_stored() for m in sorted(es) if not es[m].empty()]
+        entries = [e.to_stored() for e in (es.values() if len(es) == 1 else
+                                           (es[m] for m in sorted(es))) if not e.empty()]
         if not entries and not self.volume:
             return None
         return [entries, self.volume[:]]

@@ -7,7 +7,7 @@ book journal (state.books). Inside it, work goes through the `Scope` it yields: 
 overlay, the block context, the ledger (state.ledger), the books and the events so far. On a
 normal exit the ledger is flushed, the book changes are kept and the child's writes are
 merged into `view`; on a TxError the book changes are undone and the child's writes are
-dropped, so a rejected unit leaves no trace (DESIGN.md §5.3). Any other exception is a bug:
+dropped, so a rejected unit leaves no trace. Any other exception is a bug:
 it propagates and the node halts. A tx action, each item of a batch, each expiry and each
 trigger of the block steps, and each governance change run in one.
 
@@ -46,7 +46,8 @@ class Scope:
         return fee_params(self.view).fee_account
 
     def market(self, market_id: int) -> Market:
-        return get_market(self.view, market_id)
+        m = self.derived.markets.get(market_id)
+        return m if m is not None else get_market(self.view, market_id)
 
     def book(self, market_id: int):
         return self.books.book(self.view, market_id)
@@ -95,7 +96,7 @@ class SubTransaction:
             derived.params_changed()  # parameters decoded from the dropped writes
 
     def __exit__(self, kind, exc, tb) -> bool:
-        if kind is None:
+        if exc is None:
             try:
                 self.scope.ledger.flush()  # may raise BALANCE_OVERFLOW: then rolled back
             except TxError:
@@ -103,6 +104,6 @@ class SubTransaction:
                 raise
             self._books.commit()
             self.scope.view.commit()
-        elif issubclass(kind, TxError):
+        elif isinstance(exc, TxError):
             self._rollback()
         return False
