@@ -34,7 +34,7 @@ The invariants, in the order they are checked (the names are `InvariantViolation
 
 from state import accounts, constants as C, orders as O, params
 from state.book import OrderBook, Side
-from state.books import Books
+from state.books import BookCache, Books
 from state.kv import KVView
 from state.markets import PERP, Market, list_markets
 from state.positions import iter_accounts
@@ -56,6 +56,13 @@ class InvariantViolation(AssertionError):
         self.invariant = invariant
         self.where = where
         self.detail = detail
+
+
+def carried_books(cache: BookCache | None) -> dict[int, OrderBook] | None:
+    """The order books a `BookCache` carries to the next block, by market id (None if it
+    holds none): what `check_invariants(view, books=...)` compares with the records."""
+    books = cache.data.get("books") if cache is not None else None
+    return None if books is None else books.books
 
 
 def _fail(invariant: str, where: str, detail: str) -> None:

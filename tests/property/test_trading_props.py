@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from state import orders as O
 from state.books import Books
 from state.errors import Code
-from state.invariants import check_invariants
+from state.invariants import carried_books, check_invariants
 from tests.chain_helpers import (BTC_LOT, BTC_PERP, USDC, Chain, LevelKV, action, key, order,
                                  trading_genesis)
 
@@ -177,8 +177,7 @@ def run_chain(chain, spec, check: bool = False):
         res = chain.block(build(block_spec, chain.time_ms, sorted(ids) or [1]))
         hashes.append((res.app_hash.hex(), res.results_bytes().hex()))
         if check:
-            held = chain.cache.data.get("books") if chain.cache is not None else None
-            check_invariants(chain.kv, books=held.books if held is not None else None)
+            check_invariants(chain.kv, books=carried_books(chain.cache))
     return hashes
 
 
