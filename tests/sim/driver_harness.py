@@ -102,7 +102,9 @@ from node.replay import replay
 from node.run import TxGossip, driver_config
 from node.store import Store
 from state.codec import decode
+from state.invariants import InvariantViolation, carried_books, check_invariants
 from state.tx import build_tx
+from tests.sim.trading_load import TradingLoad
 
 CHAIN_ID = "perpchain-dsim"
 GENESIS_MS = 1_700_000_000_000
@@ -179,6 +181,7 @@ class Scenario:
     cpu_us: int = 0                                   # simulated time each inbox event costs
     valset_changes: list[tuple[int, int, int]] = field(default_factory=list)  # (at, node, power)
     full_nodes: int = 0                               # nodes n.. with keys outside genesis
+    trade_gap_ms: int = 0                             # mean gap between trading txs (0: none)
 
     @property
     def nodes(self) -> int:
@@ -193,7 +196,8 @@ class Scenario:
                 f"tight={self.tight} drop={self.p_drop} dup={self.p_dup} "
                 f"delay<={self.max_delay_ms}ms long={self.p_long_delay}x{self.long_delay_ms}ms "
                 f"partitions={len(self.partitions)} crashes={crashes} tx_gap={self.tx_gap_ms}ms "
-                f"cpu={self.cpu_us}us valset_changes={self.valset_changes} skews={self.skews}")
+                f"cpu={self.cpu_us}us valset_changes={self.valset_changes} "
+                f"trade_gap={self.trade_gap_ms}ms skews={self.skews}")
 
 
 def faulty_ok(powers: list[int], faulty) -> bool:
@@ -272,7 +276,7 @@ def make_scenario(n: int, seed: int, kind: str | None = None) -> Scenario:
             valset_changes.append((rng.randint(200, heal_ms), i, power))
         valset_changes.sort()
     tight = rng.random() < 0.5
-    return Scenario(
+    sc = Scenario(
         n=n, seed=seed, powers=powers, heal_ms=heal_ms, tight=tight,
         p_drop=rng.choice((0.0, 0.02, 0.1, 0.25)),
         p_dup=rng.choice((0.0, 0.05, 0.2)),
@@ -290,6 +294,8 @@ def make_scenario(n: int, seed: int, kind: str | None = None) -> Scenario:
         cpu_us=rng.choice((0, 0, 50, 300)),
         valset_changes=valset_changes,
     )
+    sc.trade_gap_ms = rng.choice((60, 150, 400))  # drawn last: the draws above stay as they were
+    return sc
 
 
 def make_config(sc: Scenario) -> Config:
@@ -461,7 +467,9 @@ class Sim:
              "late_round_commits", "txs_submitted", "txs_admitted", "txs_committed",
              "refused_signs", "syncs", "torn_wal_truncated", "wal_recoveries", "invalid_blocks",
              "crash_points_hit", "heights", "evidence_committed", "drops", "dropped_timeouts",
-             "valset_changed", "valset_txs_admitted"), 0)
+             "valset_changed", "valset_txs_admitted", "trade_txs_submitted",
+             "trade_txs_admitted", "fills", "triggers_fired", "invariant_checks"), 0)
+        self.trading = TradingLoad(random.Random(f"perpchain-driver-sim-trade:{sc.n}:{sc.seed}"))
         self.points_hit: dict[str, int] = {}
 
     # -- plumbing -------------------------------------------------------------------------
@@ -943,7 +951,23 @@ class Sim:
             s["evidence_committed"] += len(block.evidence)
             if commit.round > 0:
                 s["late_round_commits"] += 1
+            events = [e.type for r in result.tx_results for e in r.events]
+            events += [e.type for e in result.block_events]
+            s["fills"] += events.count("fill")
+            s["triggers_fired"] += events.count("trigger")
+        self._check_state(inc, h, result.app_hash)
         self.trace.append(("commit", self.now_ms(), nd.idx, h, bh.hex(), result.app_hash.hex()))
+
+    def _check_state(self, inc: Incarnation, h: int, app_hash: bytes) -> None:
+        """The whole-state invariants of the node's committed state, and its carried order
+        books (while they hold that state) equal to the records."""
+        cache = inc.app.book_cache
+        try:
+            check_invariants(inc.store.state,
+                             books=carried_books(cache) if cache.app_hash == app_hash else None)
+        except InvariantViolation as e:
+            self.fail(f"INVARIANT: node {inc.node.idx} after committing height {h}: {e}")
+        self.stats["invariant_checks"] += 1
 
     # -- txs --------------------------------------------------------------------------------
     def _tx(self, acct: KeyPair, action: list) -> bytes:
@@ -1013,6 +1037,35 @@ class Sim:
             if res.code == 0:
                 self.probes.append(th)
             await trio.sleep(0.2)
+
+    async def trade_loop(self) -> None:
+        """Orders, cancels, modifies, triggers and batches (tests/sim/trading_load.py) from
+        the accounts, to random nodes, under every fault of the run."""
+        gap = self.sc.trade_gap_ms
+        rng = self.trading.rng
+        while gap > 0:
+            await trio.sleep(rng.randint(1, 2 * gap) / 1000)
+            up = [nd for nd in self.nodes if nd.up]
+            if not up:
+                continue
+            nd = rng.choice(up)
+            acct = rng.choice(ACCOUNTS)
+            act = self.trading.action(nd.inc.store.state, acct.pub_key, GENESIS_MS + self.now_ms())
+            self.stats["trade_txs_submitted"] += 1
+            (_, res), = await self.submit(nd, [self._tx(acct, act)])
+            self.stats["trade_txs_admitted"] += res.code == 0
+
+    async def oracle_loop(self) -> None:
+        """Every genesis validator signs each price update (a random walk) while trading runs:
+        prices stay fresh and the mark crosses trigger prices."""
+        rng = self.trading.rng
+        while self.sc.trade_gap_ms > 0:
+            await trio.sleep(rng.randint(1_000, 3_000) / 1000)
+            act = self.trading.oracle_action()
+            for i in range(self.sc.n):
+                up = [nd for nd in self.nodes if nd.up]
+                if up:
+                    await self.submit(rng.choice(up), [self._tx(VAL_KEYS[i], act)])
 
     # -- timeline ---------------------------------------------------------------------------
     async def chaos(self) -> None:
@@ -1161,6 +1214,8 @@ class Sim:
             nursery.start_soon(self.tx_loop)
             nursery.start_soon(self.probe_txs)
             nursery.start_soon(self.valset_txs)
+            nursery.start_soon(self.trade_loop)
+            nursery.start_soon(self.oracle_loop)
             nursery.start_soon(self.monitor)
             if self.script is not None:
                 nursery.start_soon(self.script, self)
@@ -1185,8 +1240,8 @@ class Sim:
                     if c.block_hash not in blocks or c.height != h:
                         raise self.failure_exc(f"node {i}'s commit at {h} is for another block")
             for i, s in enumerate(stores):
-                rep = replay(s, self.genesis, progress=False)
-                if not rep.ok or rep.heights != tips[i]:
+                rep = replay(s, self.genesis, progress=False, check_every=1)
+                if not rep.ok or rep.heights != tips[i] or rep.invariant_checks != tips[i]:
                     raise self.failure_exc(f"REPLAY of node {i}'s store failed: {rep.error}")
         finally:
             for s in stores:
