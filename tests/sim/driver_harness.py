@@ -19,8 +19,9 @@ in some runs (simulated time a handler takes, so timers fire while a backlog is 
 off), at most f Byzantine validators running a real driver behind a lying network
 endpoint (``double_vote``: each own vote also signed for another value and the two sent to
 different halves; ``equivocate``: two proposals per own round; ``silent``), signed
-transfer/faucet txs (and replays) sent to random nodes and on through tx gossip, and
-crashes. Trio's own scheduler is made deterministic for the run
+transfer/faucet txs (and replays) and a trading workload (tests/sim/trading_load.py: orders
+of every kind and time in force, trigger orders, cancels, modifies, batches, and the
+validators' oracle updates) sent to random nodes and on through tx gossip, and crashes. Trio's own scheduler is made deterministic for the run
 (``trio._core._run._ALLOW_DETERMINISTIC_SCHEDULING``, with its shuffle seeded from the
 scenario), ``node.app.now_ms`` (the mempool's nonce-window clock) is pointed at the fake
 clock, and every driver gets a ``clock`` on ``trio.current_time()`` plus its skew. The same
@@ -47,7 +48,11 @@ Checked in every run (a violation raises ``SimFailure`` naming the seed and how 
   and over every store at the end, with each stored commit);
 * app hashes and tx results agree at every common height (``Store.app_hash_at``,
   ``results_bytes``), also checked at every commit;
-* ``node.replay.replay`` over every node's store reproduces every app hash and result;
+* every node's committed state passes ``state.invariants.check_invariants`` after every
+  commit (books, order records and indexes, aggregates, positions, the settlement pool,
+  money), and its carried order books equal the records;
+* ``node.replay.replay`` over every node's store reproduces every app hash and result, and
+  audits the invariants at every height;
 * no honest validator ever signs two different votes (or proposals) for one
   (height, round, step); the lock rule on every prevote and the locking lemma on every
   precommit sent (as tests/sim/harness.py checks them for the pure RoundState);
