@@ -318,12 +318,15 @@ def make_config(sc: Scenario) -> Config:
     return cfg
 
 
-def make_genesis(sc: Scenario):
-    doc = make_genesis_doc(
+def genesis_doc(sc: Scenario) -> dict:
+    return make_genesis_doc(
         CHAIN_ID, GENESIS_MS,
         [(VAL_KEYS[i].pub_key, sc.powers[i], f"val{i}") for i in range(sc.n)],
         balances=[(a.pub_key, "1000") for a in ACCOUNTS + [PROBE]])
-    return parse_genesis(doc)
+
+
+def make_genesis(sc: Scenario):
+    return parse_genesis(genesis_doc(sc))
 
 
 # -- nodes ------------------------------------------------------------------------------------

@@ -20,8 +20,8 @@ from node.replay import replay
 from node.store import Store
 from state import accounts, orders as O
 from state.codec import encode
-from tests.sim.driver_harness import (PROBE, USDC, Sim, SimFailure, make_genesis, make_scenario,
-                                      run_scenario, run_seed)
+from tests.sim.driver_harness import (PROBE, USDC, Sim, SimFailure, genesis_doc, make_genesis,
+                                      make_scenario, run_scenario, run_seed)
 from tests.sim.test_driver_sim import _calm
 
 FAUCET_QUANTUMS = 10_000 * USDC   # the sim genesis' faucet payout (its balances are 1000)
@@ -81,9 +81,10 @@ def test_the_simulation_catches_a_broken_trading_index(monkeypatch):
         run_scenario(_calm(4, trade_gap_ms=60, min_target=30))
 
 
-def test_replay_check_invariants_reports_the_first_broken_height(monkeypatch, tmp_path):
+def test_replay_check_invariants_reports_the_first_broken_height(monkeypatch, tmp_path, capsys):
     """The chain runs on past the leak (the sim's own audit is off); its final replay of each
-    store, and a replay run here, stop at the faucet's height."""
+    store, and a replay run here (also through the command line), stop at the faucet's
+    height."""
     _leaky_faucet(monkeypatch)
     monkeypatch.setattr(Sim, "_check_state", lambda self, inc, h, app_hash: None)
     sent: dict = {}
@@ -108,6 +109,36 @@ def test_replay_check_invariants_reports_the_first_broken_height(monkeypatch, tm
         assert rep.ok and rep.heights == tip and rep.invariant_checks == 0, rep
     finally:
         store.close()
+    _cli_replay_reports(monkeypatch, capsys, tmp_path, sc, h)
+
+
+def _cli_replay_reports(monkeypatch, capsys, tmp_path, sc, h: int) -> None:
+    """`perpchain replay --home H [--check-invariants [EVERY]]` on that chain's node 0."""
+    from node import gc_tuning
+    from node.cli import main
+    from node.genesis import save_genesis
+    from node.home import Home
+
+    monkeypatch.setattr(gc_tuning, "tune_gc", lambda: None)  # (leave this process's gc be)
+    home = Home(tmp_path / "home")
+    home.config_dir.mkdir(parents=True)
+    home.db_path.parent.mkdir(parents=True)
+    save_genesis(home.genesis_file, genesis_doc(sc))
+    (tmp_path / "node0" / "data" / "db").rename(home.db_path)
+
+    def run(*flags) -> tuple[int, str]:
+        with pytest.raises(SystemExit) as exc:
+            main(["replay", "--home", str(home.root), *flags])
+            raise SystemExit(0)
+        out = capsys.readouterr()
+        return exc.value.code, out.out + out.err
+
+    code, out = run("--check-invariants")
+    assert code == 1 and f"height {h}: invariant broken after the block: money_conserved" in out
+    code, out = run("--check-invariants", "0")
+    assert code == 2 and "--check-invariants 0: the interval must be at least 1 block" in out
+    code, out = run()
+    assert code == 0 and "OK: every app hash" in out and "invariant" not in out, out
 
 
 @pytest.mark.slow
