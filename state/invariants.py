@@ -85,7 +85,7 @@ def check_invariants(view: KVView, books: dict[int, OrderBook] | None = None) ->
     _check_books(view, markets, resting, books or {})
     accts = dict(iter_accounts(view))
     _check_aggregates(accts, resting, waiting)
-    _check_positions(view, markets, accts)
+    _check_pool(view, _check_positions(markets, accts))
     _check_money(view)
 
 
@@ -118,23 +118,24 @@ def _check_order_index(view: KVView, markets: list[Market], resting: dict,
     expiring = O.expired(view, _ALL_MS, _ALL)
     want = sorted(k for k, o in open_.items() if o.expiry_ms)
     if sorted(expiring) != want:
-        diff = _difference(sorted(expiring), want)
-        _fail("order_index", _order_name(*diff[0]), "the expiry index disagrees with the "
+        diff = _first_difference(sorted(expiring), want)
+        _fail("order_index", _order_name(*diff), "the expiry index disagrees with the "
               f"records ({len(expiring)} entries for {len(want)} orders with an expiry)")
     for m in markets:
         indexed = O.fired_triggers(view, m.id, _ALL_MS, 0, _ALL)
         want = sorted(oid for (mid, oid) in waiting if mid == m.id)
         if indexed != want:
-            _fail("order_index", _order_name(m.id, _difference(indexed, want)[0]), "the trigger index disagrees "
-                  f"with the trg/ records ({len(indexed)} entries, {len(want)} orders)")
+            _fail("order_index", _order_name(m.id, _first_difference(indexed, want)),
+                  f"the trigger index disagrees with the trg/ records ({len(indexed)} "
+                  f"entries, {len(want)} orders)")
 
 
-def _difference(a: list, b: list) -> list:
-    """The first element where two sorted lists differ, as a one-element list."""
+def _first_difference(a: list, b: list):
+    """The first element in one of two different sorted lists but not in the other."""
     for x, y in zip(a, b):
         if x != y:
-            return [min(x, y)]
-    return [a[len(b)]] if len(a) > len(b) else [b[len(a)]]
+            return min(x, y)
+    return a[len(b)] if len(a) > len(b) else b[len(a)]
 
 
 def _check_account_orders(view: KVView, open_: dict) -> None:
@@ -244,7 +245,8 @@ def _check_aggregates(accts: dict, resting: dict, waiting: dict) -> None:
                   f"{h} but its open orders give {w}")
 
 
-def _check_positions(view: KVView, markets: list[Market], accts: dict) -> None:
+def _check_positions(markets: list[Market], accts: dict) -> int:
+    """Check the positions; return the sum of the perp cost bases * q (quote quantums)."""
     by_id = {m.id: m for m in markets}
     net = {m.id: 0 for m in markets if m.kind == PERP}
     bases_q = 0
@@ -270,6 +272,10 @@ def _check_positions(view: KVView, markets: list[Market], accts: dict) -> None:
         if net[mid]:
             _fail("positions_net_zero", f"market {mid} ({by_id[mid].symbol})",
                   f"positions sum to {net[mid]} lots")
+    return bases_q
+
+
+def _check_pool(view: KVView, bases_q: int) -> None:
     quote = params.quote_asset(view)
     pool = accounts.balance(view, POOL, quote)
     if pool != -bases_q:
