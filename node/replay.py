@@ -27,7 +27,7 @@ from node.store import Store
 from state.codec import decode
 from state.errors import InvalidBlock
 from state.genesis import genesis_writes
-from state.books import BookCache
+from state.derived import DerivedCache
 from state.invariants import InvariantViolation, carried_books, check_invariants
 from state.kv import MemoryKV
 from state.machine import apply_block
@@ -61,7 +61,7 @@ def replay(store: Store, genesis: Genesis, progress: bool | None = None,
     kv.apply(writes)
     if check_every > 0 and (broken := _audit(kv, None, 0)):
         return _fail(t0, 0, 0, app_hash, broken)
-    books = BookCache()  # books carried from block to block, as a running node does
+    books = DerivedCache()  # books carried from block to block, as a running node does
     sel = {1: ProposerSelector.genesis({v.pub_key: v.power for v in genesis.validators.validators})}
     sel[2] = sel[1].next_height()
     stored_tip = store.tip()
@@ -115,7 +115,7 @@ def replay(store: Store, genesis: Genesis, progress: bool | None = None,
                         invariant_checks=checks)
 
 
-def _audit(kv: MemoryKV, books: BookCache | None, height: int) -> str:
+def _audit(kv: MemoryKV, books: DerivedCache | None, height: int) -> str:
     """What is broken in the state after block `height` (0: genesis), or ""."""
     try:
         check_invariants(kv, books=carried_books(books))

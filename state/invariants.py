@@ -32,13 +32,14 @@ The invariants, in the order they are checked (the names are `InvariantViolation
                         equals the asset's supply
 """
 
-from state import accounts, constants as C, orders as O, params
+from state import constants as C, ledger, orders as O, params
 from state.book import OrderBook, Side
-from state.books import BookCache, Books
+from state.books import Books
+from state.derived import DerivedCache
 from state.kv import KVView
 from state.markets import PERP, Market, list_markets
 from state.positions import iter_accounts
-from state.trading import POOL
+from state.settlement import POOL
 
 INVARIANTS = ("order_record", "order_index", "book_crossed", "book_structure",
               "book_matches_records", "order_aggregates", "position_basis",
@@ -58,11 +59,11 @@ class InvariantViolation(AssertionError):
         self.detail = detail
 
 
-def carried_books(cache: BookCache | None) -> dict[int, OrderBook] | None:
-    """The order books a `BookCache` carries to the next block, by market id (None if it
-    holds none): what `check_invariants(view, books=...)` compares with the records."""
-    books = cache.data.get("books") if cache is not None else None
-    return None if books is None else books.books
+def carried_books(cache: DerivedCache | None) -> dict[int, OrderBook] | None:
+    """The order books a `DerivedCache` carries to the next block, by market id (None for no
+    cache): what `check_invariants(view, books=...)` compares with the records. The caller
+    makes sure the cache holds the state of `view` (`DerivedCache.holds`)."""
+    return None if cache is None else cache.derived.books.books
 
 
 def _fail(invariant: str, where: str, detail: str) -> None:
@@ -92,8 +93,15 @@ def check_invariants(view: KVView, books: dict[int, OrderBook] | None = None) ->
 def _open_orders(view: KVView, markets: list[Market]) -> tuple[dict, dict]:
     """{(market, id): OrderRecord} of resting and of waiting trigger orders."""
     resting = {(m.id, o.id): o for m in markets for o in O.iter_resting(view, m.id)}
-    waiting = {(m.id, o.id): o for m in markets for o in O.iter_triggers(view, m.id)}
+    waiting = {(m.id, o.id): o for m in markets for o in _iter_triggers(view, m.id)}
     return resting, waiting
+
+
+def _iter_triggers(view: KVView, market: int):
+    """Waiting trigger orders of a market in id order (keys: prefix, market, id)."""
+    prefix = O.P_TRIGGER + market.to_bytes(4, "big")
+    for k, raw in view.iterate(prefix):
+        yield O.record_from(market, int.from_bytes(k[len(prefix):], "big"), raw)
 
 
 def _check_order_records(resting: dict, waiting: dict) -> None:
@@ -277,7 +285,7 @@ def _check_positions(markets: list[Market], accts: dict) -> int:
 
 def _check_pool(view: KVView, bases_q: int) -> None:
     quote = params.quote_asset(view)
-    pool = accounts.balance(view, POOL, quote)
+    pool = ledger.balance(view, POOL, quote)
     if pool != -bases_q:
         _fail("pool_balance", f"pool {POOL.hex()}", f"holds {pool} {quote} quantums; "
               f"-(sum of cost bases * q) is {-bases_q}")
@@ -286,11 +294,11 @@ def _check_pool(view: KVView, bases_q: int) -> None:
 def _all_balances(view: KVView) -> dict[str, int]:
     """Sum of every balance per asset, over every address holding one (balance keys:
     prefix, 32-byte address, symbol)."""
-    start = len(accounts.P_BAL)
-    holders = {k[start:start + C.PUBKEY_BYTES]: True for k, _ in view.iterate(accounts.P_BAL)}
+    start = len(ledger.P_BAL)
+    holders = {k[start:start + C.PUBKEY_BYTES]: True for k, _ in view.iterate(ledger.P_BAL)}
     sums: dict[str, int] = {}
     for addr in sorted(holders):
-        for asset, amount in sorted(accounts.balances(view, addr).items()):
+        for asset, amount in sorted(ledger.balances(view, addr).items()):
             sums[asset] = sums.get(asset, 0) + amount
     return sums
 
@@ -298,7 +306,7 @@ def _all_balances(view: KVView) -> dict[str, int]:
 def _check_money(view: KVView) -> None:
     sums = _all_balances(view)
     for asset in sorted({**sums, **{a: 0 for a in params.list_assets(view)}}):
-        have, supply = sums.get(asset, 0), accounts.supply(view, asset)
+        have, supply = sums.get(asset, 0), ledger.supply(view, asset)
         if have != supply:
             _fail("money_conserved", f"asset {asset}", f"balances sum to {have} quantums; "
                   f"the supply is {supply}")

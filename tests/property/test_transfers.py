@@ -10,7 +10,7 @@ from pathlib import Path
 
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from state import accounts
+from state import ledger
 from state.errors import Code
 from state.invariants import check_invariants
 from tests.chain_helpers import USDC, Chain, LevelKV, faucet, genesis, key, transfer
@@ -79,7 +79,7 @@ def test_supply_conserved_and_matches_reference_model(spec):
         check_invariants(chain.kv)  # money conserved: every balance sums to the supply
         for asset in ("USDC", "BTC"):
             for k in KEYS:
-                assert accounts.balance(chain.kv, k.pub_key, asset) == model.get((k.pub_key, asset), 0)
+                assert ledger.balance(chain.kv, k.pub_key, asset) == model.get((k.pub_key, asset), 0)
 
 
 @settings(max_examples=15, deadline=None)

@@ -3,14 +3,15 @@ check fires (with its name and the offending record) when one record is corrupte
 
 import pytest
 
-from state import accounts, orders as O
+from state import ledger, orders as O
 from state.book import Side
 from state.books import Books
 from state.codec import encode
 from state.invariants import INVARIANTS, InvariantViolation, carried_books, check_invariants
 from state.kv import MemoryKV, Overlay
-from state.positions import load_account, save_account
-from state.trading import POOL
+from state.ledger import Ledger
+from state.positions import P_CLEARING
+from state.settlement import POOL
 from tests.chain_helpers import (BTC_LOT, BTC_PERP, BTC_SPOT, FEE_ACCOUNT, PRICE, Chain,
                                  action, key, order, trading_genesis)
 from tests.unit.test_trading_golden import feature_blocks
@@ -54,9 +55,22 @@ def traded() -> Chain:
                 trigger=_px(55_000)),
           order(C_, nonce(), BTC_SPOT, False, _px(62_000), _lots(1)),
           order(D, nonce(), BTC_SPOT, True, _px(58_000), _lots(1)))
-    assert accounts.balance(chain.kv, POOL, "USDC") != 0
-    assert list(O.iter_triggers(chain.kv, BTC_PERP))
+    assert ledger.balance(chain.kv, POOL, "USDC") != 0
+    assert list(chain.kv.iterate(O.P_TRIGGER))
     return chain
+
+
+def _edit_account(ov: Overlay, addr: bytes, edit) -> None:
+    """Change one account's clearing record (`edit(Account)`), written by a Ledger."""
+    led = Ledger(ov, {})
+    edit(led.account(addr))
+    led.flush()
+
+
+def _credit(ov: Overlay, addr: bytes, asset: str, amount: int) -> None:
+    led = Ledger(ov, {})
+    led.credit(addr, asset, amount)
+    led.flush()
 
 
 def _corrupt(chain: Chain, change) -> MemoryKV:
@@ -114,7 +128,7 @@ def test_order_record_overfilled(traded):
     def change(ov, kv):
         o = _resting(kv, A)
         o.size_lots = o.orig_lots + 1
-        O.put_resting(ov, o, new=False)
+        O.resize_resting(ov, o)
     v = _violation(_corrupt(traded, change))
     assert v.invariant == "order_record" and "remaining 31 lots of an order of 30" in v.detail
     assert v.where == f"market {BTC_PERP} order {_resting(traded.kv, A).id}"
@@ -124,7 +138,7 @@ def test_order_record_empty(traded):
     def change(ov, kv):
         o = _resting(kv, D, is_buy=False)
         o.size_lots = 0
-        O.put_resting(ov, o, new=False)
+        O.resize_resting(ov, o)
     assert _violation(_corrupt(traded, change)).invariant == "order_record"
 
 
@@ -134,7 +148,8 @@ def test_order_record_empty(traded):
 def test_order_index(traded, what):
     a = _resting(traded.kv, A, cloid=7)
     assert a.expiry_ms
-    t = next(O.iter_triggers(traded.kv, BTC_PERP))
+    (tkey, traw), = traded.kv.iterate(O.P_TRIGGER)
+    t = O.record_from(BTC_PERP, int.from_bytes(tkey[-8:], "big"), traw)
 
     def change(ov, kv):
         if what == "no_account_entry":
@@ -151,7 +166,7 @@ def test_order_index(traded, what):
             (k, _), = kv.iterate(O.P_TRIGGER_INDEX)
             ov.delete(k)
         else:
-            ov.put(O.P_TRIGGER + _mid(a), a.to_value())
+            ov.put(O.P_TRIGGER + _mid(a), encode(a.to_stored()))
     v = _violation(_corrupt(traded, change))
     assert v.invariant == "order_index", v
     oid = t.id if what == "trigger_index" else a.id
@@ -163,7 +178,7 @@ def test_book_crossed(traded):
     def change(ov, kv):
         o = _resting(kv, A)
         o.price_ticks = _resting(kv, D, is_buy=False).price_ticks
-        O.put_resting(ov, o, new=False)
+        O.resize_resting(ov, o)
     v = _violation(_corrupt(traded, change))
     assert v.invariant == "book_crossed" and v.where == f"market {BTC_PERP} (BTC-USD)"
 
@@ -173,7 +188,7 @@ def test_book_structure(traded):
     def change(ov, kv):
         o = _resting(kv, D, market=BTC_SPOT)
         o.price_ticks = True
-        O.put_resting(ov, o, new=False)
+        O.resize_resting(ov, o)
     v = _violation(_corrupt(traded, change))
     assert v.invariant == "book_structure" and v.where == f"market {BTC_SPOT} (BTC/USDC)"
 
@@ -195,11 +210,12 @@ def test_book_matches_records(traded, what):
 
 @pytest.mark.parametrize("field", ["buy_lots", "buy_tl", "sell_lots", "sell_tl", "orders"])
 def test_order_aggregates(traded, field):
-    def change(ov, kv):
-        acct = load_account(kv, A.pub_key)
+    def edit(acct):
         e = acct.entry(BTC_PERP)
         setattr(e, field, getattr(e, field) + 1)
-        save_account(ov, acct)
+
+    def change(ov, kv):
+        _edit_account(ov, A.pub_key, edit)
     v = _violation(_corrupt(traded, change))
     assert v.invariant == "order_aggregates"
     assert v.where == f"account {A.pub_key.hex()} market {BTC_PERP}"
@@ -208,15 +224,14 @@ def test_order_aggregates(traded, field):
 def test_aggregates_of_an_account_without_a_record(traded):
     """Open orders of an account whose clearing record is gone."""
     def change(ov, kv):
-        ov.delete(b"clr/" + D.pub_key)
+        ov.delete(P_CLEARING + D.pub_key)
     v = _violation(_corrupt(traded, change))
     assert v.invariant == "order_aggregates" and D.pub_key.hex() in v.where
 
 
 @pytest.mark.parametrize("what", ["flat_with_basis", "basis_of_other_sign", "spot_position"])
 def test_position_basis(traded, what):
-    def change(ov, kv):
-        acct = load_account(kv, (B if what != "spot_position" else D).pub_key)
+    def edit(acct):
         if what == "flat_with_basis":
             acct.entry(BTC_PERP).size = 0
         elif what == "basis_of_other_sign":
@@ -224,19 +239,22 @@ def test_position_basis(traded, what):
         else:
             acct.entry(BTC_SPOT).size = 10
             acct.entry(BTC_SPOT).entry_tl = 10
-        save_account(ov, acct)
+
+    def change(ov, kv):
+        _edit_account(ov, (B if what != "spot_position" else D).pub_key, edit)
     v = _violation(_corrupt(traded, change))
     assert v.invariant == "position_basis", v
 
 
 def test_positions_net_zero(traded):
-    def change(ov, kv):
-        acct = load_account(kv, A.pub_key)
+    def edit(acct):
         e = acct.entry(BTC_PERP)
         assert e.size > 0
         e.size += 10
         e.entry_tl += 10 * 600_000
-        save_account(ov, acct)
+
+    def change(ov, kv):
+        _edit_account(ov, A.pub_key, edit)
     v = _violation(_corrupt(traded, change))
     assert v.invariant == "positions_net_zero" and "sum to 10 lots" in v.detail
 
@@ -245,8 +263,8 @@ def test_pool_balance(traded):
     """One quantum moved from the fee account to the pool: money is conserved, the pool
     no longer matches the cost bases."""
     def change(ov, kv):
-        accounts.set_balance(ov, FEE_ACCOUNT, "USDC", accounts.balance(kv, FEE_ACCOUNT, "USDC") - 1)
-        accounts.set_balance(ov, POOL, "USDC", accounts.balance(kv, POOL, "USDC") + 1)
+        _credit(ov, FEE_ACCOUNT, "USDC", -1)
+        _credit(ov, POOL, "USDC", 1)
     v = _violation(_corrupt(traded, change))
     assert v.invariant == "pool_balance" and v.where == f"pool {POOL.hex()}"
 
@@ -254,15 +272,14 @@ def test_pool_balance(traded):
 @pytest.mark.parametrize("asset, holder", [("USDC", C_), ("BTC", D), ("ETH", A)])
 def test_money_conserved(traded, asset, holder):
     def change(ov, kv):
-        accounts.set_balance(ov, holder.pub_key, asset,
-                             accounts.balance(kv, holder.pub_key, asset) + 1)
+        _credit(ov, holder.pub_key, asset, 1)
     v = _violation(_corrupt(traded, change))
     assert v.invariant == "money_conserved" and v.where == f"asset {asset}"
 
 
 def test_money_conserved_catches_a_changed_supply(traded):
     def change(ov, kv):
-        ov.put(accounts.P_SUPPLY + b"BTC", encode(accounts.supply(kv, "BTC") - 1))
+        ov.put(ledger.P_SUPPLY + b"BTC", encode(ledger.supply(kv, "BTC") - 1))
     assert _violation(_corrupt(traded, change)).where == "asset BTC"
 
 
