@@ -1,12 +1,11 @@
 """Admission limits of the JSON-RPC server: requests in flight (in all, per client IP) and
 a per-IP request rate. The limits come from [rpc] in config.toml (node/config.py); a
 refused request gets its own JSON-RPC error (rpc/errors.py) and HTTP status. Time is
-trio's clock, in seconds."""
+time.monotonic(), in seconds (not trio's clock: each trio.run has its own origin)."""
 
+import time
 from collections import OrderedDict
 from dataclasses import dataclass
-
-import trio
 
 from rpc.errors import RPCCode, RPCError
 
@@ -53,9 +52,9 @@ class Admission:
     def _take_token(self, ip: str) -> None:
         if not self.rate_per_s:
             return
-        now = trio.current_time()
+        now = time.monotonic()
         b = self.buckets.pop(ip, None) or _Bucket(float(self.rate_per_s), now)
-        b.tokens = min(float(self.rate_per_s), b.tokens + (now - b.at_s) * self.rate_per_s)
+        b.tokens = min(float(self.rate_per_s), b.tokens + max(0.0, now - b.at_s) * self.rate_per_s)
         b.at_s = now
         self.buckets[ip] = b
         if len(self.buckets) > MAX_TRACKED_IPS:

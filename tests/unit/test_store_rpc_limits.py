@@ -155,4 +155,4 @@ def test_catching_up_is_true_only_while_a_live_peer_is_ahead():
     assert up(app(10, {"a": 12}, ["a"])) is True
     assert up(app(10, {"a": 50}, [])) is False                # gone peers do not count
     assert up(app(10, {}, [], syncing="a")) is True
-    assert up(SimpleNamespace(driver=None)) is False
+    assert up(SimpleNamespace(driver=None, p2p=None, tip=SimpleNamespace(height=1))) is False
