@@ -14,6 +14,7 @@ import trio
 
 from consensus.driver import MSG_TXS, Driver, DriverConfig
 from consensus.rounds import TimeoutConfig
+from node import process_guard
 from node.app import Application
 from node.config import Config, parse_duration_ms
 from node.gc_tuning import tune_gc
@@ -142,4 +143,4 @@ def load_config_checked(home: Home) -> Config:
 def start(home: Home) -> None:
     logging.basicConfig(level=logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    trio.run(run_node, home)
+    process_guard.run_guarded(trio.run, run_node, home)  # SIGPIPE ignored, fatals logged

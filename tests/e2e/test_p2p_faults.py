@@ -1,0 +1,93 @@
+"""Process faults around a node's sockets, on real processes (issue 8, items 1 and 2).
+
+* Clients that hang up mid-request (a `broadcast_tx_commit` abandoned after 50 ms, a batch
+  of 2,000 `status` calls whose socket is closed unread) must not kill the node: before
+  the fix SIGPIPE's default action ended `perpchain start` without a log line.
+* A raw, unauthenticated socket on the p2p port that sends one byte a second (slowloris)
+  or garbage must not stop the chain.
+"""
+
+import base64
+import json
+import socket
+import time
+
+from node.keys import KeyPair
+
+
+def _post(port: int, body: bytes) -> socket.socket:
+    s = socket.create_connection(("127.0.0.1", port), timeout=5)
+    s.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+              b"Content-Length: %d\r\n\r\n" % len(body) + body)
+    return s
+
+
+def _hang_up(s: socket.socket, reset: bool) -> None:
+    if reset:   # RST instead of FIN: the node's next write fails at once
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+    s.close()
+
+
+def _wait_height(client, above: int, timeout_s: float = 20.0) -> int:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        h = client.height()
+        if h > above:
+            return h
+        time.sleep(0.1)
+    raise AssertionError(f"chain did not pass height {above} within {timeout_s}s")
+
+
+def _rpc_port(net) -> int:
+    return int(net.url.rsplit(":", 1)[1].strip("/"))
+
+
+def test_clients_hanging_up_mid_request_do_not_kill_the_node(net):
+    client = net.client()
+    h0 = _wait_height(client, 0)
+    port = _rpc_port(net)
+    pid = net.node.pid()
+    batch = json.dumps([{"jsonrpc": "2.0", "id": i, "method": "status"}
+                        for i in range(2000)]).encode()
+    for i in range(30):
+        s = _post(port, batch)
+        time.sleep(0.02)   # the node is busy writing a large reply ...
+        _hang_up(s, reset=i % 2 == 0)   # ... to a socket that is gone
+    key = KeyPair.generate()
+    signer = net.client(key)
+    for i in range(10):
+        raw = signer.sign(["faucet"]) if i == 0 else signer.sign(["transfer", key.pub_key,
+                                                                   "USDC", 1])
+        body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "broadcast_tx_commit",
+                           "params": {"tx": base64.b64encode(raw).decode()}}).encode()
+        s = _post(port, body)
+        time.sleep(0.05)   # curl -m 0.05
+        _hang_up(s, reset=i % 2 == 1)
+    time.sleep(1.0)        # the abandoned commits complete and write their replies
+    assert net.node.pid() == pid, "the node process died"
+    h1 = _wait_height(client, h0 + 3)
+    assert h1 > h0 + 3
+    log = net.node.log_file.read_text()
+    assert "CRITICAL" not in log, log[-3000:]
+
+
+def test_slowloris_and_garbage_on_the_p2p_port_do_not_stop_the_chain(net):
+    client = net.client()
+    h0 = _wait_height(client, 0)
+    p2p_port = _rpc_port(net) - 1
+    slow = [socket.create_connection(("127.0.0.1", p2p_port), timeout=5) for _ in range(20)]
+    t_end = time.monotonic() + 4.0
+    while time.monotonic() < t_end:
+        for s in slow:
+            try:
+                s.send(b"\x00")   # one byte a second: the handshake timeout ends it
+            except OSError:
+                pass
+        g = socket.create_connection(("127.0.0.1", p2p_port), timeout=5)
+        g.sendall(b"\xff\xff\xff\xff" + b"garbage" * 100)
+        _hang_up(g, reset=True)
+        time.sleep(1.0)
+    h1 = _wait_height(client, h0 + 3)
+    assert h1 > h0 + 3
+    for s in slow:
+        s.close()
