@@ -33,8 +33,11 @@ import msgpack
 import trio
 
 from consensus import wal as W
-from consensus.messages import (PRECOMMIT, PREVOTE, DecodeError, DoubleSignError, LastSigned, Proposal,
-                                SafeSigner, Vote, verify_proposal, verify_vote)
+from consensus.messages import (MSG_BLOCK, MSG_BLOCKS, MSG_EVIDENCE, MSG_GET_BLOCK,  # noqa: F401
+                                MSG_GET_BLOCKS, MSG_PROPOSAL, MSG_STATUS, MSG_TXS, MSG_VOTE,
+                                PRECOMMIT, PREVOTE, SYNC_BATCH, DecodeError, DoubleSignError,
+                                LastSigned, Proposal, SafeSigner, Vote, check_body,
+                                verify_proposal, verify_vote)
 from consensus.proposer import ProposerSelector
 from consensus.rounds import (BroadcastProposal, BroadcastVote, Commit as CommitAction,
                               Evidence, FetchBlock, ProposeBlock, RoundSnapshot, RoundState,
@@ -46,24 +49,24 @@ from consensus.types import (Block, ChainTip, Commit, CommitSig, Header, Invalid
 
 log = logging.getLogger("perpchain.consensus")
 
-# p2p message types (node/p2p.py carries them; 0 and 1 are its handshake).
-MSG_TXS = 10
-MSG_PROPOSAL = 11        # [proposal bytes, block bytes]
-MSG_VOTE = 12            # vote bytes
-MSG_STATUS = 13          # [committed height, current round]
-MSG_GET_BLOCKS = 14      # [from height, count]
-MSG_BLOCKS = 15          # [[block bytes, commit bytes]...]
-MSG_GET_BLOCK = 16       # [height, block hash]
-MSG_BLOCK = 17           # block bytes
-MSG_EVIDENCE = 18        # [vote a bytes, vote b bytes]
-
-SYNC_BATCH = 20
 SYNC_MAX_BYTES = 8 * 1024 * 1024   # per reply, well under the p2p frame limit
 STUCK_S = 1.0            # a height older than this re-sends own votes and may sync
-SYNC_TIMEOUT_S = 5.0
+SYNC_TIMEOUT_S = 5.0      # a sync request unanswered this long counts as a failure
+SYNC_PENALTY_S = 30.0     # a peer that failed to deliver is asked last for this long
 INBOX_SIZE = 10_000
 MAX_PENDING_EVIDENCE = 100
 MAX_LATER_PROPOSALS = 100
+
+
+# What a bad message from a peer may raise (every check of peer input raises one of
+# these): the peer is dropped and scored down, the node goes on.
+BAD_INPUT = (DecodeError, MalformedBlock, InvalidCommit, InvalidBlockHeader,
+             msgpack.UnpackException, ValueError, TypeError, OverflowError)
+
+
+class ExecutionHalt(Exception):
+    """Executing or committing a block failed: the node cannot vouch for its state and
+    stops (never treated as a peer's fault)."""
 
 
 class Network(Protocol):
@@ -184,6 +187,8 @@ class Driver:
         self.committed_evidence: set[tuple[bytes, bytes]] = set()
         self.sync_until = 0.0
         self.syncing_from: str | None = None
+        self.sync_turn = 0                               # rotates requests over peers
+        self.sync_penalty: dict[str, float] = {}         # peer -> asked last until then
         self.nursery: trio.Nursery | None = None
 
     # -- inputs (called from p2p tasks: never block) -------------------------------------------
@@ -200,6 +205,9 @@ class Driver:
     def on_peer_connect(self, peer: str) -> None:
         self.post("connect", peer, None)
 
+    def on_peer_disconnect(self, peer: str) -> None:
+        self.post("disconnect", peer, None)
+
     # -- main loop --------------------------------------------------------------------------
     async def run(self, task_status=trio.TASK_STATUS_IGNORED) -> None:
         async with trio.open_nursery() as nursery:
@@ -211,13 +219,28 @@ class Driver:
                 if kind == "net" and peer is not None:
                     self.queued_from_peers -= 1
                 try:
+                    if kind == "net":
+                        check_body(*body)
                     await self._handle(kind, peer, body)
-                except (DecodeError, MalformedBlock, msgpack.UnpackException, ValueError,
-                        TypeError) as e:
-                    if peer is not None and self.net is not None:
-                        self.net.drop(peer, f"bad {kind} message: {e}")
-                    else:  # a replayed WAL record: skip it, the peers will re-send
-                        log.warning("skipping an unusable %s input: %s", kind, e)
+                except BAD_INPUT as e:
+                    self._reject(kind, peer, f"bad {kind} message: {e}")
+                except ExecutionHalt:
+                    raise
+                except Exception as e:  # noqa: BLE001 - a handler bug must not let a peer kill the node
+                    if peer is None:
+                        raise
+                    log.error("BUG: a message from peer %s raised %s: %s", peer[:12],
+                              type(e).__name__, e, exc_info=True)
+                    self._reject(kind, peer, f"its message raised {type(e).__name__}")
+
+    def _reject(self, kind: str, peer: str | None, why: str) -> None:
+        """A peer's message failed its checks: drop (and score down) the peer, never the node."""
+        if peer is not None and self.net is not None:
+            self.net.drop(peer, why)
+        elif peer is None:  # a replayed WAL record: skip it, the peers will re-send
+            log.warning("skipping an unusable %s input: %s", kind, why)
+        if peer is not None:
+            self._forget_peer(peer)
 
     async def _status_ticker(self) -> None:
         """Re-announce our height now and then, and re-send our own votes of the current
@@ -241,6 +264,9 @@ class Driver:
         elif kind == "connect":
             self._send_status(peer)
             self._resend_current(peer)
+        elif kind == "disconnect":
+            self._forget_peer(peer)
+            self._maybe_sync()
         elif kind == "tick":
             if self.net is not None:
                 self.net.broadcast(MSG_STATUS, [self.app.tip.height, self.rs.round if self.rs else 0])
@@ -311,10 +337,7 @@ class Driver:
         elif msg_type == MSG_BLOCK:
             await self._on_fetched_block(peer, body)
         elif msg_type == MSG_STATUS:
-            h, _ = body
-            if type(h) is not int:
-                raise ValueError("status height must be an int")
-            self.peer_heights[peer] = h
+            self.peer_heights[peer] = body[0]
             self._maybe_sync()
         elif msg_type == MSG_GET_BLOCKS:
             self._serve_blocks(peer, body)
@@ -598,8 +621,11 @@ class Driver:
         self.nursery.start_soon(self._start_next, a.height + 1)
 
     def _apply(self, block: Block, commit: Commit) -> None:
-        result = self.app.execute(block)
-        self.app.commit(block, commit, result)
+        try:
+            result = self.app.execute(block)
+            self.app.commit(block, commit, result)
+        except Exception as e:
+            raise ExecutionHalt(f"height {block.header.height}: {type(e).__name__}: {e}") from e
         self.wal.next_height()
         for e in block.evidence:
             self.evidence.pop(tuple(e), None)
@@ -643,66 +669,99 @@ class Driver:
             if p is not None and p.proposer == self.address and p.block_hash in self.blocks:
                 send(MSG_PROPOSAL, [p.encode(), self.blocks[p.block_hash].encode()])
 
+    def _forget_peer(self, peer: str) -> None:
+        """A peer that disconnected (or was dropped) no longer counts as a sync source."""
+        self.peer_heights.pop(peer, None)
+        if self.syncing_from == peer:
+            self.syncing_from = None
+
+    def _sync_failed(self, peer: str, why: str) -> None:
+        """`peer` did not deliver heights it claimed: ask others first for a while, and
+        forget its claim until it announces its height again."""
+        now = trio.current_time()
+        self.sync_penalty[peer] = now + SYNC_PENALTY_S
+        if self.peer_heights.get(peer, 0) > self.app.tip.height:
+            self.peer_heights[peer] = self.app.tip.height
+        if self.syncing_from == peer:
+            self.syncing_from = None
+        log.info("sync from peer %s failed (%s): asking others first", peer[:12], why)
+
+    def _sync_source(self, now: float) -> str | None:
+        """The peer to ask for blocks: one ahead of us, in turn (so a peer that claims a
+        height it cannot serve never gets every request), peers that failed lately last."""
+        stuck = now - self.height_started_at > STUCK_S
+        # A peer that committed our height and the next one means we fell behind; one
+        # that committed only ours, while we have been stuck on it, too.
+        ahead = sorted(p for p, h in self.peer_heights.items()
+                       if h > self.height or (h == self.height and stuck))
+        if not ahead:
+            return None
+        fresh = [p for p in ahead if self.sync_penalty.get(p, 0.0) <= now]
+        pool = fresh or ahead
+        self.sync_turn += 1
+        return pool[self.sync_turn % len(pool)]
+
     def _maybe_sync(self) -> None:
         if self.net is None:
             return
         now = trio.current_time()
-        if self.syncing_from is not None and now < self.sync_until:
-            return
-        # A peer that committed our height and the next one means we fell behind; one
-        # that committed only ours, while we have been stuck on it, too.
-        stuck = now - self.height_started_at > STUCK_S
-        ahead = [(h, p) for p, h in self.peer_heights.items()
-                 if h > self.height or (h == self.height and stuck)]
-        if not ahead:
-            self.syncing_from = None
-            return
-        h, peer = max(ahead)
-        self.syncing_from = peer
-        self.sync_until = now + SYNC_TIMEOUT_S
-        count = min(SYNC_BATCH, h - self.app.tip.height)
+        if self.syncing_from is not None:
+            if now < self.sync_until:
+                return
+            self._sync_failed(self.syncing_from, f"no reply in {SYNC_TIMEOUT_S:.0f}s")
+        peer = self._sync_source(now)
+        count = 0 if peer is None else min(SYNC_BATCH, self.peer_heights[peer] - self.app.tip.height)
         if count <= 0:
             self.syncing_from = None
             return
+        self.syncing_from = peer
+        self.sync_until = now + SYNC_TIMEOUT_S
         self.net.send(peer, MSG_GET_BLOCKS, [self.app.tip.height + 1, count])
 
     def _serve_blocks(self, peer: str, body) -> None:
+        """Answer GET_BLOCKS (checked by check_body) with what we have of the range, [] if
+        nothing, so the asker moves on to another peer at once."""
         start, count = body
-        if type(start) is not int or type(count) is not int:
-            raise ValueError("GET_BLOCKS needs two ints")
         out, size = [], 0
-        for h in range(start, start + min(count, SYNC_BATCH)):
+        for h in range(start, min(start + min(count, SYNC_BATCH), self.app.tip.height + 1)):
             bc = self.app.block_and_commit(h)
             if bc is None or (out and size + len(bc[0]) + len(bc[1]) > SYNC_MAX_BYTES):
                 break
             out.append(list(bc))
             size += len(bc[0]) + len(bc[1])
-        if out and self.net is not None:
+        if self.net is not None:
             self.net.send(peer, MSG_BLOCKS, out)
 
     async def _on_blocks(self, peer: str, body) -> None:
-        applied = 0
-        for bbytes, cbytes in body:
-            block = Block.decode(bbytes)
-            h = block.header.height
-            if h <= self.app.tip.height:
-                continue
-            if h != self.app.tip.height + 1:
-                break
-            commit = Commit.from_wire(msgpack.unpackb(cbytes, raw=False))
-            sel = self.app.selector(h)
-            last = self.app.selector(h - 1) if h > 1 else None
-            try:
-                validate_block(block, self.app.tip, self.chain_id, vals_of(sel),
-                               vals_of(last) if last else None)
-                commit.verify(self.chain_id, vals_of(sel), block.hash(), h)
-            except (InvalidBlockHeader, InvalidCommit) as e:
-                raise ValueError(f"synced block {h}: {e}") from None
-            await self.app.prepare_block(block)
-            self._apply(block, commit)
-            applied += 1
-        if self.syncing_from == peer:
-            self.syncing_from = None
+        applied = stale = 0
+        try:
+            for bbytes, cbytes in body:
+                block = Block.decode(bbytes)
+                h = block.header.height
+                if h <= self.app.tip.height:
+                    stale += 1   # we committed it meanwhile: not the peer's fault
+                    continue
+                if h != self.app.tip.height + 1:
+                    break
+                commit = Commit.decode(cbytes)
+                sel = self.app.selector(h)
+                last = self.app.selector(h - 1) if h > 1 else None
+                try:
+                    validate_block(block, self.app.tip, self.chain_id, vals_of(sel),
+                                   vals_of(last) if last else None)
+                    commit.verify(self.chain_id, vals_of(sel), block.hash(), h)
+                except (InvalidBlockHeader, InvalidCommit) as e:
+                    raise ValueError(f"synced block {h}: {e}") from None
+                await self.app.prepare_block(block)
+                self._apply(block, commit)
+                applied += 1
+        finally:
+            if applied or stale:
+                self.sync_penalty.pop(peer, None)
+                if self.syncing_from == peer:
+                    self.syncing_from = None
+            elif self.syncing_from == peer and peer is not None:
+                self._sync_failed(peer, "it sent no block we lack")
         if applied:
             log.info("caught up %d blocks to height %d", applied, self.app.tip.height)
             self._start_height(self.app.tip.height + 1)
