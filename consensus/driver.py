@@ -56,6 +56,7 @@ SYNC_PENALTY_S = 30.0     # a peer that failed to deliver is asked last for this
 INBOX_SIZE = 10_000
 MAX_PENDING_EVIDENCE = 100
 MAX_LATER_PROPOSALS = 100
+MAX_LATER_PER_PROPOSER = 4
 
 
 # What a bad message from a peer may raise (every check of peer input raises one of
@@ -361,13 +362,17 @@ class Driver:
             return
         if p.height < self.height or self.rs is None or pbytes in self.seen or self._decided():
             return
-        if p.round > self.rs.round + 1:
-            # RoundState ignores it now; offer it again when the round catches up.
-            if len(self.later) < MAX_LATER_PROPOSALS:
-                self.later[pbytes] = (peer, body)
-            return
+        if self.app.selector(self.height).powers.get(p.proposer, 0) <= 0:
+            raise ValueError("proposal from a non-validator")
         if not verify_proposal(p, self.chain_id):
             raise ValueError("proposal signature does not verify")
+        if p.round > self.rs.round + 1:
+            # RoundState ignores it now; offer it again when the round catches up (a few
+            # per proposer: its signed spam cannot crowd out the others').
+            mine = sum(1 for k in self.later if Proposal.decode(k).proposer == p.proposer)
+            if len(self.later) < MAX_LATER_PROPOSALS and mine < MAX_LATER_PER_PROPOSER:
+                self.later[pbytes] = (peer, body)
+            return
         block = Block.decode(bbytes)
         if block.hash() != p.block_hash:
             raise ValueError("proposal's block does not match its hash")
@@ -412,6 +417,8 @@ class Driver:
             return
         if body in self.seen:
             return
+        if self.app.selector(self.height).powers.get(v.validator, 0) <= 0:
+            raise ValueError("vote from a non-validator")   # checked first: no work for it
         if not verify_vote(v, self.chain_id):
             raise ValueError("vote signature does not verify")
         self.seen.add(body)
