@@ -264,7 +264,7 @@ class Block:
         try:
             o = _dec(data)
         except (ValueError, TypeError, msgpack.UnpackException) as e:
-            raise MalformedBlock(f"not msgpack: {e}") from None
+            raise MalformedBlock(f"block is not msgpack: {e}") from None
         _check_block_wire(o)
         h, txs, lc, ev = o
         b = Block(Header(*h), tuple(txs), None if lc is None else Commit.from_wire(lc),
