@@ -89,7 +89,6 @@ class PeerLimits:
 class Offences:
     """A peer's misbehaviour record: how often, and until when it is banned."""
     count: int = 0
-    last_s: float = 0.0
     banned_until_s: float = field(default=0.0)
 
 
@@ -228,10 +227,9 @@ class P2P:
     def punish(self, peer_id: str, why: str) -> None:
         now = trio.current_time()
         o = self.offences.setdefault(peer_id, Offences())
-        if now - o.last_s > self.limits.max_ban_ms / 1000:
-            o.count = 0   # well behaved for long: start over
+        if now - o.banned_until_s > self.limits.max_ban_ms / 1000:
+            o.count = 0   # well behaved for long after its last ban: start over
         o.count += 1
-        o.last_s = now
         ban_ms = min(self.limits.ban_ms << min(o.count - 1, 30), self.limits.max_ban_ms)
         o.banned_until_s = max(o.banned_until_s, now + ban_ms / 1000)
         log.warning("dropping peer %s and banning it for %.1fs (offence %d): %s",
