@@ -188,6 +188,7 @@ class Driver:
         self.committed_evidence: set[tuple[bytes, bytes]] = set()
         self.sync_until = 0.0
         self.syncing_from: str | None = None
+        self.handler_bugs = 0                            # peer messages that hit a bug
         self.sync_turn = 0                               # rotates requests over peers
         self.sync_penalty: dict[str, float] = {}         # peer -> asked last until then
         self.nursery: trio.Nursery | None = None
@@ -219,20 +220,27 @@ class Driver:
             async for kind, peer, body in self.inbox:
                 if kind == "net" and peer is not None:
                     self.queued_from_peers -= 1
-                try:
-                    if kind == "net":
-                        check_body(*body)
-                    await self._handle(kind, peer, body)
-                except BAD_INPUT as e:
-                    self._reject(kind, peer, f"bad {kind} message: {e}")
-                except ExecutionHalt:
-                    raise
-                except Exception as e:  # noqa: BLE001 - a handler bug must not let a peer kill the node
-                    if peer is None:
-                        raise
-                    log.error("BUG: a message from peer %s raised %s: %s", peer[:12],
-                              type(e).__name__, e, exc_info=True)
-                    self._reject(kind, peer, f"its message raised {type(e).__name__}")
+                await self._process(kind, peer, body)
+
+    async def _process(self, kind: str, peer: str | None, body) -> None:
+        """One inbox event. A peer's message is checked field by field first; whatever a
+        bad one raises drops (and scores down) that peer, never the node. Only a failure
+        to execute or commit a block (ExecutionHalt) stops the node."""
+        try:
+            if kind == "net":
+                check_body(*body)
+            await self._handle(kind, peer, body)
+        except BAD_INPUT as e:
+            self._reject(kind, peer, f"bad {kind} message: {e}")
+        except ExecutionHalt:
+            raise
+        except Exception as e:  # noqa: BLE001 - a handler bug must not let a peer kill the node
+            if peer is None:
+                raise
+            self.handler_bugs += 1
+            log.error("BUG: a message from peer %s raised %s: %s", peer[:12],
+                      type(e).__name__, e, exc_info=True)
+            self._reject(kind, peer, f"its message raised {type(e).__name__}")
 
     def _reject(self, kind: str, peer: str | None, why: str) -> None:
         """A peer's message failed its checks: drop (and score down) the peer, never the node."""
