@@ -57,6 +57,8 @@ INBOX_SIZE = 10_000
 MAX_PENDING_EVIDENCE = 100
 MAX_LATER_PROPOSALS = 100
 MAX_LATER_PER_PROPOSER = 4
+MAX_VALUES_PER_VOTE = 4        # values taken per (validator, round, vote type), as vote_set
+MAX_PROPOSALS_PER_ROUND = 2    # proposals taken per (proposer, round): 2 prove equivocation
 
 
 # What a bad message from a peer may raise (every check of peer input raises one of
@@ -180,6 +182,8 @@ class Driver:
         self.height = 0
         self.blocks: dict[bytes, Block] = {}           # candidate blocks of this height
         self.seen: set[bytes] = set()                  # proposals and votes of this height
+        self.vote_values: dict[tuple, set[bytes]] = {}  # (validator, round, type) -> hashes
+        self.proposals_of: dict[tuple, int] = {}       # (proposer, round) -> proposals taken
         self.later: dict[bytes, tuple] = {}            # proposals for rounds beyond round + 1
         self.height_started_at = 0.0
         self.future: list[tuple[str, int, object]] = []  # messages for height + 1
@@ -288,6 +292,8 @@ class Driver:
         self.height = height
         self.blocks = {}
         self.seen = set()
+        self.vote_values = {}
+        self.proposals_of = {}
         self.later = {}
         self.height_started_at = trio.current_time()
         sel = self.app.selector(height)
@@ -386,6 +392,10 @@ class Driver:
             raise ValueError("proposal's block does not match its hash")
         if p.proposer != self.rs.proposer(p.round):
             raise ValueError("proposal from a validator that is not this round's proposer")
+        taken = self.proposals_of.get((p.proposer, p.round), 0)
+        if taken >= MAX_PROPOSALS_PER_ROUND:
+            return   # an equivocating proposer's spam: no more block checks for it
+        self.proposals_of[(p.proposer, p.round)] = taken + 1
         self.seen.add(pbytes)
         if peer is not None:
             self.wal.write(self.height, W.PROPOSAL, [pbytes, bbytes])
@@ -427,12 +437,21 @@ class Driver:
             return
         if self.app.selector(self.height).powers.get(v.validator, 0) <= 0:
             raise ValueError("vote from a non-validator")   # checked first: no work for it
+        values = self.vote_values.setdefault((v.validator, v.round, v.type), set())
+        if v.block_hash in values or len(values) >= MAX_VALUES_PER_VOTE:
+            # The same vote again (another time or signature: nothing new), or an
+            # equivocator's umpteenth value (its evidence is out already): no work for it.
+            return
         if not verify_vote(v, self.chain_id):
             raise ValueError("vote signature does not verify")
         self.seen.add(body)
+        values.add(v.block_hash)
         if peer is not None:
             self.wal.write(self.height, W.VOTE, body)
-            if self.net is not None:
+            # Relay only what the round state tallies now: a validator's votes for far
+            # rounds reach every peer from it directly, and relaying them would let one
+            # Byzantine validator make honest nodes flood their peers.
+            if self.net is not None and v.round <= self.rs.round + 1:
                 self.net.broadcast(MSG_VOTE, body, exclude=peer)
         self._do(self.rs.on_vote(v, self.now_ms()))
 
@@ -472,8 +491,7 @@ class Driver:
         if self.app.evidence_committed(key[0]):
             self.committed_evidence.add(key)
             return
-        self._add_evidence(key)
-        if self.net is not None:
+        if self._add_evidence(key) and self.net is not None:
             self.net.broadcast(MSG_EVIDENCE, list(key), exclude=peer)
 
     def submit_evidence(self, a: bytes, b: bytes) -> None:
@@ -483,11 +501,14 @@ class Driver:
         check_evidence(self.chain_id, *key, self.height)
         self.post("net", None, (MSG_EVIDENCE, list(key)))
 
-    def _add_evidence(self, key: tuple[bytes, bytes]) -> None:
-        if len(self.evidence) < MAX_PENDING_EVIDENCE:
-            self.evidence[key] = None
-            log.warning("double signing detected: validator %s",
-                        Vote.decode(key[0]).validator.hex()[:16])
+    def _add_evidence(self, key: tuple[bytes, bytes]) -> bool:
+        """Keep `key` for the next proposal (False: too much pending already)."""
+        if len(self.evidence) >= MAX_PENDING_EVIDENCE:
+            return False
+        self.evidence[key] = None
+        log.warning("double signing detected: validator %s",
+                    Vote.decode(key[0]).validator.hex()[:16])
+        return True
 
     # -- actions ----------------------------------------------------------------------------
     def _do(self, actions) -> None:

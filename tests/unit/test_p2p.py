@@ -225,3 +225,22 @@ def test_limits_must_be_positive():
     import pytest
     with pytest.raises(ValueError, match="max_peers"):
         PeerLimits(max_peers=0)
+
+
+def test_p2p_limits_come_from_config(tmp_path):
+    import pytest
+    from node.config import Config, ConfigError, load_config, render_config
+    cfg = Config()
+    cfg.p2p.max_msgs_per_s, cfg.p2p.ban_duration = 7, "2s"
+    path = tmp_path / "config.toml"
+    path.write_text(render_config(cfg))
+    limits = PeerLimits.from_config(load_config(path).p2p)
+    assert (limits.max_msgs_per_s, limits.ban_ms, limits.max_ban_ms) == (7, 2000, 600_000)
+    for bad, match in (('max_peers = 0', "max_peers"), ('ban_duration = "20m"', "ban_duration"),
+                       ('ban_duration = "soon"', "duration")):
+        key = bad.split(" = ")[0]
+        text = "\n".join(f"{bad}" if line.startswith(key + " =") else line
+                         for line in render_config(cfg).splitlines())
+        path.write_text(text)
+        with pytest.raises(ConfigError, match=match):
+            load_config(path)
