@@ -116,3 +116,52 @@ def test_a_validator_stopped_and_resumed_rejoins_and_no_node_dies(net4):
     assert [e.pid() for e in net4.entries] == pids, "a node process died"
     for e in net4.entries:
         assert "CRITICAL" not in e.log_file.read_text()
+
+
+def test_an_authenticated_peer_sending_bad_messages_is_banned_and_the_node_lives(tmp_path):
+    """A peer the node lets in (its id in allowed_peer_ids) sends GET_BLOCKS [-1, 1] (before
+    the fix: OverflowError, node dead), then keeps redialling: it is dropped, banned (its
+    redials refused) and the node keeps committing."""
+    import trio
+
+    from node.home import Home
+    from node.keys import load_key
+    from node.p2p import P2P, PeerAddr
+    from tests.e2e.conftest import Net
+
+    attacker = KeyPair.generate()
+    net = Net(tmp_path / "ln", 1,
+              configure=lambda cfg: setattr(cfg.p2p, "allowed_peer_ids", attacker.node_id))
+    try:
+        client = net.client()
+        h0 = _wait_height(client, 1)
+        node_id = load_key(Home(net.node.home).node_key_file).node_id
+        port = _rpc_port(net) - 1
+        seen = {"connected": 0}
+
+        async def attack():
+            got = []
+            p2p = P2P(attacker, client.chain_id, ("127.0.0.1", 0),
+                      [PeerAddr(node_id, "127.0.0.1", port)], lambda *m: got.append(m))
+            async with trio.open_nursery() as n:
+                n.start_soon(p2p._dial_loop, p2p.persistent[0])
+                with trio.fail_after(10):
+                    while node_id not in p2p.peers:
+                        await trio.sleep(0.05)
+                seen["connected"] += 1
+                p2p.send(node_id, 14, [-1, 1])
+                with trio.fail_after(10):
+                    while node_id in p2p.peers:
+                        await trio.sleep(0.05)
+                await trio.sleep(2.0)    # it redials (backoff 0.1 s ...): refused, banned
+                seen["reconnected"] = node_id in p2p.peers
+                n.cancel_scope.cancel()
+
+        trio.run(attack)
+        assert seen == {"connected": 1, "reconnected": False}
+        _wait_height(client, h0 + 3)
+        log = net.node.log_file.read_text()
+        assert "banning it" in log and "get_blocks from height" in log, log[-2000:]
+        assert "CRITICAL" not in log
+    finally:
+        net.down()
