@@ -244,3 +244,59 @@ def test_p2p_limits_come_from_config(tmp_path):
         path.write_text(text)
         with pytest.raises(ConfigError, match=match):
             load_config(path)
+
+
+# -- catch-up: which peer a lagging node asks (consensus/driver.py) ---------------------------
+
+
+def test_sync_asks_in_turn_skips_failing_peers_and_forgets_disconnected_ones(tmp_path):
+    """Peers a (height 10), b (8) and a liar (2^63-1) are ahead of a node at height 5.
+    The liar never delivers: after one failure it is asked last, even when it repeats its
+    claim, and a peer that disconnects is forgotten. Before the fix the node asked the
+    highest claim (the liar) every time, and remembered peers after they left."""
+    from consensus.driver import (MSG_BLOCKS, MSG_GET_BLOCKS, MSG_STATUS, SYNC_TIMEOUT_S, Driver,
+                                  DriverConfig)
+    from consensus.rounds import TimeoutConfig
+    from consensus.types import ChainTip
+
+    class App:
+        tip = ChainTip(5, 0, b"h" * 32, None, b"", b"")
+
+    async def main():
+        d = Driver("c", App(), DriverConfig(TimeoutConfig(1, 1, 1, 1, 1, 1), 1, 10, 10),
+                   tmp_path / "wal", tmp_path / "signer")
+        sent = []
+
+        class Net:
+            def send(self, peer, t, body):
+                sent.append((peer, t, body))
+        d.net = Net()
+        d.height, d.height_started_at = 6, trio.current_time()
+        d.peer_heights = {"a": 10, "b": 8, "liar": (1 << 63) - 1}
+        asked = []
+        for _ in range(6):
+            d._maybe_sync()
+            peer, t, body = sent[-1]
+            assert t == MSG_GET_BLOCKS and body[0] == 6 and 1 <= body[1] <= 20
+            asked.append(peer)
+            if peer == "liar":
+                await d._handle("net", "liar", (MSG_BLOCKS, []))   # nothing
+                await d._handle("net", "liar", (MSG_STATUS, [(1 << 63) - 1, 0]))  # the lie again
+            else:
+                d.syncing_from = None   # as if it had delivered
+        assert set(asked) == {"a", "b", "liar"} and asked.count("liar") == 1, asked
+        # No reply at all within SYNC_TIMEOUT_S counts as a failure too.
+        d.peer_heights = {"a": 10, "b": 8}
+        d.sync_penalty.clear()
+        d._maybe_sync()
+        silent = sent[-1][0]
+        await trio.sleep(SYNC_TIMEOUT_S + 0.1)
+        d._maybe_sync()
+        assert sent[-1][0] != silent and d.sync_penalty.get(silent, 0) > trio.current_time()
+        # A peer that disconnects is forgotten (and no longer the one being asked).
+        other = sent[-1][0]
+        await d._handle("disconnect", other, None)
+        assert other not in d.peer_heights and d.syncing_from != other
+        d.wal.f.close()
+
+    trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
