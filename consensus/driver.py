@@ -705,6 +705,12 @@ class Driver:
             if p is not None and p.proposer == self.address and p.block_hash in self.blocks:
                 send(MSG_PROPOSAL, [p.encode(), self.blocks[p.block_hash].encode()])
 
+    @property
+    def catching_up(self) -> bool:
+        """Whether this node is fetching committed blocks it lacks from a peer (for the
+        RPC `status` method's `catching_up`)."""
+        return self.syncing_from is not None
+
     def _forget_peer(self, peer: str) -> None:
         """A peer that disconnected (or was dropped) no longer counts as a sync source."""
         self.peer_heights.pop(peer, None)
@@ -746,13 +752,14 @@ class Driver:
                 return
             self._sync_failed(self.syncing_from, f"no reply in {SYNC_TIMEOUT_S:.0f}s")
         peer = self._sync_source(now)
-        count = 0 if peer is None else min(SYNC_BATCH, self.peer_heights[peer] - self.app.tip.height)
+        tip = self.app.tip.height
+        count = 0 if peer is None else min(SYNC_BATCH, self.peer_heights[peer] - tip)
         if count <= 0:
             self.syncing_from = None
             return
         self.syncing_from = peer
         self.sync_until = now + SYNC_TIMEOUT_S
-        self.net.send(peer, MSG_GET_BLOCKS, [self.app.tip.height + 1, count])
+        self.net.send(peer, MSG_GET_BLOCKS, [tip + 1, count])
 
     def _serve_blocks(self, peer: str, body) -> None:
         """Answer GET_BLOCKS (checked by check_body) with what we have of the range, [] if

@@ -145,7 +145,8 @@ class World:
         self.proposal = sign_proposal(VAL_KEYS[0].private,
                                       Proposal(1, 0, bh, -1, VAL_KEYS[0].pub_key, b"", t), CHAIN_ID)
         sigs = tuple(sorted((CommitSig(v.validator, v.time_ms, v.signature)
-                             for v in self.votes if v.type == PRECOMMIT), key=lambda s: s.validator))
+                             for v in self.votes if v.type == PRECOMMIT),
+                            key=lambda s: s.validator))
         self.commit1 = Commit(1, 0, bh, sigs)
         other = sign_vote(VAL_KEYS[1].private, Vote(PREVOTE, 1, 0, b"", VAL_KEYS[1].pub_key, t,
                                                     b""), CHAIN_ID)
