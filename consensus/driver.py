@@ -54,6 +54,7 @@ STUCK_S = 1.0            # a height older than this re-sends own votes and may s
 SYNC_TIMEOUT_S = 5.0      # a sync request unanswered this long counts as a failure
 SYNC_PENALTY_S = 30.0     # a peer that failed to deliver is asked last for this long
 INBOX_SIZE = 10_000
+INBOX_PER_PEER = 2_500   # one flooding peer cannot take the whole inbox
 MAX_PENDING_EVIDENCE = 100
 MAX_LATER_PROPOSALS = 100
 MAX_LATER_PER_PROPOSER = 4
@@ -178,6 +179,7 @@ class Driver:
         # (by count): the node's own timeouts and heights are never dropped.
         self.send_ch, self.inbox = trio.open_memory_channel(float("inf"))
         self.queued_from_peers = 0
+        self.queued_by_peer: dict[str, int] = {}
         self.rs: RoundState | None = None
         self.height = 0
         self.blocks: dict[bytes, Block] = {}           # candidate blocks of this height
@@ -202,10 +204,12 @@ class Driver:
         self.send_ch.send_nowait((kind, peer, body))
 
     def on_peer_message(self, peer: str, msg_type: int, body) -> None:
-        if self.queued_from_peers >= INBOX_SIZE:
+        mine = self.queued_by_peer.get(peer, 0)
+        if self.queued_from_peers >= INBOX_SIZE or mine >= INBOX_PER_PEER:
             log.warning("consensus inbox full: dropping a message from %s", peer[:12])
             return
         self.queued_from_peers += 1
+        self.queued_by_peer[peer] = mine + 1
         self.post("net", peer, (msg_type, body))
 
     def on_peer_connect(self, peer: str) -> None:
@@ -223,8 +227,17 @@ class Driver:
             nursery.start_soon(self._status_ticker)
             async for kind, peer, body in self.inbox:
                 if kind == "net" and peer is not None:
-                    self.queued_from_peers -= 1
+                    self._dequeued(peer)
                 await self._process(kind, peer, body)
+
+    def _dequeued(self, peer: str) -> None:
+        """Count a peer's message out of the inbox (re-posted messages of a later height
+        were never counted in: never below zero)."""
+        n = self.queued_by_peer.pop(peer, 0)
+        if n:
+            self.queued_from_peers -= 1
+            if n > 1:
+                self.queued_by_peer[peer] = n - 1
 
     async def _process(self, kind: str, peer: str | None, body) -> None:
         """One inbox event. A peer's message is checked field by field first; whatever a
