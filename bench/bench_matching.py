@@ -15,7 +15,7 @@ Workloads on a book of N resting orders (BTC-USD perp, 100 maker accounts):
   2. crossing        - IOC orders sized to take 1-3 makers
   3. cancels         - cancels of resting orders
   4. mixed           - 50% adds, 30% crossing, 20% cancels (a market maker's flow)
-Books are carried across blocks (BookCache), as a running node would.
+Books are carried across blocks (DerivedCache), as a running node would.
 
 On a shared or noisy machine, ``--repeat N`` runs the whole sequence N times on fresh chains and
 reports the best time of each row; ``--cpu`` times with this thread's CPU clock instead of the
@@ -29,7 +29,7 @@ import random
 import time
 
 from node.gc_tuning import tune_gc
-from state.books import BookCache
+from state.derived import DerivedCache
 from state.codec import encode
 from state.genesis import genesis_writes
 from state.kv import MemoryKV
@@ -54,7 +54,7 @@ class Bench:
         self.kv.apply(writes)
         self.height, self.time_ms = 0, g.genesis_time_ms
         self.nonce = g.genesis_time_ms
-        self.cache = BookCache()
+        self.cache = DerivedCache()
         self.resting: dict[int, int] = {}  # order id -> owner index
         self.next_id = 1
         self.fills = 0
@@ -134,7 +134,7 @@ class Bench:
     def crossing(self) -> Tx:
         """An IOC taker sized to trade with exactly 1-3 makers (planned against the book as
         the previous block left it, skipping makers already planned away in this block)."""
-        book = self.cache.data["books"].books[BTC_PERP]
+        book = self.cache.derived.books.books[BTC_PERP]
         is_buy = self.rng.random() < 0.5
         side = 1 if is_buy else 0
         k = self.rng.randint(1, 3)

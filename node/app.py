@@ -27,7 +27,7 @@ from node.keys import KeyPair
 from node.mempool import Mempool, MempoolLimits
 from node.store import Store, Tip
 from node.verifier import Verifier
-from state.books import BookCache
+from state.derived import DerivedCache
 from state.codec import decode, encode
 from state.errors import Code, TxError
 from state.evidence import DoubleSign, evidence_key
@@ -73,7 +73,7 @@ class Application:
         self.block_committed = trio.Event()
         self._txs_available = trio.Event()
         self._selectors: dict[int, ProposerSelector] = {}
-        self.book_cache = BookCache()         # order books carried from block to block
+        self.derived_cache = DerivedCache()   # derived state (books, ...) carried across blocks
         self.prepared: dict[bytes, Tx] = {}   # verified txs of blocks from other proposers
         self.gossip = None                    # set by the node: callable(list of raw txs)
         self.p2p = None                       # set by the node (for net_info)
@@ -151,13 +151,13 @@ class Application:
         """Apply a block consensus has decided (it has checked the header and evidence)."""
         known = ChainMap(self.mempool.txs, self.prepared) if self.prepared else self.mempool.txs
         return apply_block(self.store.state, block_input(block), self.tip.app_hash, known,
-                           cache=self.book_cache)
+                           cache=self.derived_cache)
 
-    def _committed_books(self, result: BlockResult):
-        """The execution book cache, if it holds `result`'s state (the mempool copies its
-        books rather than building its own from the store)."""
-        c = self.book_cache
-        return c if c.app_hash == result.app_hash else None
+    def committed_derived(self, app_hash: bytes) -> DerivedCache | None:
+        """The execution derived cache, if it holds the state of `app_hash` (the mempool and
+        the RPC copy its books rather than building their own from the store)."""
+        c = self.derived_cache
+        return c if c.holds(app_hash) else None
 
     def selector(self, height: int) -> ProposerSelector:
         sel = self._selectors.get(height)
@@ -188,9 +188,8 @@ class Application:
         self.prepared.clear()
         self.tip = ChainTip(h, block.header.time_ms, block.hash(), commit, result.app_hash, rhash)
         evicted = self.mempool.update(hashes, self.store.state, next_ctx(self.store.state),
-                                      self.cfg.mempool.recheck,
-                                      all(r.code == 0 for r in result.tx_results),
-                                      result.block_events, self._committed_books(result))
+                                      self.cfg.mempool.recheck, result,
+                                      self.committed_derived(result.app_hash))
         for i, (th, r) in enumerate(zip(hashes, result.tx_results)):
             ev = self._waiters.pop(th, None)
             if ev is not None:

@@ -19,15 +19,11 @@ than a full recheck; block execution stays the authority and records any rejecti
 from dataclasses import dataclass, replace
 
 from state.errors import Code, TxError
-from state.books import BookCache, Books, release_cache
+from state.books import Books
+from state.derived import Derived, DerivedCache
 from state.kv import KVView, Overlay
-from state.machine import Ctx, TxResult, apply_tx, check_chain_id
+from state.machine import BlockResult, Ctx, TxResult, apply_tx, check_chain_id
 from state.tx import Tx, decode_tx, tx_hash
-
-
-# Begin/end-block events that change nothing a pending tx's check depends on structurally
-# (prices move margins, as the clock moves nonce windows: the check state is a best guess).
-QUIET_BLOCK_EVENTS = frozenset({"oracle_price"})
 
 
 @dataclass
@@ -46,19 +42,19 @@ class Mempool:
         self._recently_committed = recently_committed
         self._reset_check_state(view, ctx)
 
-    def _reset_check_state(self, view: KVView, ctx: Ctx, book_cache: BookCache | None = None,
+    def _reset_check_state(self, view: KVView, ctx: Ctx, cache: DerivedCache | None = None,
                            kept: dict | None = None) -> None:
-        """A new check state over `view`; its books are copies of `book_cache`'s (which holds
+        """A new check state over `view`; its books are copies of `cache`'s (which holds
         `view`'s state) brought up to date with the `kept` writes it will hold, if given."""
         self.ctx = ctx
         old = getattr(self, "check_state", None)
-        if old is not None:
-            release_cache(old.cache)  # its order books, freed now rather than by the collector
+        if old is not None and old.derived is not None:
+            old.derived.release()  # its order books, freed now rather than by the collector
         self.check_state = Overlay(view)
-        if book_cache is not None:
+        if cache is not None:
             mine = Books()
-            mine.copy_from(book_cache, kept)
-            self.check_state.cache = {"books": mine}
+            mine.copy_from(cache, kept)
+            self.check_state.derived = Derived(mine)
 
     def set_time(self, time_ms: int) -> None:
         """Check txs against this time (the node's clock, never before the last block):
@@ -124,33 +120,32 @@ class Mempool:
         return self.txs.get(h)
 
     def update(self, committed_hashes, view: KVView, ctx: Ctx, recheck: bool = True,
-               all_succeeded: bool = False, block_events=(),
-               book_cache: BookCache | None = None) -> list[Tx]:
+               result: BlockResult | None = None,
+               cache: DerivedCache | None = None) -> list[Tx]:
         """After a block: drop its txs, re-check the rest. Returns the txs evicted by recheck.
-        `all_succeeded`: every tx of the block executed with code 0; `block_events`: the
-        block's begin/end-block events; `book_cache`: the node's execution book cache, holding
-        `view`'s state: the check state copies its books on first use instead of building
-        them from the store (`Books.copy_from`).
+        `result`: the block's execution result, if this node executed it; `cache`: the
+        node's execution derived cache, holding `view`'s state: the check state copies its
+        books on first use instead of building them from the store (`Books.copy_from`).
 
         Fast path: when the block is this mempool's own prefix, every tx succeeded and the
-        begin/end-block steps did nothing but refresh oracle prices, the check state already
-        holds the block's effects, so it is kept as it is (the remaining txs are not
-        rechecked). Any other block step (a trigger firing, an order expiring, a governance
-        change taking effect, ...) may have changed orders or accounts the check state
-        holds, so the mempool rechecks from the committed state."""
-        is_prefix = all_succeeded and len(committed_hashes) <= len(self.txs) and all(
-            a == b for a, b in zip(committed_hashes, self.txs)) and all(
-            e.type in QUIET_BLOCK_EVENTS for e in block_events)
+        begin/end-block steps wrote nothing but prices (`BlockResult.steps_wrote_only_prices`),
+        the check state already holds the block's effects, so it is kept as it is (the
+        remaining txs are not rechecked). Any other block step (a trigger firing, an order
+        expiring, a governance change taking effect, ...) may have changed orders or accounts
+        the check state holds, so the mempool rechecks from the committed state."""
+        is_prefix = result is not None and all(r.code == 0 for r in result.tx_results) and \
+            result.steps_wrote_only_prices() and len(committed_hashes) <= len(self.txs) and \
+            all(a == b for a, b in zip(committed_hashes, self.txs))
         for h in committed_hashes:
             tx = self.txs.pop(h, None)
             if tx is not None:
                 self.bytes -= len(tx.raw)
         if is_prefix:
             kept = self.check_state.writes
-            self._reset_check_state(view, ctx, book_cache, kept)
+            self._reset_check_state(view, ctx, cache, kept)
             self.check_state.writes = kept
             return []
-        self._reset_check_state(view, ctx, book_cache)
+        self._reset_check_state(view, ctx, cache)
         if not recheck:
             return []
         evicted = []

@@ -21,7 +21,7 @@ from node.store import Store
 from state.codec import decode
 from state.errors import InvalidBlock
 from state.genesis import genesis_writes
-from state.books import BookCache
+from state.derived import DerivedCache
 from state.kv import MemoryKV
 from state.machine import apply_block
 
@@ -48,7 +48,7 @@ def replay(store: Store, genesis: Genesis, progress: bool | None = None) -> Repl
                             "stored one: this data directory belongs to another genesis")
     kv = MemoryKV()
     kv.apply(writes)
-    books = BookCache()  # books carried from block to block, as a running node does
+    books = DerivedCache()  # books carried from block to block, as a running node does
     sel = {1: ProposerSelector.genesis({v.pub_key: v.power for v in genesis.validators.validators})}
     sel[2] = sel[1].next_height()
     stored_tip = store.tip()

@@ -17,7 +17,7 @@ from node.genesis import ms_to_rfc3339
 from node.keys import PUB_TYPE, parse_address
 from consensus.types import Block, Commit
 from rpc.errors import RPCCode, RPCError
-from state import accounts, params
+from state import ledger, nonces, params
 from state import evidence as state_evidence
 from state.amounts import format_amount
 from state.codec import decode, load
@@ -283,11 +283,11 @@ async def account(app: Application, p: dict) -> dict:
         raise RPCError(RPCCode.INVALID_PARAMS, "parameter 'address' must be a hex string")
     view = app.store.state
     bal = {sym: format_amount(q, params.asset_decimals(view, sym))
-           for sym, q in accounts.balances(view, addr).items()}
+           for sym, q in ledger.balances(view, addr).items()}
     last_faucet = view.get(P_FAUCET_LAST + addr)
     height, _ = last_block(view)
     return {"address": addr.hex(), "height": str(height), "balances": bal,
-            "nonces": [str(n) for n in accounts.nonces(view, addr)],
+            "nonces": [str(n) for n in nonces.nonces(view, addr)],
             "last_faucet_ms": None if last_faucet is None else str(load(last_faucet))}
 
 

@@ -12,7 +12,7 @@ disagree with the state:
   serve them). The index scans the new heights on each call and keeps the last MAX_FILLS.
 """
 
-from state import accounts, constants as C, params
+from state import ledger, constants as C, params
 from state.amounts import format_amount
 from state.book import Side
 from state.books import Books
@@ -202,8 +202,8 @@ def _book(app, m: MS.Market):
         if cached is not None:
             cached[1].release()  # freed now rather than by the cycle collector
         books = Books()
-        cache = getattr(app, "book_cache", None)
-        if cache is not None and cache.app_hash == app.tip.app_hash:
+        cache = app.committed_derived(app.tip.app_hash)
+        if cache is not None:
             books.copy_from(cache)
         cached = _BOOKS[id(app)] = (h, books)
     return cached[1].book(_view(app), m.id)
@@ -382,7 +382,7 @@ async def margin_account(app, p: dict) -> dict:
         if t.min_volume <= vol:
             tier = i
     bal = {sym: format_amount(q, params.asset_decimals(view, sym))
-           for sym, q in accounts.balances(view, addr).items()}
+           for sym, q in ledger.balances(view, addr).items()}
     lev = None
     if s.equity > 0:
         whole, frac = divmod(s.notional * 100 // s.equity, 100)

@@ -230,36 +230,7 @@ class OrderBook:
         not an int or is already resting, the price or size is not a positive int, or the
         order would cross the opposite side (I5).
         """
-        # Validation reads only; nothing is changed until every check has passed. The type
-        # checks keep floats and bools out of state (they would compare equal to ints here and
-        # break determinism later).
-        if (
-            type(price_ticks) is not int
-            or type(size_lots) is not int
-            or type(order_id) is not int
-            or price_ticks <= 0
-            or size_lots <= 0
-        ):
-            raise ValueError(
-                f"price_ticks and size_lots must be positive ints and order_id an int, got "
-                f"{price_ticks!r}, {size_lots!r}, {order_id!r}"
-            )
-        orders = self._orders
-        if order_id in orders:
-            raise ValueError(f"order id {order_id} is already resting")
-        if side is _BUY:
-            ask = self._best_ask
-            if ask is not None and price_ticks >= ask:
-                raise ValueError(f"bid at {price_ticks} would cross the best ask {ask}")
-            book_side = self.bids
-        elif side is _SELL:
-            bid = self._best_bid
-            if bid is not None and price_ticks <= bid:
-                raise ValueError(f"ask at {price_ticks} would cross the best bid {bid}")
-            book_side = self.asks
-        else:
-            raise ValueError(f"side must be a Side, got {side!r}")
-
+        book_side = self._side_to_rest(order_id, side, price_ticks, size_lots)
         # Order(order_id, owner, side, price_ticks, size_lots, prev, None, info), without
         # the call of the dataclass __init__: on the hot path, the slots are set in place
         # (`prev_order` below, once the order's place is known).
@@ -277,15 +248,7 @@ class OrderBook:
             level = PriceLevel(price_ticks)
             level.head = level.tail = order
             book_side[price_ticks] = level
-            # A new level is the only way the best price can improve (I6).
-            if side is _BUY:
-                best = self._best_bid
-                if best is None or price_ticks > best:
-                    self._best_bid = price_ticks
-            else:
-                best = self._best_ask
-                if best is None or price_ticks < best:
-                    self._best_ask = price_ticks
+            self._new_level(side, price_ticks)
         else:
             tail = level.tail
             if order_id > tail.order_id:
@@ -298,8 +261,48 @@ class OrderBook:
                 _link_by_id(level, order)
         level.size_lots += size_lots
         level.order_count += 1
-        orders[order_id] = order
+        self._orders[order_id] = order
         return order
+
+    def _side_to_rest(self, order_id, side, price_ticks, size_lots):
+        """The side an order rests on, once `add`'s checks have passed (reads only)."""
+        # The type checks keep floats and bools out of state (they would compare equal to ints
+        # here and break determinism later).
+        if (
+            type(price_ticks) is not int
+            or type(size_lots) is not int
+            or type(order_id) is not int
+            or price_ticks <= 0
+            or size_lots <= 0
+        ):
+            raise ValueError(
+                f"price_ticks and size_lots must be positive ints and order_id an int, got "
+                f"{price_ticks!r}, {size_lots!r}, {order_id!r}"
+            )
+        if order_id in self._orders:
+            raise ValueError(f"order id {order_id} is already resting")
+        if side is _BUY:
+            ask = self._best_ask
+            if ask is not None and price_ticks >= ask:
+                raise ValueError(f"bid at {price_ticks} would cross the best ask {ask}")
+            return self.bids
+        if side is _SELL:
+            bid = self._best_bid
+            if bid is not None and price_ticks <= bid:
+                raise ValueError(f"ask at {price_ticks} would cross the best bid {bid}")
+            return self.asks
+        raise ValueError(f"side must be a Side, got {side!r}")
+
+    def _new_level(self, side: Side, price_ticks: int) -> None:
+        """A new level is the only way the best price can improve (I6)."""
+        if side is _BUY:
+            best = self._best_bid
+            if best is None or price_ticks > best:
+                self._best_bid = price_ticks
+        else:
+            best = self._best_ask
+            if best is None or price_ticks < best:
+                self._best_ask = price_ticks
 
     def cancel(self, order_id: int) -> Order:
         """Remove a resting order from the book and return it (with its remaining size).

@@ -7,23 +7,24 @@ from the resting-order records of the KV view (`state.orders.iter_resting`, in i
 books are never a source of truth: every change to a book is mirrored by a write to `ord/` in
 the same (sub-)transaction, so a book always equals a rebuild from KV.
 
-Rollback (DESIGN.md §5.3): the state machine opens a sub-transaction (`begin`) for every tx
+Rollback: the state machine opens a sub-transaction (`begin`) for every tx
 action, batch item and end-of-block trigger. While one is open, each book mutation appends its
 inverse to a journal; `rollback` undoes back to the sub-transaction's mark, `commit` keeps the
 entries for the enclosing sub-transaction (or drops them at the outermost level). So a rejected
 tx leaves the books exactly as they were, as its dropped overlay leaves the KV data.
 
-Where the cache lives: on the root Overlay (`state.kv.root_cache`) of the block or of the
-mempool's check state, or in a `BookCache` that `apply_block` reuses across blocks only when it
-was produced by the block whose app hash the new block builds on. A mempool check state takes
-each book, on first use, as a copy of the node's `BookCache` books (`Books.copy_from`) while
-that cache still holds the committed state. Books being dropped are `release`d: linked orders
-are reference cycles, which node/gc_tuning.py leaves to a rarely run collector.
+Where the books live: in the derived state (state.derived) of the root overlay of the block or
+of the mempool's check state, or in a `DerivedCache` that `apply_block` reuses across blocks
+only when it was produced by the block whose app hash the new block builds on. A mempool check
+state takes each book, on first use, as a copy of the node's `DerivedCache` books
+(`Books.copy_from`) while that cache still holds the committed state. Books being dropped are
+`release`d: linked orders are reference cycles, which node/gc_tuning.py leaves to a rarely run
+collector.
 """
 
 from state.book import Order, OrderBook, Side
-from state.kv import KVView, root_cache, root_overlay
-from state.orders import P_ORDER, OrderRecord, iter_resting, record_from, resting_info
+from state.kv import KVView, root_overlay
+from state.orders import P_ORDER, OrderRecord, iter_resting, record_from
 
 _ADD, _REMOVE, _GROW = 0, 1, 2
 
@@ -90,9 +91,9 @@ class Books:
             self.books[market] = b
         return b
 
-    def copy_from(self, cache: "BookCache", writes: dict | None = None) -> None:
-        """Take each book, on first use, as a copy of `cache`'s (equal to the state this root
-        view is over) brought up to date with `writes`, the write set the root will hold,
+    def copy_from(self, cache, writes: dict | None = None) -> None:
+        """Take each book, on first use, as a copy of `cache`'s (a state.derived.DerivedCache
+        equal to the state this root view is over) brought up to date with `writes`, the write set the root will hold,
         rather than building it from the store: several times faster (the mempool's check
         state after each block). A copy is made only while `cache` still holds that state
         (its app hash tag is unchanged); otherwise the book is built. The root's `ord/`
@@ -103,7 +104,7 @@ class Books:
 
     def _copy(self, market: int) -> "JournaledBook | None":
         cache, tag, writes = self._source
-        src = cache.data.get("books") if cache.app_hash == tag else None
+        src = cache.derived.books if cache.app_hash == tag else None
         sb = src.books.get(market) if src is not None and not src._marks else None
         if sb is None:
             return None
@@ -182,34 +183,4 @@ def _apply_order_writes(b: OrderBook, market: int, writes: dict) -> None:
 def _rest(b: OrderBook, o: OrderRecord) -> None:
     """Put the resting order of record `o` into `b` (without journaling it)."""
     OrderBook.add(b, o.id, o.owner, Side.BUY if o.is_buy else Side.SELL, o.price_ticks,
-                  o.size_lots, resting_info(o))
-
-
-def release_cache(cache: dict | None) -> None:
-    """Release the Books held by a root cache that is being dropped (`Books.release`)."""
-    b = cache.get("books") if cache else None
-    if b is not None:
-        b.release()
-
-
-def books_of(view: KVView) -> Books:
-    """The Books cached on `view`'s root overlay."""
-    c = root_cache(view)
-    b = c.get("books")
-    if b is None:
-        b = c["books"] = Books()
-    return b
-
-
-class BookCache:
-    """Derived state carried from one `apply_block` to the next (see state.machine).
-
-    `app_hash` names the state the cache equals; `apply_block` uses it only when the block it
-    applies builds on exactly that app hash, and clears the tag while it runs, so a block that
-    fails half-way can never leave a cache that looks valid."""
-
-    __slots__ = ("app_hash", "data")
-
-    def __init__(self) -> None:
-        self.app_hash: bytes | None = None
-        self.data: dict = {}
+                  o.size_lots, o.resting_fields())

@@ -7,7 +7,7 @@ turns it into the height-0 write set, and app_hash(0) chains over it like any bl
 
 from dataclasses import dataclass
 
-from state import accounts, constants as C, markets as mk, oracle, params
+from state import ledger, constants as C, markets as mk, oracle, params
 from state.errors import InvalidBlock, TxError
 from state.hashing import ZERO_HASH, chain_app_hash, sha256
 from state.kv import MemoryKV, Overlay
@@ -53,7 +53,7 @@ def genesis_writes(g: GenesisState) -> tuple[list[tuple[bytes, bytes | None]], b
         if symbol not in symbols:
             raise InvalidBlock(f"genesis balance in unknown asset {symbol!r}")
         try:
-            accounts.mint(view, addr, symbol, amount)
+            ledger.mint(view, addr, symbol, amount)
         except TxError as e:
             raise InvalidBlock(f"genesis balance of {addr.hex()}: {e.log}") from None
     for pub_key, power in sorted(g.validators):

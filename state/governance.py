@@ -118,41 +118,43 @@ def do_set_param(view: Overlay, ctx, tx) -> list:
                                            ("effective_height", str(height))))]
 
 
-def apply_pending(view: Overlay, height: int) -> list:
-    """Begin-block: apply the changes scheduled for `height`, in the order they were made."""
+def apply_pending(view: Overlay, ctx) -> list:
+    """Begin-block: apply the changes scheduled for this height, in the order they were made,
+    each in its own sub-transaction (a change that became invalid fails alone)."""
     from state.events import Event
+    from state.scope import SubTransaction
 
     events = []
-    prefix = P_PENDING + height.to_bytes(8, "big")
+    prefix = P_PENDING + ctx.height.to_bytes(8, "big")
     for k, raw in list(view.iterate(prefix)):
         kind, payload = load(raw)
         view.delete(k)
-        child = view.child()
         try:
-            if kind == "add_market":
-                m = _new_market(child, payload)
-                put_market(child, m)
-                if m.kind == PERP:
-                    put_oracle_asset(child, m.base)
-                events.append(Event("governance_applied", (("action", kind),
-                                                           ("market_id", str(m.id)),
-                                                           ("symbol", m.symbol))))
-            else:
-                market_id, param, value = payload
-                if market_id:
-                    put_market(child, _changed_market(child, market_id, param, value))
-                else:
-                    put_oracle_params(child, _changed_oracle(child, param, value))
-                events.append(Event("governance_applied", (("action", kind),
-                                                           ("market", str(market_id)),
-                                                           ("param", param),
-                                                           ("value", str(value)))))
+            with SubTransaction(view, ctx) as scope:
+                events.append(_apply_change(scope.view, kind, payload))
         except TxError as e:
             events.append(Event("governance_failed", (("action", kind), ("code", str(int(e.code))),
                                                       ("log", e.log))))
-            continue
-        child.commit()
     return events
+
+
+def _apply_change(view: Overlay, kind: str, payload: list):
+    from state.events import Event
+
+    if kind == "add_market":
+        m = _new_market(view, payload)
+        put_market(view, m)
+        if m.kind == PERP:
+            put_oracle_asset(view, m.base)
+        return Event("governance_applied", (("action", kind), ("market_id", str(m.id)),
+                                            ("symbol", m.symbol)))
+    market_id, param, value = payload
+    if market_id:
+        put_market(view, _changed_market(view, market_id, param, value))
+    else:
+        put_oracle_params(view, _changed_oracle(view, param, value))
+    return Event("governance_applied", (("action", kind), ("market", str(market_id)),
+                                        ("param", param), ("value", str(value))))
 
 
 # -- validator set changes ---------------------------------------------------------------------

@@ -3,7 +3,7 @@
 `KVView` is the whole contract between state/ and storage: `get` and `iterate` over bytes
 keys in ascending byte order. The node backs it with LevelDB (node/store.py); tests back it
 with `MemoryKV`. `Overlay` buffers writes over any view: a block runs in one overlay, each
-tx in a child overlay that is merged on success and dropped on rejection (DESIGN.md §5.3).
+tx in a child overlay that is merged on success and dropped on rejection.
 Iteration always merges in sorted key order, never in dict or hash order.
 
 Inside an Overlay a written value is bytes, None (deleted), or a decoded value (an int or a
@@ -15,10 +15,8 @@ Everything that hands out values (`get`, `iterate`, `sorted_writes`) gives bytes
 of those records read them with `get_stored`, which gives the value as stored.
 
 The root Overlay of a chain of overlays (the block's, or the mempool's check state) may carry
-a `cache` dict: derived, in-memory structures (order books, decoded markets) that must always
-equal what a rebuild from the KV data would give. `root_cache(view)` finds it. Whoever mutates
-a cached structure inside a child overlay must undo that mutation when the child is dropped
-(state/books.py journals book changes for exactly this).
+a `derived` object (state.derived): in-memory structures (order books, decoded markets) that
+always equal what a rebuild from the KV data would give.
 """
 
 from itertools import islice
@@ -83,22 +81,21 @@ class Overlay:
     """Buffered writes over a parent view; `commit()` pushes them into a parent Overlay.
 
     `root` is the topmost Overlay of the chain (itself for a root), found once at creation so
-    that `root_cache` is O(1). No overlay refers to itself (its ancestors are kept without it,
-    a root stores no root): reference counting alone frees a dropped overlay and its writes,
+    that finding the root's `derived` state is O(1). No overlay refers to itself (its ancestors
+    are kept without it, a root stores no root): reference counting alone frees a dropped overlay and its writes,
     without waiting for the cycle collector (node/gc_tuning.py runs that rarely).
     Keys are only ever added to a `writes` dict (a delete stores None), never removed:
     `iterate` relies on it to keep a sorted index of a large write set up to date from the
     keys added since it was built (dicts keep insertion order).
-    `put` and `delete` are exactly `writes[key] = value` / `None`: hot paths of the state
-    machine assign into `writes` directly (values: bytes, None, or decoded, see above)."""
+    `put` stores bytes or a decoded value (see above); `delete` stores None."""
 
-    __slots__ = ("parent", "writes", "cache", "_root", "_up", "_base", "_index", "_index_of",
+    __slots__ = ("parent", "writes", "derived", "_root", "_up", "_base", "_index", "_index_of",
                  "_indexed")
 
     def __init__(self, parent: KVView):
         self.parent = parent
         self.writes: dict[bytes, bytes | None] = {}
-        self.cache: dict | None = None
+        self.derived = None  # state.derived.Derived, on a root
         if type(parent) is Overlay:
             # The ancestors, innermost first, the root among them, and the store under them.
             self._up = (parent,) + parent._up
@@ -137,7 +134,7 @@ class Overlay:
                 return v
         return self._base.get(key)
 
-    def put(self, key: bytes, value: bytes) -> None:
+    def put(self, key: bytes, value: "bytes | int | list") -> None:
         self.writes[key] = value
 
     def delete(self, key: bytes) -> None:
@@ -210,22 +207,6 @@ class Overlay:
                 for k in keys]
 
 
-def root_cache(view: KVView) -> dict:
-    """The derived-data cache of the root Overlay above `view` (created empty on first use).
-    A view that is not an Overlay (a committed store, read by RPC) gets a throwaway dict."""
-    if type(view) is not Overlay:
-        if not isinstance(view, Overlay):
-            return {}
-        while isinstance(view.parent, Overlay):
-            view = view.parent
-    elif view._root is not None:
-        view = view._root
-    c = view.cache
-    if c is None:
-        c = view.cache = {}
-    return c
-
-
 def root_overlay(view: KVView) -> KVView:
     """The topmost Overlay above `view` (or `view` itself if it is not an Overlay)."""
     if type(view) is Overlay:
@@ -233,26 +214,3 @@ def root_overlay(view: KVView) -> KVView:
     while isinstance(view, Overlay) and isinstance(view.parent, Overlay):
         view = view.parent
     return view
-
-
-def load_cached(view: KVView, key: bytes, slot: str, decode, cache: dict | None = None):
-    """`decode(view.get(key))`, or None if the key is absent, reusing an earlier decode.
-
-    The root cache's `slot` dict keeps, per key, the decoded value together with the very bytes
-    object it was decoded from; it is reused only while `view.get` returns that same object,
-    so it can never disagree with any view (a write, in any overlay, is a new object). For
-    small sets of hot, immutable values (marks, oracle prices) that are read far more often
-    than written. `cache`: `root_cache(view)`, if the caller has it."""
-    raw = view.get(key)
-    if raw is None:
-        return None
-    c = cache if cache is not None else root_cache(view)
-    d = c.get(slot)
-    if d is None:
-        d = c[slot] = {}
-    hit = d.get(key)
-    if hit is not None and hit[0] is raw:
-        return hit[1]
-    v = decode(raw)
-    d[key] = (raw, v)
-    return v

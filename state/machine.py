@@ -1,4 +1,4 @@
-"""apply_block: the one entry point of the state machine (DESIGN.md §5.1).
+"""apply_block: the one entry point of the state machine.
 
     apply_block(view, block, prev_app_hash, known) -> BlockResult
 
@@ -12,42 +12,49 @@ checks the block header against the state, then runs, in this fixed order:
    orders whose condition the new mark meets, market by market in id order, each trigger in
    order-id order. (Funding, interest and liquidation come with later issues.)
 It returns per-tx results, the begin/end-block events, the validator changes this block
-made (for consensus, effective at height + 2), the sorted write set and the new app hash. It never writes to `view`: the node commits `writes` atomically with the block.
+made (for consensus, effective at height + 2), the sorted write set and the new app hash. It
+never writes to `view`: the node commits `writes` atomically with the block.
 
-Derived in-memory state (order books, decoded markets) lives on the block overlay's root cache
-(state.kv.root_cache). With a `BookCache` the caller may carry it to the next block; it is used
-only if it was produced by the block whose app hash the new block builds on.
+Derived in-memory state (order books, decoded markets: state.derived) lives on the block
+overlay. With a `DerivedCache` the caller may carry it to the next block; it is used only if it
+was produced by the block whose app hash the new block builds on.
+
+The begin- and end-block steps report which kinds of record they wrote
+(`BlockResult.steps_wrote`): the mempool keeps its check state across a block only when they
+wrote nothing but prices (`PRICE_RECORDS`).
 
 A tx is applied in two phases, each in its own overlay:
 1. authentication: decode, chain id, signature, nonce. If this fails the tx leaves no
    trace. If it passes, the nonce is consumed even if phase 2 fails, so a rejected tx
    can never be replayed later.
-2. the action: on TxError its writes are dropped and the code goes into the receipt.
+2. the action, in a sub-transaction (state.scope): on TxError its writes and book changes are
+   dropped and the code goes into the receipt.
 Any other exception is a bug and propagates: the node halts rather than diverge.
 """
 
 from dataclasses import dataclass
-from typing import Mapping
+from typing import Mapping, NamedTuple
 
-from state import accounts, constants as C, params
+from state import cancellation, constants as C, ledger, nonces, params, placement
 from state.events import Event
 from state.amounts import format_amount
-from state import evidence, governance, mark, oracle, orders, trading
+from state import evidence, governance, mark, oracle, triggers
 from state.evidence import DoubleSign
-from state.books import BookCache, Books, books_of, release_cache
-from state.markets import PERP, get as get_market, list_markets, oracle_params
+from state.derived import Derived, DerivedCache, derived_of
+from state.margin import P_MARK
+from state.markets import PERP, list_markets, oracle_params
 from state.codec import encode, load
 from state.errors import Code, InvalidBlock, TxError
 from state.hashing import chain_app_hash
 from state.kv import KVView, Overlay
+from state.scope import Scope, SubTransaction
 from state.tx import Tx, decode_tx, tx_hash, verify_tx
 
 K_LAST_BLOCK = b"meta/last_block"   # [height, time_ms]
 P_FAUCET_LAST = b"faucet/last/"     # + addr -> time_ms of the last faucet payout
 
 
-@dataclass(frozen=True, slots=True)
-class TxResult:
+class TxResult(NamedTuple):
     code: int
     log: str = ""
     events: tuple[Event, ...] = ()
@@ -64,22 +71,6 @@ class TxResult:
         code, log, events = obj
         return TxResult(code, log, tuple(Event(t, tuple((k, v) for k, v in a))
                                          for t, a in events))
-
-
-_new = object.__new__
-_set_code = TxResult.__dict__["code"].__set__
-_set_log = TxResult.__dict__["log"].__set__
-_set_events = TxResult.__dict__["events"].__set__
-
-
-def _accepted(events: tuple[Event, ...]) -> TxResult:
-    """`TxResult(0, "", events)` without the frozen dataclass's `__init__` (as
-    `state.events.event`): one per accepted tx."""
-    r = _new(TxResult)
-    _set_code(r, 0)
-    _set_log(r, "")
-    _set_events(r, events)
-    return r
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +94,13 @@ class BlockResult:
     block_events: tuple[Event, ...] = ()   # begin-block and end-block events, in order
     # Validator power changes made by this block; consensus applies them at height + 2.
     validator_updates: tuple[tuple[bytes, int], ...] = ()
+    # The kinds of record (key prefixes up to the first "/") the begin/end-block steps wrote.
+    steps_wrote: tuple[bytes, ...] = ()
+
+    def steps_wrote_only_prices(self) -> bool:
+        """Whether the block steps changed nothing but prices (PRICE_RECORDS): then a check
+        state that holds the block's txs holds the block's effects but for prices."""
+        return all(p in PRICE_RECORDS for p in self.steps_wrote)
 
     def results_bytes(self) -> bytes:
         """enc([result_0, ..., result_n-1]) and, only when the block has begin/end-block
@@ -115,6 +113,8 @@ class BlockResult:
 
 
 BLOCK_EVENTS_LOG = "block"
+# Records that move margins as the clock moves nonce windows: oracle updates and prices, marks.
+PRICE_RECORDS = (oracle.P_PRICE.split(b"/")[0] + b"/", P_MARK)
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,11 +145,43 @@ def next_ctx(view: KVView, time_ms: int | None = None) -> Ctx:
 
 def apply_block(view: KVView, block: BlockInput, prev_app_hash: bytes,
                 known: Mapping[bytes, Tx] | None = None,
-                cache: BookCache | None = None) -> BlockResult:
+                cache: DerivedCache | None = None) -> BlockResult:
     """Apply `block` on top of `view`. `known` maps tx hash -> Tx already decoded and
     signature-checked by this node; other txs are decoded and verified here. `cache`, if
-    given, carries the order books from the previous call (see the module docstring)."""
+    given, carries the derived state from the previous call (see the module docstring)."""
     height, last_time = last_block(view)
+    check_header(block, height, last_time)
+    ctx = Ctx(block.height, block.time_ms, params.chain_id(view))
+    overlay = Overlay(view)
+    overlay.derived = _take_derived(cache, prev_app_hash)
+    known = known or {}
+    hashes = block.tx_hashes
+    if hashes is None or len(hashes) != len(block.txs):
+        hashes = [tx_hash(raw) for raw in block.txs]
+    steps_wrote: dict[bytes, None] = {}  # kinds of record, as an ordered set
+    block_events = _step(overlay, steps_wrote, lambda v: evidence.record(v, block.height,
+                                                                        block.evidence))
+    block_events += _step(overlay, steps_wrote, lambda v: begin_block(v, ctx))
+    results = []
+    for raw, h in zip(block.txs, hashes):
+        tx = known.get(h)
+        if tx is not None and tx.raw != raw:
+            tx = None
+        results.append(apply_tx(overlay, ctx, raw, tx))
+    block_events += _step(overlay, steps_wrote, lambda v: end_block(v, ctx))
+    put_last_block(overlay, block.height, block.time_ms)
+    writes = overlay.sorted_writes()
+    app_hash = chain_app_hash(prev_app_hash, writes)
+    if cache is not None:
+        cache.derived = overlay.derived
+        cache.app_hash = app_hash
+    updates = governance.validator_updates(overlay, block.height + governance.VALSET_DELAY)
+    return BlockResult(tuple(results), writes, app_hash, tuple(block_events), updates,
+                       tuple(sorted(steps_wrote)))
+
+
+def check_header(block: BlockInput, height: int, last_time: int) -> None:
+    """What the state requires of the next block (InvalidBlock otherwise)."""
     if block.height != height + 1:
         raise InvalidBlock(f"block height {block.height} does not follow {height}")
     if block.time_ms <= last_time:
@@ -158,44 +190,34 @@ def apply_block(view: KVView, block: BlockInput, prev_app_hash: bytes,
         raise InvalidBlock(f"{len(block.txs)} txs exceeds {C.MAX_BLOCK_TXS}")
     if sum(len(t) for t in block.txs) > C.MAX_BLOCK_BYTES:
         raise InvalidBlock(f"block txs exceed {C.MAX_BLOCK_BYTES} bytes")
-    ctx = Ctx(block.height, block.time_ms, params.chain_id(view))
-    overlay = Overlay(view)
-    if cache is not None:
-        valid = cache.app_hash is not None and cache.app_hash == prev_app_hash
-        if not valid:
-            release_cache(cache.data)  # built on another state: dropped
-        overlay.cache = cache.data if valid else {}
-        cache.app_hash = None  # a block that fails half-way must leave no valid-looking cache
-    known = known or {}
-    block_events = evidence.record(overlay, block.height, block.evidence)
-    block_events += begin_block(overlay, ctx)
-    results = []
-    hashes = block.tx_hashes
-    if hashes is None or len(hashes) != len(block.txs):
-        hashes = [tx_hash(raw) for raw in block.txs]
-    books = books_of(overlay)
-    for raw, h in zip(block.txs, hashes):
-        tx = known.get(h)
-        if tx is not None and tx.raw != raw:
-            tx = None
-        results.append(apply_tx(overlay, ctx, raw, tx, books))
-    block_events += end_block(overlay, ctx)
-    put_last_block(overlay, block.height, block.time_ms)
-    writes = overlay.sorted_writes()
-    app_hash = chain_app_hash(prev_app_hash, writes)
-    if cache is not None:
-        cache.data = overlay.cache if overlay.cache is not None else {}
-        cache.app_hash = app_hash
-    return BlockResult(tuple(results), writes, app_hash, tuple(block_events),
-                       governance.validator_updates(overlay, block.height + governance.VALSET_DELAY))
 
 
-def apply_tx(overlay: Overlay, ctx: Ctx, raw: bytes, tx: Tx | None,
-             books: Books | None = None) -> TxResult:
+def _take_derived(cache: DerivedCache | None, prev_app_hash: bytes) -> Derived:
+    """The carried derived state if it equals the state the block builds on, else a new one."""
+    if cache is None:
+        return Derived()
+    d = cache.derived if cache.holds(prev_app_hash) else None
+    if d is None:
+        cache.derived.release()  # built on another state: dropped
+        d = Derived()
+    cache.app_hash = None  # a block that fails half-way must leave no valid-looking cache
+    return d
+
+
+def _step(overlay: Overlay, wrote: dict, step) -> list[Event]:
+    """Run a begin/end-block step in its own overlay; note the kinds of record it wrote."""
+    child = overlay.child()
+    events = step(child)
+    for key in child.writes:
+        wrote[key[:key.index(b"/") + 1]] = None
+    child.commit()
+    return events
+
+
+def apply_tx(overlay: Overlay, ctx: Ctx, raw: bytes, tx: Tx | None) -> TxResult:
     """Apply one tx into `overlay` (its writes are merged only if it is accepted).
-    `tx` is the pre-verified Tx for `raw`, or None to decode and verify here; `books`:
-    `books_of(overlay)`, if the caller has it.
-    The caller must keep `overlay`'s writes when this returns code 0 (the root cache's books
+    `tx` is the pre-verified Tx for `raw`, or None to decode and verify here.
+    The caller must keep `overlay`'s writes when this returns code 0 (the derived books
     already include the tx) and may drop them otherwise (the books were rolled back)."""
     try:
         if tx is None:
@@ -205,21 +227,12 @@ def apply_tx(overlay: Overlay, ctx: Ctx, raw: bytes, tx: Tx | None,
         else:
             check_chain_id(tx, ctx)
         # It writes only once every check has passed, so a rejected nonce leaves no trace.
-        accounts.use_nonce(overlay, tx.signer, tx.nonce, ctx.time_ms)
+        nonces.use_nonce(overlay, tx.signer, tx.nonce, ctx.time_ms)
+        with SubTransaction(overlay, ctx) as scope:
+            HANDLERS[tx.type](scope, tx)
     except TxError as e:
         return TxResult(int(e.code), e.log)
-    act = overlay.child()
-    if books is None:
-        books = books_of(overlay)
-    books.begin()
-    try:
-        events = HANDLERS[tx.type](act, ctx, tx)
-    except TxError as e:
-        books.rollback()
-        return TxResult(int(e.code), e.log)
-    books.commit()
-    act.commit()
-    return _accepted(tuple(events))
+    return TxResult(0, "", tuple(scope.events))
 
 
 def check_chain_id(tx: Tx, ctx: Ctx) -> None:
@@ -228,21 +241,20 @@ def check_chain_id(tx: Tx, ctx: Ctx) -> None:
                       f"tx is for chain {tx.chain_id!r}; this chain is {ctx.chain_id!r}")
 
 
-def _hex(b: bytes) -> str:
-    return b.hex()
-
-
-def do_transfer(view: Overlay, ctx: Ctx, tx: Tx) -> list[Event]:
+def do_transfer(scope: Scope, tx: Tx) -> None:
     _, to, asset, amount = tx.action
+    view = scope.view
     decimals = params.asset_decimals(view, asset)
     if amount <= 0:
         raise TxError(Code.INVALID_AMOUNT, "transfer amount must be positive")
-    accounts.move(view, tx.signer, to, asset, amount, decimals)
-    return [Event("transfer", (("sender", _hex(tx.signer)), ("recipient", _hex(to)),
-                               ("asset", asset), ("amount", format_amount(amount, decimals))))]
+    ledger.move(view, tx.signer, to, asset, amount, decimals)
+    scope.events.append(Event("transfer", (
+        ("sender", tx.signer.hex()), ("recipient", to.hex()), ("asset", asset),
+        ("amount", format_amount(amount, decimals)))))
 
 
-def do_faucet(view: Overlay, ctx: Ctx, tx: Tx) -> list[Event]:
+def do_faucet(scope: Scope, tx: Tx) -> None:
+    view, now = scope.view, scope.ctx.time_ms
     p = params.faucet(view)
     if p is None:
         raise TxError(Code.FAUCET_DISABLED, "this chain's genesis has no faucet")
@@ -250,92 +262,67 @@ def do_faucet(view: Overlay, ctx: Ctx, tx: Tx) -> list[Event]:
     raw = view.get(key)
     if raw is not None:
         next_ms = load(raw) + p.interval_ms
-        if ctx.time_ms < next_ms:
+        if now < next_ms:
             raise TxError(Code.FAUCET_RATE_LIMITED,
                           f"faucet already paid this account; next payout allowed at block "
-                          f"time {next_ms} ms ({next_ms - ctx.time_ms} ms from now)")
-    view.put(key, encode(ctx.time_ms))
-    accounts.mint(view, tx.signer, p.asset, p.amount_quantums)
+                          f"time {next_ms} ms ({next_ms - now} ms from now)")
+    view.put(key, encode(now))
+    ledger.mint(view, tx.signer, p.asset, p.amount_quantums)
     decimals = params.asset_decimals(view, p.asset)
-    return [Event("faucet", (("recipient", _hex(tx.signer)), ("asset", p.asset),
-                             ("amount", format_amount(p.amount_quantums, decimals))))]
+    scope.events.append(Event("faucet", (
+        ("recipient", tx.signer.hex()), ("asset", p.asset),
+        ("amount", format_amount(p.amount_quantums, decimals)))))
 
 
-def _trading_handler(fn):
-    """Adapt a state.trading action (ex, signer, fields) to the HANDLERS signature."""
-    def handler(view: Overlay, ctx: Ctx, tx: Tx) -> list[Event]:
-        ex = trading.Exec(view, ctx)
-        fn(ex, tx.signer, tx.action[1:])
-        return ex.events
+def _view_handler(fn):
+    """Adapt a handler of (view, ctx, tx) -> events (oracle, governance) to (scope, tx)."""
+    def handler(scope: Scope, tx: Tx) -> None:
+        scope.events.extend(fn(scope.view, scope.ctx, tx))
+    handler.__name__ = fn.__name__
+    return handler
+
+
+def _action_handler(fn):
+    """Adapt a trading action (scope, signer, fields) to (scope, tx)."""
+    def handler(scope: Scope, tx: Tx) -> None:
+        fn(scope, tx.signer, tx.action[1:])
     handler.__name__ = f"do_{fn.__name__}"
     return handler
 
 
-def do_batch(view: Overlay, ctx: Ctx, tx: Tx) -> list[Event]:
+def do_batch(scope: Scope, tx: Tx) -> None:
     """Each action of a batch runs as its own sub-transaction: a rejected one leaves no trace
     and gets a `batch_item` event with its code; the others apply. The tx itself succeeds."""
-    events: list[Event] = []
-    books = books_of(view)
     for i, sub in enumerate(tx.action[1]):
-        child = view.child()
-        books.begin()
-        ex = trading.Exec(child, ctx)
         try:
-            trading.HANDLERS[sub[0]](ex, tx.signer, sub[1:])
+            with SubTransaction(scope.view, scope.ctx) as item:
+                BATCH_ACTIONS[sub[0]](item, tx.signer, sub[1:])
         except TxError as e:
-            books.rollback()
-            events.append(Event("batch_item", (("index", str(i)), ("action", sub[0]),
-                                               ("code", str(int(e.code))), ("log", e.log))))
+            scope.events.append(_batch_item(i, sub[0], int(e.code), e.log))
             continue
-        books.commit()
-        child.commit()
-        events.append(Event("batch_item", (("index", str(i)), ("action", sub[0]),
-                                           ("code", "0"), ("log", ""))))
-        events.extend(ex.events)
-    return events
+        scope.events.append(_batch_item(i, sub[0], 0, ""))
+        scope.events.extend(item.events)
 
 
-def sub_transaction(view: Overlay, ctx: Ctx, fn, *args) -> tuple[list[Event], TxError | None]:
-    """Run `fn(ex, *args)` in its own overlay and book journal (begin/end-block steps):
-    kept on success, rolled back on TxError. Returns (events, error)."""
-    books = books_of(view)
-    child = view.child()
-    books.begin()
-    ex = trading.Exec(child, ctx)
-    try:
-        fn(ex, *args)
-    except TxError as e:
-        books.rollback()
-        # Without its traceback: the frames it holds (overlays, the Exec) are then freed at
-        # once by reference counting, not by the cycle collector (node/gc_tuning.py).
-        return [], e.with_traceback(None)
-    books.commit()
-    child.commit()
-    return ex.events, None
+def _batch_item(i: int, action: str, code: int, log: str) -> Event:
+    return Event("batch_item", (("index", str(i)), ("action", action), ("code", str(code)),
+                                ("log", log)))
 
 
 def begin_block(view: Overlay, ctx: Ctx) -> list[Event]:
     events = governance.apply_validator_updates(view, ctx.height)
-    events += governance.apply_pending(view, ctx.height)
-    for market_id, order_id in orders.expired(view, ctx.time_ms, C.MAX_EXPIRIES_PER_BLOCK):
-        m = get_market(view, market_id)
-
-        def expire(ex, m=m, order_id=order_id):
-            trading.cancel_open(ex, m, None, order_id, "expired")
-            ex.flush()
-        evs, err = sub_transaction(view, ctx, expire)
-        if err is not None:  # pragma: no cover - an index without its order is a bug
-            raise AssertionError(f"expiry of order {order_id}: {err}")
-        events.extend(evs)
+    events += governance.apply_pending(view, ctx)
+    events += triggers.expire_orders(view, ctx)
     return events
 
 
 def end_block(view: Overlay, ctx: Ctx) -> list[Event]:
+    """Oracle aggregation, then per perp market (ascending id) its mark and its triggers."""
     events: list[Event] = []
     for asset, px in oracle.aggregate(view, ctx.time_ms):
         events.append(Event("oracle_price", (("asset", asset), ("price", str(px)))))
     tau = oracle_params(view).mark_ema_ms
-    books = books_of(view)
+    books = derived_of(view).books
     for m in list_markets(view):
         if m.kind != PERP:
             continue
@@ -343,29 +330,18 @@ def end_block(view: Overlay, ctx: Ctx) -> list[Event]:
         if p is None:
             continue
         mk = mark.update_mark(view, m, books.book(view, m.id), p[0], ctx.time_ms, tau)
-        fired = orders.fired_triggers(view, m.id, mk // m.tick_size, -(-mk // m.tick_size),
-                                      C.MAX_TRIGGERS_PER_MARKET_PER_BLOCK)
-        for order_id in fired:
-            o = orders.get_trigger(view, m.id, order_id)
-            evs, err = sub_transaction(view, ctx, trading.fire_trigger, m, o, mk)
-            if err is not None:
-                # The order still leaves: a trigger fires once, as Hyperliquid's.
-                def drop(ex, m=m, o=o):
-                    trading._remove_trigger(ex, m, o, None)
-                    ex.flush()
-                evs, _ = sub_transaction(view, ctx, drop)
-                evs.append(Event("trigger_rejected", (("order_id", str(order_id)),
-                                                      ("market", m.symbol),
-                                                      ("owner", o.owner.hex()),
-                                                      ("code", str(int(err.code))),
-                                                      ("log", err.log))))
-            events.extend(evs)
+        events += triggers.fire_triggers(view, ctx, m, mk)
     return events
 
 
+BATCH_ACTIONS = {"order": placement.place, "cancel": cancellation.cancel,
+                 "cancel_cloid": cancellation.cancel_cloid,
+                 "cancel_all": cancellation.cancel_all, "modify": placement.modify}
+
 HANDLERS = {"transfer": do_transfer, "faucet": do_faucet, "batch": do_batch,
-            "oracle": oracle.do_oracle, "gov_add_market": governance.do_add_market,
-            "gov_set_param": governance.do_set_param,
-            "gov_set_validator": governance.do_set_validator,
-            "set_leverage": _trading_handler(trading.set_leverage),
-            **{name: _trading_handler(fn) for name, fn in trading.HANDLERS.items()}}
+            "oracle": _view_handler(oracle.do_oracle),
+            "gov_add_market": _view_handler(governance.do_add_market),
+            "gov_set_param": _view_handler(governance.do_set_param),
+            "gov_set_validator": _view_handler(governance.do_set_validator),
+            "set_leverage": _action_handler(placement.set_leverage),
+            **{name: _action_handler(fn) for name, fn in BATCH_ACTIONS.items()}}

@@ -2,7 +2,7 @@
 
 What this module owns
 ---------------------
-The arithmetic of DESIGN.md §4 "Margin", read-only (it never writes):
+The arithmetic of cross margin, read-only (it never writes):
 
 * equity = quote balance + sum over other collateral assets of balance * oracle price *
   collateral weight + sum over perp positions of (size * mark - cost basis).
@@ -18,11 +18,12 @@ Rounding is always against the account: values of what it holds round down (floo
 that set requirements round up.
 """
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
-from state import accounts, constants as C, params
+from state import ledger, constants as C, params
 from state.codec import load
-from state.kv import KVView, load_cached, root_cache
+from state.derived import load_memo
+from state.kv import KVView
 from state.markets import PERP, SPOT, Market, collateral, get as get_market
 from state.oracle import price
 from state.positions import Account
@@ -34,26 +35,25 @@ def _decode_mark(raw: bytes) -> int:
     return load(raw)[0]
 
 
-def mark_price(view: KVView, m: Market, cache: dict | None = None) -> int | None:
-    """The market's mark price (price units), else its oracle price, else None.
-    `cache`: the view's root cache, if the caller has it."""
-    px = load_cached(view, P_MARK + m.id.to_bytes(4, "big"), "mark_px", _decode_mark, cache)
+def mark_price(view: KVView, m: Market) -> int | None:
+    """The market's mark price (price units), else its oracle price, else None."""
+    px = load_memo(view, P_MARK + m.id.to_bytes(4, "big"), "mark_px", _decode_mark)
     if px is not None:
         return px
-    p = price(view, m.base, cache)
+    p = price(view, m.base)
     return None if p is None else p[0]
 
 
 def value(m: Market, size_lots: int, px: int) -> int:
     """Signed value in quote quantums of `size_lots` at price `px`, floored (against a long's
     value and for a short's liability)."""
-    return size_lots * m.lot_size * px // 10**m.base_decimals
+    return size_lots * m.lot_size * px // m.base_scale
 
 
 def notional_up(m: Market, size_lots: int, px: int) -> int:
     """|size| * px in quote quantums, rounded up (for requirements)."""
     n = size_lots if size_lots >= 0 else -size_lots
-    return -(-(n * m.lot_size * px) // 10**m.base_decimals)
+    return -(-(n * m.lot_size * px) // m.base_scale)
 
 
 def maintenance_margin(m: Market, notional: int) -> int:
@@ -68,12 +68,14 @@ def maintenance_margin(m: Market, notional: int) -> int:
 
 
 def initial_margin(m: Market, notional: int, leverage: int) -> int:
-    lev = leverage or m.max_leverage
-    return max(-(-notional // lev), 2 * maintenance_margin(m, notional))
+    """max(notional / leverage, 2 * maintenance margin), rounded up: the chosen leverage
+    (0: the market's max), never more than the tier allows at that notional."""
+    by_leverage = -(-notional // (leverage or m.max_leverage))
+    by_tier = 2 * maintenance_margin(m, notional)
+    return by_leverage if by_leverage >= by_tier else by_tier
 
 
-@dataclass(frozen=True, slots=True)
-class Summary:
+class Summary(NamedTuple):
     collateral: int          # balances valued with weights (quote quantums)
     unrealized_pnl: int
     equity: int
@@ -87,18 +89,17 @@ class Summary:
 
 
 def collateral_value(view: KVView, addr: bytes, quote: str | None = None) -> int:
-    return accounts.balance(view, addr, quote or params.quote_asset(view)) + \
+    return ledger.balance(view, addr, quote or params.quote_asset(view)) + \
         _other_collateral(view, addr)
 
 
-def _other_collateral(view: KVView, addr: bytes, cache: dict | None = None) -> int:
+def _other_collateral(view: KVView, addr: bytes) -> int:
     """The weighted value of the account's collateral assets other than the quote."""
     total = 0
-    assets = cache.get("collateral") if cache is not None else None
-    for sym, weight in assets if assets is not None else collateral(view):
-        bal = accounts.balance(view, addr, sym)
+    for sym, weight in collateral(view):
+        bal = ledger.balance(view, addr, sym)
         if bal:
-            p = price(view, sym, cache)
+            p = price(view, sym)
             if p is not None:
                 dec = params.asset_decimals(view, sym)
                 # floor twice: both round the asset's value down (against the account)
@@ -108,22 +109,28 @@ def _other_collateral(view: KVView, addr: bytes, cache: dict | None = None) -> i
 
 def market_requirements(m: Market, e, px: int) -> tuple[int, int, int, int]:
     """(upnl, initial margin incl. open orders, maintenance margin, notional) of one perp entry
-    at mark `px`."""
-    lev = e.leverage
+    at mark `px`. Open orders count at their worst case: per side, the initial margin of the
+    position if every resting order of that side fills, plus the loss of filling at the
+    order prices rather than at the mark; the larger side counts."""
+    lev = e.leverage or m.max_leverage
     size = e.size
     lp = m.lot_size * px
-    scale = 10**m.base_decimals
+    scale = m.base_scale
     upnl = size * lp // scale - e.entry_tl * m.q                 # value(m, size, px) - basis
     n = -(-((size if size >= 0 else -size) * lp) // scale)        # notional_up(m, size, px)
     im = initial_margin(m, n, lev) if size else 0
     if e.buy_lots:
-        worst = initial_margin(m, notional_up(m, size + e.buy_lots, px), lev)
+        after = size + e.buy_lots
+        worst = initial_margin(m, -(-((after if after >= 0 else -after) * lp) // scale), lev)
         loss = e.buy_tl * m.q - e.buy_lots * lp // scale
-        im = max(im, worst + (loss if loss > 0 else 0))
+        worst += loss if loss > 0 else 0
+        im = worst if worst > im else im
     if e.sell_lots:
-        worst = initial_margin(m, notional_up(m, size - e.sell_lots, px), lev)
+        after = size - e.sell_lots
+        worst = initial_margin(m, -(-((after if after >= 0 else -after) * lp) // scale), lev)
         loss = e.sell_lots * lp // scale - e.sell_tl * m.q
-        im = max(im, worst + (loss if loss > 0 else 0))
+        worst += loss if loss > 0 else 0
+        im = worst if worst > im else im
     mm = maintenance_margin(m, n) if size else 0
     return upnl, im, mm, n
 
@@ -151,76 +158,11 @@ def summary(view: KVView, acct: Account, quote: str | None = None) -> Summary:
     return Summary(coll, upnl, coll + upnl, im, mm, notional)
 
 
-def margin_check(view: KVView, acct: Account, quote: str | None = None,
-                 quote_balance: int | None = None, cache: dict | None = None
-                 ) -> tuple[int, int]:
-    """(equity, initial_margin) of `summary(view, acct, quote)`, computed the same way (integer
-    sums, so their order is free) without the parts a margin check does not need.
-    `quote_balance`: the account's quote balance in `view`, if the caller knows it;
-    `cache`: the view's root cache, if the caller has it."""
-    if cache is None:
-        cache = root_cache(view)
-    if quote_balance is None:
-        quote_balance = accounts.balance(view, acct.addr, quote or params.quote_asset(view))
-    coll = quote_balance + _other_collateral(view, acct.addr, cache)
-    upnl = im = 0
-    markets = cache.get("markets") or {}
-    for mid, e in acct.entries.items():
-        if not (e.size or e.buy_lots or e.sell_lots):
-            continue
-        m = markets.get(mid)
-        if m is None:
-            m = get_market(view, mid)
-        if m.kind != PERP:
-            continue
-        px = mark_price(view, m, cache)
-        if px is None:
-            continue
-        u, i = _upnl_im(m, e, px)
-        upnl += u
-        im += i
-    return coll + upnl, im
-
-
-def _upnl_im(m: Market, e, px: int) -> tuple[int, int]:
-    """The first two of `market_requirements(m, e, px)`, with its helpers inline."""
-    lev = e.leverage or m.max_leverage
-    size = e.size
-    lp = m.lot_size * px
-    scale = _POW10[m.base_decimals]
-    upnl = size * lp // scale - e.entry_tl * m.q
-    im = _im(m, size, lp, scale, lev) if size else 0
-    if e.buy_lots:
-        loss = e.buy_tl * m.q - e.buy_lots * lp // scale
-        worst = _im(m, size + e.buy_lots, lp, scale, lev) + (loss if loss > 0 else 0)
-        if worst > im:
-            im = worst
-    if e.sell_lots:
-        loss = e.sell_lots * lp // scale - e.sell_tl * m.q
-        worst = _im(m, size - e.sell_lots, lp, scale, lev) + (loss if loss > 0 else 0)
-        if worst > im:
-            im = worst
-    return upnl, im
-
-
-def _im(m: Market, lots: int, lp: int, scale: int, lev: int) -> int:
-    """initial_margin(m, notional_up(m, lots, px), leverage) with lp = lot_size * px,
-    scale = 10**base_decimals and lev = leverage or the market's max."""
-    n = -(-((lots if lots >= 0 else -lots) * lp) // scale)
-    tiers = m.tiers
-    tier = tiers[0]
-    for t in tiers:
-        if t.lower_bound <= n:
-            tier = t
-        else:
-            break
-    scaled = n * tier.mmr_ppm - tier.deduction_scaled
-    mm2 = 2 * -(-scaled // C.PPM) if scaled > 0 else 0
-    req = -(-n // lev)
-    return req if req >= mm2 else mm2
-
-
-_POW10 = tuple(10**i for i in range(C.MAX_ASSET_DECIMALS + 1))
+def margin_check(view: KVView, acct: Account, quote: str | None = None) -> tuple[int, int]:
+    """(equity, initial margin) of the account at the current marks: what an order or a
+    leverage change must keep equity >= initial margin for."""
+    s = summary(view, acct, quote)
+    return s.equity, s.initial_margin
 
 
 def spot_reserved(view: KVView, acct: Account) -> dict[str, int]:

@@ -8,7 +8,7 @@ What this module owns
   tiers), the governance authority (`params/gov`), collateral weights
   (`params/collateral/<symbol>`) and the oracle assets (`params/oracle_asset/<symbol>`).
 
-Units (DESIGN.md §3.1)
+Units
 ----------------------
 * A **price** on the wire and in the oracle is quote quantums per whole base unit
   (BTC at $60,000.5 with USDC at 6 decimals is 60_000_500_000). `tick_size` is in those units;
@@ -20,7 +20,7 @@ Units (DESIGN.md §3.1)
   trade, `price_ticks * size_lots * q`, is exact: no rounding ever touches a fill.
 * Fractions (fees, margin, collateral weights) are in ppm (`constants.PPM`).
 
-Margin tiers (Hyperliquid's rule, DESIGN.md §4): tier k applies from `lower_bound` of position
+Margin tiers (Hyperliquid's rule): tier k applies from `lower_bound` of position
 notional, with max leverage L_k; mmr_k = ceil(PPM / (2 L_k)) (maintenance is half the initial
 margin at max leverage, rounded against the account); deduction_k = deduction_{k-1} +
 lower_bound_k * (mmr_k - mmr_{k-1}) kept scaled by PPM so MM = ceil((notional * mmr_k -
@@ -36,7 +36,8 @@ from dataclasses import dataclass
 from state import constants as C
 from state.codec import encode, load
 from state.errors import Code, TxError
-from state.kv import KVView, Overlay, root_cache
+from state.derived import derived_of
+from state.kv import KVView, Overlay
 
 PERP = 0
 SPOT = 1
@@ -73,10 +74,9 @@ class Market:
     taker_fee_ppm: int
     impact_notional: int    # quote quantums (impact bid/ask for the mark price)
     q: int                  # derived: quote quantums per tick*lot
-
-    @property
-    def max_leverage(self) -> int:
-        return self.tiers[0].max_leverage
+    quote_decimals: int     # derived: the quote asset's decimals (for texts)
+    base_scale: int         # derived: 10**base_decimals (base quantums per whole unit)
+    max_leverage: int       # derived: the first tier's
 
     def spec(self) -> list:
         """The canonical array form (state and the gov_add_market action)."""
@@ -159,7 +159,8 @@ def market_from_spec(market_id: int, spec: list, quote_decimals: int,
     if impact <= 0:
         raise ValueError("impact_notional must be positive")
     return Market(market_id, symbol, kind, base, base_decimals, tick_size, lot_size,
-                  min_size // lot_size, t, maker_fee, taker_fee, impact, q)
+                  min_size // lot_size, t, maker_fee, taker_fee, impact, q, quote_decimals,
+                  10**base_decimals, t[0].max_leverage)
 
 
 def _mkey(market_id: int) -> bytes:
@@ -168,9 +169,7 @@ def _mkey(market_id: int) -> bytes:
 
 def put_market(view: Overlay, m: Market) -> None:
     view.put(_mkey(m.id), encode([m.id, m.spec()]))
-    cache = root_cache(view).get("markets")
-    if cache is not None:
-        cache.pop(m.id, None)
+    derived_of(view).params_changed()
 
 
 def _decode(view: KVView, raw: bytes) -> Market:
@@ -185,7 +184,7 @@ def _decode(view: KVView, raw: bytes) -> Market:
 
 def get(view: KVView, market_id: int) -> Market:
     """The market with this id; TxError UNKNOWN_MARKET otherwise. Decoded once per root view."""
-    cache = root_cache(view).setdefault("markets", {})
+    cache = derived_of(view).markets
     m = cache.get(market_id)
     if m is not None:
         return m
@@ -232,18 +231,16 @@ class FeeParams:
 
 def put_oracle_params(view: Overlay, p: OracleParams) -> None:
     view.put(K_ORACLE, encode([p.max_age_ms, p.min_power_ppm, p.mark_ema_ms]))
-    root_cache(view).pop("oracle_params", None)
+    derived_of(view).params_changed()
 
 
 def oracle_params(view: KVView) -> OracleParams:
-    c = root_cache(view)
-    p = c.get("oracle_params")
-    if p is None:
-        raw = view.get(K_ORACLE)
-        p = OracleParams(*load(raw)) if raw is not None else OracleParams(60_000, 666_667,
-                                                                          150_000)
-        c["oracle_params"] = p
-    return p
+    return derived_of(view).param("oracle_params", _decode_oracle_params, view)
+
+
+def _decode_oracle_params(view: KVView) -> OracleParams:
+    raw = view.get(K_ORACLE)
+    return OracleParams(*load(raw)) if raw is not None else OracleParams(60_000, 666_667, 150_000)
 
 
 def check_fee_tiers(tiers: tuple[FeeTier, ...]) -> None:
@@ -271,21 +268,19 @@ def check_fees_fit(m: Market, fees: FeeParams) -> None:
 def put_fee_params(view: Overlay, p: FeeParams) -> None:
     view.put(K_FEES, encode([p.fee_account, [[t.min_volume, t.taker_reduction_ppm,
                                              t.maker_reduction_ppm] for t in p.tiers]]))
-    root_cache(view).pop("fee_params", None)
+    derived_of(view).params_changed()
 
 
 def fee_params(view: KVView) -> FeeParams:
-    c = root_cache(view)
-    p = c.get("fee_params")
-    if p is None:
-        raw = view.get(K_FEES)
-        if raw is None:
-            p = FeeParams(bytes(32), (FeeTier(0, 0, 0),))
-        else:
-            acct, tiers = load(raw)
-            p = FeeParams(acct, tuple(FeeTier(*t) for t in tiers))
-        c["fee_params"] = p
-    return p
+    return derived_of(view).param("fee_params", _decode_fee_params, view)
+
+
+def _decode_fee_params(view: KVView) -> FeeParams:
+    raw = view.get(K_FEES)
+    if raw is None:
+        return FeeParams(bytes(32), (FeeTier(0, 0, 0),))
+    acct, tiers = load(raw)
+    return FeeParams(acct, tuple(FeeTier(*t) for t in tiers))
 
 
 def put_gov_authority(view: Overlay, addr: bytes) -> None:
@@ -299,18 +294,17 @@ def gov_authority(view: KVView) -> bytes | None:
 
 def put_collateral(view: Overlay, symbol: str, weight_ppm: int) -> None:
     view.put(P_COLLATERAL + symbol.encode(), encode(weight_ppm))
-    root_cache(view).pop("collateral", None)
+    derived_of(view).params_changed()
 
 
 def collateral(view: KVView) -> list[tuple[str, int]]:
     """(symbol, weight_ppm) of every collateral asset other than the quote, by symbol."""
-    c = root_cache(view)
-    out = c.get("collateral")
-    if out is None:
-        n = len(P_COLLATERAL)
-        out = [(k[n:].decode(), load(v)) for k, v in view.iterate(P_COLLATERAL)]
-        c["collateral"] = out
-    return out
+    return derived_of(view).param("collateral", _decode_collateral, view)
+
+
+def _decode_collateral(view: KVView) -> list[tuple[str, int]]:
+    n = len(P_COLLATERAL)
+    return [(k[n:].decode(), load(v)) for k, v in view.iterate(P_COLLATERAL)]
 
 
 def put_oracle_asset(view: Overlay, symbol: str) -> None:

@@ -31,8 +31,8 @@ Integers only; the only iteration is over ``SortedDict`` keys and level links.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from enum import IntEnum
+from typing import NamedTuple
 
 from state.book import OrderBook, Side
 
@@ -66,8 +66,7 @@ _FOK = TimeInForce.FOK
 _POST_ONLY = TimeInForce.POST_ONLY
 
 
-@dataclass(slots=True)
-class Fill:
+class Fill(NamedTuple):
     """One trade between the taker and one maker, at the maker's price."""
 
     maker_order_id: int
@@ -77,11 +76,10 @@ class Fill:
     # The maker's size left on the book after this fill; 0 means it left the book.
     maker_remaining_lots: int
     # The maker order's `info` in the book (opaque to matching; see state.book.Order).
-    maker_info: object = field(default=None, repr=False, compare=False)
+    maker_info: object = None
 
 
-@dataclass(slots=True)
-class MatchResult:
+class MatchResult(NamedTuple):
     """Everything ``match`` did, in the order it did it."""
 
     fills: list[Fill]  # in execution (priority) order
@@ -101,7 +99,6 @@ def match(
     size_lots: int,
     tif: TimeInForce = TimeInForce.GTC,
     info: object = None,
-    raw_fills: bool = False,
 ) -> MatchResult:
     """Match a limit order against ``book`` under ``tif``; mutate the book; describe what happened.
 
@@ -111,19 +108,13 @@ def match(
     does for any add).
 
     ``info`` goes with a resting remainder into the book (``state.book.Order.info``).
-    ``raw_fills``: the fills are plain tuples ``(maker_order_id, maker_owner, price_ticks,
-    size_lots, maker_remaining_lots, maker_info)`` rather than ``Fill`` objects (the state
-    machine's hot path unpacks them; the content is the same).
 
     Raises ``ValueError`` before touching the book if the input is malformed (non-positive or
     non-int price/size, bad side or tif, a resting order's id that is not an int or is already
     resting).
     Market conditions never raise: they show up as ``reject`` or as an untraded remainder.
     """
-    if type(price_ticks) is not int or price_ticks <= 0:
-        raise ValueError(f"price_ticks must be a positive int, got {price_ticks!r}")
-    if type(size_lots) is not int or size_lots <= 0:
-        raise ValueError(f"size_lots must be a positive int, got {size_lots!r}")
+    _check_input(price_ticks, size_lots)
     # ``crosses``: whether the best opposite price is at or inside the limit, i.e. whether any
     # trade is possible at all. Most orders on a real book do not cross; they skip the sweep.
     if side is _BUY:
@@ -160,13 +151,20 @@ def match(
 
     fills: list = []
     cancelled: list[int] = []
-    remaining = _sweep(book, side, owner, price_ticks, size_lots, fills, cancelled, raw_fills)
+    remaining = _sweep(book, side, owner, price_ticks, size_lots, fills, cancelled)
     if remaining and tif is _GTC:
         # The sweep stopped only because nothing was left inside the limit, so this cannot
         # cross (M5); the pre-checks above guarantee ``add`` accepts it.
         book.add(order_id, owner, side, price_ticks, remaining, info)
         return MatchResult(fills, cancelled, size_lots - remaining, remaining, True, None)
     return MatchResult(fills, cancelled, size_lots - remaining, remaining, False, None)
+
+
+def _check_input(price_ticks: int, size_lots: int) -> None:
+    if type(price_ticks) is not int or price_ticks <= 0:
+        raise ValueError(f"price_ticks must be a positive int, got {price_ticks!r}")
+    if type(size_lots) is not int or size_lots <= 0:
+        raise ValueError(f"size_lots must be a positive int, got {size_lots!r}")
 
 
 def match_market(
@@ -216,11 +214,10 @@ def _sweep(
     size_lots: int,
     fills: list,
     cancelled: list[int],
-    raw: bool = False,
 ) -> int:
     """Trade up to ``size_lots`` against the opposite side in priority order; return what is left.
 
-    Appends to ``fills`` (``Fill`` objects, or their field tuples if ``raw``) and ``cancelled``.
+    Appends to ``fills`` and ``cancelled``.
     This is the hot loop: one cached best-price read and one dict lookup per level, then a walk
     of the level's links.
     """
@@ -250,15 +247,12 @@ def _sweep(
                 if remaining < maker_lots:
                     # Partial fill: the maker keeps its place in the queue (M1).
                     book.reduce(maker_id, remaining)
-                    fills.append((maker_id, order.owner, price, remaining,
-                                  maker_lots - remaining, order.info) if raw else
-                                 Fill(maker_id, order.owner, price, remaining,
+                    fills.append(Fill(maker_id, order.owner, price, remaining,
                                       maker_lots - remaining, order.info))
                     return 0
                 # A fully filled maker leaves the book exactly as a cancelled one does.
                 cancel(maker_id)
-                fills.append((maker_id, order.owner, price, maker_lots, 0, order.info) if raw
-                             else Fill(maker_id, order.owner, price, maker_lots, 0, order.info))
+                fills.append(Fill(maker_id, order.owner, price, maker_lots, 0, order.info))
                 remaining -= maker_lots
                 if remaining == 0:
                     return 0

@@ -22,7 +22,8 @@ prices aggregated at the end of the previous block: a block's own updates count 
 from state import constants as C, params
 from state.codec import encode, load
 from state.errors import Code, TxError
-from state.kv import KVView, Overlay, load_cached
+from state.derived import load_memo
+from state.kv import KVView, Overlay
 from state.markets import is_oracle_asset, oracle_assets, oracle_params
 
 P_UPDATE = b"orc/v/"
@@ -37,22 +38,19 @@ def _decode_price(raw: bytes) -> tuple[int, int]:
     return tuple(load(raw))
 
 
-def price(view: KVView, asset: str, cache: dict | None = None) -> tuple[int, int] | None:
-    """(price, time_ms) of the aggregated oracle price, or None if there never was one.
-    `cache`: the view's root cache, if the caller has it."""
-    return load_cached(view, P_PRICE + asset.encode(), "oracle_px", _decode_price, cache)
+def price(view: KVView, asset: str) -> tuple[int, int] | None:
+    """(price, time_ms) of the aggregated oracle price, or None if there never was one."""
+    return load_memo(view, P_PRICE + asset.encode(), "oracle_px", _decode_price)
 
 
 def put_price(view: Overlay, asset: str, px: int, time_ms: int) -> None:
     view.put(P_PRICE + asset.encode(), encode([px, time_ms]))
 
 
-def fresh_price(view: KVView, asset: str, now_ms: int, cache: dict | None = None) -> int:
-    """The oracle price if it is fresh at `now_ms`; TxError ORACLE_STALE otherwise.
-    `cache`: the view's root cache, if the caller has it."""
-    p = price(view, asset, cache)
-    op = cache.get("oracle_params") if cache is not None else None
-    max_age = (op if op is not None else oracle_params(view)).max_age_ms
+def fresh_price(view: KVView, asset: str, now_ms: int) -> int:
+    """The oracle price if it is fresh at `now_ms`; TxError ORACLE_STALE otherwise."""
+    p = price(view, asset)
+    max_age = oracle_params(view).max_age_ms
     if p is None:
         raise TxError(Code.ORACLE_STALE, f"no oracle price for {asset} yet: risk-increasing "
                       "orders are halted until validators publish one")

@@ -21,6 +21,7 @@ tix/ entry iff it is under trg/.
 """
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from state.codec import encode, load
 from state.kv import KVView, Overlay
@@ -57,6 +58,20 @@ def fire_direction(kind: int, is_buy: bool) -> int:
     return FIRE_UP if stop == is_buy else FIRE_DOWN
 
 
+class RestingFields(NamedTuple):
+    """The record fields that never change while an order rests, in record order. The book
+    keeps them with each resting order (`state.book.Order.info`), so that a fill or a cancel
+    rewrites or deletes the record and its indexes without reading it back."""
+    kind: int
+    orig_lots: int
+    tif: int
+    reduce_only: bool
+    trigger_ticks: int
+    cloid: int
+    expiry_ms: int
+    placed_ms: int
+
+
 @dataclass(slots=True)
 class OrderRecord:
     id: int
@@ -74,19 +89,23 @@ class OrderRecord:
     expiry_ms: int
     placed_ms: int
 
-    def to_value(self) -> bytes:
-        return encode([self.owner, self.is_buy, self.kind, self.price_ticks, self.size_lots,
-                       self.orig_lots, self.tif, self.reduce_only, self.trigger_ticks,
-                       self.cloid, self.expiry_ms, self.placed_ms])
+    def to_stored(self) -> list:
+        """The stored value (kept decoded in an overlay: state.kv)."""
+        return [self.owner, self.is_buy, self.kind, self.price_ticks, self.size_lots,
+                self.orig_lots, self.tif, self.reduce_only, self.trigger_ticks, self.cloid,
+                self.expiry_ms, self.placed_ms]
+
+    def resting_fields(self) -> RestingFields:
+        return RestingFields(self.kind, self.orig_lots, self.tif, self.reduce_only,
+                             self.trigger_ticks, self.cloid, self.expiry_ms, self.placed_ms)
 
 
-def resting_info(o: OrderRecord) -> tuple:
-    """The record fields that never change while an order rests, in record order: what the
-    book keeps with the order (`state.book.Order.info`) so that fills and cancels can rewrite
-    or delete the record and its indexes without reading it back:
-    (kind, orig_lots, tif, reduce_only, trigger_ticks, cloid, expiry_ms, placed_ms)."""
-    return (o.kind, o.orig_lots, o.tif, o.reduce_only, o.trigger_ticks, o.cloid, o.expiry_ms,
-            o.placed_ms)
+def resting_record(market: int, order_id: int, owner: bytes, is_buy: bool, price_ticks: int,
+                   size_lots: int, f: RestingFields) -> OrderRecord:
+    """The record of a resting order from what the book holds of it."""
+    return OrderRecord(order_id, market, owner, is_buy, f.kind, price_ticks, size_lots,
+                       f.orig_lots, f.tif, f.reduce_only, f.trigger_ticks, f.cloid,
+                       f.expiry_ms, f.placed_ms)
 
 
 def _mid(market: int, order_id: int) -> bytes:
@@ -122,13 +141,6 @@ def iter_resting(view: KVView, market: int):
         yield record_from(market, int.from_bytes(k[n:], "big"), raw)
 
 
-def iter_triggers(view: KVView, market: int):
-    prefix = P_TRIGGER + market.to_bytes(4, "big")
-    n = len(prefix)
-    for k, raw in view.iterate(prefix):
-        yield record_from(market, int.from_bytes(k[n:], "big"), raw)
-
-
 def account_order_ids(view: KVView, owner: bytes, market: int | None = None) -> list[tuple[int, int]]:
     """(market, order id) of the account's open orders, ascending."""
     prefix = P_ACCOUNT_ORDERS + owner + (b"" if market is None else market.to_bytes(4, "big"))
@@ -143,10 +155,9 @@ def cloid_lookup(view: KVView, owner: bytes, cloid: int) -> tuple[int, int] | No
 
 
 def next_order_id(view: Overlay) -> int:
-    # The counter stays an int in the overlay (state.kv: an int value stands for its encoding).
     raw = view.get_stored(K_ORDER_SEQ)
     oid = 1 if raw is None else raw if type(raw) is int else load(raw)
-    view.writes[K_ORDER_SEQ] = oid + 1
+    view.put(K_ORDER_SEQ, oid + 1)  # kept as an int in the overlay (state.kv)
     return oid
 
 
@@ -175,11 +186,17 @@ def _close_indexes(view: Overlay, o: OrderRecord) -> None:
         view.delete(P_EXPIRY + o.expiry_ms.to_bytes(8, "big") + mid)
 
 
-def put_resting(view: Overlay, o: OrderRecord, new: bool = True) -> None:
-    """Write a resting order (new: also its indexes; else only its changed record)."""
-    view.put(P_ORDER + _mid(o.market, o.id), o.to_value())
-    if new:
-        _open_indexes(view, o)
+# -- the writers: the only code that writes order records and their indexes ------------------
+
+def rest(view: Overlay, o: OrderRecord) -> None:
+    """A new resting order: its record and indexes."""
+    view.put(P_ORDER + _mid(o.market, o.id), o.to_stored())
+    _open_indexes(view, o)
+
+
+def resize_resting(view: Overlay, o: OrderRecord) -> None:
+    """A resting order whose remaining size changed (a partial fill, a modify in place)."""
+    view.put(P_ORDER + _mid(o.market, o.id), o.to_stored())
 
 
 def remove_resting(view: Overlay, o: OrderRecord) -> None:
@@ -188,7 +205,7 @@ def remove_resting(view: Overlay, o: OrderRecord) -> None:
 
 
 def put_trigger(view: Overlay, o: OrderRecord) -> None:
-    view.put(P_TRIGGER + _mid(o.market, o.id), o.to_value())
+    view.put(P_TRIGGER + _mid(o.market, o.id), o.to_stored())
     view.put(_trigger_index_key(o), b"")
     _open_indexes(view, o)
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from state.codec import encode, load
 from state.errors import Code, TxError
+from state.derived import derived_of
 from state.kv import KVView, Overlay
 
 K_CHAIN = b"params/chain"        # [chain_id, quote_asset]
@@ -27,6 +28,7 @@ class FaucetParams:
 
 def put_chain(view: Overlay, chain_id: str, quote_asset: str) -> None:
     view.put(K_CHAIN, encode([chain_id, quote_asset]))
+    derived_of(view).params_changed()
 
 
 def chain_id(view: KVView) -> str:
@@ -39,6 +41,7 @@ def quote_asset(view: KVView) -> str:
 
 def put_asset(view: Overlay, symbol: str, decimals: int) -> None:
     view.put(P_ASSET + symbol.encode(), encode([decimals]))
+    derived_of(view).params_changed()
 
 
 def asset_decimals(view: KVView, symbol: str) -> int:

@@ -26,36 +26,48 @@ rounding, balance - entry_tl * q changes by exactly -(signed lots * price * q) p
 what makes money conservation exact (tests/property).
 """
 
+from dataclasses import dataclass
+
 from state import constants as C
-from state.codec import encode, load
+from state.codec import load
 from state.kv import KVView, Overlay
 
 P_CLEARING = b"clr/"
 
 
+@dataclass(slots=True)
 class Entry:
-    """One market of one account (mutable inside a tx; written back by `save`)."""
+    """One market of one account (mutable inside a sub-transaction; the ledger writes it back)."""
+    market: int
+    size: int = 0
+    entry_tl: int = 0
+    leverage: int = 0
+    buy_lots: int = 0
+    buy_tl: int = 0
+    sell_lots: int = 0
+    sell_tl: int = 0
+    orders: int = 0
 
-    __slots__ = ("market", "size", "entry_tl", "leverage", "buy_lots", "buy_tl", "sell_lots",
-                 "sell_tl", "orders")
-
-    def __init__(self, market: int, size: int = 0, entry_tl: int = 0, leverage: int = 0,
-                 buy_lots: int = 0, buy_tl: int = 0, sell_lots: int = 0, sell_tl: int = 0,
-                 orders: int = 0):
-        self.market, self.size, self.entry_tl, self.leverage = market, size, entry_tl, leverage
-        self.buy_lots, self.buy_tl, self.sell_lots, self.sell_tl = buy_lots, buy_tl, sell_lots, sell_tl
-        self.orders = orders
-
-    def to_list(self) -> list:
-        return [self.market, self.size, self.entry_tl, self.leverage, self.buy_lots, self.buy_tl,
-                self.sell_lots, self.sell_tl, self.orders]
-
-    def copy(self) -> "Entry":
-        return Entry(*self.to_list())
+    def to_stored(self) -> list:
+        return [self.market, self.size, self.entry_tl, self.leverage, self.buy_lots,
+                self.buy_tl, self.sell_lots, self.sell_tl, self.orders]
 
     def empty(self) -> bool:
         return not (self.size or self.entry_tl or self.leverage or self.buy_lots or
                     self.sell_lots or self.orders)
+
+    def add_open(self, is_buy: bool, lots: int, price_ticks: int) -> None:
+        """`lots` more of a resting order at `price_ticks` count against this market."""
+        if is_buy:
+            self.buy_lots += lots
+            self.buy_tl += lots * price_ticks
+        else:
+            self.sell_lots += lots
+            self.sell_tl += lots * price_ticks
+
+    def remove_open(self, is_buy: bool, lots: int, price_ticks: int) -> None:
+        """`lots` of a resting order at `price_ticks` traded, were cancelled or reduced."""
+        self.add_open(is_buy, -lots, price_ticks)
 
 
 class Account:
@@ -80,11 +92,10 @@ class Account:
         return 0 if e is None else e.size
 
     def open_orders(self) -> int:
-        return sum(e.orders for e in self.entries.values())
-
-    def snapshot(self) -> "Account":
-        return Account(self.addr, {m: e.copy() for m, e in self.entries.items()},
-                       [list(b) for b in self.volume])
+        n = 0
+        for e in self.entries.values():
+            n += e.orders
+        return n
 
     def volume_30d(self, today: int) -> int:
         """Volume of the FEE_VOLUME_DAYS whole days before `today` (today excluded, so a
@@ -103,97 +114,46 @@ class Account:
             while vol and vol[0][0] < lo:
                 del vol[0]
 
-
-def _key(addr: bytes) -> bytes:
-    return P_CLEARING + addr
-
-
-def _entry(fields: list) -> Entry:
-    """An Entry from its stored array (the same as Entry(*fields), without the call)."""
-    e = _new(Entry)
-    (e.market, e.size, e.entry_tl, e.leverage, e.buy_lots, e.buy_tl, e.sell_lots, e.sell_tl,
-     e.orders) = fields
-    return e
+    def to_stored(self) -> list | None:
+        """The stored record ([entries, volume]; None: no record), sharing nothing mutable
+        with this Account (kept decoded in an overlay: state.kv)."""
+        es = self.entries
+        entries = [e.to_stored() for e in (es.values() if len(es) == 1 else
+                                           (es[m] for m in sorted(es))) if not e.empty()]
+        if not entries and not self.volume:
+            return None
+        return [entries, self.volume[:]]
 
 
-_new = object.__new__
+def account_from_stored(addr: bytes, stored: bytes | list | None) -> Account:
+    """A new Account (the caller owns it) from its stored record (bytes, or the list an
+    overlay may hold; None: no record)."""
+    if stored is None:
+        return Account(addr, {}, [])
+    if type(stored) is list:
+        entries, volume = stored
+        volume = volume[:]  # (its buckets are never changed in place: add_volume)
+    else:
+        entries, volume = load(stored)
+    return Account(addr, {e[0]: Entry(*e) for e in entries}, volume)
 
 
-def load_account(view: KVView, addr: bytes, published: dict | None = None) -> Account:
-    """The account's record, decoded into a new Account the caller owns.
-
-    `published`: accounts whose owner is done with them (`state.trading.Exec.flush`), by
-    address, each as (the list `stored_account` gave for it, the Account). One is taken out
-    and handed over instead of decoding when that very list object is what `view` holds for
-    the address: every write of the record is a new object and a stored list is never
-    mutated, so the Account then equals the record in `view`. A deleted record is never
-    published (every absent record would look like it)."""
+def get_stored(view: KVView, addr: bytes):
+    """The account's stored record as the view holds it (see account_from_stored)."""
     key = P_CLEARING + addr
-    raw = view.get_stored(key) if type(view) is Overlay else view.get(key)
-    if published is not None:
-        hit = published.pop(addr, None)
-        if hit is not None and hit[0] is raw:
-            return hit[1]
-    a = _new(Account)  # Account(addr, entries, volume), without the call
-    a.addr = addr
-    if raw is None:
-        a.entries = {}
-        a.volume = []
-        return a
-    if type(raw) is list:  # the record as `stored_account` left it in an overlay
-        entries, volume = raw
-        a.volume = volume[:]  # (its buckets are never changed in place: add_volume)
-    else:
-        entries, a.volume = load(raw)
-    if len(entries) == 1:
-        e = _new(Entry)  # _entry(entries[0]), inline
-        (e.market, e.size, e.entry_tl, e.leverage, e.buy_lots, e.buy_tl, e.sell_lots,
-         e.sell_tl, e.orders) = entries[0]
-        a.entries = {e.market: e}
-    else:
-        a.entries = {e[0]: _entry(e) for e in entries}
-    return a
+    return view.get_stored(key) if type(view) is Overlay else view.get(key)
 
 
-def stored_account(acct: Account) -> list | None:
-    """The record `save_account` writes, decoded ([entries, volume]; None: deleted), to be
-    kept in an overlay as is (state.kv: a stored list stands for its encoding). It shares
-    nothing mutable with `acct`: new entry lists, a copy of the volume list (whose buckets
-    are never changed in place)."""
-    es = acct.entries
-    if len(es) == 1:
-        for e in es.values():
-            # (e.empty(), inline)
-            entries = [[e.market, e.size, e.entry_tl, e.leverage, e.buy_lots, e.buy_tl,
-                        e.sell_lots, e.sell_tl, e.orders]] if \
-                e.size or e.entry_tl or e.leverage or e.buy_lots or e.sell_lots or e.orders \
-                else []
-    else:
-        entries = [es[m].to_list() for m in sorted(es) if not es[m].empty()]
-    if not entries and not acct.volume:
-        return None
-    return [entries, acct.volume[:]]
-
-
-def save_account(view: Overlay, acct: Account) -> None:
-    es = acct.entries
-    if len(es) == 1:
-        for e in es.values():
-            entries = [] if e.empty() else [e.to_list()]
-    else:
-        entries = [es[m].to_list() for m in sorted(es) if not es[m].empty()]
-    if not entries and not acct.volume:
-        view.delete(P_CLEARING + acct.addr)
-    else:
-        view.put(P_CLEARING + acct.addr, encode([entries, acct.volume]))
+def load_account(view: KVView, addr: bytes) -> Account:
+    """The account's record, decoded (reads only: the ledger is its writer)."""
+    return account_from_stored(addr, get_stored(view, addr))
 
 
 def iter_accounts(view: KVView):
     """(addr, Account) for every account with a record, ascending by address (audits, RPC)."""
     n = len(P_CLEARING)
     for k, raw in view.iterate(P_CLEARING):
-        entries, volume = load(raw)
-        yield k[n:], Account(k[n:], {e[0]: Entry(*e) for e in entries}, volume)
+        yield k[n:], account_from_stored(k[n:], raw)
 
 
 def apply_trade(e: Entry, delta_lots: int, price_ticks: int) -> int:

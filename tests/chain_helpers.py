@@ -2,7 +2,7 @@
 
 
 from node.keys import KeyPair
-from state.books import BookCache
+from state.derived import DerivedCache
 from state.genesis import GenesisState, genesis_writes
 from state.kv import MemoryKV
 from state.machine import BlockInput, BlockResult, apply_block
@@ -37,7 +37,7 @@ def faucet(k: KeyPair, nonce: int) -> bytes:
 
 class Chain:
     """Applies blocks to a KV backend that has `apply(writes)` (MemoryKV or LevelKV).
-    `warm=True` carries the order books across blocks in a BookCache (as a node does);
+    `warm=True` carries the order books across blocks in a DerivedCache (as a node does);
     the default rebuilds them from KV in every block (a cold start each time)."""
 
     def __init__(self, g: GenesisState | None = None, kv=None, warm: bool = False):
@@ -46,7 +46,7 @@ class Chain:
         self.kv.apply(writes)
         self.height = 0
         self.time_ms = (g or genesis()).genesis_time_ms
-        self.cache = BookCache() if warm else None
+        self.cache = DerivedCache() if warm else None
 
     def block(self, txs: list[bytes], dt_ms: int = 1000, known=None) -> BlockResult:
         self.height += 1

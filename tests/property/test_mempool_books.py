@@ -28,7 +28,7 @@ def orders_of(book) -> list[tuple]:
 def check_books_equal_a_rebuild(mp: Mempool) -> int:
     """The check state's books (copied on first use, as the next checked order would) equal a
     rebuild from its view; returns how many orders the BTC-USD book holds."""
-    books = mp.check_state.cache["books"]
+    books = mp.check_state.derived.books
     books.book(mp.check_state, BTC_PERP)
     for market, book in books.books.items():
         assert orders_of(book) == orders_of(Books().build(mp.check_state, market))
@@ -74,10 +74,9 @@ def test_copied_books_equal_a_rebuild_and_change_no_check_result(seed):
         fast_paths += ok and block == pending[:len(block)]
         execution_books = chain.cache
         assert chain.cache.app_hash == res.app_hash
-        ev_copied = copied.update(hashes, chain.kv, next_ctx(chain.kv), True, ok,
-                                  res.block_events, execution_books)
-        ev_rebuilt = rebuilt.update(hashes, chain.kv, next_ctx(chain.kv), True, ok,
-                                    res.block_events)
+        ev_copied = copied.update(hashes, chain.kv, next_ctx(chain.kv), True, res,
+                                  execution_books)
+        ev_rebuilt = rebuilt.update(hashes, chain.kv, next_ctx(chain.kv), True, res)
         assert [t.raw for t in ev_copied] == [t.raw for t in ev_rebuilt]
         resting = max(resting, check_books_equal_a_rebuild(copied))
     assert fast_paths and resting  # the kept-writes path was taken, over non-empty books
@@ -96,6 +95,6 @@ def test_a_copy_is_never_taken_from_a_cache_that_moved_on():
     books = Books()
     books.copy_from(chain.cache)
     chain.block([order(a, chain.time_ms + 2, BTC_PERP, True, 58_000 * PRICE, 10 * BTC_LOT)])
-    assert len(chain.cache.data["books"].books[BTC_PERP]) == 2
+    assert len(chain.cache.derived.books.books[BTC_PERP]) == 2
     assert orders_of(books.book(view, BTC_PERP)) == orders_of(Books().build(view, BTC_PERP))
     assert len(books.book(view, BTC_PERP)) == 1

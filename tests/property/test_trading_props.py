@@ -18,10 +18,10 @@ from pathlib import Path
 
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from state import accounts, orders as O
+from state import ledger, orders as O
 from state.books import Books
 from state.positions import iter_accounts
-from state.trading import POOL
+from state.settlement import POOL
 from state.errors import Code
 from tests.chain_helpers import (BTC_LOT, BTC_PERP, FEE_ACCOUNT, PRICE, USDC, Chain, LevelKV,
                                  action, key, order, trading_genesis)
@@ -118,9 +118,9 @@ def check_state(chain):
         assert e.orders == len(recs)
     assert longs == shorts
     q = 10
-    assert accounts.balance(kv, POOL, "USDC") == -bases * q
+    assert ledger.balance(kv, POOL, "USDC") == -bases * q
     holders = [k.pub_key for k in KEYS] + [POOL, FEE_ACCOUNT]
-    assert sum(accounts.balance(kv, a, "USDC") for a in holders) == accounts.supply(kv, "USDC")
+    assert sum(ledger.balance(kv, a, "USDC") for a in holders) == ledger.supply(kv, "USDC")
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -247,17 +247,16 @@ def test_same_trading_app_hashes_under_different_pythonhashseeds():
 
 
 def _without_published_accounts(monkeypatch) -> None:
-    """Every account is decoded from its record, never taken back from `Exec.flush`."""
-    from state import positions, trading
-    monkeypatch.setattr(trading, "load_account",
-                        lambda view, addr, published=None: positions.load_account(view, addr))
+    """Every account is decoded from its record, never taken back from `Ledger.flush`."""
+    from state import ledger
+    monkeypatch.setattr(ledger, "_MAX_PUBLISHED", 0)  # flush forgets every published account
 
 
 @settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow,
                                                                   HealthCheck.function_scoped_fixture])
 @given(st.integers(0, 10**6))
 def test_published_accounts_change_nothing(monkeypatch, seed):
-    """Accounts handed from one sub-transaction to the next (state.positions.publish) give
+    """Accounts handed from one sub-transaction to the next (state.ledger: Ledger.flush) give
     the results and app hashes of decoding every account afresh, also when orders fail
     their margin check after settling (the failed tx's accounts must not leak)."""
     spec = random_blocks(seed, 5, 30)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from state import accounts
+from state import ledger
 from state.errors import Code
 from tests.chain_helpers import USDC, Chain, LevelKV, faucet, genesis, key, transfer
 
@@ -76,10 +76,10 @@ def test_supply_conserved_and_matches_reference_model(spec):
                 model[(s, asset)] = model.get((s, asset), 0) - amount
                 model[(d, asset)] = model.get((d, asset), 0) + amount
         for asset in ("USDC", "BTC"):
-            total = sum(accounts.balance(chain.kv, k.pub_key, asset) for k in KEYS)
-            assert total == accounts.supply(chain.kv, asset)
+            total = sum(ledger.balance(chain.kv, k.pub_key, asset) for k in KEYS)
+            assert total == ledger.supply(chain.kv, asset)
             for k in KEYS:
-                assert accounts.balance(chain.kv, k.pub_key, asset) == model.get((k.pub_key, asset), 0)
+                assert ledger.balance(chain.kv, k.pub_key, asset) == model.get((k.pub_key, asset), 0)
 
 
 @settings(max_examples=15, deadline=None)

@@ -7,7 +7,8 @@ import gc
 import itertools
 
 from node.mempool import Mempool, MempoolLimits
-from state.books import Books, release_cache
+from state.books import Books
+from state.derived import derived_of
 from state.machine import next_ctx
 from state.tx import decode_tx
 from tests.chain_helpers import (BTC_LOT, BTC_PERP, PRICE, Chain, key, oracle_tx, order,
@@ -35,7 +36,7 @@ def test_blocks_of_every_feature_leave_no_cycles():
         genesis, blocks = feature_blocks(5)
         chain = RecChain(genesis(), warm=True)
         _digest(chain, blocks)
-        release_cache(chain.cache.data)  # the node's book cache, dropped with the chain
+        chain.cache.derived.release()  # the node's derived cache, dropped with the chain
 
     assert cycles_left_by(apply_blocks) == 0
 
@@ -58,7 +59,7 @@ def test_a_trigger_rejected_at_the_end_of_a_block_leaves_no_cycles():
         res = chain.block(oracle_tx(next(n), [("BTC", 57_000 * PRICE)]))
         assert [e.type for e in res.block_events if e.type.startswith("trigger")] == \
             ["trigger_rejected"]
-        release_cache(chain.cache.data)
+        chain.cache.derived.release()
 
     assert cycles_left_by(reject_a_trigger) == 0
 
@@ -79,9 +80,9 @@ def test_mempool_check_states_and_dropped_books_leave_no_cycles():
                 assert mp.admit(mp.precheck(raw)).code == 0
             res = chain.block(txs)
             mp.update([decode_tx(t).hash for t in txs], chain.kv, next_ctx(chain.kv),
-                      all_succeeded=True, block_events=res.block_events)
+                      result=res)
             Books().build(chain.kv, BTC_PERP).release()  # an RPC query's book of a height
-        release_cache(mp.check_state.cache)
-        release_cache(chain.cache.data)
+        derived_of(mp.check_state).release()
+        chain.cache.derived.release()
 
     assert cycles_left_by(trade) == 0

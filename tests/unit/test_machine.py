@@ -1,6 +1,6 @@
 import pytest
 
-from state import accounts, constants as C
+from state import ledger, nonces, constants as C
 from state.codec import decode, encode
 from state.errors import Code, InvalidBlock
 from state.machine import BlockInput, apply_block
@@ -11,7 +11,7 @@ A, B = key(0), key(1)
 
 
 def bal(chain, k, asset="USDC"):
-    return accounts.balance(chain.kv, k.pub_key, asset)
+    return ledger.balance(chain.kv, k.pub_key, asset)
 
 
 def test_transfer_moves_balance_and_emits_event():
@@ -39,7 +39,7 @@ def test_rejected_action_changes_only_the_nonce(action, code):
     assert r.tx_results[0].code == code and r.tx_results[0].log
     assert (bal(c, A), bal(c, B)) == before
     # the nonce is consumed, so the same bytes can never execute later
-    assert accounts.nonces(c.kv, A.pub_key) == [decode_tx(raw).nonce]
+    assert nonces.nonces(c.kv, A.pub_key) == [decode_tx(raw).nonce]
     assert c.block([raw]).tx_results[0].code == Code.NONCE_DUPLICATE
 
 
@@ -49,7 +49,7 @@ def test_bad_signature_in_block_leaves_no_trace():
     obj[4] = bytes(64)
     r = c.block([encode(obj)])
     assert r.tx_results[0].code == Code.BAD_SIGNATURE
-    assert accounts.nonces(c.kv, A.pub_key) == []
+    assert nonces.nonces(c.kv, A.pub_key) == []
 
 
 def test_wrong_chain_and_malformed_in_block():
@@ -74,7 +74,7 @@ def test_nonce_set_keeps_highest_100():
     t = c.time_ms + 1000
     txs = [transfer(A, t + i, B.pub_key, 1) for i in range(C.NONCE_SET_SIZE + 5)]
     assert all(x.code == 0 for x in c.block(txs).tx_results)
-    kept = accounts.nonces(c.kv, A.pub_key)
+    kept = nonces.nonces(c.kv, A.pub_key)
     assert kept == [t + i for i in range(5, C.NONCE_SET_SIZE + 5)]
     r = c.block([transfer(A, t + 4, B.pub_key, 1),       # below the smallest kept
                  transfer(A, t + 5, B.pub_key, 1),       # duplicate
@@ -85,11 +85,11 @@ def test_nonce_set_keeps_highest_100():
 def test_faucet_rate_limit_and_supply():
     c = Chain()
     newbie = key(9)
-    s0 = accounts.supply(c.kv, "USDC")
+    s0 = ledger.supply(c.kv, "USDC")
     r = c.block([faucet(newbie, c.time_ms + 1), faucet(newbie, c.time_ms + 2)])
     assert [x.code for x in r.tx_results] == [0, Code.FAUCET_RATE_LIMITED]
     assert bal(c, newbie) == 100 * USDC
-    assert accounts.supply(c.kv, "USDC") == s0 + 100 * USDC
+    assert ledger.supply(c.kv, "USDC") == s0 + 100 * USDC
     r = c.block([faucet(newbie, c.time_ms + 10)], dt_ms=60_000)
     assert r.tx_results[0].code == 0 and bal(c, newbie) == 200 * USDC
 
@@ -153,7 +153,7 @@ def test_mint_past_int64_is_refused():
     c = Chain()
     view = Overlay(c.kv)
     with pytest.raises(TxError) as e:
-        accounts.mint(view, key(7).pub_key, "USDC", C.MAX_INT64)
+        ledger.mint(view, key(7).pub_key, "USDC", C.MAX_INT64)
     assert e.value.code == Code.BALANCE_OVERFLOW
 
 

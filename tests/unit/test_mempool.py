@@ -99,7 +99,8 @@ def test_fast_path_after_own_block_keeps_pending_state():
     second = transfer(A, t + 2, B.pub_key, 400 * USDC)
     assert admit(mp, first).code == 0 and admit(mp, second).code == 0
     res = c.block([first])
-    mp.update([decode_tx(first).hash], c.kv, next_ctx(c.kv), all_succeeded=True)
+    assert res.steps_wrote == ()  # no oracle: the block steps wrote nothing
+    mp.update([decode_tx(first).hash], c.kv, next_ctx(c.kv), result=res)
     assert res.tx_results[0].code == 0 and len(mp) == 1
     # `second` is still counted against A's balance: a third 400 overdraws
     assert admit(mp, transfer(A, t + 3, B.pub_key, 400 * USDC)).code == Code.INSUFFICIENT_BALANCE
@@ -112,9 +113,9 @@ def test_foreign_block_forces_full_recheck():
     t = c.time_ms
     mine = transfer(A, t + 1, B.pub_key, 900 * USDC)
     assert admit(mp, mine).code == 0
-    c.block([transfer(A, t + 7, B.pub_key, 500 * USDC)])   # not from this mempool
+    res = c.block([transfer(A, t + 7, B.pub_key, 500 * USDC)])   # not from this mempool
     evicted = mp.update([decode_tx(transfer(A, t + 7, B.pub_key, 500 * USDC)).hash], c.kv,
-                        next_ctx(c.kv), all_succeeded=True)
+                        next_ctx(c.kv), result=res)
     assert [e.raw for e in evicted] == [mine]
 
 
@@ -153,9 +154,33 @@ def test_fast_path_is_not_taken_when_end_block_changed_orders():
     res = c.block([bid, *oracles])
     assert all(r.code == 0 for r in res.tx_results)
     assert [e.type for e in res.block_events if e.type == "trigger"] == ["trigger"]
-    mp.update([decode_tx(t).hash for t in [bid, *oracles]], c.kv, next_ctx(c.kv),
-              all_succeeded=True, block_events=res.block_events)
+    assert not res.steps_wrote_only_prices()  # the trigger wrote orders and accounts
+    mp.update([decode_tx(t).hash for t in [bid, *oracles]], c.kv, next_ctx(c.kv), result=res)
     # The check state agrees with the chain: the bid is gone, the trigger's rest is an ask.
     assert O.account_order_ids(mp.check_state, A.pub_key) == []
     later = order(A, next(n), BTC_PERP, True, 58_000 * PRICE, 10 * BTC_LOT)
     assert admit(mp, later).code == 0
+
+
+def test_fast_path_is_taken_when_block_steps_wrote_only_prices():
+    """Oracle prices and marks written at the end of a block (with their events) do not stop
+    the fast path: the check state keeps the pending txs' writes without a recheck."""
+    import itertools
+
+    from tests.chain_helpers import BTC_LOT, BTC_PERP, PRICE, oracle_tx, order, trading_genesis
+
+    c = Chain(trading_genesis(), warm=True)
+    n = itertools.count(c.time_ms)
+    mp = make(c)
+    bid = order(A, next(n), BTC_PERP, True, 59_100 * PRICE, 10 * BTC_LOT)
+    oracles = oracle_tx(next(n), [("BTC", 60_000 * PRICE)])
+    later = order(A, next(n), BTC_PERP, True, 59_000 * PRICE, 10 * BTC_LOT)
+    for raw in [bid, *oracles, later]:
+        assert admit(mp, raw).code == 0
+    res = c.block([bid, *oracles])
+    assert res.steps_wrote and res.steps_wrote_only_prices()
+    assert any(e.type == "oracle_price" for e in res.block_events)
+    kept = mp.check_state.writes
+    mp.update([decode_tx(t).hash for t in [bid, *oracles]], c.kv, next_ctx(c.kv), result=res)
+    assert mp.check_state.writes is kept  # kept, not rechecked
+    assert len(mp) == 1

@@ -8,20 +8,18 @@ import random
 import msgpack
 import pytest
 
-from state import accounts
+from state import nonces
 from state import constants as C
 from state.amounts import format_amount
 from state.book import Side
 from state.books import Books
 from state.codec import encode, load
 from state.errors import TxError
-from state.events import Event, event
-from state.kv import MemoryKV, Overlay, load_cached, root_cache
-from state.margin import _upnl_im, market_requirements
-from state.markets import market_from_spec
-from state.positions import Account, Entry, load_account, save_account
-from state.trading import _amount_formatter
-from tests.chain_helpers import BTC_PERP_SPEC, ETH_PERP_SPEC
+from state.derived import derived_of, load_memo
+from state.event_text import amount_text
+from state.kv import MemoryKV, Overlay
+from state.ledger import Ledger
+from state.positions import Account, Entry, load_account
 
 
 def test_shared_packer_gives_packb_bytes_and_survives_errors():
@@ -53,13 +51,13 @@ def test_nonces_kept_as_lists_encode_as_before(base):
         now = base + 1000
         view = root.child()
         try:
-            accounts.use_nonce(view, addr, nonce, now)
+            nonces.use_nonce(view, addr, nonce, now)
             ok = True
         except TxError:
             ok = False
         want = list(ref)
         try:
-            accounts.check_nonce(want, nonce, now)
+            nonces.check_nonce(want, nonce, now)
             bisect.insort(want, nonce)
             del want[:max(0, len(want) - C.NONCE_SET_SIZE)]
             want_ok = True
@@ -67,7 +65,7 @@ def test_nonces_kept_as_lists_encode_as_before(base):
             want_ok = False
         assert ok == want_ok
         if ok:
-            assert view.get(accounts.P_NONCE + addr) == encode(want)
+            assert view.get(nonces.P_NONCE + addr) == encode(want)
             if rng.random() < 0.8:
                 view.commit()
                 ref = want
@@ -113,47 +111,23 @@ def test_overlay_reads_iterate_and_write_set_match_a_plain_model():
     assert len(root.writes) > 512  # the indexed path was used
 
 
-def test_load_cached_follows_writes_and_dropped_overlays():
+def test_load_memo_follows_writes_and_dropped_overlays():
     root = Overlay(MemoryKV({b"k": encode([1, 2])}))
-    assert load_cached(root, b"k", "s", load) == [1, 2]
+    assert load_memo(root, b"k", "s", load) == [1, 2]
     child = root.child()
     child.put(b"k", encode([3, 4]))
-    assert load_cached(child, b"k", "s", load) == [3, 4]
-    assert load_cached(root, b"k", "s", load) == [1, 2]  # the child was dropped
-    assert root_cache(root)["s"][b"k"][1] == [1, 2]
-
-
-def test_upnl_and_initial_margin_fast_path_equal_market_requirements():
-    rng = random.Random(5)
-    markets = [market_from_spec(1, BTC_PERP_SPEC, 6, {}), market_from_spec(2, ETH_PERP_SPEC, 6, {})]
-    for _ in range(20000):
-        m = rng.choice(markets)
-        size = rng.choice([0, rng.randint(-10**7, 10**7), rng.randint(-100, 100)])
-        buys = rng.choice([0, rng.randint(1, 10**6)])
-        sells = rng.choice([0, rng.randint(1, 10**6)])
-        e = Entry(m.id, size, size * rng.randint(1, 10**6) + rng.randint(-5, 5),
-                  rng.choice([0, 1, 3, 20, 50]), buys, buys * rng.randint(1, 10**6), sells,
-                  sells * rng.randint(1, 10**6), rng.randint(0, 5))
-        px = rng.randint(1, 10**11)
-        assert _upnl_im(m, e, px) == market_requirements(m, e, px)[:2]
+    assert load_memo(child, b"k", "s", load) == [3, 4]
+    assert load_memo(root, b"k", "s", load) == [1, 2]  # the child was dropped
+    assert derived_of(root).memos["s"][b"k"][1] == [1, 2]
 
 
 @pytest.mark.parametrize("decimals", [0, 1, 6, 8, 18])
-def test_amount_formatter_equals_format_amount(decimals):
+def test_memoised_amount_text_equals_format_amount(decimals):
     rng = random.Random(decimals)
-    fmt = _amount_formatter(decimals)
     for x in [0, 1, -1, 10**decimals, -10**decimals] + \
             [rng.randint(-10**20, 10**20) for _ in range(5000)] + \
             [rng.randint(-1000, 1000) for _ in range(500)]:
-        assert fmt(x) == format_amount(x, decimals)
-
-
-def test_fast_event_is_the_dataclass_event():
-    attrs = (("a", "1"), ("b", "2"))
-    e = event("fill", attrs)
-    assert e == Event("fill", attrs) and hash(e) == hash(Event("fill", attrs))
-    assert repr(e) == repr(Event("fill", attrs)) and e.to_wire() == ["fill", [["a", "1"],
-                                                                              ["b", "2"]]]
+        assert amount_text(x, decimals) == format_amount(x, decimals)
 
 
 def test_fee_tier_volume_is_constant_within_a_day():
@@ -178,11 +152,14 @@ def test_account_load_and_save_round_trip():
         acct = Account(b"\x02" * 32, entries, [[d, rng.randint(1, 99)]
                                                for d in range(rng.randint(0, 3))])
         view = Overlay(MemoryKV())
-        save_account(view, acct)
-        got = load_account(view, acct.addr)
-        kept = {m: e.to_list() for m, e in entries.items() if not e.empty()}
-        assert {m: e.to_list() for m, e in got.entries.items()} == kept
-        assert got.volume == acct.volume
+        ledger = Ledger(view)
+        ledger.accounts[acct.addr] = acct
+        ledger.flush()
+        for v in (view, MemoryKV(dict(view.sorted_writes()))):  # decoded, and as bytes
+            got = load_account(v, acct.addr)
+            kept = {m: e.to_stored() for m, e in entries.items() if not e.empty()}
+            assert {m: e.to_stored() for m, e in got.entries.items()} == kept
+            assert got.volume == acct.volume
 
 
 def test_book_rollback_restores_order_info():

@@ -59,3 +59,57 @@ def test_the_checks_can_fail(tmp_path):
                  "set literal", "uses hash", "uses float"):
         assert what in found
     assert "state" in imports(f)
+
+
+# -- ratchets: one rule in one place, short functions, speed only in the leaf structures -------
+
+MAX_FUNCTION_LINES = 70
+# The leaf structures: where speed may bend the style (docs/ARCHITECTURE.md).
+LEAVES = {"book.py", "kv.py", "codec.py"}
+
+
+def long_functions(path: Path) -> list[str]:
+    out = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            n = node.end_lineno - node.lineno + 1
+            if n > MAX_FUNCTION_LINES:
+                out.append(f"{path.name}:{node.lineno} {node.name} is {n} lines")
+    return out
+
+
+def leaf_only_tricks(path: Path) -> list[str]:
+    """`object.__new__` (constructors bypassed), descriptor `__set__` calls and direct
+    `.writes[...]` assignments (the overlay bypassed)."""
+    out = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        where = f"{path.name}:{getattr(node, 'lineno', '?')}"
+        if isinstance(node, ast.Attribute) and node.attr in ("__new__", "__set__"):
+            out.append(f"{where} uses .{node.attr}")
+        elif isinstance(node, ast.Subscript) and isinstance(node.value, ast.Attribute) and \
+                node.value.attr == "writes" and isinstance(node.ctx, ast.Store):
+            out.append(f"{where} assigns into .writes[...]")
+    return out
+
+
+def test_state_functions_are_short():
+    bad = [v for p in _py("state") for v in long_functions(p)]
+    assert not bad, bad
+
+
+def test_constructor_and_overlay_bypasses_only_in_leaf_structures():
+    bad = [v for p in _py("state") if p.name not in LEAVES for v in leaf_only_tricks(p)]
+    assert not bad, bad
+
+
+def test_the_ratchets_can_fail(tmp_path):
+    f = tmp_path / "bad.py"
+    body = "\n".join(f"    x{i} = {i}" for i in range(MAX_FUNCTION_LINES))
+    f.write_text(f"def long():\n{body}\n\n"
+                 "_new = object.__new__\n"
+                 "Event.__dict__['type'].__set__(e, 'x')\n"
+                 "view.writes[b'k'] = 1\n")
+    assert long_functions(f) == [f"bad.py:1 long is {MAX_FUNCTION_LINES + 1} lines"]
+    found = " ".join(leaf_only_tricks(f))
+    assert "uses .__new__" in found and "uses .__set__" in found
+    assert "assigns into .writes[...]" in found

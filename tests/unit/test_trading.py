@@ -5,12 +5,12 @@ import itertools
 
 import pytest
 
-from state import accounts, orders as O
+from state import ledger, orders as O
 from state.books import Books
 from state.errors import Code
 from state.markets import FeeTier
 from state.positions import load_account
-from state.trading import POOL
+from state.settlement import POOL
 from state.codec import encode
 from state.tx import signing_bytes
 from tests.chain_helpers import (BTC_LOT, BTC_PERP, BTC_PERP_SPEC, BTC_SPOT, CHAIN_ID, ETH_LOT,
@@ -56,7 +56,7 @@ class T:
 
     def bal(self, k, asset="USDC"):
         addr = k if isinstance(k, bytes) else k.pub_key
-        return accounts.balance(self.c.kv, addr, asset)
+        return ledger.balance(self.c.kv, addr, asset)
 
     def l2(self, market=BTC_PERP):
         b = Books().build(self.c.kv, market)
@@ -363,7 +363,7 @@ def test_fees_pnl_and_the_settlement_pool():
     bases = sum(t.pos(k)[1] for k in (A, B, C3)) * 10
     assert t.bal(POOL) == -bases
     total = sum(t.bal(k) for k in (A, B, C3, key(3))) + t.bal(POOL) + t.bal(FEE_ACCOUNT)
-    assert total == accounts.supply(t.c.kv, "USDC")
+    assert total == ledger.supply(t.c.kv, "USDC")
 
 
 def test_fee_tier_from_the_previous_days_volume():

@@ -2,8 +2,8 @@
 block results (events, logs, codes) forever, whatever is optimised underneath.
 
 The expected digests below were computed on the code BEFORE the performance work on the apply
-path (state/trading.py and friends); any change to them is a consensus change and needs a
-reason, never just a refresh. Two workloads:
+path (today state/placement.py, settlement.py and friends) and held through its restructure;
+any change to them is a consensus change and needs a reason, never just a refresh. Two workloads:
 
 * `feature_blocks`: every trading action on three markets (BTC and ETH perps, BTC spot), all
   order kinds and times in force, reduce-only, client ids, good-til-time expiry, triggers fired

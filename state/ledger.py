@@ -1,0 +1,138 @@
+"""The ledger: the only writer of balances, supplies and clearing records.
+
+Keys:
+    acct/bal/<addr32><symbol>   -> int quantums (signed: lending will allow negatives)
+    supply/<symbol>             -> int quantums of the asset in existence
+    clr/<addr32>                -> the account's clearing record (state.positions)
+Invariant (state.invariants): for each asset, the sum of balances equals its supply.
+
+Two ways in:
+* single changes (`mint`, `move`): genesis, the faucet, transfers;
+* a `Ledger`: the working set of one sub-transaction of trading. Accounts are loaded once
+  (`account`) and written back by `flush`; balance changes (`credit`) are summed per
+  (account, asset) and written by `flush`, so a maker hit ten times costs one write.
+Every account a Ledger loads is written back by `flush`, changed or not (an account without a
+record is deleted again): which keys a block writes is part of its app hash, so what a rule
+loads is part of the rule. A zero credit is no credit.
+
+Values stay decoded in overlays (state.kv: an int or a list stands for its encoding), and an
+Account written by `flush` is handed back to the next `Ledger.account` of the same root
+without decoding while the record it was written as is still the one the view holds
+(state.derived rule 3: a stored list is never mutated, every write is a new object).
+"""
+
+from state import constants as C
+from state.amounts import format_amount
+from state.codec import load
+from state.derived import derived_of
+from state.errors import Code, TxError
+from state.kv import KVView, Overlay
+from state.positions import P_CLEARING, Account, account_from_stored, get_stored
+
+P_BAL = b"acct/bal/"
+P_SUPPLY = b"supply/"
+_MAX_PUBLISHED = 100_000
+
+
+def balance(view: KVView, addr: bytes, asset: str) -> int:
+    key = P_BAL + addr + asset.encode()
+    raw = view.get_stored(key) if type(view) is Overlay else view.get(key)
+    if raw is None:
+        return 0
+    return raw if type(raw) is int else load(raw)
+
+
+def balances(view: KVView, addr: bytes) -> dict[str, int]:
+    prefix = P_BAL + addr
+    return {k[len(prefix):].decode(): load(v) for k, v in view.iterate(prefix)}
+
+
+def supply(view: KVView, asset: str) -> int:
+    raw = view.get(P_SUPPLY + asset.encode())
+    return 0 if raw is None else load(raw)
+
+
+def _set_balance(view: Overlay, addr: bytes, asset: str, amount: int) -> None:
+    _put_balance(view, P_BAL + addr + asset.encode(), amount)
+
+
+def _put_balance(view: Overlay, key: bytes, amount: int) -> None:
+    if not -C.MAX_INT64 <= amount <= C.MAX_INT64:
+        raise TxError(Code.BALANCE_OVERFLOW, "balance would leave the int64 range")
+    if amount == 0:
+        view.delete(key)
+    else:
+        view.put(key, amount)
+
+
+def mint(view: Overlay, addr: bytes, asset: str, amount: int) -> None:
+    """Create `amount` of `asset` in `addr` (genesis and faucet only)."""
+    total = supply(view, asset) + amount
+    if total > C.MAX_INT64:
+        raise TxError(Code.BALANCE_OVERFLOW, f"total supply of {asset} would leave the int64 range")
+    _set_balance(view, addr, asset, balance(view, addr, asset) + amount)
+    view.put(P_SUPPLY + asset.encode(), total)
+
+
+def move(view: Overlay, src: bytes, dst: bytes, asset: str, amount: int, decimals: int) -> None:
+    """Move `amount` quantums; the source must hold them (no borrowing yet)."""
+    have = balance(view, src, asset)
+    if have < amount:
+        raise TxError(Code.INSUFFICIENT_BALANCE,
+                      f"balance {format_amount(have, decimals)} {asset} is less than "
+                      f"{format_amount(amount, decimals)} {asset}")
+    _set_balance(view, src, asset, have - amount)
+    _set_balance(view, dst, asset, balance(view, dst, asset) + amount)
+
+
+class Ledger:
+    """One sub-transaction's accounts and pending balance changes (see the module docstring)."""
+
+    __slots__ = ("view", "published", "accounts", "deltas")
+
+    def __init__(self, view: Overlay, published: dict | None = None):
+        self.view = view
+        self.published = derived_of(view).published if published is None else published
+        self.accounts: dict[bytes, Account] = {}
+        self.deltas: dict[tuple[bytes, str], int] = {}
+
+    def account(self, addr: bytes) -> Account:
+        """The account's clearing record, loaded once (written back by `flush`)."""
+        a = self.accounts.get(addr)
+        if a is None:
+            stored = get_stored(self.view, addr)
+            hit = self.published.pop(addr, None)
+            a = hit[1] if hit is not None and hit[0] is stored else \
+                account_from_stored(addr, stored)
+            self.accounts[addr] = a
+        return a
+
+    def credit(self, addr: bytes, asset: str, amount: int) -> None:
+        """Add `amount` (signed) to the account's balance at `flush`."""
+        if amount:
+            k = (addr, asset)
+            d = self.deltas
+            d[k] = d.get(k, 0) + amount
+
+    def flush(self) -> None:
+        """Write back every loaded account and the summed balance changes, then forget them.
+        (Their order decides only which of several overflowing balances raises first; they
+        all raise the same error.)"""
+        view = self.view
+        published = self.published
+        for addr, acct in self.accounts.items():
+            stored = acct.to_stored()
+            if stored is None:
+                view.delete(P_CLEARING + addr)
+            else:
+                view.put(P_CLEARING + addr, stored)
+                published[addr] = (stored, acct)
+        if len(published) > _MAX_PUBLISHED:
+            published.clear()  # (only speed is lost)
+        self.accounts = {}
+        for (addr, asset), delta in self.deltas.items():
+            key = P_BAL + addr + asset.encode()
+            raw = view.get_stored(key)
+            _put_balance(view, key, delta + (0 if raw is None else raw if type(raw) is int
+                                             else load(raw)))
+        self.deltas = {}

@@ -1,0 +1,65 @@
+"""Trigger orders and good-til-time expiry: the order steps of begin- and end-block.
+
+What this module owns
+---------------------
+* `expire_orders` (begin-block): open orders whose expiry is at or before the block time are
+  cancelled (reason "expired"), ascending expiry, at most MAX_EXPIRIES_PER_BLOCK (the rest
+  next block), so no expired order can trade in the block.
+* `fire_triggers` (end-block, after the mark price of the market moved): waiting stop and
+  take-profit orders whose condition the mark meets become live orders, in order-id (time)
+  order, at most MAX_TRIGGERS_PER_MARKET_PER_BLOCK per market. A trigger fires once, as
+  Hyperliquid's: if the live order is rejected (margin, stale oracle, nothing left to
+  reduce), the order still leaves, with a `trigger_rejected` event carrying the code.
+Each expiry and each trigger runs in its own sub-transaction (state.scope).
+"""
+
+from state import constants as C, orders as O
+from state.cancellation import cancel_open, remove_trigger
+from state.event_text import trigger_event
+from state.events import Event
+from state.markets import Market, get as get_market
+from state.oracle import fresh_price
+from state.placement import execute, reduce_only_size
+from state.scope import SubTransaction
+from state.errors import TxError
+
+
+def expire_orders(view, ctx) -> list[Event]:
+    events: list[Event] = []
+    for market_id, order_id in O.expired(view, ctx.time_ms, C.MAX_EXPIRIES_PER_BLOCK):
+        with SubTransaction(view, ctx) as scope:
+            cancel_open(scope, get_market(view, market_id), None, order_id, "expired")
+        events.extend(scope.events)
+    return events
+
+
+def fire_trigger(scope, m: Market, o: O.OrderRecord, mark: int) -> None:
+    """A waiting trigger order whose condition holds becomes a live order."""
+    remove_trigger(scope, m, o, None)
+    scope.events.append(trigger_event(m, o, mark))
+    acct = scope.ledger.account(o.owner)
+    if o.reduce_only:
+        o.size_lots = reduce_only_size(acct, m, o.is_buy, o.size_lots)
+    else:
+        fresh_price(scope.view, m.base, scope.ctx.time_ms)
+    execute(scope, m, o)
+
+
+def fire_triggers(view, ctx, m: Market, mark: int) -> list[Event]:
+    """Fire the triggers of market `m` that mark price `mark` (price units) meets."""
+    events: list[Event] = []
+    fired = O.fired_triggers(view, m.id, mark // m.tick_size, -(-mark // m.tick_size),
+                             C.MAX_TRIGGERS_PER_MARKET_PER_BLOCK)
+    for order_id in fired:
+        o = O.get_trigger(view, m.id, order_id)
+        try:
+            with SubTransaction(view, ctx) as scope:
+                fire_trigger(scope, m, o, mark)
+        except TxError as err:
+            with SubTransaction(view, ctx) as scope:
+                remove_trigger(scope, m, o, None)
+            scope.events.append(Event("trigger_rejected", (
+                ("order_id", str(order_id)), ("market", m.symbol), ("owner", o.owner.hex()),
+                ("code", str(int(err.code))), ("log", err.log))))
+        events.extend(scope.events)
+    return events
