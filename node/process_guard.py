@@ -2,7 +2,7 @@
 
 A node must never die silently. Two things could make it:
 
-* SIGPIPE. `node/cli.py` restores the default action (terminate, no message) so that
+* SIGPIPE. `cli/main.py` restores the default action (terminate, no message) so that
   `perpchain ... | head` exits quietly; for a node that default is fatal: a client or peer
   closing its socket while the node writes to it would kill the process without a log
   line. `harden()` sets SIGPIPE back to "ignore", so such a write raises an OSError
