@@ -104,6 +104,10 @@ def _bad_messages(d) -> list[tuple[str, int, object, str]]:
         ("STATUS with a negative round", MSG_STATUS, [1, -1], "status round"),
         ("BLOCKS of junk", MSG_BLOCKS, [[b"junk", b"junk"]], "not msgpack"),
         ("BLOCKS not a list", MSG_BLOCKS, {"a": 1}, "blocks"),
+        # Found by tests/fuzz/test_fuzz_p2p.py on the old code: AttributeError (.hex() of a
+        # list) escaped Commit.verify and killed the node.
+        ("BLOCKS with a commit whose block hash is a list", MSG_BLOCKS,
+         [[block.encode(), encode([h, 0, [1], []])]], "malformed commit"),
         ("evidence of one vote twice", MSG_EVIDENCE, [good_vote, good_vote], "evidence"),
         ("evidence of junk", MSG_EVIDENCE, [b"\x01", b"\x02"], "vote: expected an array"),
         ("a proposal that is a string", MSG_PROPOSAL, "proposal", "proposal message"),
@@ -142,7 +146,7 @@ def test_every_bad_message_drops_the_attacker_and_the_chain_goes_on() -> None:
                                      f"{reason!r}, got {mine}")
 
     stats = run_scenario(sc, strict=True, script=script)
-    assert len(results) == 3 * 21, results
+    assert len(results) == 3 * 22, results
     assert stats["heights"] >= 10, stats
 
 
