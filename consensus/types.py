@@ -194,11 +194,6 @@ class MalformedBlock(ValueError):
 
 
 _HEADER_TYPES = (str, int, int, bytes, bytes, bytes, bytes, bytes, bytes, bytes, bytes)
-_HASH_OR_EMPTY = (0, HASH_LEN)
-# Allowed byte lengths of the header's bytes fields, in order (last_block_hash ...
-# proposer); app and results hashes are opaque to consensus: any length up to 64.
-_HEADER_LENGTHS = (_HASH_OR_EMPTY, _HASH_OR_EMPTY, (HASH_LEN,), (HASH_LEN,), range(65),
-                   range(65), _HASH_OR_EMPTY, (KEY_LEN,))
 
 
 def _int_in(x, lo: int, hi: int) -> bool:
@@ -227,8 +222,6 @@ def _check_block_wire(o) -> None:
          all(type(x) is t for x, t in zip(h, _HEADER_TYPES)), "malformed header")
     need(_int_in(h[1], 1, MAX_INT64) and _int_in(h[2], 0, MAX_INT64),
          "header height or time out of range")
-    need(all(len(x) in lens for x, lens in zip(h[3:], _HEADER_LENGTHS)),
-         "header hash or proposer of the wrong length")
     need(type(txs) is list and all(type(t) is bytes for t in txs), "txs must be byte strings")
     if lc is not None:
         need(_commit_wire_ok(lc), "malformed last commit")
