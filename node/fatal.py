@@ -36,6 +36,7 @@ def leaves(exc: BaseException):
 
 def describe(exc: BaseException, db_path=None) -> str | None:
     """An operator's message for the fault that stopped the node, or None (a bug)."""
+    db_path = db_path or "of this node"
     for e in leaves(exc):
         if isinstance(e, TYPED):
             return str(e)
