@@ -185,7 +185,8 @@ class _Job:
         scope, p, addr = self.scope, self.p, self.addr
         size, px, bp = self.position_bp(m, s)
         lots = abs(size)
-        if notional_up(m, size, px) > p.step_threshold_quantums:
+        stepped = notional_up(m, size, px) > p.step_threshold_quantums
+        if stepped:
             lots = -(-lots * p.step_ppm // C.PPM)
         per_lot = -(-(m.lot_size * px) // m.base_scale) or 1
         lots = min(lots, (p.max_notional_per_block_quantums - self.notional) // per_lot)
@@ -204,8 +205,9 @@ class _Job:
         if filled < lots and left:  # the book could not absorb it
             self.backstop(m, self.summary())
             return True
-        if lots < abs(size):
-            self.until_ms = scope.ctx.time_ms + p.cooldown_ms
+        if lots < abs(size):  # a step (then the cooldown) or the block's cap
+            if stepped:
+                self.until_ms = scope.ctx.time_ms + p.cooldown_ms
             return False
         return True
 
