@@ -252,3 +252,43 @@ def _scenario(warm: bool, kv=None):
 
 def test_warm_and_cold_give_the_same_hashes():
     assert _scenario(True) == _scenario(False)
+
+
+# -- queries -------------------------------------------------------------------------------------
+
+def _rpc(t: L, method: str, **p):
+    import types
+
+    import trio
+
+    from rpc.methods import METHODS
+    app = types.SimpleNamespace(store=types.SimpleNamespace(state=t.c.kv))
+    return trio.run(METHODS[method], app, p)
+
+
+def test_queries_show_liquidations_the_fund_and_adl_queues():
+    t = L({A: 1_000, B: 100_000, D: 2_000, E: 100_000, C: 100_000})
+    open_long(t, maker_bids=((58_400, 2_000),))
+    t.block(t.order(D, False, 59_000, 3_000), t.order(E, True, 59_000, 3_000, tif=IOC))
+    q = _rpc(t, "adl_queue", address=B.pub_key.hex())
+    # Shorts at 60,000 (B, 0.5) and 59,000 (D, 0.3), mark 60,000: D's PnL is negative, B's 0.
+    [pos] = q["positions"]
+    assert (pos["side"], pos["rank"], pos["queue_size"], pos["percentile"]) == ("short", 1, 2, 100)
+    t.oracle(58_500)
+    r = _rpc(t, "liquidations")
+    assert [e["type"] for e in r["events"]] == ["insurance_takeover", "liquidation"]
+    assert r["events"][1]["account"] == A.pub_key.hex() and r["events"][1]["filled"] == "0.2"
+    assert _rpc(t, "liquidations", address=B.pub_key.hex())["events"] == []
+    assert len(_rpc(t, "liquidations", limit=1)["events"]) == 1
+    f = _rpc(t, "insurance_fund")
+    assert f["address"] == INSURANCE_FUND.hex()
+    assert f["positions"] == [{"market": "BTC-USD", "market_id": BTC_PERP, "size": "0.3"}]
+    # 0.5% of the 0.2 BTC closed at the mark 58,500 = 58.5.
+    assert f["balance"] == "58.5"
+    import pytest
+
+    from rpc.errors import RPCError
+    with pytest.raises(RPCError, match="limit"):
+        _rpc(t, "liquidations", limit=0)
+    with pytest.raises(RPCError, match="address"):
+        _rpc(t, "adl_queue")
