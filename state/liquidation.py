@@ -43,8 +43,8 @@ from state.liquidation_params import LiquidationParams, liquidation_params
 from state.margin import Summary, mark_price, notional_up, summary, value
 from state.markets import Market
 from state.placement import execute
-from state.positions import load_account
-from state.risk_index import HolderIndex, candidates, holder_index
+from state.positions import P_CLEARING, load_account
+from state.risk_index import HolderIndex, candidates, holder_index, written_accounts
 from state.scope import SubTransaction
 from state.settlement import POOL, settle_fill
 
@@ -98,14 +98,14 @@ def check_account(view: Overlay, ctx, p: LiquidationParams, idx: HolderIndex,
         if view.get(key) is not None:
             view.delete(key)
         return []
-    touched: dict[bytes, None] = {addr: None}
     try:
         with SubTransaction(view, ctx) as scope:
-            _Job(scope, p, idx, addr, touched).run()
+            _Job(scope, p, idx, addr).run()
     except TxError as e:  # (a balance overflow): nothing happens, the account stays active
         return [Event("liquidation_failed", (("account", addr.hex()), ("code", str(int(e.code))),
                                              ("log", e.log)))]
-    idx.sync(view, sorted(touched))
+    # Every position it changed (the account, makers, the fund, ADL counterparties).
+    idx.sync(view, written_accounts(view, (P_CLEARING,), up_to=view.parent))
     _log(view, ctx, scope.events)
     return scope.events
 
@@ -124,11 +124,10 @@ def bankruptcy_ticks(m: Market, size_lots: int, mark_px: int, equity_share: int)
 class _Job:
     """The liquidation of one account in one block, inside its sub-transaction."""
 
-    __slots__ = ("scope", "p", "idx", "addr", "touched", "until_ms", "notional", "fund_loss")
+    __slots__ = ("scope", "p", "idx", "addr", "until_ms", "notional", "fund_loss")
 
-    def __init__(self, scope, p: LiquidationParams, idx: HolderIndex, addr: bytes,
-                 touched: dict[bytes, None]):
-        self.scope, self.p, self.idx, self.addr, self.touched = scope, p, idx, addr, touched
+    def __init__(self, scope, p: LiquidationParams, idx: HolderIndex, addr: bytes):
+        self.scope, self.p, self.idx, self.addr = scope, p, idx, addr
         raw = scope.view.get(P_ACTIVE + addr)
         h = scope.ctx.height
         until, h0, notional, loss = load(raw) if raw is not None else (0, h, 0, 0)
@@ -218,7 +217,6 @@ class _Job:
         fee = min(fee, max(self.summary().equity, 0))
         scope.ledger.credit(self.addr, scope.quote, -fee)
         scope.ledger.credit(INSURANCE_FUND, scope.quote, fee)
-        self.touched[INSURANCE_FUND] = None
         return fee
 
     def backstop(self, m: Market, s: Summary) -> None:
@@ -230,13 +228,10 @@ class _Job:
         room = min(fund_balance(scope.view, scope.quote),
                    self.p.max_fund_loss_per_block_quantums - self.fund_loss)
         if loss > room:
-            holders = self.idx.holders(m.id)
-            self.touched.update(dict.fromkeys(h for h, _ in holders))
-            deleverage(scope, m, addr, size, bp, holders)
+            deleverage(scope, m, addr, size, bp, self.idx.holders(m.id))
             return
         settle_fill(scope, m, addr, size < 0, INSURANCE_FUND, bp, abs(size), 0, 0)
         self.fund_loss += loss
-        self.touched[INSURANCE_FUND] = None
         scope.ledger.flush()
         scope.events.append(Event("insurance_takeover", (
             ("account", addr.hex()), ("market", m.symbol), ("size", size_text(m, abs(size))),

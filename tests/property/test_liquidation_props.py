@@ -20,6 +20,7 @@ from state.ledger import P_BAL
 from state.codec import load
 from state.liquidation_params import default_params
 from state.positions import iter_accounts
+from state.risk_index import index_for_reads
 from state.tx import Tx, check_action, tx_hash
 from tests.chain_helpers import (BTC_LOT, BTC_PERP, CHAIN_ID, PRICE, USDC, VALIDATORS, Chain,
                                  LevelKV, key, trading_genesis)
@@ -98,12 +99,23 @@ def check_block(kv) -> None:
     assert ledger.balance(kv, BYSTANDER.pub_key, "USDC") == 777 * USDC
 
 
+def check_index(chain: Chain) -> None:
+    """The holder index a warm node carries equals a rebuild from the committed records."""
+    idx = chain.cache.derived.memos["risk_holders"][b""][1]
+    fresh = index_for_reads(chain.kv)
+    assert idx.height == chain.height
+    assert {m: h for m, h in idx.markets.items() if h} == \
+        {m: h for m, h in fresh.markets.items() if h}
+
+
 def run(seed: int, warm: bool, kv=None) -> tuple[list[bytes], int]:
     chain = Chain(genesis(seed), kv=kv, warm=warm)
     hashes, n_events = [], 0
     for txs, dt in workload(seed):
         res = chain.block([t.raw for t in txs], dt, {t.hash: t for t in txs})
         check_block(chain.kv)
+        if warm:
+            check_index(chain)
         hashes.append(res.app_hash)
         n_events += sum(1 for e in res.block_events if e.type in EVENTS)
     return hashes, n_events
