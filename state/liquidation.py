@@ -30,7 +30,7 @@ time_ms, event] for the last MAX_LIQUIDATION_LOG liquidation, takeover and ADL e
 the next sequence number. A block without liquidation writes none of them.
 """
 
-from state import constants as C, orders as O
+from state import constants as C, ledger, orders as O, params
 from state.adl import deleverage
 from state.cancellation import cancel_open
 from state.codec import encode, load
@@ -41,10 +41,12 @@ from state.insurance import INSURANCE_FUND, fund_balance
 from state.kv import Overlay
 from state.liquidation_params import LiquidationParams, liquidation_params
 from state.margin import Summary, mark_price, notional_up, summary, value
-from state.markets import Market
+from state.markets import Market, collateral
 from state.placement import execute
 from state.positions import P_CLEARING, load_account
-from state.risk_index import HolderIndex, candidates, holder_index, written_accounts
+from state.derived import derived_of
+from state.risk_index import HolderIndex, candidates, holder_index, price_moves, \
+    written_accounts
 from state.scope import SubTransaction
 from state.settlement import POOL, settle_fill
 
@@ -60,13 +62,14 @@ _SKIP = (INSURANCE_FUND, POOL)
 def liquidate(view: Overlay, ctx) -> list[Event]:
     """The end-block liquidation step (see the module docstring)."""
     idx = holder_index(view, ctx.height)
+    moved, max_move_ppm = price_moves(view)
+    idx.advance(max_move_ppm, derived_of(view).params_version)
     active = [k[len(P_ACTIVE):] for k, _ in view.iterate(P_ACTIVE)]
-    cands = candidates(view, idx, active)
-    order = _from_cursor(view, cands)
+    order = _from_cursor(view, candidates(view, idx, moved, active))
     events: list[Event] = []
     p = liquidation_params(view)
     for addr in order[:C.MAX_RISK_CHECKS_PER_BLOCK]:
-        if addr not in _SKIP:
+        if addr not in _SKIP and not idx.is_safe(addr):
             events += check_account(view, ctx, p, idx, addr)
     return events
 
@@ -92,11 +95,15 @@ def below_maintenance(s: Summary) -> bool:
 def check_account(view: Overlay, ctx, p: LiquidationParams, idx: HolderIndex,
                   addr: bytes) -> list[Event]:
     """Liquidate `addr` if it is below maintenance margin (reads only otherwise)."""
-    s = summary(view, load_account(view, addr))
+    acct = load_account(view, addr)
+    s = summary(view, acct)
     key = P_ACTIVE + addr
     if not below_maintenance(s):
         if view.get(key) is not None:
             view.delete(key)
+        quote = params.quote_asset(view)
+        idx.note_checked(addr, s, len(acct.entries) + len(collateral(view)),
+                         s.collateral - ledger.balance(view, addr, quote))
         return []
     try:
         with SubTransaction(view, ctx) as scope:

@@ -15,8 +15,24 @@ date from the accounts whose records the block wrote, then the liquidation step 
 * the holders of every perp market whose mark price moved (all markets when the oracle price of
   a collateral asset moved: it moves every holder's equity);
 * `extra`: accounts whose liquidation is in progress (state.liquidation).
+
+The safety band (speed only; it never changes which accounts are liquidated)
+-----------------------------------------------------------------------------
+A candidate whose last full check found it healthy may skip the check while the marks cannot
+have moved enough to bring it under maintenance margin. Per block, R = max over perp markets
+and collateral oracle prices of ceil(|price - previous| * PPM / previous); the index keeps the
+running product G = ceil(G * (PPM + R) / PPM). An account's equity - MM can fall by at most
+2 * N0 * (G / G0 - 1) since a check at G0 where N0 was its gross notional at mark plus the
+weighted value of its non-quote collateral (equity moves by at most their move, MM by at most
+half of the notional's as mmr <= 1/2; both grow by at most (1 + R) per block). So a check that
+finds slack = equity - MM (less one quantum per position and collateral asset and two for
+rounding) > 0 stores safe_until = ceil(G0 * (slack + 2 N0) / (2 N0)), and the account is safe
+while G < safe_until. Any write to the account's record or balances, a new price or a
+parameter change drops the band (a full check next time). A cold node has no bands and checks every candidate: both liquidate the same
+accounts, because a skipped account is provably above maintenance margin.
 """
 
+from state import constants as C
 from state.codec import load
 from state.derived import derived_of
 from state.kv import KVView, Overlay
@@ -27,28 +43,35 @@ from state.oracle import P_PRICE
 from state.positions import P_CLEARING, account_from_stored, get_stored
 
 _ADDR = 32
+_G0 = 1 << 64
+_G_MAX = 1 << 256  # then G and every band start again
 
 
 class HolderIndex:
     """Per perp market, holder address -> position size in lots (see the module docstring)."""
 
-    __slots__ = ("height", "markets", "by_account")
+    __slots__ = ("height", "markets", "by_account", "growth", "safe_until", "params_version")
 
     def __init__(self) -> None:
         self.height = -1
         self.markets: dict[int, dict[bytes, int]] = {}
         self.by_account: dict[bytes, tuple[int, ...]] = {}
+        self.growth = _G0                       # G (see the module docstring)
+        self.safe_until: dict[bytes, int] = {}  # addr -> the G below which it is safe
+        self.params_version = -1
 
     def build(self, view: KVView) -> None:
         """Rebuild from every clearing record (ascending by address)."""
         self.markets = {}
         self.by_account = {}
+        self.safe_until = {}
         n = len(P_CLEARING)
         for k, raw in view.iterate(P_CLEARING):
             self.set_account(k[n:], raw)
 
     def set_account(self, addr: bytes, stored) -> None:
         """Bring the account's entries up to date from its stored record (None: no record)."""
+        self.safe_until.pop(addr, None)
         for mid in self.by_account.pop(addr, ()):
             self.markets[mid].pop(addr, None)
         acct = account_from_stored(addr, stored)
@@ -61,6 +84,29 @@ class HolderIndex:
     def sync(self, view: Overlay, addrs) -> None:
         for addr in addrs:
             self.set_account(addr, get_stored(view, addr))
+
+    def advance(self, max_move_ppm: int | None, params_version: int) -> None:
+        """The block's marks moved by at most `max_move_ppm` (None: an unbounded move)."""
+        if max_move_ppm is None or params_version != self.params_version \
+                or self.growth > _G_MAX:
+            self.safe_until = {}
+            self.growth = _G0
+            self.params_version = params_version
+        elif max_move_ppm:
+            self.growth = -(-self.growth * (C.PPM + max_move_ppm) // C.PPM)
+
+    def is_safe(self, addr: bytes) -> bool:
+        t = self.safe_until.get(addr)
+        return t is not None and self.growth < t
+
+    def note_checked(self, addr: bytes, s, n_terms: int, other_collateral: int) -> None:
+        """A full check found margin summary `s` (state.margin.Summary); `other_collateral`:
+        the weighted value of its non-quote collateral; `n_terms`: its positions and
+        collateral assets (one quantum of rounding each)."""
+        slack = s.equity - s.maintenance_margin - n_terms - 2
+        if slack > 0 and s.notional > 0 and addr in self.by_account:
+            two_n = 2 * (s.notional + abs(other_collateral))
+            self.safe_until[addr] = -(-self.growth * (slack + two_n) // two_n)
 
     def holders(self, market_id: int) -> list[tuple[bytes, int]]:
         """(address, size lots) of the market's holders, ascending by address."""
@@ -109,31 +155,43 @@ def _committed(view: Overlay):
     return o
 
 
-def moved_markets(view: Overlay) -> list[int]:
-    """Perp markets whose mark price differs from the previous block's (every perp market if
-    the oracle price of a collateral asset moved)."""
+def price_moves(view: Overlay) -> tuple[list[int], int | None]:
+    """(perp markets whose holders' equity may have moved, the largest relative move of a mark
+    or a collateral asset's oracle price in ppm of the previous one, rounded up; None when a
+    price is new). A collateral price move counts for every perp market."""
     base = _committed(view)
-    perps = [m for m in list_markets(view) if m.kind == PERP]
-    for sym, _ in collateral(view):
-        k = P_PRICE + sym.encode()
-        if _price_of(view.get(k)) != _price_of(base.get(k)):
-            return [m.id for m in perps]
-    out = []
-    for m in perps:
-        k = P_MARK + m.id.to_bytes(4, "big")
-        if _price_of(view.get(k)) != _price_of(base.get(k)):
-            out.append(m.id)
-    return out
+    perps = [m.id for m in list_markets(view) if m.kind == PERP]
+    moved: list[int] = []
+    worst: int | None = 0
+    keys = [(P_MARK + mid.to_bytes(4, "big"), (mid,)) for mid in perps]
+    keys += [(P_PRICE + sym.encode(), tuple(perps)) for sym, _ in collateral(view)]
+    for k, markets in keys:
+        now, before = _price_of(view.get(k)), _price_of(base.get(k))
+        if now == before:
+            continue
+        moved.extend(markets)
+        move = None if before is None or now is None else \
+            -(-abs(now - before) * C.PPM // before)
+        worst = None if worst is None or move is None else max(worst, move)
+    return sorted(dict.fromkeys(moved)), worst
 
 
 def _price_of(raw) -> int | None:
     return None if raw is None else load(raw)[0]
 
 
-def candidates(view: Overlay, idx: HolderIndex, extra: list[bytes]) -> list[bytes]:
-    """The accounts whose risk could have changed this block (see the module docstring)."""
-    found: dict[bytes, None] = dict.fromkeys(written_accounts(view, (P_CLEARING, P_BAL)))
-    for mid in moved_markets(view):
-        found.update(dict.fromkeys(idx.markets.get(mid, ())))
+def candidates(view: Overlay, idx: HolderIndex, moved: list[int],
+               extra: list[bytes]) -> list[bytes]:
+    """The accounts whose risk could have changed this block (see the module docstring);
+    drops the safety band of every account the block wrote."""
+    written = written_accounts(view, (P_CLEARING, P_BAL))
+    for addr in written:
+        idx.safe_until.pop(addr, None)
+    found: dict[bytes, None] = dict.fromkeys(written)
+    if len(moved) == len(idx.markets) and all(mid in idx.markets for mid in moved):
+        found.update(dict.fromkeys(idx.by_account))
+    else:
+        for mid in moved:
+            found.update(dict.fromkeys(idx.markets.get(mid, ())))
     found.update(dict.fromkeys(extra))
     return sorted(found)

@@ -6,6 +6,8 @@ after every block:
   takeovers and ADL move money, never create it);
 * positions net to zero on every market (open interest long == short);
 * an account with no position (the bystander) is never charged;
+* a warm node's holder index equals a rebuild, and every account its safety band lets skip the
+  check is above maintenance margin;
 and a warm node, a cold one and one on LevelDB give the same app hashes.
 """
 
@@ -19,7 +21,8 @@ from state.codec import encode
 from state.ledger import P_BAL
 from state.codec import load
 from state.liquidation_params import default_params
-from state.positions import iter_accounts
+from state.margin import summary
+from state.positions import iter_accounts, load_account
 from state.risk_index import index_for_reads
 from state.tx import Tx, check_action, tx_hash
 from tests.chain_helpers import (BTC_LOT, BTC_PERP, CHAIN_ID, PRICE, USDC, VALIDATORS, Chain,
@@ -106,6 +109,11 @@ def check_index(chain: Chain) -> None:
     assert idx.height == chain.height
     assert {m: h for m, h in idx.markets.items() if h} == \
         {m: h for m, h in fresh.markets.items() if h}
+    # The safety band is sound: an account it lets skip the check is above maintenance margin.
+    for addr in sorted(idx.safe_until):
+        if idx.is_safe(addr):
+            s = summary(chain.kv, load_account(chain.kv, addr))
+            assert s.equity >= s.maintenance_margin, (addr.hex(), s)
 
 
 def run(seed: int, warm: bool, kv=None) -> tuple[list[bytes], int]:

@@ -292,3 +292,23 @@ def test_queries_show_liquidations_the_fund_and_adl_queues():
         _rpc(t, "liquidations", limit=0)
     with pytest.raises(RPCError, match="address"):
         _rpc(t, "adl_queue")
+
+
+def _drift(warm: bool):
+    """A long that never trades again while the oracle falls $50 a block: the safety band of a
+    warm node (state.risk_index) must let it be liquidated in the very block a cold node does."""
+    t = L({A: 1_000, B: 100_000, C: 100_000}, warm=warm)
+    open_long(t)
+    liquidated_at = None
+    for i in range(1, 40):
+        res = t.oracle(60_000 - 50 * i)
+        if evs(res, "liquidation") and liquidated_at is None:
+            liquidated_at = 60_000 - 50 * i
+    return liquidated_at, [r.app_hash for r in t.results]
+
+
+def test_a_drifting_price_liquidates_warm_as_cold():
+    warm, cold = _drift(True), _drift(False)
+    assert warm == cold
+    # equity 986.5 - 0.5 * (60,000 - P) < 0.5 * P / 100  <=>  P < 58,613.4: first at 58,600.
+    assert warm[0] == 58_600
