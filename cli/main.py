@@ -1,4 +1,4 @@
-"""The `perpchain` command (also `python -m node`).
+"""The `perpchain` command (also `python -m cli`).
 
     perpchain init --home DIR --chain-id ID        keys, config.toml, genesis.json
     perpchain start --home DIR                     run a node
@@ -50,7 +50,7 @@ def cmd_start(a) -> None:
     from node.genesis import GenesisError
     from node.home import Home
     from node.keys import KeyFileError
-    from node.run import start
+    from cli.run import start
     from node.store import StoreLocked
 
     import faulthandler
