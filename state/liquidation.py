@@ -25,7 +25,8 @@ lot) for a short, in ticks rounded in the account's favour (a long's up, a short
 
 Records: `liq/active/<addr>` -> [cooldown_until_ms, height, notional_closed, fund_loss] while
 an account's liquidation is in progress (it stays a candidate every block); `liq/cursor` the
-first unchecked address when a block hit the check bound; `liq/log/<seq:8>` -> [height,
+first unchecked address when a block hit the check bound (the next block then takes every
+holder as a candidate, from the cursor on); `liq/log/<seq:8>` -> [height,
 time_ms, event] for the last MAX_LIQUIDATION_LOG liquidation, takeover and ADL events, `liq/seq`
 the next sequence number. A block without liquidation writes none of them.
 """
@@ -64,8 +65,10 @@ def liquidate(view: Overlay, ctx) -> list[Event]:
     idx = holder_index(view, ctx.height)
     moved, max_move_ppm = price_moves(view)
     idx.advance(max_move_ppm, derived_of(view).params_version)
-    active = [k[len(P_ACTIVE):] for k, _ in view.iterate(P_ACTIVE)]
-    order = _from_cursor(view, candidates(view, idx, moved, active))
+    extra = [k[len(P_ACTIVE):] for k, _ in view.iterate(P_ACTIVE)]
+    if view.get(K_CURSOR) is not None:  # the last block stopped early: every holder again
+        extra += list(idx.by_account)
+    order = _from_cursor(view, candidates(view, idx, moved, extra))
     events: list[Event] = []
     p = liquidation_params(view)
     for addr in order[:C.MAX_RISK_CHECKS_PER_BLOCK]:
@@ -108,7 +111,7 @@ def check_account(view: Overlay, ctx, p: LiquidationParams, idx: HolderIndex,
     try:
         with SubTransaction(view, ctx) as scope:
             _Job(scope, p, idx, addr).run()
-    except TxError as e:  # (a balance overflow): nothing happens, the account stays active
+    except TxError as e:  # (a balance overflow): nothing happened; checked again later
         return [Event("liquidation_failed", (("account", addr.hex()), ("code", str(int(e.code))),
                                              ("log", e.log)))]
     # Every position it changed (the account, makers, the fund, ADL counterparties).

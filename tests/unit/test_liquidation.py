@@ -312,3 +312,31 @@ def test_a_drifting_price_liquidates_warm_as_cold():
     assert warm == cold
     # equity 986.5 - 0.5 * (60,000 - P) < 0.5 * P / 100  <=>  P < 58,613.4: first at 58,600.
     assert warm[0] == 58_600
+
+
+def _bounded(monkeypatch, warm: bool):
+    from state import constants, liquidation
+    monkeypatch.setattr(constants, "MAX_RISK_CHECKS_PER_BLOCK", 1)
+    checked: list[bytes] = []
+    real = liquidation.check_account
+    monkeypatch.setattr(liquidation, "check_account",
+                        lambda view, ctx, p, idx, addr: checked.append(addr) or
+                        real(view, ctx, p, idx, addr))
+    t = L({A: 1_000, B: 100_000, C: 100_000}, warm=warm)
+    open_long(t)
+    per_block, liquidated = [], []
+    for i in range(6):
+        checked.clear()
+        res = t.oracle(58_500 - i)
+        per_block.append(list(checked))
+        liquidated.append([x["account"] for x in evs(res, "liquidation")])
+    return per_block, liquidated, [r.app_hash for r in t.results]
+
+
+def test_the_check_bound_resumes_next_block_from_the_cursor(monkeypatch):
+    per_block, liquidated, hashes = _bounded(monkeypatch, True)
+    assert all(len(c) <= 1 for c in per_block)
+    # The checks go round the candidates (from the cursor), so A is reached and liquidated.
+    assert len({a for c in per_block for a in c}) >= 2
+    assert sum(x == [A.pub_key.hex()] for x in liquidated) == 1
+    assert _bounded(monkeypatch, False)[2] == hashes
