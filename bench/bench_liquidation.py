@@ -14,6 +14,7 @@ The target of issue 9 is under 50 ms per block for 10,000 accounts in 10 markets
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import time
 
 from state import ledger
@@ -25,8 +26,7 @@ from state.machine import Ctx
 from state.margin import P_MARK
 from state.codec import encode
 from state.positions import P_CLEARING, Account, Entry
-from tests.chain_helpers import BTC_PERP_SPEC, USDC, trading_genesis
-import dataclasses
+from localnet.fixtures import BTC_PERP_SPEC, USDC, trading_genesis
 
 PX = 60_000 * 10**6
 
@@ -45,7 +45,8 @@ def build(n_accounts: int, n_markets: int) -> tuple[MemoryKV, int]:
     for a in range(n_accounts):
         addr = a.to_bytes(32, "big")
         side = 1 if a % 2 == 0 else -1
-        entries = {m: Entry(m, side * 1_000, side * 1_000 * 600_000) for m in range(1, n_markets + 1)}
+        entries = {m: Entry(m, side * 1_000, side * 1_000 * 600_000)
+                   for m in range(1, n_markets + 1)}
         view.put(P_CLEARING + addr, Account(addr, entries, []).to_stored())
         view.put(ledger.P_BAL + addr + b"USDC", 100_000 * USDC)
     for m in range(1, n_markets + 1):
