@@ -13,7 +13,6 @@ so each tx's signature is verified once per node.
 
 import hashlib
 import logging
-import time
 from collections import ChainMap
 
 import trio
@@ -94,7 +93,6 @@ class Application:
     async def submit(self, raws: list[bytes], from_peer: bool = False) -> list[tuple[bytes, TxResult]]:
         """Check and admit txs in order; one (tx hash, result) each (code 0 = pending)."""
         out: list[tuple[bytes, TxResult] | None] = [None] * len(raws)
-        self.mempool.set_time(max(now_ms(), self.tip.time_ms))
         to_verify, idx = [], []
         for i, raw in enumerate(raws):
             try:
@@ -244,8 +242,4 @@ def encode_selector(sel: ProposerSelector) -> bytes:
 def decode_selector(raw: bytes) -> ProposerSelector:
     vals, proposer = decode(raw)
     return ProposerSelector({pk: p for pk, p, _ in vals}, {pk: pr for pk, _, pr in vals}, proposer)
-
-
-def now_ms() -> int:
-    return time.time_ns() // 1_000_000
 

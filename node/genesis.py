@@ -103,10 +103,6 @@ def default_trading_app_state(authority: bytes) -> dict:
                            {"min_volume": "100000000", "taker_reduction_ppm": 150,
                             "maker_reduction_ppm": 110}]},
         "governance": {"authority": authority.hex()},
-        "liquidation": {"step_threshold": "100000", "step_ppm": 200_000, "cooldown_ms": "30000",
-                        "fee_ppm": 5_000, "backstop_ppm": 666_667,
-                        "max_notional_per_block": "1000000",
-                        "max_fund_loss_per_block": "1000000"},
     }
 
 
