@@ -340,3 +340,20 @@ def test_the_check_bound_resumes_next_block_from_the_cursor(monkeypatch):
     assert len({a for c in per_block for a in c}) >= 2
     assert sum(x == [A.pub_key.hex()] for x in liquidated) == 1
     assert _bounded(monkeypatch, False)[2] == hashes
+
+
+def test_genesis_json_liquidation_section():
+    import pytest
+
+    from node.genesis import GenesisError, make_genesis_doc, parse_genesis
+    doc = make_genesis_doc("x", 1_700_000_000_000, [(key(40).pub_key, 10, "v")])
+    assert parse_genesis(doc).state.liquidation is None  # the defaults, no record
+    doc["app_state"]["liquidation"] = {"step_threshold": "50000.5", "cooldown_ms": 1_000}
+    p = parse_genesis(doc).state.liquidation
+    assert p == dataclasses.replace(default_params(6), step_threshold_quantums=50_000_500_000,
+                                    cooldown_ms=1_000)
+    for bad, words in (({"step_ppm": 0}, "step_ppm 0 outside"), ({"nope": 1}, "unknown fields"),
+                       ({"fee_ppm": "x"}, "fee_ppm must be an integer")):
+        doc["app_state"]["liquidation"] = bad
+        with pytest.raises(GenesisError, match=words):
+            parse_genesis(doc)
