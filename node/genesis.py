@@ -12,10 +12,14 @@ Trading sections of app_state (all optional; see `make_genesis_doc` for a full e
     oracle       {max_age_ms, min_power_ppm, mark_ema_ms, prices [{asset, price}]}
     fees         {fee_account, tiers [{min_volume, taker_reduction_ppm, maker_reduction_ppm}]}
     governance   {authority}                      the address that may sign gov_* actions
+    liquidation  {step_threshold, step_ppm, cooldown_ms, fee_ppm, backstop_ppm,
+                  max_notional_per_block, max_fund_loss_per_block}   each optional
+                 (state.liquidation_params: defaults; amounts in quote units)
 Prices, sizes and notionals are decimal strings; ppm values and decimals are integers.
 """
 
 import base64
+import dataclasses
 import json
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -26,6 +30,7 @@ from node.keys import PUB_TYPE, parse_address
 from state import constants as C
 from state.amounts import AmountError, parse_amount
 from state.genesis import DEFAULT_FEE_ACCOUNT, DEFAULT_ORACLE, GenesisState
+from state.liquidation_params import LiquidationParams, default_params
 from state.markets import PERP, SPOT, FeeParams, FeeTier, OracleParams
 from state.params import FaucetParams
 
@@ -291,7 +296,34 @@ def _parse_trading(app: dict, quote: str, decimals: dict[str, int], amount) -> d
     g = app.get("governance")
     if g:
         out["gov_authority"] = _addr(_req(g, "authority", "governance"), "governance.authority")
+    lq = app.get("liquidation")
+    if lq:
+        out["liquidation"] = _parse_liquidation(lq, qdec, dec)
     return out
+
+
+_LIQ_AMOUNTS = {"step_threshold": "step_threshold_quantums",
+                "max_notional_per_block": "max_notional_per_block_quantums",
+                "max_fund_loss_per_block": "max_fund_loss_per_block_quantums"}
+_LIQ_INTS = ("step_ppm", "cooldown_ms", "fee_ppm", "backstop_ppm")
+
+
+def _parse_liquidation(lq: dict, qdec: int, dec) -> LiquidationParams:
+    """The `liquidation` section: each field optional (the default otherwise)."""
+    if not isinstance(lq, dict):
+        raise GenesisError("genesis: liquidation must be an object")
+    unknown = sorted(set(lq) - set(_LIQ_AMOUNTS) - set(_LIQ_INTS))
+    if unknown:
+        raise GenesisError(f"genesis: liquidation has unknown fields {unknown}; known: "
+                           f"{sorted(_LIQ_AMOUNTS) + sorted(_LIQ_INTS)}")
+    fields = {}
+    for name, field in _LIQ_AMOUNTS.items():
+        if name in lq:
+            fields[field] = dec(lq[name], qdec, f"liquidation.{name}")
+    for name in _LIQ_INTS:
+        if name in lq:
+            fields[name] = _int(lq[name], f"liquidation.{name}")
+    return dataclasses.replace(default_params(qdec), **fields)
 
 
 def load_genesis(path: Path) -> Genesis:

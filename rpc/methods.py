@@ -340,3 +340,5 @@ METHODS = {f.__name__: f for f in (health, status, block, block_results, commit,
 
 from rpc.trading_methods import TRADING_METHODS  # noqa: E402  (the exchange's methods)
 METHODS.update(TRADING_METHODS)
+from rpc.risk_methods import RISK_METHODS  # noqa: E402  (liquidations, insurance fund, ADL)
+METHODS.update(RISK_METHODS)
