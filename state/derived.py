@@ -11,7 +11,7 @@ of a view's root overlay. `DerivedCache` carries a `Derived` from one block to t
 The invalidation rule (the only one)
 ------------------------------------
 Everything here equals what a fresh decode of the records under the root overlay would give,
-kept so in one of three ways, by the kind of source record:
+kept so in one of four ways, by the kind of source record:
 1. order books follow the `ord/` records because their only writers (state.orders) change the
    book in the same sub-transaction, and the book journal undoes the change when the
    sub-transaction is rolled back (state.books);
@@ -20,7 +20,10 @@ kept so in one of three ways, by the kind of source record:
    every parameter and everything computed from one (fee tiers);
 3. every other entry is memoised by the identity of the stored value it was decoded from
    (`memo`, `Ledger.account`): a write, in any overlay, is a new object, so a stale entry is
-   never found.
+   never found;
+4. indexes over a whole record kind (state.risk_index: perp position holders) are tagged with
+   the height of the state they equal and brought forward only from that height's state by
+   the next block's writes; any other tag means a rebuild from the records.
 Nothing here may be consulted for a view over another root: `DerivedCache` is reused by a
 block only when it was produced by the block whose app hash the new block builds on.
 Each memo table is bounded (`_MAX_MEMO`); clearing a memo changes only speed.
@@ -36,7 +39,7 @@ class Derived:
     """The derived state of one root overlay (see the module docstring)."""
 
     __slots__ = ("books", "markets", "params", "fee_tiers", "memos", "published",
-                 "params_version")
+                 "params_version", "risk_holders")
 
     def __init__(self, books: Books | None = None) -> None:
         self.books = books if books is not None else Books()
@@ -46,6 +49,7 @@ class Derived:
         self.memos: dict = {}        # table name -> {key: (stored value, decoded)} (rule 3)
         self.published: dict = {}    # addr -> (stored record, Account) (rule 3, state.ledger)
         self.params_version = 0      # counts params_changed (a rolled-back change: state.scope)
+        self.risk_holders = None     # state.risk_index.HolderIndex (rule 4)
 
     def params_changed(self) -> None:
         """A genesis or governance write changed a parameter record: forget every parameter

@@ -4,8 +4,8 @@ What this module owns
 ---------------------
 `HolderIndex`: for each perp market, the accounts with a non-zero position and its size in
 lots. It is derived state (state.derived): it equals a function of the `clr/` records, is kept
-on the root overlay's `Derived` (memo table "risk_holders") tagged with the height of the state
-it equals, and is rebuilt by a sorted scan of the `clr/` records whenever the tag is not the
+on the root overlay's `Derived` (`risk_holders`, state.derived rule 4) tagged with the height of
+the state it equals, and is rebuilt by a sorted scan of the `clr/` records whenever the tag is not the
 previous block's (a cold start, a block built on another state). Each block brings it up to
 date from the accounts whose records the block wrote, then the liquidation step keeps it so.
 
@@ -117,7 +117,10 @@ class HolderIndex:
 def holder_index(view: Overlay, height: int) -> HolderIndex:
     """The index equal to the state of `view` at the end-block of block `height` (the block's
     own writes applied)."""
-    idx = derived_of(view).memo("risk_holders", b"", None, lambda _: HolderIndex())
+    derived = derived_of(view)
+    idx = derived.risk_holders
+    if idx is None:
+        idx = derived.risk_holders = HolderIndex()
     if idx.height != height - 1:
         idx.build(view)
     else:
