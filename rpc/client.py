@@ -331,3 +331,8 @@ class Client:
 
     def mark_prices(self) -> dict:
         return self.call("mark_prices")
+
+    def funding_history(self, market, limit: int = 100) -> dict:
+        """A perp market's funding parameters, current window and last `limit` settlements
+        (newest first)."""
+        return self.call("funding_history", market=self.market(market)["id"], limit=limit)

@@ -390,3 +390,5 @@ METHODS = {f.__name__: f for f in (health, status, block, commit, tx, broadcast_
 
 from rpc.trading_methods import TRADING_METHODS  # noqa: E402  (the exchange's methods)
 METHODS.update(TRADING_METHODS)
+from rpc.funding_methods import FUNDING_METHODS  # noqa: E402
+METHODS.update(FUNDING_METHODS)

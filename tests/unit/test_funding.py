@@ -255,3 +255,37 @@ def test_history_is_bounded(monkeypatch):
     hist = F.history(chain.kv, BTC_PERP)
     assert len(hist) == 3
     assert [h.time_ms for h in hist] == [chain.time_ms - 1_000 - i * HOUR for i in (2, 1, 0)]
+
+
+# -- the query ---------------------------------------------------------------------------------
+
+def test_funding_history_rpc():
+    import trio
+    from types import SimpleNamespace
+
+    from rpc.errors import RPCError
+    from rpc.funding_methods import funding_history
+    from rpc.methods import METHODS
+
+    assert METHODS["funding_history"] is funding_history
+    chain = Chain(funding_genesis())
+    open_positions(chain)
+    for _ in range(7):
+        chain.block([], dt_ms=1_200_000)
+    app = SimpleNamespace(store=SimpleNamespace(state=chain.kv))
+    out = trio.run(funding_history, app, {"market": "BTC-USD", "limit": 1})
+    assert out["funding"] is True and out["params"]["interest_rate_8h"] == "0.0001"
+    assert out["params"]["max_rate_per_hour"] == "0.04"
+    assert [h["rate"] for h in out["history"]] == ["0.0005625"]
+    assert out["history"][0]["time_ms"] == str(GENESIS_MS + 2 * HOUR)
+    assert out["history"][0]["oracle_price"] == "60000"
+    assert out["current"]["window_start_ms"] == str(GENESIS_MS + 2 * HOUR)
+    assert out["current"]["last_premium"] == "0.005"
+    both = trio.run(funding_history, app, {0: '"1"'})["history"]
+    assert [h["time_ms"] for h in both] == [str(GENESIS_MS + 2 * HOUR), str(GENESIS_MS + HOUR)]
+    eth = trio.run(funding_history, app, {"market": "ETH-USD"})
+    assert eth["funding"] is False and eth["history"] == [] and eth["current"] is None
+    for bad, msg in (({"market": "DOGE"}, "unknown market"), ({}, "missing"),
+                     ({"market": 1, "limit": 0}, "limit"), ({"market": 1, "limit": "x"}, "limit")):
+        with pytest.raises(RPCError, match=msg):
+            trio.run(funding_history, app, bad)
