@@ -13,7 +13,7 @@ from state.genesis import genesis_writes
 from state.insurance import INSURANCE_FUND
 from state.markets import DEFAULT_FUNDING, RATE_SCALE, FundingParams, market_from_spec
 from tests.chain_helpers import (BTC_LOT, BTC_PERP, BTC_PERP_SPEC, BTC_SPOT, GENESIS_MS, PRICE,
-                                 Chain, key, oracle_tx,
+                                 Chain, action, key, oracle_tx,
                                  order, trading_genesis)
 
 HOUR = 3_600_000
@@ -215,6 +215,43 @@ def assert_conserved(chain):
     total = sum(ledger.balance(chain.kv, k[len(ledger.P_BAL):len(ledger.P_BAL) + 32], "USDC")
                 for k, _ in chain.kv.iterate(ledger.P_BAL) if k.endswith(b"USDC"))
     assert total == ledger.supply(chain.kv, "USDC")
+
+
+def requote(chain, dt_ms, bid_usd, ask_usd):
+    """Two blocks: oracle updates (same $60,000) at boundary - 1 s, then key 2's new quotes
+    at the boundary itself, so the new premium holds from the boundary on."""
+    chain.block(oracle_tx(chain.time_ms + dt_ms - 1_000, [("BTC", 60_000 * PRICE)]),
+                dt_ms=dt_ms - 1_000)
+    n = chain.time_ms + 1_000
+    res = chain.block([action(key(2), n, "cancel_all", BTC_PERP),
+                       order(key(2), n + 1, BTC_PERP, True, bid_usd * PRICE, BTC // 10),
+                       order(key(2), n + 2, BTC_PERP, False, ask_usd * PRICE, BTC // 10)])
+    assert [r.code for r in res.tx_results] == [0, 0, 0]
+    return res
+
+
+def test_three_intervals_with_a_known_premium_series():
+    chain = Chain(funding_genesis())
+    open_positions(chain)                  # G + 1 s: premium +0.5% (impact bid $60,300)
+    long0 = usdc(chain, 0)
+    fund = []
+    # hour 1 ends: 3,599 s at +0.5%: F8 = 0.5% - 0.05% = 0.45%, hourly 0.05625%: $33.75
+    fund += requote(chain, HOUR - 1_000, 59_800, 59_900).block_events
+    # hour 2 at -(60,000 - 59,900) / 60,000 = -0.1666666% (toward zero); I - P = 0.1766666%
+    # clamped to 0.05%: F8 = -0.1166666%; / 8 = -0.014583325% -> -0.0145833% (toward zero);
+    # the long receives $60,000 x 0.000145833 = $8.74998
+    fund += requote(chain, HOUR, 59_990, 60_010).block_events
+    # hour 3: impact bid and ask straddle the oracle: premium 0, F8 = I = 0.01%, hourly
+    # 0.00125%: the long pays $0.75
+    fund += chain.block([], dt_ms=HOUR).block_events
+    got = [(d["rate"], d["premium"], d["rate_8h"]) for d in
+           (dict(e.attrs) for e in fund if e.type == "funding")]
+    assert got == [("0.0005625", "0.005", "0.0045"),
+                   ("-0.000145833", "-0.001666666", "-0.001166666"),
+                   ("0.0000125", "0", "0.0001")]
+    assert usdc(chain, 0) - long0 == -33_750_000 + 8_749_980 - 750_000
+    assert ledger.balance(chain.kv, INSURANCE_FUND, "USDC") == 0
+    assert_conserved(chain)
 
 
 def test_no_funding_without_genesis_parameters():
