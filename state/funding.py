@@ -253,16 +253,19 @@ def _settle(scope: Scope, m: Market, p: FundingParams, w: Window, oracle_px: int
     quote, dec = scope.quote, scope.quote_decimals
     rate_text = format_amount(rate, RATE_DECIMALS)
     total = paid = 0
-    for addr, size in holders:
-        d = debit(size, m, oracle_px, rate) if rate else 0
+    # debit(size, m, oracle_px, rate) with its factors taken out of the loop
+    per_lot, den = m.lot_size * oracle_px * rate, m.base_scale * RATE_SCALE
+    credit, append, market = scope.ledger.credit, scope.events.append, ("market", m.symbol)
+    rate_attr = ("rate", rate_text)
+    for addr, size in holders if rate else ():
+        d = -((-size * per_lot) // den)
         if d == 0:
             continue
-        scope.ledger.credit(addr, quote, -d)
+        credit(addr, quote, -d)
         total += d
         paid += 1
-        scope.events.append(Event("funding_payment", (
-            ("account", addr.hex()), ("market", m.symbol), ("rate", rate_text),
-            ("amount", format_amount(-d, dec)))))
+        append(Event("funding_payment", (("account", addr.hex()), market, rate_attr,
+                                         ("amount", format_amount(-d, dec)))))
     scope.ledger.credit(INSURANCE_FUND, quote, total)
     s = Settlement(w.end_ms, rate, f8, prem, oracle_px, paid, total)
     _record(scope.view, m.id, seq, s)
