@@ -326,3 +326,26 @@ def test_funding_history_rpc():
                      ({"market": 1, "limit": 0}, "limit"), ({"market": 1, "limit": "x"}, "limit")):
         with pytest.raises(RPCError, match=msg):
             trio.run(funding_history, app, bad)
+
+
+def test_localnet_genesis_turns_funding_on_for_the_perps():
+    import copy
+
+    from node.genesis import GenesisError, make_genesis_doc, parse_genesis
+
+    doc = make_genesis_doc("c", GENESIS_MS, [(key(40).pub_key, 10, "v")])
+    assert parse_genesis(doc).state.funding == ((1, DEFAULT_FUNDING), (2, DEFAULT_FUNDING))
+    custom = copy.deepcopy(doc)
+    custom["app_state"]["markets"][0]["funding"] = {"interest_rate_8h": "-0.00005",
+                                                    "max_rate_per_hour": "0.01"}
+    del custom["app_state"]["markets"][1]["funding"]
+    assert parse_genesis(custom).state.funding == (
+        (1, dataclasses.replace(DEFAULT_FUNDING, interest_8h=-50_000,
+                                max_rate_per_hour=10_000_000)),)
+    for bad, msg in (({"interval_ms": "0"}, "interval"), ({"cap": "1"}, "unknown fields"),
+                     ({"premium_clamp_8h": "0.0000000001"}, "9 places"),
+                     ({"max_rate_per_hour": "2"}, "maximum rate")):
+        broken = copy.deepcopy(doc)
+        broken["app_state"]["markets"][0]["funding"] = bad
+        with pytest.raises(GenesisError, match=msg):
+            parse_genesis(broken)
