@@ -1,4 +1,4 @@
-"""Funding of perpetual markets (Hyperliquid's rule, DESIGN.md §4 "Funding").
+"""Funding of perpetual markets (Hyperliquid's rule as the reference).
 
 What this module owns
 ---------------------
