@@ -35,7 +35,7 @@ from state.genesis import genesis_writes
 from state.kv import MemoryKV
 from state.machine import BlockInput, apply_block
 from state.tx import Tx, check_action, tx_hash
-from tests.chain_helpers import BTC_LOT, BTC_PERP, CHAIN_ID, USDC, key, trading_genesis
+from localnet.fixtures import BTC_LOT, BTC_PERP, CHAIN_ID, USDC, key, trading_genesis
 
 TICK = 100_000
 MID = 600_000  # ticks: $60,000

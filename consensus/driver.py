@@ -96,6 +96,10 @@ class DriverConfig:
     max_block_txs: int
     max_block_bytes: int
     create_empty_blocks: bool = True
+    # Without empty blocks, still make one once the last block is this old: CheckTx judges
+    # nonces at the last block's time, so after a day without blocks every fresh nonce (the
+    # current time) would be refused and no tx could ever start a block again.
+    max_block_age_ms: int = 3_600_000
 
 
 def vals_of(sel: ProposerSelector) -> ValidatorSet:
@@ -613,7 +617,8 @@ class Driver:
             # Wait for a tx of our own or for a peer to move on (its proposal or votes for
             # the next height: it had txs that our mempool may never see).
             while not self.app.has_txs() and not any(
-                    k == "net" and b[0] in (MSG_PROPOSAL, MSG_VOTE) for k, _, b in self.future):
+                    k == "net" and b[0] in (MSG_PROPOSAL, MSG_VOTE) for k, _, b in self.future) \
+                    and self.now_ms() - self.app.tip.time_ms < self.cfg.max_block_age_ms:
                 with trio.move_on_after(0.05):
                     await self.app.wait_for_txs()
         self.post("start", None, height)

@@ -124,7 +124,7 @@ def create(d: Path, n: int, base_port: int, chain_id: str,
 
 def start_node(e: NodeEntry) -> int:
     log = open(e.log_file, "ab")
-    proc = subprocess.Popen([sys.executable, "-m", "node", "start", "--home", str(e.home)],
+    proc = subprocess.Popen([sys.executable, "-m", "cli", "start", "--home", str(e.home)],
                             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                             start_new_session=True, cwd=str(e.home))
     log.close()

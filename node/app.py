@@ -13,7 +13,6 @@ so each tx's signature is verified once per node.
 
 import hashlib
 import logging
-import time
 from collections import ChainMap
 
 import trio
@@ -25,6 +24,7 @@ from node.config import Config
 from node.genesis import Genesis
 from node.keys import KeyPair
 from node.mempool import Mempool, MempoolLimits
+from node.read_model import CommittedBlock, ReadModel
 from node.store import Store, Tip
 from node.verifier import Verifier
 from state.derived import DerivedCache
@@ -74,6 +74,9 @@ class Application:
         self._txs_available = trio.Event()
         self._selectors: dict[int, ProposerSelector] = {}
         self.derived_cache = DerivedCache()   # derived state (books, ...) carried across blocks
+        # What queries need beyond the state (books at the tip, fills): fed on each commit.
+        self.read_model = ReadModel(store, self.derived_cache, self.tip.height,
+                                    self.tip.app_hash)
         self.prepared: dict[bytes, Tx] = {}   # verified txs of blocks from other proposers
         self.gossip = None                    # set by the node: callable(list of raw txs)
         self.p2p = None                       # set by the node (for net_info)
@@ -90,7 +93,6 @@ class Application:
     async def submit(self, raws: list[bytes], from_peer: bool = False) -> list[tuple[bytes, TxResult]]:
         """Check and admit txs in order; one (tx hash, result) each (code 0 = pending)."""
         out: list[tuple[bytes, TxResult] | None] = [None] * len(raws)
-        self.mempool.set_time(max(now_ms(), self.tip.time_ms))
         to_verify, idx = [], []
         for i, raw in enumerate(raws):
             try:
@@ -154,8 +156,8 @@ class Application:
                            cache=self.derived_cache)
 
     def committed_derived(self, app_hash: bytes) -> DerivedCache | None:
-        """The execution derived cache, if it holds the state of `app_hash` (the mempool and
-        the RPC copy its books rather than building their own from the store)."""
+        """The execution derived cache, if it holds the state of `app_hash` (the mempool copies
+        its books rather than building its own from the store; so does node/read_model.py)."""
         c = self.derived_cache
         return c if c.holds(app_hash) else None
 
@@ -187,6 +189,8 @@ class Application:
         self._selectors[h + 2] = after
         self.prepared.clear()
         self.tip = ChainTip(h, block.header.time_ms, block.hash(), commit, result.app_hash, rhash)
+        self.read_model.on_commit(CommittedBlock(h, block.header.time_ms, result.app_hash,
+                                                 result.tx_results, result.block_events))
         evicted = self.mempool.update(hashes, self.store.state, next_ctx(self.store.state),
                                       self.cfg.mempool.recheck, result,
                                       self.committed_derived(result.app_hash))
@@ -238,8 +242,4 @@ def encode_selector(sel: ProposerSelector) -> bytes:
 def decode_selector(raw: bytes) -> ProposerSelector:
     vals, proposer = decode(raw)
     return ProposerSelector({pk: p for pk, p, _ in vals}, {pk: pr for pk, _, pr in vals}, proposer)
-
-
-def now_ms() -> int:
-    return time.time_ns() // 1_000_000
 

@@ -5,9 +5,11 @@ pending or committed, room in the pool (count and bytes), signature (checked onc
 caller in worker threads; the Tx object then travels with the tx into block execution),
 and CheckTx: the tx applied to a check state = last committed state + every pending tx
 before it, so a second transfer that would overdraw, or a reused nonce, is refused here
-with the same code the block would give it. After each block, included txs leave and the
-rest are re-checked against the new state (as CometBFT's recheck), dropping those that
-no longer pass. Proposal order is arrival order.
+with the same code the block would give it. Every time rule (nonce window, order expiry,
+faucet interval, oracle freshness) is judged at the last committed block's time, never at
+the node's clock, so CheckTx is a pure function of committed state. After each block,
+included txs leave and the rest are re-checked against the new state (as CometBFT's
+recheck), dropping those that no longer pass. Proposal order is arrival order.
 
 Recheck is skipped when it cannot change anything: when the block was exactly the oldest
 pending txs, in mempool order, and each of them succeeded, the check state already equals
@@ -16,7 +18,7 @@ the new committed state plus the remaining txs, so its writes are kept over the 
 than a full recheck; block execution stays the authority and records any rejection.)
 """
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from state.errors import Code, TxError
 from state.books import Books
@@ -24,6 +26,13 @@ from state.derived import Derived, DerivedCache
 from state.kv import KVView, Overlay
 from state.machine import BlockResult, Ctx, TxResult, apply_tx, check_chain_id
 from state.tx import Tx, decode_tx, tx_hash
+
+
+# Codes decided by comparing with the block time. CheckTx runs at the last committed block's
+# time (`ctx`, from `next_ctx`), not at the node's clock (docs/PROTOCOL.md section 6); their
+# logs say so, since the state machine's words "block time" would name the wrong block.
+TIME_JUDGED = frozenset({Code.NONCE_OUT_OF_WINDOW, Code.FAUCET_RATE_LIMITED, Code.ORACLE_STALE,
+                         Code.ORDER_EXPIRED})
 
 
 @dataclass
@@ -55,12 +64,6 @@ class Mempool:
             mine = Books()
             mine.copy_from(cache, kept)
             self.check_state.derived = Derived(mine)
-
-    def set_time(self, time_ms: int) -> None:
-        """Check txs against this time (the node's clock, never before the last block):
-        nonce windows follow real time even when no block has been made for a while."""
-        if time_ms != self.ctx.time_ms:
-            self.ctx = replace(self.ctx, time_ms=time_ms)
 
     def __len__(self) -> int:
         return len(self.txs)
@@ -104,6 +107,11 @@ class Mempool:
         result = apply_tx(trial, self.ctx, tx.raw, tx)
         if result.code == 0:
             trial.commit()
+        elif result.code in TIME_JUDGED:
+            return TxResult(result.code, f"{result.log} [checked at the last committed "
+                            f"block's time, {self.ctx.time_ms} ms (height "
+                            f"{self.ctx.height - 1}); the block that includes the tx judges "
+                            "it at its own, later time]")
         return result
 
     def reap(self, max_txs: int, max_bytes: int) -> list[Tx]:

@@ -6,6 +6,12 @@ and the blocks' validator changes), checks any double-sign evidence, re-verifies
 signature (nothing is trusted from the node's caches), applies the block to a fresh
 in-memory state, and compares the app hash and the tx results with what the node stored.
 The first difference stops the replay with the height and what differs.
+
+With `check_every` = N > 0 (`perpchain replay --check-invariants [N]`) it also audits the
+whole state after every N-th block and after the last one (`state.invariants`: books, order
+records and indexes, aggregates, positions, the settlement pool, money), including that the
+order books carried from block to block equal the records; the first broken invariant stops
+the replay with the height of the block after which it was found.
 """
 
 import sys
@@ -22,6 +28,7 @@ from state.codec import decode
 from state.errors import InvalidBlock
 from state.genesis import genesis_writes
 from state.derived import DerivedCache
+from state.invariants import InvariantViolation, carried_books, check_invariants
 from state.kv import MemoryKV
 from state.machine import apply_block
 
@@ -34,13 +41,17 @@ class ReplayReport:
     txs: int
     app_hash: bytes
     error: str = ""
+    invariant_checks: int = 0   # heights whose whole state was audited (check_every)
 
     @property
     def heights_per_s(self) -> float:
         return self.heights / self.seconds if self.seconds > 0 else 0.0
 
 
-def replay(store: Store, genesis: Genesis, progress: bool | None = None) -> ReplayReport:
+def replay(store: Store, genesis: Genesis, progress: bool | None = None,
+           check_every: int = 0) -> ReplayReport:
+    """Replay every stored block; `check_every` > 0: audit the state's invariants after
+    every `check_every`-th block and after the last (see the module docstring)."""
     t0 = time.perf_counter()
     writes, app_hash = genesis_writes(genesis.state)
     if store.genesis_app_hash() != app_hash:
@@ -48,6 +59,8 @@ def replay(store: Store, genesis: Genesis, progress: bool | None = None) -> Repl
                             "stored one: this data directory belongs to another genesis")
     kv = MemoryKV()
     kv.apply(writes)
+    if check_every > 0 and (broken := _audit(kv, None, 0)):
+        return _fail(t0, 0, 0, app_hash, broken)
     books = DerivedCache()  # books carried from block to block, as a running node does
     sel = {1: ProposerSelector.genesis({v.pub_key: v.power for v in genesis.validators.validators})}
     sel[2] = sel[1].next_height()
@@ -59,7 +72,7 @@ def replay(store: Store, genesis: Genesis, progress: bool | None = None) -> Repl
     if progress:
         from tqdm import tqdm
         bar = tqdm(total=stored_tip.height, unit="block", file=sys.stderr)
-    ntx = 0
+    ntx = checks = 0
     try:
         for h in range(1, stored_tip.height + 1):
             block = Block.decode(store.block_bytes(h))
@@ -86,6 +99,11 @@ def replay(store: Store, genesis: Genesis, progress: bool | None = None) -> Repl
                              "from the stored ones")
             kv.apply(res.writes)
             ntx += len(block.txs)
+            if check_every > 0 and (h % check_every == 0 or h == stored_tip.height):
+                broken = _audit(kv, books, h)
+                if broken:
+                    return _fail(t0, h - 1, ntx, res.app_hash, broken, checks)
+                checks += 1
             tip = ChainTip(h, block.header.time_ms, block.hash(), commit, res.app_hash,
                            results_hash(rbytes))
             if bar is not None:
@@ -93,8 +111,19 @@ def replay(store: Store, genesis: Genesis, progress: bool | None = None) -> Repl
     finally:
         if bar is not None:
             bar.close()
-    return ReplayReport(True, stored_tip.height, time.perf_counter() - t0, ntx, tip.app_hash)
+    return ReplayReport(True, stored_tip.height, time.perf_counter() - t0, ntx, tip.app_hash,
+                        invariant_checks=checks)
 
 
-def _fail(t0, heights, ntx, app_hash, why) -> ReplayReport:
-    return ReplayReport(False, heights, time.perf_counter() - t0, ntx, app_hash, why)
+def _audit(kv: MemoryKV, books: DerivedCache | None, height: int) -> str:
+    """What is broken in the state after block `height` (0: genesis), or ""."""
+    try:
+        check_invariants(kv, books=carried_books(books))
+    except InvariantViolation as e:
+        return f"height {height}: invariant broken after the " \
+               f"{'block' if height else 'genesis'}: {e}"
+    return ""
+
+
+def _fail(t0, heights, ntx, app_hash, why, checks: int = 0) -> ReplayReport:
+    return ReplayReport(False, heights, time.perf_counter() - t0, ntx, app_hash, why, checks)

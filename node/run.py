@@ -1,7 +1,8 @@
-"""`perpchain start`: one node process, one root trio nursery.
+"""One node process, one root trio nursery (`perpchain start`, wired by cli/run.py).
 
-Opens the store (initialising it from genesis the first time), then runs the RPC server,
-the p2p transport, tx gossip and the BFT consensus driver. A node whose validator key is
+Opens the store (initialising it from genesis the first time), then runs the services it is
+given (the JSON-RPC server: node/ does not import rpc/), the p2p transport, tx gossip and the
+BFT consensus driver. A node whose validator key is
 not in the validator set follows the chain as a full node. SIGTERM or SIGINT stops it
 cleanly; a `kill -9` is also safe: every height is committed in one atomic fsynced batch
 (node/store.py), and the consensus WAL and signer state are fsynced before any vote leaves.
@@ -9,6 +10,7 @@ cleanly; a `kill -9` is also safe: every height is committed in one atomic fsync
 
 import logging
 import signal
+from collections.abc import Awaitable, Callable, Sequence
 
 import trio
 
@@ -22,13 +24,15 @@ from node.home import Home
 from node.keys import load_key
 from node.p2p import P2P, parse_peers
 from node.store import Store
-from rpc.server import serve_rpc
 from state import constants as C
 
 log = logging.getLogger("perpchain.node")
 
 TX_GOSSIP_BATCH = 2000
 TX_INGEST_QUEUE = 1000
+
+# A service the node runs beside consensus: `await nursery.start(service, app)`.
+Service = Callable[..., Awaitable[None]]
 
 
 def driver_config(cfg: Config) -> DriverConfig:
@@ -78,7 +82,9 @@ class TxGossip:
             await self.app.submit(raws, from_peer=True)
 
 
-async def run_node(home: Home) -> None:
+async def run_node(home: Home, services: Sequence[Service] = ()) -> None:
+    """Run the node of `home` until SIGTERM or SIGINT; each of `services` (such as
+    rpc.server.serve_rpc) is started with the Application before p2p and consensus."""
     cfg = load_config_checked(home)
     genesis = load_genesis(home.genesis_file)
     node_key = load_key(home.node_key_file)
@@ -115,7 +121,8 @@ async def run_node(home: Home) -> None:
         app.p2p = p2p
         app.driver = driver
         async with trio.open_nursery() as nursery:
-            await nursery.start(serve_rpc, app)
+            for service in services:
+                await nursery.start(service, app)
             await nursery.start(p2p.run)
             nursery.start_soon(gossip.flush_loop)
             nursery.start_soon(gossip.ingest_loop)
@@ -138,8 +145,3 @@ def load_config_checked(home: Home) -> Config:
     from node.config import load_config
     return load_config(home.config_file)
 
-
-def start(home: Home) -> None:
-    logging.basicConfig(level=logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    trio.run(run_node, home)

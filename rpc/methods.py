@@ -1,7 +1,8 @@
 """JSON-RPC methods: CometBFT-shaped where the name is CometBFT's, plus this chain's own.
 
 Each method takes the Application and a dict of params (already normalised from a JSON
-object, a JSON array or a URI query) and returns a JSON-ready result or raises RPCError.
+object, a JSON array or a URI query; each value is read by rpc/params.py) and returns a
+JSON-ready result or raises RPCError.
 Heights and other 64-bit numbers are decimal strings (CometBFT's convention); amounts
 are decimal strings in asset units; hashes are upper-case hex (CometBFT) and addresses
 lower-case hex.
@@ -14,8 +15,9 @@ import hashlib
 from node.app import Application
 from node.config import parse_duration_ms
 from node.genesis import ms_to_rfc3339
-from node.keys import PUB_TYPE, parse_address
+from node.keys import PUB_TYPE
 from consensus.types import Block, Commit
+from rpc import params as P
 from rpc.errors import RPCCode, RPCError
 from state import ledger, nonces, params
 from state import evidence as state_evidence
@@ -30,71 +32,18 @@ def _hex(b: bytes) -> str:
     return b.hex().upper()
 
 
-def _param(p: dict, name: str, positional: int, required: bool = True):
-    if name in p:
-        return p[name]
-    if positional in p:
-        return p[positional]
-    if required:
-        raise RPCError(RPCCode.INVALID_PARAMS, f"missing parameter {name!r}")
-    return None
-
-
-def _unquote(v):
-    if isinstance(v, str) and len(v) >= 2 and v[0] == v[-1] == '"':
-        return v[1:-1]
-    return v
-
-
 def tx_param(p: dict) -> bytes:
-    return decode_tx_param(_param(p, "tx", 0))
-
-
-def decode_tx_param(v) -> bytes:
-    """A tx in JSON: base64 (CometBFT's JSON form) or 0x-prefixed hex (its URI form)."""
-    v = _unquote(v)
-    if not isinstance(v, str):
-        raise RPCError(RPCCode.INVALID_PARAMS, "parameter 'tx' must be a base64 or 0x-hex string")
-    try:
-        if v.startswith(("0x", "0X")):
-            return bytes.fromhex(v[2:])
-        return base64.b64decode(v, validate=True)
-    except (ValueError, binascii.Error):
-        raise RPCError(RPCCode.INVALID_PARAMS, "parameter 'tx' is neither valid base64 nor "
-                       "0x-prefixed hex") from None
-
-
-def _hash_param(p: dict) -> bytes:
-    v = _unquote(_param(p, "hash", 0))
-    if isinstance(v, str):
-        s = v[2:] if v.startswith(("0x", "0X")) else v
-        try:
-            b = bytes.fromhex(s)
-            if len(b) == 32:
-                return b
-        except ValueError:
-            pass
-        try:
-            b = base64.b64decode(v, validate=True)
-            if len(b) == 32:
-                return b
-        except (ValueError, binascii.Error):
-            pass
-    raise RPCError(RPCCode.INVALID_PARAMS, "parameter 'hash' must be a 32-byte hash in hex "
-                   "(optionally 0x-prefixed) or base64")
+    return P.tx_bytes(P.param(p, "tx", 0))
 
 
 def _height_param(app: Application, p: dict) -> int:
-    v = _unquote(_param(p, "height", 0, required=False))
+    """A stored block height: absent = the latest; -32002 outside 1..latest."""
+    h = P.optional_height(p)
     latest = app.tip.height
     if latest == 0:
         raise RPCError(RPCCode.HEIGHT_NOT_AVAILABLE, "no block has been committed yet")
-    if v is None or v == "":
+    if h is None:
         return latest
-    try:
-        h = int(v)
-    except (TypeError, ValueError):
-        raise RPCError(RPCCode.INVALID_PARAMS, f"height {v!r} is not an integer") from None
     if not 1 <= h <= latest:
         raise RPCError(RPCCode.HEIGHT_NOT_AVAILABLE,
                        f"height {h} is not available: blocks 1..{latest} are stored")
@@ -103,10 +52,7 @@ def _height_param(app: Application, p: dict) -> int:
 
 def tx_result_json(r: TxResult) -> dict:
     return {"code": r.code, "data": "", "log": r.log, "info": "", "gas_wanted": "0",
-            "gas_used": "0", "codespace": r.codespace,
-            "events": [{"type": e.type, "attributes": [{"key": k, "value": v, "index": True}
-                                                        for k, v in e.attrs]}
-                       for e in r.events]}
+            "gas_used": "0", "codespace": r.codespace, "events": _events_json(r.events)}
 
 
 def check_tx_json(th: bytes, r: TxResult) -> dict:
@@ -200,24 +146,17 @@ BLOCKCHAIN_MAX = 20
 async def blockchain(app: Application, p: dict) -> dict:
     """Headers of up to 20 blocks, newest first (CometBFT's `blockchain`)."""
     latest = app.tip.height
-
-    def h(name, pos, default):
-        v = _unquote(_param(p, name, pos, required=False))
-        if v in (None, "", 0, "0"):
-            return default
-        try:
-            return int(v)
-        except (TypeError, ValueError):
-            raise RPCError(RPCCode.INVALID_PARAMS, f"{name} {v!r} is not an integer") from None
-
-    hi = min(h("maxHeight", 1, latest), latest)
-    lo = max(h("minHeight", 0, 1), 1, hi - BLOCKCHAIN_MAX + 1)
+    lo_param = P.optional_height(p, "minHeight", 0)
+    hi_param = P.optional_height(p, "maxHeight", 1)
+    hi = latest if not hi_param else min(hi_param, latest)
+    lo = max(lo_param or 1, 1, hi - BLOCKCHAIN_MAX + 1)
     if lo > hi:
         raise RPCError(RPCCode.HEIGHT_NOT_AVAILABLE, f"no blocks in [{lo}, {hi}]; latest is {latest}")
     metas = []
     for height in range(hi, lo - 1, -1):
-        b = Block.decode(app.store.block_bytes(height))
-        metas.append({"block_id": _block_id(b.hash()), "block_size": "0",
+        raw = app.store.block_bytes(height)
+        b = Block.decode(raw)
+        metas.append({"block_id": _block_id(b.hash()), "block_size": str(len(raw)),
                       "header": _header_json(b.header), "num_txs": str(len(b.txs))})
     return {"last_height": str(latest), "block_metas": metas}
 
@@ -232,8 +171,28 @@ async def commit(app: Application, p: dict) -> dict:
             "block_hash": _hex(b.hash())}
 
 
+def _events_json(events) -> list[dict]:
+    return [{"type": e.type, "attributes": [{"key": k, "value": v, "index": True}
+                                            for k, v in e.attrs]} for e in events]
+
+
+async def block_results(app: Application, p: dict) -> dict:
+    """The stored results of a block (CometBFT's `block_results`): one receipt per tx and
+    the block's own begin/end-block events. sha256 of their encoding is the next block's
+    `last_results_hash` (docs/PROTOCOL.md 4.1), so a client can check it."""
+    h = _height_param(app, p)
+    n_txs = len(Block.decode(app.store.block_bytes(h)).txs)
+    rbytes = app.store.results_bytes(h)
+    results = [TxResult.from_wire(r) for r in decode(rbytes)]
+    block_events = results[n_txs].events if len(results) > n_txs else ()
+    return {"height": str(h), "txs_results": [tx_result_json(r) for r in results[:n_txs]],
+            "finalize_block_events": _events_json(block_events),
+            "results_hash": _hex(hashlib.sha256(rbytes).digest()),
+            "app_hash": _hex(app.store.app_hash_at(h))}
+
+
 async def tx(app: Application, p: dict) -> dict:
-    th = _hash_param(p)
+    th = P.hash_bytes(P.param(p, "hash", 0))
     loc = app.store.tx_location(th)
     if loc is None:
         pending = " (it is pending in the mempool)" if app.mempool.get(th) else ""
@@ -274,13 +233,7 @@ async def num_unconfirmed_txs(app: Application, p: dict) -> dict:
 
 
 async def account(app: Application, p: dict) -> dict:
-    v = _unquote(_param(p, "address", 0))
-    try:
-        addr = parse_address(v) if isinstance(v, str) else b""
-    except ValueError as e:
-        raise RPCError(RPCCode.INVALID_PARAMS, f"parameter 'address': {e}") from None
-    if not addr:
-        raise RPCError(RPCCode.INVALID_PARAMS, "parameter 'address' must be a hex string")
+    addr = P.address_bytes(P.param(p, "address", 0))
     view = app.store.state
     bal = {sym: format_amount(q, params.asset_decimals(view, sym))
            for sym, q in ledger.balances(view, addr).items()}
@@ -321,11 +274,9 @@ def _remote_ip(peer) -> str:
 async def validators(app: Application, p: dict) -> dict:
     """The validator set of a height: any stored one up to two heights past the tip (the
     sets of the next two heights are already fixed). Default: the next height's."""
-    v = _unquote(_param(p, "height", 0, required=False))
-    try:
-        h = app.tip.height + 1 if v in (None, "") else int(v)
-    except (TypeError, ValueError):
-        raise RPCError(RPCCode.INVALID_PARAMS, f"height {v!r} is not an integer") from None
+    h = P.optional_height(p)
+    if h is None:
+        h = app.tip.height + 1
     try:
         if h < 1:
             raise KeyError(h)
@@ -354,11 +305,8 @@ async def consensus_state(app: Application, p: dict) -> dict:
 
 async def evidence(app: Application, p: dict) -> dict:
     """Double signs recorded in state (of one validator if `validator` is given)."""
-    v = _unquote(_param(p, "validator", 0, required=False))
-    try:
-        who = parse_address(v) if v else None
-    except ValueError as e:
-        raise RPCError(RPCCode.INVALID_PARAMS, f"parameter 'validator': {e}") from None
+    v = P.param(p, "validator", 0, required=False)
+    who = None if v in (None, "") else P.address_bytes(v, "validator")
     rows = state_evidence.recorded(app.store.state, who)
     return {"height": str(app.tip.height), "evidence": [
         {"validator": r["validator"].hex(), "height": str(r["height"]), "round": r["round"],
@@ -369,7 +317,7 @@ async def evidence(app: Application, p: dict) -> dict:
 
 async def broadcast_evidence(app: Application, p: dict) -> dict:
     """Submit double-sign evidence (two conflicting votes, base64), as CometBFT's method."""
-    ev = _param(p, "evidence", 0)
+    ev = P.param(p, "evidence", 0)
     try:
         a = base64.b64decode(ev["vote_a"], validate=True)
         b = base64.b64decode(ev["vote_b"], validate=True)
@@ -383,7 +331,8 @@ async def broadcast_evidence(app: Application, p: dict) -> dict:
     return {"hash": _hex(hashlib.sha256(min(a, b) + max(a, b)).digest())}
 
 
-METHODS = {f.__name__: f for f in (health, status, block, commit, tx, broadcast_tx_sync,
+METHODS = {f.__name__: f for f in (health, status, block, block_results, commit, tx,
+                                   broadcast_tx_sync,
                                    broadcast_tx_commit, num_unconfirmed_txs, account, assets,
                                    net_info, validators, consensus_state, blockchain, evidence,
                                    broadcast_evidence)}

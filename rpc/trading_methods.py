@@ -4,19 +4,16 @@ Every method reads the latest committed state (`app.store.state`) and answers wi
 strings for prices, sizes and amounts (prices in quote units per whole base unit, sizes in base
 units), lower-case hex addresses and decimal-string heights, like rpc/methods.py.
 
-Two read-side caches, both rebuilt from committed data and keyed by height, so they can never
-disagree with the state:
-* the order books for `orderbook` (built from the `ord/` keys once per height and market);
-* the fill history for `fills`: fills are events in the stored block results (tx results and
-  the end-block entry with triggered orders), not state (as Hyperliquid's and dYdX's indexers
-  serve them). The index scans the new heights on each call and keeps the last MAX_FILLS.
+What the state has no index for comes from the node's read model (`app.read_model`,
+node/read_model.py), kept from committed data as blocks commit: the order books of the
+committed height (`orderbook`, impact prices in `mark_prices`) and the last fills (`fills`).
+This module keeps no state of its own.
 """
 
 from state import ledger, constants as C, params
 from state.amounts import format_amount
 from state.book import Side
-from state.books import Books
-from state.codec import decode, load
+from state.codec import load
 from state.errors import TxError
 from state.machine import last_block
 from state import margin as MG
@@ -25,9 +22,9 @@ from state import markets as MS
 from state import oracle as OR
 from state import orders as O
 from state.positions import load_account
+from node.read_model import Fill
 from rpc.errors import RPCCode, RPCError
 
-MAX_FILLS = 200_000
 MAX_PAGE = 1_000
 
 
@@ -190,23 +187,9 @@ async def mark_prices(app, p: dict) -> dict:
 
 # -- order books ------------------------------------------------------------------------------
 
-_BOOKS: dict[int, tuple[int, Books]] = {}  # id(app) -> (height, its books)
-
-
 def _book(app, m: MS.Market):
-    """`m`'s book at the committed height: a copy of the node's execution books while they
-    hold that state (`Books.copy_from`), else built from the store; kept for the height."""
-    h = _height(app)
-    cached = _BOOKS.get(id(app))
-    if cached is None or cached[0] != h:
-        if cached is not None:
-            cached[1].release()  # freed now rather than by the cycle collector
-        books = Books()
-        cache = app.committed_derived(app.tip.app_hash)
-        if cache is not None:
-            books.copy_from(cache)
-        cached = _BOOKS[id(app)] = (h, books)
-    return cached[1].book(_view(app), m.id)
+    """`m`'s book at the committed height (node/read_model.py: CommittedBooks)."""
+    return app.read_model.books.book(m.id)
 
 
 async def orderbook(app, p: dict) -> dict:
@@ -283,37 +266,12 @@ async def order(app, p: dict) -> dict:
 
 # -- fills ----------------------------------------------------------------------------------
 
-class _FillIndex:
-    def __init__(self):
-        self.height = 0
-        self.fills: list[dict] = []
-
-    def catch_up(self, app) -> None:
-        from consensus.types import Block
-
-        tip = _height(app)
-        for h in range(self.height + 1, tip + 1):
-            raw = app.store.results_bytes(h)
-            if raw is None:
-                continue
-            time_ms = None
-            for i, (code, _log, events) in enumerate(decode(raw)):
-                if code != 0:
-                    continue
-                for typ, attrs in events:
-                    if typ != "fill":
-                        continue
-                    if time_ms is None:
-                        time_ms = Block.decode(app.store.block_bytes(h)).header.time_ms
-                    d = {k: v for k, v in attrs}
-                    d.update(height=str(h), index=i, time_ms=str(time_ms))
-                    self.fills.append(d)
-        self.height = tip
-        if len(self.fills) > MAX_FILLS:
-            del self.fills[: len(self.fills) - MAX_FILLS]
-
-
-_FILLS: dict[int, _FillIndex] = {}
+def fill_json(f: Fill) -> dict:
+    """A fill event's attributes plus where it happened (`index`: the tx's index in the
+    block, or the number of txs for a triggered order's fill at the end of the block)."""
+    d = dict(f.attrs)
+    d.update(height=str(f.height), index=f.index, time_ms=str(f.time_ms))
+    return d
 
 
 async def fills(app, p: dict) -> dict:
@@ -324,15 +282,12 @@ async def fills(app, p: dict) -> dict:
     per_page = _int_param(p, "per_page", 3, 100)
     if page < 1 or not 1 <= per_page <= MAX_PAGE:
         raise RPCError(RPCCode.INVALID_PARAMS, f"page >= 1 and per_page 1..{MAX_PAGE}")
-    idx = _FILLS.setdefault(id(app), _FillIndex())
-    idx.catch_up(app)
-    a = addr.hex() if addr else None
-    sel = [x for x in reversed(idx.fills)
-           if (a is None or x["taker"] == a or x["maker"] == a)
-           and (m is None or x["market"] == m.symbol)]
+    history = app.read_model.fills
+    history.catch_up(_height(app))
+    sel = history.newest_first(addr.hex() if addr else None, m.symbol if m else None)
     start = (page - 1) * per_page
-    return {"height": str(idx.height), "total": len(sel), "page": page, "per_page": per_page,
-            "fills": sel[start:start + per_page]}
+    return {"height": str(history.height), "total": len(sel), "page": page,
+            "per_page": per_page, "fills": [fill_json(x) for x in sel[start:start + per_page]]}
 
 
 # -- positions and margin -----------------------------------------------------------------------

@@ -7,7 +7,7 @@ from the resting-order records of the KV view (`state.orders.iter_resting`, in i
 books are never a source of truth: every change to a book is mirrored by a write to `ord/` in
 the same (sub-)transaction, so a book always equals a rebuild from KV.
 
-Rollback (DESIGN.md §5.3): the state machine opens a sub-transaction (`begin`) for every tx
+Rollback: the state machine opens a sub-transaction (`begin`) for every tx
 action, batch item and end-of-block trigger. While one is open, each book mutation appends its
 inverse to a journal; `rollback` undoes back to the sub-transaction's mark, `commit` keeps the
 entries for the enclosing sub-transaction (or drops them at the outermost level). So a rejected
@@ -17,8 +17,9 @@ Where the books live: in the derived state (state.derived) of the root overlay o
 of the mempool's check state, or in a `DerivedCache` that `apply_block` reuses across blocks
 only when it was produced by the block whose app hash the new block builds on. A mempool check
 state takes each book, on first use, as a copy of the node's `DerivedCache` books
-(`Books.copy_from`) while that cache still holds the committed state. Books being dropped are `release`d: linked orders
-are reference cycles, which node/gc_tuning.py leaves to a rarely run collector.
+(`Books.copy_from`) while that cache still holds the committed state. Books being dropped are
+`release`d: linked orders are reference cycles, which node/gc_tuning.py leaves to a rarely run
+collector.
 """
 
 from state.book import Order, OrderBook, Side
@@ -91,8 +92,8 @@ class Books:
         return b
 
     def copy_from(self, cache, writes: dict | None = None) -> None:
-        """Take each book, on first use, as a copy of `cache`'s (a state.derived.DerivedCache equal to the state this root
-        view is over) brought up to date with `writes`, the write set the root will hold,
+        """Take each book, on first use, as a copy of `cache`'s (a state.derived.DerivedCache
+        equal to the state this root view is over) brought up to date with `writes`, the write set the root will hold,
         rather than building it from the store: several times faster (the mempool's check
         state after each block). A copy is made only while `cache` still holds that state
         (its app hash tag is unchanged); otherwise the book is built. The root's `ord/`

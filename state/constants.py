@@ -20,7 +20,7 @@ MAX_CHAIN_ID_LEN = 50  # as CometBFT
 MAX_ASSET_SYMBOL_LEN = 16
 MAX_ASSET_DECIMALS = 18
 
-# Hyperliquid-style nonces (DESIGN.md §4): an account keeps its highest NONCE_SET_SIZE nonces;
+# Hyperliquid-style nonces (state/nonces.py): an account keeps its highest NONCE_SET_SIZE nonces;
 # a nonce must lie in (block time - NONCE_PAST_WINDOW_MS, block time + NONCE_FUTURE_WINDOW_MS).
 NONCE_SET_SIZE = 100
 NONCE_PAST_WINDOW_MS = 2 * 24 * 3600 * 1000

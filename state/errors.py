@@ -1,6 +1,6 @@
 """The stable table of transaction result codes, and the exception that carries one.
 
-Three kinds of error, never mixed (DESIGN.md §5.2):
+Three kinds of error, never mixed:
 - a rejected tx raises `TxError(code, log)`; its code lands in the tx receipt. Codes are
   stable protocol numbers: never reuse or renumber one, only append.
 - an invalid block raises `InvalidBlock`: the block is refused as a whole.

@@ -1,4 +1,5 @@
-"""The app hash: a chain of digests over each block's sorted write set (DESIGN.md §3.5).
+"""The app hash: a chain of digests over each block's sorted write set
+(docs/ARCHITECTURE.md, determinism rule 5).
 
 app_hash(0) = H(ZERO || H(genesis write set));  app_hash(h) = H(app_hash(h-1) || H(writes_h)).
 A write set is the canonical encoding of [[key, value or nil], ...] in ascending key order,

@@ -3,7 +3,7 @@
 `KVView` is the whole contract between state/ and storage: `get` and `iterate` over bytes
 keys in ascending byte order. The node backs it with LevelDB (node/store.py); tests back it
 with `MemoryKV`. `Overlay` buffers writes over any view: a block runs in one overlay, each
-tx in a child overlay that is merged on success and dropped on rejection (DESIGN.md §5.3).
+tx in a child overlay that is merged on success and dropped on rejection.
 Iteration always merges in sorted key order, never in dict or hash order.
 
 Inside an Overlay a written value is bytes, None (deleted), or a decoded value (an int or a
@@ -81,8 +81,8 @@ class Overlay:
     """Buffered writes over a parent view; `commit()` pushes them into a parent Overlay.
 
     `root` is the topmost Overlay of the chain (itself for a root), found once at creation so
-    that finding the root's `derived` state is O(1). No overlay refers to itself (its ancestors are kept without it,
-    a root stores no root): reference counting alone frees a dropped overlay and its writes,
+    that finding the root's `derived` state is O(1). No overlay refers to itself (its ancestors
+    are kept without it, a root stores no root): reference counting alone frees a dropped overlay and its writes,
     without waiting for the cycle collector (node/gc_tuning.py runs that rarely).
     Keys are only ever added to a `writes` dict (a delete stores None), never removed:
     `iterate` relies on it to keep a sorted index of a large write set up to date from the

@@ -1,4 +1,4 @@
-"""apply_block: the one entry point of the state machine (DESIGN.md §5.1).
+"""apply_block: the one entry point of the state machine.
 
     apply_block(view, block, prev_app_hash, known) -> BlockResult
 
@@ -12,7 +12,8 @@ checks the block header against the state, then runs, in this fixed order:
    orders whose condition the new mark meets, market by market in id order, each trigger in
    order-id order; then funding (state.funding: premium samples, hourly payments).
 It returns per-tx results, the begin/end-block events, the validator changes this block
-made (for consensus, effective at height + 2), the sorted write set and the new app hash. It never writes to `view`: the node commits `writes` atomically with the block.
+made (for consensus, effective at height + 2), the sorted write set and the new app hash. It
+never writes to `view`: the node commits `writes` atomically with the block.
 
 Derived in-memory state (order books, decoded markets: state.derived) lives on the block
 overlay. With a `DerivedCache` the caller may carry it to the next block; it is used only if it
@@ -176,8 +177,8 @@ def apply_block(view: KVView, block: BlockInput, prev_app_hash: bytes,
     if cache is not None:
         cache.derived = overlay.derived
         cache.app_hash = app_hash
-    return BlockResult(tuple(results), writes, app_hash, tuple(block_events),
-                       governance.validator_updates(overlay, block.height + governance.VALSET_DELAY),
+    updates = governance.validator_updates(overlay, block.height + governance.VALSET_DELAY)
+    return BlockResult(tuple(results), writes, app_hash, tuple(block_events), updates,
                        tuple(sorted(steps_wrote)))
 
 

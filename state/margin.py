@@ -2,7 +2,7 @@
 
 What this module owns
 ---------------------
-The arithmetic of DESIGN.md §4 "Margin", read-only (it never writes):
+The arithmetic of cross margin, read-only (it never writes):
 
 * equity = quote balance + sum over other collateral assets of balance * oracle price *
   collateral weight + sum over perp positions of (size * mark - cost basis).

@@ -10,7 +10,7 @@ What this module owns
 * Funding parameters of a perp market (`params/funding/<id:4>`, genesis only: a market without
   them pays no funding; the rule itself is state.funding).
 
-Units (DESIGN.md §3.1)
+Units
 ----------------------
 * A **price** on the wire and in the oracle is quote quantums per whole base unit
   (BTC at $60,000.5 with USDC at 6 decimals is 60_000_500_000). `tick_size` is in those units;
@@ -22,7 +22,7 @@ Units (DESIGN.md §3.1)
   trade, `price_ticks * size_lots * q`, is exact: no rounding ever touches a fill.
 * Fractions (fees, margin, collateral weights) are in ppm (`constants.PPM`).
 
-Margin tiers (Hyperliquid's rule, DESIGN.md §4): tier k applies from `lower_bound` of position
+Margin tiers (Hyperliquid's rule): tier k applies from `lower_bound` of position
 notional, with max leverage L_k; mmr_k = ceil(PPM / (2 L_k)) (maintenance is half the initial
 margin at max leverage, rounded against the account); deduction_k = deduction_{k-1} +
 lower_bound_k * (mmr_k - mmr_{k-1}) kept scaled by PPM so MM = ceil((notional * mmr_k -

@@ -1,4 +1,4 @@
-"""Nonces, in the Hyperliquid style (DESIGN.md §4).
+"""Nonces, in the Hyperliquid style.
 
 Key: acct/nonce/<addr32> -> [nonce...] ascending, at most NONCE_SET_SIZE.
 

@@ -7,7 +7,7 @@ book journal (state.books). Inside it, work goes through the `Scope` it yields: 
 overlay, the block context, the ledger (state.ledger), the books and the events so far. On a
 normal exit the ledger is flushed, the book changes are kept and the child's writes are
 merged into `view`; on a TxError the book changes are undone and the child's writes are
-dropped, so a rejected unit leaves no trace (DESIGN.md §5.3). Any other exception is a bug:
+dropped, so a rejected unit leaves no trace. Any other exception is a bug:
 it propagates and the node halts. A tx action, each item of a batch, each expiry and each
 trigger of the block steps, and each governance change run in one.
 

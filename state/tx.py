@@ -25,8 +25,9 @@ from state.errors import Code, TxError
 
 TX_DOMAIN = "perpchain/tx/1"
 
-# Field kinds: "uint" (0..2^64-1), "int" (signed int64), "bool", "addr" (bin 32), "str" (short
-# ASCII text), "bin"; and nested kinds checked by their own functions below: "action_list"
+# Field kinds: "uint" (0..2^64-1), "int" (signed int64), "bool", "addr" (bin 32), "str" (1..16
+# Unicode code points: any text decodes; a symbol nobody listed is refused when the action
+# runs, e.g. UNKNOWN_ASSET), "bin"; and nested kinds checked by their own functions below: "action_list"
 # (a list of batchable actions), "prices" (a list of [asset, price]), "list" (any array; its
 # meaning is checked when the action runs).
 ORDER_FIELDS: tuple[tuple[str, str], ...] = (
@@ -99,8 +100,8 @@ def _check_field(name: str, kind: str, value) -> None:
         if t is not bytes or len(value) != C.PUBKEY_BYTES:
             raise _bad(f"field {name!r} must be {C.PUBKEY_BYTES} raw bytes (an address)")
     elif kind == "str":
-        if t is not str or not 0 < len(value) <= C.MAX_ASSET_SYMBOL_LEN or not value.isascii():
-            raise _bad(f"field {name!r} must be an ASCII string of 1..{C.MAX_ASSET_SYMBOL_LEN} "
+        if t is not str or not 0 < len(value) <= C.MAX_ASSET_SYMBOL_LEN:
+            raise _bad(f"field {name!r} must be a string of 1..{C.MAX_ASSET_SYMBOL_LEN} "
                        "characters")
     elif kind == "bin":
         if t is not bytes:
@@ -170,9 +171,8 @@ def decode_tx(raw: bytes) -> Tx:
     if type(obj) is not list or len(obj) != 5:
         raise _bad("tx must be an array of 5: [chain_id, signer, nonce, action, signature]")
     chain_id, signer, nonce, action, signature = obj
-    if type(chain_id) is not str or not 0 < len(chain_id) <= C.MAX_CHAIN_ID_LEN \
-            or not chain_id.isascii():
-        raise _bad(f"chain_id must be an ASCII string of 1..{C.MAX_CHAIN_ID_LEN} characters")
+    if type(chain_id) is not str or not 0 < len(chain_id) <= C.MAX_CHAIN_ID_LEN:
+        raise _bad(f"chain_id must be a string of 1..{C.MAX_CHAIN_ID_LEN} characters")
     if type(signer) is not bytes or len(signer) != C.PUBKEY_BYTES:
         raise _bad(f"signer must be {C.PUBKEY_BYTES} raw bytes (an Ed25519 public key)")
     if type(nonce) is not int or not 0 <= nonce <= C.MAX_UINT64:

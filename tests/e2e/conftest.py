@@ -37,7 +37,7 @@ def free_port_pair() -> int:
 
 
 def perpchain(*args: str, check: bool = False, timeout: float = 120) -> subprocess.CompletedProcess:
-    p = subprocess.run([sys.executable, "-m", "node", *args], capture_output=True, text=True,
+    p = subprocess.run([sys.executable, "-m", "cli", *args], capture_output=True, text=True,
                        cwd=ROOT, timeout=timeout)
     if check and p.returncode != 0:
         raise AssertionError(f"perpchain {' '.join(args)} failed:\n{p.stdout}\n{p.stderr}")

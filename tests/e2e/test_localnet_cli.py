@@ -14,7 +14,7 @@ pytestmark = pytest.mark.e2e
 
 
 def run(cwd, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "node", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "cli", *args], capture_output=True, text=True,
                           cwd=cwd, timeout=timeout)
 
 

@@ -19,11 +19,11 @@ in some runs (simulated time a handler takes, so timers fire while a backlog is 
 off), at most f Byzantine validators running a real driver behind a lying network
 endpoint (``double_vote``: each own vote also signed for another value and the two sent to
 different halves; ``equivocate``: two proposals per own round; ``silent``), signed
-transfer/faucet txs (and replays) sent to random nodes and on through tx gossip, and
-crashes. Trio's own scheduler is made deterministic for the run
+transfer/faucet txs (and replays) and a trading workload (tests/sim/trading_load.py: orders
+of every kind and time in force, trigger orders, cancels, modifies, batches, and the
+validators' oracle updates) sent to random nodes and on through tx gossip, and crashes. Trio's own scheduler is made deterministic for the run
 (``trio._core._run._ALLOW_DETERMINISTIC_SCHEDULING``, with its shuffle seeded from the
-scenario), ``node.app.now_ms`` (the mempool's nonce-window clock) is pointed at the fake
-clock, and every driver gets a ``clock`` on ``trio.current_time()`` plus its skew. The same
+scenario), and every driver gets a ``clock`` on ``trio.current_time()`` plus its skew. The same
 (n, seed) replays the same run, commit for commit, in any process.
 
 A crash is a ``kill -9``: the node's incarnation is marked dead at one instant and its
@@ -47,7 +47,11 @@ Checked in every run (a violation raises ``SimFailure`` naming the seed and how 
   and over every store at the end, with each stored commit);
 * app hashes and tx results agree at every common height (``Store.app_hash_at``,
   ``results_bytes``), also checked at every commit;
-* ``node.replay.replay`` over every node's store reproduces every app hash and result;
+* every node's committed state passes ``state.invariants.check_invariants`` after every
+  commit (books, order records and indexes, aggregates, positions, the settlement pool,
+  money), and its carried order books equal the records;
+* ``node.replay.replay`` over every node's store reproduces every app hash and result, and
+  audits the invariants at every height;
 * no honest validator ever signs two different votes (or proposals) for one
   (height, round, step); the lock rule on every prevote and the locking lemma on every
   precommit sent (as tests/sim/harness.py checks them for the pure RoundState);
@@ -89,7 +93,6 @@ import trio
 import trio.testing
 
 import consensus.driver as driver_mod
-import node.app as app_mod
 from consensus import wal as W
 from consensus.driver import MSG_EVIDENCE, MSG_PROPOSAL, MSG_TXS, MSG_VOTE, Driver
 from consensus.messages import NIL, PRECOMMIT, Proposal, Vote, sign_proposal, sign_vote
@@ -102,7 +105,9 @@ from node.replay import replay
 from node.run import TxGossip, driver_config
 from node.store import Store
 from state.codec import decode
+from state.invariants import InvariantViolation, carried_books, check_invariants
 from state.tx import build_tx
+from tests.sim.trading_load import TradingLoad
 
 CHAIN_ID = "perpchain-dsim"
 GENESIS_MS = 1_700_000_000_000
@@ -179,6 +184,7 @@ class Scenario:
     cpu_us: int = 0                                   # simulated time each inbox event costs
     valset_changes: list[tuple[int, int, int]] = field(default_factory=list)  # (at, node, power)
     full_nodes: int = 0                               # nodes n.. with keys outside genesis
+    trade_gap_ms: int = 0                             # mean gap between trading txs (0: none)
 
     @property
     def nodes(self) -> int:
@@ -193,7 +199,8 @@ class Scenario:
                 f"tight={self.tight} drop={self.p_drop} dup={self.p_dup} "
                 f"delay<={self.max_delay_ms}ms long={self.p_long_delay}x{self.long_delay_ms}ms "
                 f"partitions={len(self.partitions)} crashes={crashes} tx_gap={self.tx_gap_ms}ms "
-                f"cpu={self.cpu_us}us valset_changes={self.valset_changes} skews={self.skews}")
+                f"cpu={self.cpu_us}us valset_changes={self.valset_changes} "
+                f"trade_gap={self.trade_gap_ms}ms skews={self.skews}")
 
 
 def faulty_ok(powers: list[int], faulty) -> bool:
@@ -272,7 +279,7 @@ def make_scenario(n: int, seed: int, kind: str | None = None) -> Scenario:
             valset_changes.append((rng.randint(200, heal_ms), i, power))
         valset_changes.sort()
     tight = rng.random() < 0.5
-    return Scenario(
+    sc = Scenario(
         n=n, seed=seed, powers=powers, heal_ms=heal_ms, tight=tight,
         p_drop=rng.choice((0.0, 0.02, 0.1, 0.25)),
         p_dup=rng.choice((0.0, 0.05, 0.2)),
@@ -290,6 +297,8 @@ def make_scenario(n: int, seed: int, kind: str | None = None) -> Scenario:
         cpu_us=rng.choice((0, 0, 50, 300)),
         valset_changes=valset_changes,
     )
+    sc.trade_gap_ms = rng.choice((60, 150, 400))  # drawn last: the draws above stay as they were
+    return sc
 
 
 def make_config(sc: Scenario) -> Config:
@@ -307,12 +316,15 @@ def make_config(sc: Scenario) -> Config:
     return cfg
 
 
-def make_genesis(sc: Scenario):
-    doc = make_genesis_doc(
+def genesis_doc(sc: Scenario) -> dict:
+    return make_genesis_doc(
         CHAIN_ID, GENESIS_MS,
         [(VAL_KEYS[i].pub_key, sc.powers[i], f"val{i}") for i in range(sc.n)],
         balances=[(a.pub_key, "1000") for a in ACCOUNTS + [PROBE]])
-    return parse_genesis(doc)
+
+
+def make_genesis(sc: Scenario):
+    return parse_genesis(genesis_doc(sc))
 
 
 # -- nodes ------------------------------------------------------------------------------------
@@ -461,7 +473,9 @@ class Sim:
              "late_round_commits", "txs_submitted", "txs_admitted", "txs_committed",
              "refused_signs", "syncs", "torn_wal_truncated", "wal_recoveries", "invalid_blocks",
              "crash_points_hit", "heights", "evidence_committed", "drops", "dropped_timeouts",
-             "valset_changed", "valset_txs_admitted"), 0)
+             "valset_changed", "valset_txs_admitted", "trade_txs_submitted",
+             "trade_txs_admitted", "fills", "triggers_fired", "invariant_checks"), 0)
+        self.trading = TradingLoad(random.Random(f"perpchain-driver-sim-trade:{sc.n}:{sc.seed}"))
         self.points_hit: dict[str, int] = {}
 
     # -- plumbing -------------------------------------------------------------------------
@@ -943,7 +957,23 @@ class Sim:
             s["evidence_committed"] += len(block.evidence)
             if commit.round > 0:
                 s["late_round_commits"] += 1
+            events = [e.type for r in result.tx_results for e in r.events]
+            events += [e.type for e in result.block_events]
+            s["fills"] += events.count("fill")
+            s["triggers_fired"] += events.count("trigger")
+        self._check_state(inc, h, result.app_hash)
         self.trace.append(("commit", self.now_ms(), nd.idx, h, bh.hex(), result.app_hash.hex()))
+
+    def _check_state(self, inc: Incarnation, h: int, app_hash: bytes) -> None:
+        """The whole-state invariants of the node's committed state, and its carried order
+        books (while they hold that state) equal to the records."""
+        cache = inc.app.derived_cache
+        try:
+            check_invariants(inc.store.state,
+                             books=carried_books(cache) if cache.holds(app_hash) else None)
+        except InvariantViolation as e:
+            self.fail(f"INVARIANT: node {inc.node.idx} after committing height {h}: {e}")
+        self.stats["invariant_checks"] += 1
 
     # -- txs --------------------------------------------------------------------------------
     def _tx(self, acct: KeyPair, action: list) -> bytes:
@@ -1013,6 +1043,35 @@ class Sim:
             if res.code == 0:
                 self.probes.append(th)
             await trio.sleep(0.2)
+
+    async def trade_loop(self) -> None:
+        """Orders, cancels, modifies, triggers and batches (tests/sim/trading_load.py) from
+        the accounts, to random nodes, under every fault of the run."""
+        gap = self.sc.trade_gap_ms
+        rng = self.trading.rng
+        while gap > 0:
+            await trio.sleep(rng.randint(1, 2 * gap) / 1000)
+            up = [nd for nd in self.nodes if nd.up]
+            if not up:
+                continue
+            nd = rng.choice(up)
+            acct = rng.choice(ACCOUNTS)
+            act = self.trading.action(nd.inc.store.state, acct.pub_key, GENESIS_MS + self.now_ms())
+            self.stats["trade_txs_submitted"] += 1
+            (_, res), = await self.submit(nd, [self._tx(acct, act)])
+            self.stats["trade_txs_admitted"] += res.code == 0
+
+    async def oracle_loop(self) -> None:
+        """Every genesis validator signs each price update (a random walk) while trading runs:
+        prices stay fresh and the mark crosses trigger prices."""
+        rng = self.trading.rng
+        while self.sc.trade_gap_ms > 0:
+            await trio.sleep(rng.randint(1_000, 3_000) / 1000)
+            act = self.trading.oracle_action()
+            for i in range(self.sc.n):
+                up = [nd for nd in self.nodes if nd.up]
+                if up:
+                    await self.submit(rng.choice(up), [self._tx(VAL_KEYS[i], act)])
 
     # -- timeline ---------------------------------------------------------------------------
     async def chaos(self) -> None:
@@ -1161,6 +1220,8 @@ class Sim:
             nursery.start_soon(self.tx_loop)
             nursery.start_soon(self.probe_txs)
             nursery.start_soon(self.valset_txs)
+            nursery.start_soon(self.trade_loop)
+            nursery.start_soon(self.oracle_loop)
             nursery.start_soon(self.monitor)
             if self.script is not None:
                 nursery.start_soon(self.script, self)
@@ -1185,8 +1246,8 @@ class Sim:
                     if c.block_hash not in blocks or c.height != h:
                         raise self.failure_exc(f"node {i}'s commit at {h} is for another block")
             for i, s in enumerate(stores):
-                rep = replay(s, self.genesis, progress=False)
-                if not rep.ok or rep.heights != tips[i]:
+                rep = replay(s, self.genesis, progress=False, check_every=1)
+                if not rep.ok or rep.heights != tips[i] or rep.invariant_checks != tips[i]:
                     raise self.failure_exc(f"REPLAY of node {i}'s store failed: {rep.error}")
         finally:
             for s in stores:
@@ -1208,14 +1269,12 @@ class Sim:
 
 @contextmanager
 def _deterministic_world(sim: Sim):
-    """Seeded trio scheduling, the fake clock behind the app's mempool clock, kill-safe
-    signer-state saves and a log tap; everything is restored afterwards."""
+    """Seeded trio scheduling, kill-safe signer-state saves and a log tap; everything is
+    restored afterwards."""
     run = trio._core._run
     old_flag, old_state = run._ALLOW_DETERMINISTIC_SCHEDULING, run._r.getstate()
     run._ALLOW_DETERMINISTIC_SCHEDULING = True
     run._r.seed(f"{sim.sc.n}:{sim.sc.seed}")
-    old_now = app_mod.now_ms
-    app_mod.now_ms = lambda: GENESIS_MS + int(trio.current_time() * 1000)
     real_save = driver_mod._save_last_signed
     driver_mod._save_last_signed = lambda path, ls: sim.save_last_signed(real_save, path, ls)
     logger = logging.getLogger("perpchain")
@@ -1229,7 +1288,6 @@ def _deterministic_world(sim: Sim):
         logger.removeHandler(tap)
         logger.setLevel(old_level)
         driver_mod._save_last_signed = real_save
-        app_mod.now_ms = old_now
         run._ALLOW_DETERMINISTIC_SCHEDULING = old_flag
         run._r.setstate(old_state)
 

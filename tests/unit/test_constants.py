@@ -1,4 +1,4 @@
-"""Relations between limits that must hold whatever their values (DESIGN.md §5.8)."""
+"""Relations between limits that must hold whatever their values."""
 
 from consensus import driver
 from node.config import Config

@@ -119,16 +119,66 @@ def test_foreign_block_forces_full_recheck():
     assert [e.raw for e in evicted] == [mine]
 
 
-def test_nonce_window_follows_the_clock_not_the_last_block():
-    """No block for days must not lock everyone out (fresh nonces are `now`)."""
+def test_checktx_judges_time_at_the_last_committed_block():
+    """docs/PROTOCOL.md section 6: CheckTx runs at the last committed block's time, whatever
+    the node's clock says, and its refusals name that clock (not "the block time")."""
     from state import constants as C
-    c = Chain()
+    from tests.chain_helpers import BTC_LOT, BTC_PERP, PRICE, order, trading_genesis
+
+    c = Chain(trading_genesis())
+    c.block([])
     mp = make(c)
-    now = c.time_ms + 3 * C.NONCE_PAST_WINDOW_MS
-    with pytest.raises(AssertionError):
-        assert admit(mp, transfer(A, now, B.pub_key, 1)).code == 0
-    mp.set_time(now)
-    assert admit(mp, transfer(A, now + 1, B.pub_key, 1)).code == 0
+    t = c.time_ms  # the last block's time
+    late = t + C.NONCE_FUTURE_WINDOW_MS  # in the window of any later clock, not of t
+    r = admit(mp, transfer(A, late, B.pub_key, 1))
+    assert r.code == Code.NONCE_OUT_OF_WINDOW
+    assert f"last committed block's time, {t} ms (height {c.height})" in r.log
+    assert admit(mp, transfer(A, late - 1, B.pub_key, 1)).code == 0
+    # An order expiring 1 ms after the last block's time is not expired at that time.
+    r = admit(mp, order(A, t + 5, BTC_PERP, True, 50_000 * PRICE, 10 * BTC_LOT,
+                        expiry=t + 1))
+    assert r.code != Code.ORDER_EXPIRED, r.log
+    r = admit(mp, order(A, t + 6, BTC_PERP, True, 50_000 * PRICE, 10 * BTC_LOT,
+                        expiry=t))
+    assert r.code == Code.ORDER_EXPIRED and f"{t} ms (height {c.height})" in r.log
+
+
+def test_driver_makes_a_block_when_the_last_one_is_old_without_empty_blocks(tmp_path):
+    """create_empty_blocks = false: since CheckTx judges nonces at the last block's time,
+    an idle day would lock out every fresh nonce; the driver makes a block once the last
+    one is max_block_age_ms old (and not before)."""
+    import trio
+    import trio.testing
+
+    from consensus.driver import Driver, DriverConfig
+    from consensus.rounds import TimeoutConfig
+
+    class App:
+        class tip:
+            time_ms = 1_000_000
+            height = 5
+
+        def has_txs(self):
+            return False
+
+        async def wait_for_txs(self):
+            await trio.sleep_forever()
+
+    cfg = DriverConfig(TimeoutConfig(), 0, 10, 1 << 20, create_empty_blocks=False,
+                       max_block_age_ms=60_000)
+    started = []
+
+    async def main():
+        for age_ms, want in ((59_000, []), (61_000, [6])):
+            clock = lambda age=age_ms: App.tip.time_ms + age + int(trio.current_time() * 1000)
+            d = Driver("c", App(), cfg, tmp_path / "wal", tmp_path / "signer", clock=clock)
+            d.post = lambda kind, body, h: started.append(h)
+            started.clear()
+            with trio.move_on_after(0.5):
+                await d._start_next(6)
+            assert started == want
+
+    trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
 
 
 def test_fast_path_is_not_taken_when_end_block_changed_orders():

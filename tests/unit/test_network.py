@@ -2,7 +2,7 @@
 
 import json
 
-from node.cli import main
+from cli.main import main
 from node.config import load_config
 from node.genesis import load_genesis
 from node.home import Home

@@ -8,6 +8,7 @@ consensus.types), and every value, table and name the document prints must match
 
 import base64
 import hashlib
+import json
 import re
 import struct
 from pathlib import Path
@@ -350,3 +351,553 @@ def test_trading_doc_matches_the_code():
                    orders.P_ACCOUNT_ORDERS, orders.P_CLOID, orders.P_EXPIRY, orders.K_ORDER_SEQ,
                    governance.P_PENDING):
         assert f"| `{prefix.decode()}`" in keys, prefix
+
+
+# -- (f) the rules the first foreign client tripped over -----------------------------------
+
+def _block_codes_and_nonces(txs_by_key):
+    """Apply one block of (key, raw tx) on a trading chain; [(code, nonce consumed?)]."""
+    from state.nonces import nonces
+    from state.tx import decode_tx
+    from tests.chain_helpers import Chain, trading_genesis
+
+    c = Chain(trading_genesis())
+    res = c.block([raw for _, raw in txs_by_key])
+    out = []
+    for (k, raw), r in zip(txs_by_key, res.tx_results):
+        try:
+            n = decode_tx(raw).nonce
+        except Exception:
+            n = _unpack(raw)[2]
+        out.append((r.code, n in nonces(c.kv, k.pub_key)))
+    return out
+
+
+def _unpack(raw):
+    return msgpack.unpackb(raw, raw=False)
+
+
+def doc_nonce_rule() -> tuple[set[int], set[int]]:
+    """The codes that leave no trace in a block and those that consume the nonce (section 5)."""
+    sec = doc_section("## 5. Transaction result codes")
+    m = re.search(r"In a block, codes ([\d–, and]+) leave no trace.*?every other non-zero code\s+"
+                  r"\(([\d–, ]+)\) consumes the nonce", sec, re.S)
+    assert m, "section 5 must state which codes consume the nonce"
+
+    def codes(text):
+        out = set()
+        for part in re.split(r",\s*|\s+and\s+", text.strip()):
+            lo, _, hi = part.partition("–")
+            out |= set(range(int(lo), int(hi or lo) + 1))
+        return out
+    return codes(m.group(1)), codes(m.group(2))
+
+
+def test_which_codes_consume_the_nonce_as_documented():
+    """Section 5 (and section 9, which refers to it): authentication failures leave no trace,
+    action failures consume the nonce. Checked on a real block for one tx of each kind."""
+    from state.tx import build_tx
+    from tests.chain_helpers import CHAIN_ID as TEST_CHAIN, GENESIS_MS, VALIDATORS, key
+
+    no_trace, consumed = doc_nonce_rule()
+    assert not no_trace & consumed and {0} | no_trace | consumed >= set(range(37))
+    sec9 = doc_section("## 9. Client recipe")
+    assert "section 5" in sec9 and not re.search(r"codes\s+\d+[–-]\d+", sec9)
+    a, v = key(0), VALIDATORS[0]
+    t = GENESIS_MS + 1000
+
+    def tx(k, n, action, chain=TEST_CHAIN):
+        return k, build_tx(chain, k.private, n, action)
+
+    bad_sig = bytearray(build_tx(TEST_CHAIN, a.private, t + 2, ["faucet"]))
+    bad_sig[-1] ^= 1
+    cases = [
+        tx(a, t + 1, ["faucet"], chain="other-chain"),                         # 3
+        (a, bytes(bad_sig)),                                                   # 4
+        tx(a, t + 10**10, ["faucet"]),                                         # 7
+        (a, spec_sign_tx(TEST_CHAIN, a.private, t + 3, ["batch", [["cancel", 1, 1]] * 51])[2]),
+        tx(a, t + 4, ["transfer", key(1).pub_key, "ÜSDC", 1]),                 # 10
+        tx(a, t + 5, ["transfer", key(1).pub_key, "USDC", 0]),                 # 11
+        tx(a, t + 6, ["cancel", 99, 1]),                                       # 16
+        tx(v, t + 7, ["oracle", [["BTC", 1], ["BTC", 2]]]),                    # 9
+    ]
+    got = _block_codes_and_nonces(cases)
+    assert [c for c, _ in got] == [3, 4, 7, 27, 10, 11, 16, 9]
+    for code, used in got:
+        assert used == (code in consumed) and used != (code in no_trace), code
+
+
+def test_unicode_text_is_judged_not_malformed():
+    """Section 2.1/2.2: chain ids of 1..50 and symbols of 1..16 Unicode characters decode;
+    a foreign chain id is WRONG_CHAIN_ID and an unlisted symbol UNKNOWN_ASSET, not code 1."""
+    from state import constants as C
+    from state.errors import Code, TxError
+    from state.machine import Ctx, check_chain_id
+    from state.tx import decode_tx
+
+    key = Ed25519PrivateKey.from_private_bytes(SEED)
+    to = raw_pub(Ed25519PrivateKey.from_private_bytes(RECIPIENT_SEED))
+    long_id = "é" * C.MAX_CHAIN_ID_LEN       # 50 characters, 100 bytes
+    tx = decode_tx(spec_sign_tx(long_id, key, NONCE, ["transfer", to, "€" * 16, 1])[2])
+    with pytest.raises(TxError) as e:
+        check_chain_id(tx, Ctx(1, NONCE, CHAIN_ID))
+    assert e.value.code == Code.WRONG_CHAIN_ID
+    for chain_id, asset in ((long_id + "é", "USDC"), (CHAIN_ID, "€" * 17), ("", "USDC")):
+        with pytest.raises(TxError) as e:
+            decode_tx(spec_sign_tx(chain_id, key, NONCE, ["transfer", to, asset, 1])[2])
+        assert e.value.code == Code.MALFORMED_TX
+
+
+def test_invalid_field_is_documented_for_the_oracle_duplicate():
+    from state.errors import Code
+
+    sec = doc_section("## 5. Transaction result codes")
+    row = re.search(r"^\| 9 \| `INVALID_FIELD` \|([^\n]*)", sec, re.M).group(1)
+    assert "twice" in row and "oracle" in row and "no code path" not in row
+    assert Code.INVALID_FIELD == 9
+
+
+def test_bft_time_rule_as_documented():
+    """Section 7's BFT time, implemented from its words, agrees with the node."""
+    import random
+
+    from consensus.types import CommitSig
+    from consensus.vote_set import bft_time
+
+    assert "reaches half the signers' total power, rounded down" in DOC
+
+    def spec(sigs, powers):
+        total = sum(powers[s.validator] for s in sigs)
+        acc = 0
+        for s in sorted(sigs, key=lambda s: s.time_ms):
+            acc += powers[s.validator]
+            if acc >= total // 2:
+                return s.time_ms
+    rng = random.Random(5)
+    for _ in range(300):
+        n = rng.randint(1, 6)
+        keys = [bytes([i]) * 32 for i in range(n)]
+        powers = {k: rng.randint(1, 4) for k in keys}
+        sigs = [CommitSig(k, rng.randint(0, 50), b"") for k in keys]
+        assert bft_time(sigs, powers) == spec(sigs, powers)
+
+
+def test_checktx_clock_is_documented_as_the_code_uses_it():
+    """Sections 3.2 and 6: CheckTx judges time rules at the last committed block's time
+    (node/mempool.py), and the doc shows the log that says so."""
+    s32 = doc_section("### 3.2 Nonces", "\n### ")
+    s6 = doc_section("## 6. The mempool")
+    assert "node's clock" not in s32 + s6
+    assert "at the last committed block's time" in s6 and "last committed block's time" in s32
+    assert "checked at the last committed block's time" in DOC  # the log, in an example
+
+
+# -- (g) JSON-RPC: the examples are real responses, checkable by the hashing rules ----------
+
+@pytest.fixture(scope="module")
+def chain(tmp_path_factory):
+    from tests.protocol_chain import example_chain
+
+    c, at = example_chain(tmp_path_factory.mktemp("chain"))
+    yield c, at
+    c.close()
+
+
+def doc_curl_examples() -> list[tuple[str, str]]:
+    """(command, response) of every `$ curl` line of the document."""
+    from tests.protocol_chain import curl_examples
+
+    return [(cmd, resp) for _, cmd, resp in curl_examples(DOC)]
+
+
+def run_curl(c, cmd: str) -> str:
+    return c.curl(cmd)
+
+
+def elided(cmd: str, resp: str) -> bool:
+    from tests.protocol_chain import elided as shortened
+
+    return shortened(cmd, resp)
+
+
+def test_rpc_examples_are_real_responses(chain):
+    """Every complete `$ curl` example is byte for byte what the example chain answers
+    (tests/protocol_chain.py: the node's Application, store and RPC server). After a
+    deliberate change: `python -m tests.protocol_chain docs/PROTOCOL.md` rewrites them."""
+    c, _ = chain
+    checked = []
+    for cmd, resp in doc_curl_examples():
+        if elided(cmd, resp):
+            continue
+        assert run_curl(c, cmd) == resp, f"docs/PROTOCOL.md example differs:\n{cmd}"
+        checked.append(cmd)
+    methods = {re.search(r"26657/?(\w*)", c_).group(1) for c_ in checked}
+    methods |= {m for c_ in checked for m in re.findall(r'"method":"(\w+)"', c_)}
+    from rpc.methods import METHODS
+
+    shown = {"block", "block_results", "tx", "status", "account", "broadcast_tx_sync",
+             "validators", "blockchain", "markets", "orderbook", "open_orders", "order",
+             "fills", "positions", "margin_account", "oracle", "mark_prices"}
+    assert shown <= methods, shown - methods
+    assert methods - {""} <= set(METHODS) | {"nope"}
+
+
+def _b(text: str) -> bytes:
+    return bytes.fromhex(text)
+
+
+def spec_ms(rfc3339: str) -> int:
+    from datetime import datetime, timezone
+
+    dt = datetime.strptime(rfc3339, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc)
+    return round(dt.timestamp() * 1000)
+
+
+def spec_commit_wire(c: dict) -> list:
+    return [int(c["height"]), c["round"], _b(c["block_id"]["hash"]),
+            [[_b(s["validator_address"]), spec_ms(s["timestamp"]),
+              base64.b64decode(s["signature"])] for s in c["signatures"]]]
+
+
+def check_block_response(res: dict, powers: dict[bytes, int]) -> None:
+    """Section 7's rules, from the JSON alone: the header hash, data hash, last commit hash,
+    BFT time and commit signatures of a `block` result."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+    hd, blk = res["block"]["header"], res["block"]
+    wire = [hd["chain_id"], int(hd["height"]), spec_ms(hd["time"]),
+            _b(hd["last_block_id"]["hash"]), _b(hd["last_commit_hash"]), _b(hd["data_hash"]),
+            _b(hd["validators_hash"]), _b(hd["app_hash"]), _b(hd["last_results_hash"]),
+            _b(hd["evidence_hash"]), _b(hd["proposer_address"])]
+    assert hashlib.sha256(enc(wire)).hexdigest().upper() == res["block_id"]["hash"]
+    txs = [base64.b64decode(t) for t in blk["data"]["txs"]]
+    assert hashlib.sha256(enc([hashlib.sha256(t).digest() for t in txs])).hexdigest().upper() \
+        == hd["data_hash"]
+    lc = blk["last_commit"]
+    if lc is None:
+        assert hd["height"] == "1" and hd["last_commit_hash"] == ""
+        return
+    cw = spec_commit_wire(lc)
+    assert hashlib.sha256(enc(cw)).hexdigest().upper() == hd["last_commit_hash"]
+    assert lc["block_id"]["hash"] == hd["last_block_id"]["hash"]
+    assert int(lc["height"]) == int(hd["height"]) - 1
+    sigs = sorted(cw[3], key=lambda s: s[1])
+    half, acc = sum(powers[s[0]] for s in sigs) // 2, 0
+    for who, t, _ in sigs:
+        acc += powers[who]
+        if acc >= half:
+            assert t == spec_ms(hd["time"]), "header time is not the BFT time of its commit"
+            break
+    for who, t, sig in cw[3]:
+        Ed25519PublicKey.from_public_bytes(who).verify(sig, enc(
+            ["perpchain/vote/1", hd["chain_id"], 2, cw[0], cw[1], cw[2], t]))
+
+
+def test_block_example_obeys_the_hashing_rules(chain):
+    c, _ = chain
+    powers = {bytes.fromhex(v["address"]): int(v["voting_power"])
+              for v in c.call("validators", {"height": 1})["validators"]}
+    for h in range(1, c.app.tip.height + 1):          # the checker accepts the real chain
+        check_block_response(c.call("block", {"height": h}), powers)
+    tampered = c.call("block", {"height": 3})
+    tampered["block"]["header"]["time"] = tampered["block"]["header"]["time"][:-2] + "9Z"
+    with pytest.raises(AssertionError):
+        check_block_response(tampered, powers)
+    [(_, resp)] = [(k, r) for k, r in doc_curl_examples()
+                   if "/block?height=" in k and '"result"' in r]
+    check_block_response(json.loads(resp)["result"], powers)
+
+
+def spec_results_hash(res: dict) -> str:
+    """Section 4.1: sha256(enc(results)), rebuilt from a `block_results` result."""
+    def events(evs):
+        return [[e["type"], [[a["key"], a["value"]] for a in e["attributes"]]] for e in evs]
+    results = [[r["code"], r["log"], events(r["events"])] for r in res["txs_results"]]
+    if res["finalize_block_events"]:
+        results.append([0, "block", events(res["finalize_block_events"])])
+    return hashlib.sha256(enc(results)).hexdigest().upper()
+
+
+def test_block_results_give_the_next_last_results_hash(chain):
+    """block_results serves every result entry, so last_results_hash is checkable."""
+    c, _ = chain
+    for h in range(1, c.app.tip.height):
+        res = c.call("block_results", {"height": h})
+        nxt = c.call("block", {"height": h + 1})["block"]["header"]
+        assert spec_results_hash(res) == nxt["last_results_hash"] == res["results_hash"]
+    [resp] = [r for k, r in doc_curl_examples() if "block_results" in k]
+    res = json.loads(resp)["result"]
+    assert res["finalize_block_events"] and spec_results_hash(res) == res["results_hash"]
+
+
+def test_blockchain_block_size_is_the_encoding_length(chain):
+    c, _ = chain
+    metas = c.call("blockchain", {"minHeight": 1, "maxHeight": 3})["block_metas"]
+    assert [m["block_size"] for m in metas] == \
+        [str(len(c.store.block_bytes(h))) for h in (3, 2, 1)]
+
+
+# -- (h) JSON-RPC parameters, as documented ---------------------------------------------------
+
+def doc_method_params() -> dict[str, list[str]]:
+    """Each method's parameters in positional order, from its `Parameters:` line."""
+    sec = doc_section("### 8.3 Methods", "\n### ")
+    out = {}
+    for m in re.finditer(r"^#### `(\w+)`\n\n(.*?)\n\n", sec, re.M | re.S):
+        first = m.group(2).replace("\n", " ")
+        if first.startswith("No parameters."):
+            out[m.group(1)] = []
+            continue
+        p = re.match(r"Parameters \(positional order\): (.*?)\.(?: |$)", first)
+        assert p, f"`{m.group(1)}`: its section must start with its parameters"
+        out[m.group(1)] = re.findall(r"`(\w+)`", p.group(1))
+    return out
+
+
+def test_positional_params_follow_the_documented_order(chain):
+    """8.1/8.3: an array of params is read in the order each method documents."""
+    from rpc.methods import METHODS
+    from tests.protocol_chain import MAKER, USER, VALIDATOR
+
+    c, at = chain
+    documented = doc_method_params()
+    assert set(documented) == set(METHODS)
+    open_id = c.call("open_orders", {"address": USER.address})["orders"][0]["order_id"]
+    wire = example()["wire bytes"]
+    sample = {
+        "tx": {"hash": c.call("block", {"height": at["transfer"]})["block"]["data"]["txs"][0]},
+        "block": {"height": 3}, "commit": {"height": 3}, "block_results": {"height": 3},
+        "validators": {"height": 2}, "blockchain": {"minHeight": 2, "maxHeight": 4},
+        "account": {"address": USER.address}, "positions": {"address": USER.address},
+        "margin_account": {"address": USER.address},
+        "open_orders": {"address": MAKER.address, "market": 1},
+        "order": {"market": "BTC-USD", "order_id": open_id},
+        "fills": {"address": USER.address, "market": 1, "page": 1, "per_page": 5},
+        "orderbook": {"market": "BTC-USD", "depth": 3},
+        "funding_history": {"market": "BTC-USD", "limit": 5},
+        "evidence": {"validator": VALIDATOR.address},
+        "broadcast_tx_sync": {"tx": base64.b64encode(wire).decode()},
+        "broadcast_tx_commit": {"tx": base64.b64encode(wire).decode()},
+        "broadcast_evidence": {"evidence": {"vote_a": "AA==", "vote_b": "AA=="}},
+    }
+    sample["tx"]["hash"] = hashlib.sha256(base64.b64decode(sample["tx"]["hash"])).hexdigest()
+    for method, names in documented.items():
+        if not names:
+            continue
+        named = sample[method]
+        assert set(named) <= set(names), method
+        positional = [named.get(n) for n in names]
+        while positional and positional[-1] is None:
+            positional.pop()
+        a = c.request({"jsonrpc": "2.0", "id": 1, "method": method, "params": named})
+        b = c.request({"jsonrpc": "2.0", "id": 1, "method": method, "params": positional})
+        assert a == b, method
+    # the other way to find an order: address and cloid (positions 3 and 2)
+    by_cloid = [None, None, 3, USER.address]
+    assert c.call("order", by_cloid)["order_id"] == open_id
+
+
+BAD_HEIGHTS = ["1.5", "true", "+5", " 5", "5 ", "٥", "５", "1e3", "0x5", "-1", "5_0", 1.5,
+               True, 2.0, [5], {"h": 5}, "1" * 30]
+
+
+@pytest.mark.parametrize("method,name", [("block", "height"), ("commit", "height"),
+                                         ("block_results", "height"),
+                                         ("validators", "height"),
+                                         ("blockchain", "minHeight"),
+                                         ("blockchain", "maxHeight")])
+def test_height_params_are_strict(chain, method, name):
+    """8.1: a height is a JSON integer or a string of ASCII digits; anything else -32602."""
+    c, _ = chain
+    for bad in BAD_HEIGHTS:
+        out = c.request({"jsonrpc": "2.0", "id": 1, "method": method, "params": {name: bad}})
+        assert out.get("error", {}).get("code") == -32602, (bad, out)
+    status, body = c.http("GET", f"/{method}?{name}=%2B5")
+    assert json.loads(body)["error"]["code"] == -32602
+    for good in (3, "3", '"3"'):
+        out = c.request({"jsonrpc": "2.0", "id": 1, "method": method, "params": {name: good}})
+        assert "result" in out, (good, out)
+    sec = doc_section("### 8.1 Transport", "\n### ")
+    assert "a JSON integer or a string of ASCII digits" in sec
+
+
+def test_height_not_available_is_documented_for_every_method_that_returns_it(chain):
+    c, _ = chain
+    row = re.search(r"^\| -32002 \| `HEIGHT_NOT_AVAILABLE` \|([^\n]*)", DOC, re.M).group(1)
+    for method, params in (("block", {"height": 999}), ("commit", {"height": 999}),
+                           ("block_results", {"height": 999}), ("validators", {"height": 999}),
+                           ("blockchain", {"minHeight": 999})):
+        out = c.request({"jsonrpc": "2.0", "id": 1, "method": method, "params": params})
+        assert out["error"]["code"] == -32002, method
+        assert f"`{method}`" in row, method
+
+
+# -- (i) what a client reads: types, nulls, enums, events -------------------------------------
+
+def _walk(obj, path=""):
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            yield from _walk(v, k)
+    elif isinstance(obj, list):
+        for v in obj:
+            yield from _walk(v, path)
+    else:
+        yield path, obj
+
+
+def doc_key_list(label: str) -> set[str]:
+    sec = doc_section("### 8.1 Transport", "\n### ")
+    m = re.search(rf"\*\*{label}\*\*[^:]*:(.*?)\n\n", sec, re.S)
+    assert m, f"8.1 must list the {label}"
+    return set(re.findall(r"`(\w+)`", m.group(1)))
+
+
+def all_results(c, at):
+    from tests.protocol_chain import MAKER, USER
+
+    out = []
+    for cmd, resp in doc_curl_examples():
+        if not elided(cmd, resp):
+            got = json.loads(run_curl(c, cmd))
+            out += got if isinstance(got, list) else [got]
+    for method, params in (("open_orders", {"address": USER.address}),
+                           ("positions", {"address": MAKER.address}),
+                           ("margin_account", {"address": MAKER.address}),
+                           ("account", {"address": MAKER.address}),
+                           ("commit", {"height": 1}), ("block", {"height": 1}),
+                           ("block_results", {"height": at["trigger"]}),
+                           ("fills", {}), ("evidence", {}), ("consensus_state", {}),
+                           ("net_info", {}), ("num_unconfirmed_txs", {}), ("assets", {})):
+        out.append({"result": c.call(method, params)})
+    return out
+
+
+def test_json_numbers_and_nulls_are_the_documented_ones(chain):
+    """8.1 lists the only keys whose values are JSON numbers and those that may be null;
+    every other value is a string (or a bool / object / array as documented)."""
+    c, at = chain
+    numbers, strings, nulls = set(), set(), set()
+    for res in all_results(c, at):
+        if "result" not in res:
+            continue
+        for key, v in _walk(res["result"]):
+            if type(v) is int:
+                numbers.add(key)
+            elif type(v) is str:
+                strings.add(key)
+            elif v is None:
+                nulls.add(key)
+    assert numbers == doc_key_list("JSON numbers")
+    assert numbers & strings == doc_key_list("Both")
+    assert nulls <= doc_key_list("May be null")
+
+
+def test_enum_strings_and_default_leverage_documented(chain):
+    from state import orders
+    from tests.protocol_chain import MAKER
+
+    c, at = chain
+    sec = doc_section("### 4.2 Trading", "\n### 4.3")
+    for name in orders.KIND_NAMES + orders.TIF_NAMES:
+        assert f"`{name}`" in sec, name
+    seen = {(k, v) for res in all_results(c, at) for k, v in _walk(res.get("result", {}))
+            if k in ("side", "kind", "tif", "status", "taker_side", "reason")}
+    for k, v in seen:
+        assert f"`{v}`" in DOC, (k, v)
+    pos = c.call("positions", {"address": MAKER.address})["positions"]
+    max_lev = c.call("markets")["markets"][0]["max_leverage"]
+    assert pos and pos[0]["leverage"] == max_lev
+    assert "market's maximum leverage (`max_leverage`" in sec
+
+
+def doc_events() -> dict[str, set[str]]:
+    sec = doc_section("### 4.3 Events", "\n---")
+    out = {}
+    for m in re.finditer(r"^\| `(\w+)` \|[^|]*\|([^\n]*)\|$", sec, re.M):
+        out[m.group(1)] = set(re.findall(r"`(\w+)`", m.group(2)))
+    assert out, "section 4.3 must have the events table"
+    return out
+
+
+def code_event_literals() -> dict[str, set[str]]:
+    """Event types the state machine names literally (calls such as Event("x", ...),
+    event("x", ...) or a helper whose name ends in `ev`), with the literal attribute keys
+    written in the same call."""
+    import ast
+
+    root = DOC_PATH.parents[1] / "state"
+    out: dict[str, set[str]] = {}
+    for path in sorted(root.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(node, ast.Call) or not node.args:
+                continue
+            f = node.func
+            name = f.id if isinstance(f, ast.Name) else f.attr if isinstance(f, ast.Attribute) \
+                else ""
+            first = node.args[0]
+            if not (name.lower().endswith(("event", "ev")) and isinstance(first, ast.Constant)
+                    and isinstance(first.value, str)):
+                continue
+            keys = out.setdefault(first.value, set())
+            for sub in node.args[1:]:
+                for t in ast.walk(sub):
+                    if isinstance(t, ast.Tuple) and len(t.elts) == 2 and \
+                            isinstance(t.elts[0], ast.Constant) and isinstance(t.elts[0].value, str):
+                        keys.add(t.elts[0].value)
+    return out
+
+
+def test_every_event_type_and_attribute_is_documented(chain):
+    """Section 4.3 lists every event the code can emit with all its attributes: the types
+    and keys written in state/ (static), and every event the example chain emitted."""
+    c, at = chain
+    documented = doc_events()
+    literal = code_event_literals()
+    assert len(literal) >= 15
+    for typ, keys in literal.items():
+        assert typ in documented, f"event {typ!r} missing from docs/PROTOCOL.md 4.3"
+        assert keys <= documented[typ], (typ, keys - documented[typ])
+    emitted: dict[str, set[str]] = {}
+    for h in range(1, c.app.tip.height + 1):
+        res = c.call("block_results", {"height": h})
+        for e in [e for r in res["txs_results"] for e in r["events"]] + \
+                res["finalize_block_events"]:
+            emitted.setdefault(e["type"], set()).update(a["key"] for a in e["attributes"])
+    assert {"order", "fill", "cancel", "trigger", "batch_item"} <= set(emitted)
+    for typ, keys in emitted.items():
+        assert keys <= documented.get(typ, set()), (typ, keys - documented.get(typ, set()))
+    assert set(documented) <= set(literal) | set(emitted), "documented events nobody emits"
+
+
+def test_a_client_from_the_doc_alone_trades(tmp_path):
+    """The document's recipe (section 9), with this file's encoder and signer and nothing
+    but HTTP: read the chain id, sign an order and a faucet, broadcast them as JSON-RPC, and
+    find them executed with `tx` once a block is made."""
+    from tests.protocol_chain import RPCChain
+
+    c = RPCChain(tmp_path)
+    try:
+        def rpc(method, **params):
+            body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": params})
+            return json.loads(c.http("POST", "/", body.encode())[1])
+
+        chain_id = rpc("status")["result"]["node_info"]["network"]
+        key = Ed25519PrivateKey.from_private_bytes(SEED)
+        now = c.time_ms + 1      # a client uses its clock; the chain's is at genesis here
+        hashes = []
+        for nonce, action in ((now, ["faucet"]),
+                              (now + 1, ["order", 1, True, 0, 59_000_000_000, 100_000, 0,
+                                         False, 0, 99, 0])):
+            wire = spec_sign_tx(chain_id, key, nonce, action)[2]
+            out = rpc("broadcast_tx_sync", tx=base64.b64encode(wire).decode())["result"]
+            assert out["code"] == 0, out
+            hashes.append(out["hash"])
+        assert rpc("tx", hash=hashes[0])["error"]["code"] == -32001
+        c.block([t.raw for t in c.app.mempool.reap(10, 1 << 20)])
+        results = [rpc("tx", hash=h)["result"]["tx_result"] for h in hashes]
+        assert [r["code"] for r in results] == [0, 0]
+        order = {a["key"]: a["value"] for a in results[1]["events"][0]["attributes"]}
+        assert results[1]["events"][0]["type"] == "order" and order["status"] == "open"
+        assert order["price"] == "59000" and order["size"] == "0.001" and order["cloid"] == "99"
+    finally:
+        c.close()

@@ -1,8 +1,9 @@
-"""The `perpchain` command (also `python -m node`).
+"""The `perpchain` command (also `python -m cli`).
 
     perpchain init --home DIR --chain-id ID        keys, config.toml, genesis.json
     perpchain start --home DIR                     run a node
-    perpchain replay --home DIR                    re-execute the chain, check every app hash
+    perpchain replay --home DIR [--check-invariants [N]]  re-execute the chain, check every app
+                                                   hash (and audit the state every N blocks)
     perpchain keys new [--out FILE] | show FILE    account keys (files are mode 0600)
     perpchain localnet up [-n N] [--dir DIR] | status | down
     perpchain tx faucet|transfer --key FILE ...    sign, send, wait for the block
@@ -50,7 +51,7 @@ def cmd_start(a) -> None:
     from node.genesis import GenesisError
     from node.home import Home
     from node.keys import KeyFileError
-    from node.run import start
+    from cli.run import start
     from node.store import StoreLocked
 
     import faulthandler
@@ -69,6 +70,8 @@ def cmd_replay(a) -> None:
     from node.replay import replay
     from node.store import Store, StoreLocked
 
+    if a.check_invariants is not None and a.check_invariants < 1:
+        fail(f"--check-invariants {a.check_invariants}: the interval must be at least 1 block", 2)
     home = Home(Path(a.home))
     genesis = load_genesis(home.genesis_file)
     if not home.db_path.exists():
@@ -81,13 +84,15 @@ def cmd_replay(a) -> None:
 
     tune_gc()  # as `start` does (node/gc_tuning.py)
     try:
-        rep = replay(store, genesis)
+        rep = replay(store, genesis, check_every=a.check_invariants or 0)
     finally:
         store.close()
     print(f"replayed {rep.heights} heights ({rep.txs} txs) in {rep.seconds:.2f}s: "
           f"{rep.heights_per_s:.0f} heights/s")
     if rep.ok:
         print(f"OK: every app hash and tx result matches; final app hash {rep.app_hash.hex()}")
+        if rep.invariant_checks:
+            print(f"OK: every state invariant holds at the {rep.invariant_checks} audited heights")
     else:
         print(f"MISMATCH: {rep.error}")
         sys.exit(1)
@@ -318,6 +323,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("replay", help="re-execute stored blocks from genesis; check app hashes")
     s.add_argument("--home", required=True)
+    s.add_argument("--check-invariants", type=int, nargs="?", const=1, metavar="EVERY",
+                   help="also audit the whole state (state/invariants.py) after every block, "
+                        "or every EVERY blocks and the last; stops at the first broken one")
     s.set_defaults(fn=cmd_replay)
 
     keys = sub.add_parser("keys", help="account keys").add_subparsers(dest="keys_cmd", required=True)

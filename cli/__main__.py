@@ -1,0 +1,5 @@
+"""`python -m cli ...` is the same as the `perpchain` command."""
+
+from cli.main import main
+
+main()

@@ -1,0 +1,60 @@
+"""Deterministic keys and a three-market trading genesis, for in-process chains.
+
+Owned here (not in tests/) because benchmarks build the same chain as the tests:
+`bench/` runs it, `tests/chain_helpers.py` re-exports it. Keys come from fixed seeds, so
+every run, process and machine sees the same accounts, validators and app hashes.
+"""
+
+from node.keys import KeyPair
+from state.genesis import GenesisState
+from state.markets import FeeParams, FeeTier, OracleParams
+from state.params import FaucetParams
+
+CHAIN_ID = "test-chain"
+GENESIS_MS = 1_700_000_000_000
+USDC = 10**6           # quantums per USDC (6 decimals)
+
+
+def key(i: int) -> KeyPair:
+    """Account key number `i` (0..214), from the seed bytes([i + 1]) * 32."""
+    return KeyPair.from_seed(bytes([i + 1]) * 32)
+
+
+BTC_PERP, ETH_PERP, BTC_SPOT = 1, 2, 3
+VALIDATORS = [key(40), key(41), key(42)]
+GOV = key(50)
+FEE_ACCOUNT = bytes([0xFE]) * 32
+PRICE = 10**6          # price units per USD (USDC has 6 decimals)
+BTC_LOT = 10_000       # 0.0001 BTC in sats
+ETH_LOT = 100_000      # 0.001 ETH (8 decimals)
+BTC_TICK = 100_000     # $0.1
+ETH_TICK = 10_000      # $0.01
+
+BTC_PERP_SPEC = ["BTC-USD", 0, "BTC", 8, BTC_TICK, BTC_LOT, BTC_LOT * 10,
+                 [[0, 50], [2_000_000 * USDC, 20], [10_000_000 * USDC, 10]], 150, 450,
+                 1_000 * USDC]
+ETH_PERP_SPEC = ["ETH-USD", 0, "ETH", 8, ETH_TICK, ETH_LOT, ETH_LOT * 10,
+                 [[0, 25], [1_000_000 * USDC, 10]], 150, 450, 1_000 * USDC]
+BTC_SPOT_SPEC = ["BTC/USDC", 1, "BTC", 8, BTC_TICK, BTC_LOT, BTC_LOT, [], 200, 500,
+                 1_000 * USDC]
+
+
+def trading_genesis(n_accounts: int = 4, amount: int = 100_000 * USDC, btc: int = 0,
+                    powers=(10, 10, 10), fee_tiers=None, max_age_ms: int = 60_000,
+                    prices=(("BTC", 60_000 * PRICE), ("ETH", 3_000 * PRICE))) -> GenesisState:
+    """Three markets (BTC and ETH perps, BTC spot), 3 validators, fees, governance; accounts
+    key(0..n_accounts-1) hold `amount` USDC quantums (and `btc` sats if given)."""
+    bals = [(key(i).pub_key, "USDC", amount) for i in range(n_accounts)]
+    if btc:
+        bals += [(key(i).pub_key, "BTC", btc) for i in range(n_accounts)]
+    return GenesisState(
+        CHAIN_ID, GENESIS_MS, "USDC", (("BTC", 8), ("ETH", 8), ("USDC", 6)), tuple(bals),
+        FaucetParams("USDC", 100 * USDC, 60_000),
+        tuple((v.pub_key, p) for v, p in zip(VALIDATORS, powers)),
+        markets=((BTC_PERP, BTC_PERP_SPEC), (ETH_PERP, ETH_PERP_SPEC), (BTC_SPOT, BTC_SPOT_SPEC)),
+        collateral=(("BTC", 900_000),),
+        oracle=OracleParams(max_age_ms, 666_667, 150_000),
+        oracle_prices=tuple(prices),
+        fees=FeeParams(FEE_ACCOUNT, tuple(fee_tiers or (FeeTier(0, 0, 0),
+                                                        FeeTier(5_000_000 * USDC, 50, 30)))),
+        gov_authority=GOV.pub_key)

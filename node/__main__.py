@@ -1,5 +1,0 @@
-"""`python -m node ...` is the same as the `perpchain` command."""
-
-from node.cli import main
-
-main()

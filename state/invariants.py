@@ -1,0 +1,312 @@
+"""Whole-state invariants: what every committed state satisfies, checked from its records.
+
+What this module owns
+---------------------
+`check_invariants(view, books=None)` reads a whole state (any KVView: a MemoryKV, a node's
+store view, an Overlay) and raises `InvariantViolation` naming the first broken invariant and
+the record (market, order, account or asset) where it broke. It is an audit, O(size of the
+state): property tests, the simulations and `perpchain replay --check-invariants` run it; the
+state machine never does. It only reads (through the public readers of the record modules),
+uses integers only and iterates in sorted order, like every rule in state/.
+
+The invariants, in the order they are checked (the names are `InvariantViolation.invariant`):
+
+    order_record        every open order has a positive price and 0 < size_lots <= orig_lots
+                        (what has filled, orig - size, never exceeds the order's size)
+    order_index         an open order id is under exactly one of ord/ and trg/; every open
+                        order has exactly one account-orders entry and every such entry names
+                        an open order of that account; a client-id entry iff cloid != 0, an
+                        expiry entry iff expiry_ms != 0, a trigger-index entry iff it waits
+    book_crossed        per market, the best resting bid is below the best resting ask
+    book_structure      the book rebuilt from the ord/ records passes
+                        `OrderBook.check_invariants` (links, level totals, cached bests)
+    book_matches_records  each in-memory book handed in (`books`) equals that rebuild, order
+                        for order in price-time priority
+    order_aggregates    per account and market, buy/sell lots and tick-lots equal the sums over
+                        the account's resting orders, `orders` counts its resting and waiting
+    position_basis      a position's cost basis has the position's sign (zero iff flat); spot
+                        markets hold no position
+    positions_net_zero  per perp market, long lots == short lots
+    pool_balance        the perp settlement pool's quote balance == -(sum of cost bases * q)
+    money_conserved     per asset, the sum of every balance (accounts, pool, fee account, ...)
+                        equals the asset's supply
+"""
+
+from state import constants as C, ledger, orders as O, params
+from state.book import OrderBook, Side
+from state.books import Books
+from state.derived import DerivedCache
+from state.kv import KVView
+from state.markets import PERP, Market, list_markets
+from state.positions import iter_accounts
+from state.settlement import POOL
+
+INVARIANTS = ("order_record", "order_index", "book_crossed", "book_structure",
+              "book_matches_records", "order_aggregates", "position_basis",
+              "positions_net_zero", "pool_balance", "money_conserved")
+_ALL_MS = 2**64 - 1          # an expiry / trigger bound above every stored one
+_ALL = 2**62                 # a limit above any count of stored entries
+
+
+class InvariantViolation(AssertionError):
+    """A broken whole-state invariant: `invariant` (one of INVARIANTS), `where` (the market,
+    order, account or asset at which it broke) and `detail` (what was found)."""
+
+    def __init__(self, invariant: str, where: str, detail: str) -> None:
+        super().__init__(f"{invariant}: {where}: {detail}")
+        self.invariant = invariant
+        self.where = where
+        self.detail = detail
+
+
+def carried_books(cache: DerivedCache | None) -> dict[int, OrderBook] | None:
+    """The order books a `DerivedCache` carries to the next block, by market id (None for no
+    cache): what `check_invariants(view, books=...)` compares with the records. The caller
+    makes sure the cache holds the state of `view` (`DerivedCache.holds`)."""
+    return None if cache is None else cache.derived.books.books
+
+
+def _fail(invariant: str, where: str, detail: str) -> None:
+    raise InvariantViolation(invariant, where, detail)
+
+
+def _order_name(m: int, oid: int) -> str:
+    return f"market {m} order {oid}"
+
+
+def check_invariants(view: KVView, books: dict[int, OrderBook] | None = None) -> None:
+    """Raise InvariantViolation at the first broken invariant of the state in `view`.
+
+    `books`: in-memory order books by market id (a node's carried books) that must equal
+    the books rebuilt from `view`'s records."""
+    markets = list_markets(view)
+    resting, waiting = _open_orders(view, markets)
+    _check_order_records(resting, waiting)
+    _check_order_index(view, markets, resting, waiting)
+    _check_books(view, markets, resting, books or {})
+    accts = dict(iter_accounts(view))
+    _check_aggregates(accts, resting, waiting)
+    _check_pool(view, _check_positions(markets, accts))
+    _check_money(view)
+
+
+def _open_orders(view: KVView, markets: list[Market]) -> tuple[dict, dict]:
+    """{(market, id): OrderRecord} of resting and of waiting trigger orders."""
+    resting = {(m.id, o.id): o for m in markets for o in O.iter_resting(view, m.id)}
+    waiting = {(m.id, o.id): o for m in markets for o in _iter_triggers(view, m.id)}
+    return resting, waiting
+
+
+def _iter_triggers(view: KVView, market: int):
+    """Waiting trigger orders of a market in id order (keys: prefix, market, id)."""
+    prefix = O.P_TRIGGER + market.to_bytes(4, "big")
+    for k, raw in view.iterate(prefix):
+        yield O.record_from(market, int.from_bytes(k[len(prefix):], "big"), raw)
+
+
+def _check_order_records(resting: dict, waiting: dict) -> None:
+    for recs in (resting, waiting):
+        for key in sorted(recs):
+            o = recs[key]
+            if o.price_ticks <= 0:
+                _fail("order_record", _order_name(*key), f"price {o.price_ticks} ticks")
+            if not 0 < o.size_lots <= o.orig_lots:
+                _fail("order_record", _order_name(*key), f"remaining {o.size_lots} lots of an "
+                      f"order of {o.orig_lots} lots (filled {o.orig_lots - o.size_lots})")
+
+
+def _check_order_index(view: KVView, markets: list[Market], resting: dict,
+                       waiting: dict) -> None:
+    both = [k for k in sorted(resting) if k in waiting]
+    if both:
+        _fail("order_index", _order_name(*both[0]), "both resting (ord/) and waiting (trg/)")
+    open_ = {**resting, **waiting}
+    _check_account_orders(view, open_)
+    _check_cloids(view, open_)
+    expiring = O.expired(view, _ALL_MS, _ALL)
+    want = sorted(k for k, o in open_.items() if o.expiry_ms)
+    if sorted(expiring) != want:
+        diff = _first_difference(sorted(expiring), want)
+        _fail("order_index", _order_name(*diff), "the expiry index disagrees with the "
+              f"records ({len(expiring)} entries for {len(want)} orders with an expiry)")
+    for m in markets:
+        indexed = O.fired_triggers(view, m.id, _ALL_MS, 0, _ALL)
+        want = sorted(oid for (mid, oid) in waiting if mid == m.id)
+        if indexed != want:
+            _fail("order_index", _order_name(m.id, _first_difference(indexed, want)),
+                  f"the trigger index disagrees with the trg/ records ({len(indexed)} "
+                  f"entries, {len(want)} orders)")
+
+
+def _first_difference(a: list, b: list):
+    """The first element in one of two different sorted lists but not in the other."""
+    for x, y in zip(a, b):
+        if x != y:
+            return min(x, y)
+    return a[len(b)] if len(a) > len(b) else b[len(a)]
+
+
+def _check_account_orders(view: KVView, open_: dict) -> None:
+    """Every open order has its account-orders entry, and every entry an open order."""
+    owners = {o.owner: True for o in open_.values()}
+    owners.update((a, True) for a in _account_order_owners(view))
+    listed: dict[tuple[int, int], bool] = {}
+    for owner in sorted(owners):
+        for key in O.account_order_ids(view, owner):
+            o = open_.get(key)
+            if o is None or o.owner != owner:
+                _fail("order_index", _order_name(*key), f"listed as an open order of "
+                      f"{owner.hex()}, which " + ("is not open" if o is None else
+                                                  f"belongs to {o.owner.hex()}"))
+            listed[key] = True
+    missing = [k for k in sorted(open_) if k not in listed]
+    if missing:
+        _fail("order_index", _order_name(*missing[0]), "not listed among its owner's orders")
+
+
+def _check_cloids(view: KVView, open_: dict) -> None:
+    """A client-id entry for each open order with a client id, and for no other."""
+    with_cloid = 0
+    for key in sorted(open_):
+        o = open_[key]
+        if o.cloid:
+            with_cloid += 1
+            if O.cloid_lookup(view, o.owner, o.cloid) != key:
+                _fail("order_index", _order_name(*key), f"client id {o.cloid} of owner "
+                      f"{o.owner.hex()} maps to {O.cloid_lookup(view, o.owner, o.cloid)}")
+    entries = sum(1 for _ in view.iterate(O.P_CLOID))
+    if entries != with_cloid:
+        _fail("order_index", "client ids", f"{entries} client-id entries for {with_cloid} "
+              "open orders with a client id")
+
+
+def _account_order_owners(view: KVView):
+    """The addresses with an account-orders entry (keys: prefix, address, market, id)."""
+    n = len(O.P_ACCOUNT_ORDERS)
+    last = None
+    for k, _ in view.iterate(O.P_ACCOUNT_ORDERS):
+        addr = k[n:n + C.PUBKEY_BYTES]
+        if addr != last:
+            last = addr
+            yield addr
+
+
+def _check_books(view: KVView, markets: list[Market], resting: dict,
+                 books: dict[int, OrderBook]) -> None:
+    for m in markets:
+        where = f"market {m.id} ({m.symbol})"
+        bids = [o.price_ticks for (mid, _), o in resting.items() if mid == m.id and o.is_buy]
+        asks = [o.price_ticks for (mid, _), o in resting.items() if mid == m.id and not o.is_buy]
+        if bids and asks and max(bids) >= min(asks):
+            _fail("book_crossed", where, f"best bid {max(bids)} >= best ask {min(asks)} ticks")
+        try:
+            rebuilt = Books().build(view, m.id)
+            rebuilt.check_invariants()
+        except (AssertionError, ValueError) as e:
+            _fail("book_structure", where, str(e))
+        held = books.get(m.id)
+        if held is not None:
+            _compare_books(where, held, rebuilt)
+
+
+def _book_rows(book: OrderBook) -> list[tuple]:
+    return [(int(side), o.price_ticks, o.order_id, o.owner, o.size_lots)
+            for side in (Side.BUY, Side.SELL) for o in book.orders(side)]
+
+
+def _compare_books(where: str, held: OrderBook, rebuilt: OrderBook) -> None:
+    try:
+        held.check_invariants()
+    except AssertionError as e:
+        _fail("book_matches_records", where, f"the in-memory book is broken: {e}")
+    a, b = _book_rows(held), _book_rows(rebuilt)
+    if a != b:
+        diff = next((x, y) for x, y in zip(a + [None] * len(b), b + [None] * len(a)) if x != y)
+        _fail("book_matches_records", where, f"{len(a)} orders in memory, {len(b)} in the "
+              f"records; first difference (side, price, id, owner, lots): in memory "
+              f"{diff[0]}, in the records {diff[1]}")
+
+
+def _expected_aggregates(resting: dict, waiting: dict) -> dict:
+    """{(owner, market): [buy_lots, buy_tl, sell_lots, sell_tl, orders]} from the records."""
+    agg: dict[tuple[bytes, int], list[int]] = {}
+    for (mid, _), o in sorted(resting.items()):
+        a = agg.setdefault((o.owner, mid), [0, 0, 0, 0, 0])
+        i = 0 if o.is_buy else 2
+        a[i] += o.size_lots
+        a[i + 1] += o.size_lots * o.price_ticks
+        a[4] += 1
+    for (mid, _), o in sorted(waiting.items()):
+        agg.setdefault((o.owner, mid), [0, 0, 0, 0, 0])[4] += 1
+    return agg
+
+
+def _check_aggregates(accts: dict, resting: dict, waiting: dict) -> None:
+    want = _expected_aggregates(resting, waiting)
+    have = {(addr, mid): [e.buy_lots, e.buy_tl, e.sell_lots, e.sell_tl, e.orders]
+            for addr, acct in accts.items() for mid, e in acct.entries.items()}
+    for key in sorted({**want, **have}):
+        w, h = want.get(key, [0] * 5), have.get(key, [0] * 5)
+        if w != h:
+            _fail("order_aggregates", f"account {key[0].hex()} market {key[1]}",
+                  "[buy_lots, buy_tl, sell_lots, sell_tl, orders] is "
+                  f"{h} but its open orders give {w}")
+
+
+def _check_positions(markets: list[Market], accts: dict) -> int:
+    """Check the positions; return the sum of the perp cost bases * q (quote quantums)."""
+    by_id = {m.id: m for m in markets}
+    net = {m.id: 0 for m in markets if m.kind == PERP}
+    bases_q = 0
+    for addr in sorted(accts):
+        for mid in sorted(accts[addr].entries):
+            e = accts[addr].entries[mid]
+            where = f"account {addr.hex()} market {mid}"
+            m = by_id.get(mid)
+            if m is None:
+                if e.size or e.entry_tl:
+                    _fail("position_basis", where, "a position on an unknown market")
+                continue
+            if m.kind != PERP and (e.size or e.entry_tl):
+                _fail("position_basis", where, f"a position of {e.size} lots (basis "
+                      f"{e.entry_tl}) on a spot market")
+            if (e.size > 0) != (e.entry_tl > 0) or (e.size < 0) != (e.entry_tl < 0):
+                _fail("position_basis", where, f"size {e.size} lots with cost basis "
+                      f"{e.entry_tl} tick-lots")
+            if m.kind == PERP:
+                net[mid] += e.size
+                bases_q += e.entry_tl * m.q
+    for mid in sorted(net):
+        if net[mid]:
+            _fail("positions_net_zero", f"market {mid} ({by_id[mid].symbol})",
+                  f"positions sum to {net[mid]} lots")
+    return bases_q
+
+
+def _check_pool(view: KVView, bases_q: int) -> None:
+    quote = params.quote_asset(view)
+    pool = ledger.balance(view, POOL, quote)
+    if pool != -bases_q:
+        _fail("pool_balance", f"pool {POOL.hex()}", f"holds {pool} {quote} quantums; "
+              f"-(sum of cost bases * q) is {-bases_q}")
+
+
+def _all_balances(view: KVView) -> dict[str, int]:
+    """Sum of every balance per asset, over every address holding one (balance keys:
+    prefix, 32-byte address, symbol)."""
+    start = len(ledger.P_BAL)
+    holders = {k[start:start + C.PUBKEY_BYTES]: True for k, _ in view.iterate(ledger.P_BAL)}
+    sums: dict[str, int] = {}
+    for addr in sorted(holders):
+        for asset, amount in sorted(ledger.balances(view, addr).items()):
+            sums[asset] = sums.get(asset, 0) + amount
+    return sums
+
+
+def _check_money(view: KVView) -> None:
+    sums = _all_balances(view)
+    for asset in sorted({**sums, **{a: 0 for a in params.list_assets(view)}}):
+        have, supply = sums.get(asset, 0), ledger.supply(view, asset)
+        if have != supply:
+            _fail("money_conserved", f"asset {asset}", f"balances sum to {have} quantums; "
+                  f"the supply is {supply}")
