@@ -12,7 +12,6 @@ Timed (best of several rounds, time.perf_counter; this is bench/, never state/):
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import time
 
 from state import funding
@@ -24,19 +23,25 @@ from state.markets import DEFAULT_FUNDING
 from state.positions import P_CLEARING, Account, Entry
 from state.genesis import genesis_writes
 from state import orders as O
-from tests.chain_helpers import BTC_PERP_SPEC, GENESIS_MS, key, trading_genesis
+from state.genesis import GenesisState
 
 HOUR = 3_600_000
+GENESIS_MS = 1_700_000_000_000
+USDC = 10**6
+# A BTC perp: $0.1 ticks, 0.0001 BTC lots, 50x to $2M, $1,000 impact notional.
+PERP_SPEC = [0, "BTC", 8, 100_000, 10_000, 100_000, [[0, 50], [2_000_000 * USDC, 20]], 150,
+             450, 1_000 * USDC]
 
 
 def build(n_accounts: int, n_markets: int) -> MemoryKV:
-    specs = [(i, [f"M{i}-USD"] + BTC_PERP_SPEC[1:]) for i in range(1, n_markets + 1)]
-    g = dataclasses.replace(trading_genesis(prices=(("BTC", 60_000 * 10**6),)), markets=tuple(specs),
-                            funding=tuple((i, DEFAULT_FUNDING) for i, _ in specs))
+    specs = [(i, [f"M{i}-USD"] + PERP_SPEC) for i in range(1, n_markets + 1)]
+    g = GenesisState("bench-chain", GENESIS_MS, "USDC", (("BTC", 8), ("USDC", 6)),
+                     markets=tuple(specs), oracle_prices=(("BTC", 60_000 * USDC),),
+                     funding=tuple((i, DEFAULT_FUNDING) for i, _ in specs))
     kv = MemoryKV()
     kv.apply(genesis_writes(g)[0])
     view = Overlay(kv)
-    mm = key(3).pub_key
+    mm = bytes([0xAA]) * 32
     for mid, _ in specs:  # 20 levels a side, 0.01 BTC each, around $60,000 + 0.1%
         for lvl in range(20):
             for is_buy, px in ((True, 600_600 - lvl * 10), (False, 600_700 + lvl * 10)):
@@ -61,8 +66,8 @@ def timed(kv: MemoryKV, now_ms: int, rounds: int) -> float:
     for _ in range(rounds):
         view = Overlay(kv)
         derived_of(view)
-        funding.end_block(view.child(), Ctx(1, GENESIS_MS + 1, "test-chain"))
-        ctx = Ctx(1, now_ms, "test-chain")
+        funding.end_block(view.child(), Ctx(1, GENESIS_MS + 1, "bench-chain"))
+        ctx = Ctx(1, now_ms, "bench-chain")
         t = time.perf_counter()
         funding.end_block(view, ctx)
         best = min(best, time.perf_counter() - t)
