@@ -4,6 +4,7 @@ import logging
 
 import trio
 
+from node import process_guard
 from node.home import Home
 from node.run import run_node
 from rpc.server import serve_rpc
@@ -12,4 +13,5 @@ from rpc.server import serve_rpc
 def start(home: Home) -> None:
     logging.basicConfig(level=logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    trio.run(run_node, home, (serve_rpc,))
+    # SIGPIPE ignored (a client or peer hanging up is not fatal), any fatal exit logged
+    process_guard.run_guarded(trio.run, run_node, home, (serve_rpc,))

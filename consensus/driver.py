@@ -33,8 +33,11 @@ import msgpack
 import trio
 
 from consensus import wal as W
-from consensus.messages import (PRECOMMIT, PREVOTE, DecodeError, DoubleSignError, LastSigned, Proposal,
-                                SafeSigner, Vote, verify_proposal, verify_vote)
+from consensus.messages import (MSG_BLOCK, MSG_BLOCKS, MSG_EVIDENCE, MSG_GET_BLOCK,  # noqa: F401
+                                MSG_GET_BLOCKS, MSG_PROPOSAL, MSG_STATUS, MSG_TXS, MSG_VOTE,
+                                PRECOMMIT, PREVOTE, SYNC_BATCH, DecodeError, DoubleSignError,
+                                LastSigned, Proposal, SafeSigner, Vote, check_body,
+                                verify_proposal, verify_vote)
 from consensus.proposer import ProposerSelector
 from consensus.rounds import (BroadcastProposal, BroadcastVote, Commit as CommitAction,
                               Evidence, FetchBlock, ProposeBlock, RoundSnapshot, RoundState,
@@ -46,24 +49,28 @@ from consensus.types import (Block, ChainTip, Commit, CommitSig, Header, Invalid
 
 log = logging.getLogger("perpchain.consensus")
 
-# p2p message types (node/p2p.py carries them; 0 and 1 are its handshake).
-MSG_TXS = 10
-MSG_PROPOSAL = 11        # [proposal bytes, block bytes]
-MSG_VOTE = 12            # vote bytes
-MSG_STATUS = 13          # [committed height, current round]
-MSG_GET_BLOCKS = 14      # [from height, count]
-MSG_BLOCKS = 15          # [[block bytes, commit bytes]...]
-MSG_GET_BLOCK = 16       # [height, block hash]
-MSG_BLOCK = 17           # block bytes
-MSG_EVIDENCE = 18        # [vote a bytes, vote b bytes]
-
-SYNC_BATCH = 20
 SYNC_MAX_BYTES = 8 * 1024 * 1024   # per reply, well under the p2p frame limit
 STUCK_S = 1.0            # a height older than this re-sends own votes and may sync
-SYNC_TIMEOUT_S = 5.0
+SYNC_TIMEOUT_S = 5.0      # a sync request unanswered this long counts as a failure
+SYNC_PENALTY_S = 30.0     # a peer that failed to deliver is asked last for this long
 INBOX_SIZE = 10_000
+INBOX_PER_PEER = 2_500   # one flooding peer cannot take the whole inbox
 MAX_PENDING_EVIDENCE = 100
 MAX_LATER_PROPOSALS = 100
+MAX_LATER_PER_PROPOSER = 4
+MAX_VALUES_PER_VOTE = 4        # values taken per (validator, round, vote type), as vote_set
+MAX_PROPOSALS_PER_ROUND = 2    # proposals taken per (proposer, round): 2 prove equivocation
+
+
+# What a bad message from a peer may raise (every check of peer input raises one of
+# these): the peer is dropped and scored down, the node goes on.
+BAD_INPUT = (DecodeError, MalformedBlock, InvalidCommit, InvalidBlockHeader,
+             msgpack.UnpackException, ValueError, TypeError, OverflowError)
+
+
+class ExecutionHalt(Exception):
+    """Executing or committing a block failed: the node cannot vouch for its state and
+    stops (never treated as a peer's fault)."""
 
 
 class Network(Protocol):
@@ -176,10 +183,13 @@ class Driver:
         # (by count): the node's own timeouts and heights are never dropped.
         self.send_ch, self.inbox = trio.open_memory_channel(float("inf"))
         self.queued_from_peers = 0
+        self.queued_by_peer: dict[str, int] = {}
         self.rs: RoundState | None = None
         self.height = 0
         self.blocks: dict[bytes, Block] = {}           # candidate blocks of this height
         self.seen: set[bytes] = set()                  # proposals and votes of this height
+        self.vote_values: dict[tuple, set[bytes]] = {}  # (validator, round, type) -> hashes
+        self.proposals_of: dict[tuple, int] = {}       # (proposer, round) -> proposals taken
         self.later: dict[bytes, tuple] = {}            # proposals for rounds beyond round + 1
         self.height_started_at = 0.0
         self.future: list[tuple[str, int, object]] = []  # messages for height + 1
@@ -188,6 +198,9 @@ class Driver:
         self.committed_evidence: set[tuple[bytes, bytes]] = set()
         self.sync_until = 0.0
         self.syncing_from: str | None = None
+        self.handler_bugs = 0                            # peer messages that hit a bug
+        self.sync_turn = 0                               # rotates requests over peers
+        self.sync_penalty: dict[str, float] = {}         # peer -> asked last until then
         self.nursery: trio.Nursery | None = None
 
     # -- inputs (called from p2p tasks: never block) -------------------------------------------
@@ -195,14 +208,19 @@ class Driver:
         self.send_ch.send_nowait((kind, peer, body))
 
     def on_peer_message(self, peer: str, msg_type: int, body) -> None:
-        if self.queued_from_peers >= INBOX_SIZE:
+        mine = self.queued_by_peer.get(peer, 0)
+        if self.queued_from_peers >= INBOX_SIZE or mine >= INBOX_PER_PEER:
             log.warning("consensus inbox full: dropping a message from %s", peer[:12])
             return
         self.queued_from_peers += 1
+        self.queued_by_peer[peer] = mine + 1
         self.post("net", peer, (msg_type, body))
 
     def on_peer_connect(self, peer: str) -> None:
         self.post("connect", peer, None)
+
+    def on_peer_disconnect(self, peer: str) -> None:
+        self.post("disconnect", peer, None)
 
     # -- main loop --------------------------------------------------------------------------
     async def run(self, task_status=trio.TASK_STATUS_IGNORED) -> None:
@@ -213,15 +231,46 @@ class Driver:
             nursery.start_soon(self._status_ticker)
             async for kind, peer, body in self.inbox:
                 if kind == "net" and peer is not None:
-                    self.queued_from_peers -= 1
-                try:
-                    await self._handle(kind, peer, body)
-                except (DecodeError, MalformedBlock, msgpack.UnpackException, ValueError,
-                        TypeError) as e:
-                    if peer is not None and self.net is not None:
-                        self.net.drop(peer, f"bad {kind} message: {e}")
-                    else:  # a replayed WAL record: skip it, the peers will re-send
-                        log.warning("skipping an unusable %s input: %s", kind, e)
+                    self._dequeued(peer)
+                await self._process(kind, peer, body)
+
+    def _dequeued(self, peer: str) -> None:
+        """Count a peer's message out of the inbox (re-posted messages of a later height
+        were never counted in: never below zero)."""
+        n = self.queued_by_peer.pop(peer, 0)
+        if n:
+            self.queued_from_peers -= 1
+            if n > 1:
+                self.queued_by_peer[peer] = n - 1
+
+    async def _process(self, kind: str, peer: str | None, body) -> None:
+        """One inbox event. A peer's message is checked field by field first; whatever a
+        bad one raises drops (and scores down) that peer, never the node. Only a failure
+        to execute or commit a block (ExecutionHalt) stops the node."""
+        try:
+            if kind == "net":
+                check_body(*body)
+            await self._handle(kind, peer, body)
+        except BAD_INPUT as e:
+            self._reject(kind, peer, f"bad {kind} message: {e}")
+        except ExecutionHalt:
+            raise
+        except Exception as e:  # noqa: BLE001 - a handler bug must not let a peer kill the node
+            if peer is None:
+                raise
+            self.handler_bugs += 1
+            log.error("BUG: a message from peer %s raised %s: %s", peer[:12],
+                      type(e).__name__, e, exc_info=True)
+            self._reject(kind, peer, f"its message raised {type(e).__name__}")
+
+    def _reject(self, kind: str, peer: str | None, why: str) -> None:
+        """A peer's message failed its checks: drop (and score down) the peer, never the node."""
+        if peer is not None and self.net is not None:
+            self.net.drop(peer, why)
+        elif peer is None:  # a replayed WAL record: skip it, the peers will re-send
+            log.warning("skipping an unusable %s input: %s", kind, why)
+        if peer is not None:
+            self._forget_peer(peer)
 
     async def _status_ticker(self) -> None:
         """Re-announce our height now and then, and re-send our own votes of the current
@@ -245,6 +294,9 @@ class Driver:
         elif kind == "connect":
             self._send_status(peer)
             self._resend_current(peer)
+        elif kind == "disconnect":
+            self._forget_peer(peer)
+            self._maybe_sync()
         elif kind == "tick":
             if self.net is not None:
                 self.net.broadcast(MSG_STATUS, [self.app.tip.height, self.rs.round if self.rs else 0])
@@ -257,6 +309,8 @@ class Driver:
         self.height = height
         self.blocks = {}
         self.seen = set()
+        self.vote_values = {}
+        self.proposals_of = {}
         self.later = {}
         self.height_started_at = trio.current_time()
         sel = self.app.selector(height)
@@ -315,10 +369,7 @@ class Driver:
         elif msg_type == MSG_BLOCK:
             await self._on_fetched_block(peer, body)
         elif msg_type == MSG_STATUS:
-            h, _ = body
-            if type(h) is not int:
-                raise ValueError("status height must be an int")
-            self.peer_heights[peer] = h
+            self.peer_heights[peer] = body[0]
             self._maybe_sync()
         elif msg_type == MSG_GET_BLOCKS:
             self._serve_blocks(peer, body)
@@ -342,18 +393,26 @@ class Driver:
             return
         if p.height < self.height or self.rs is None or pbytes in self.seen or self._decided():
             return
-        if p.round > self.rs.round + 1:
-            # RoundState ignores it now; offer it again when the round catches up.
-            if len(self.later) < MAX_LATER_PROPOSALS:
-                self.later[pbytes] = (peer, body)
-            return
+        if self.app.selector(self.height).powers.get(p.proposer, 0) <= 0:
+            raise ValueError("proposal from a non-validator")
         if not verify_proposal(p, self.chain_id):
             raise ValueError("proposal signature does not verify")
+        if p.round > self.rs.round + 1:
+            # RoundState ignores it now; offer it again when the round catches up (a few
+            # per proposer: its signed spam cannot crowd out the others').
+            mine = sum(1 for k in self.later if Proposal.decode(k).proposer == p.proposer)
+            if len(self.later) < MAX_LATER_PROPOSALS and mine < MAX_LATER_PER_PROPOSER:
+                self.later[pbytes] = (peer, body)
+            return
         block = Block.decode(bbytes)
         if block.hash() != p.block_hash:
             raise ValueError("proposal's block does not match its hash")
         if p.proposer != self.rs.proposer(p.round):
             raise ValueError("proposal from a validator that is not this round's proposer")
+        taken = self.proposals_of.get((p.proposer, p.round), 0)
+        if taken >= MAX_PROPOSALS_PER_ROUND:
+            return   # an equivocating proposer's spam: no more block checks for it
+        self.proposals_of[(p.proposer, p.round)] = taken + 1
         self.seen.add(pbytes)
         if peer is not None:
             self.wal.write(self.height, W.PROPOSAL, [pbytes, bbytes])
@@ -393,12 +452,23 @@ class Driver:
             return
         if body in self.seen:
             return
+        if self.app.selector(self.height).powers.get(v.validator, 0) <= 0:
+            raise ValueError("vote from a non-validator")   # checked first: no work for it
+        values = self.vote_values.setdefault((v.validator, v.round, v.type), set())
+        if v.block_hash in values or len(values) >= MAX_VALUES_PER_VOTE:
+            # The same vote again (another time or signature: nothing new), or an
+            # equivocator's umpteenth value (its evidence is out already): no work for it.
+            return
         if not verify_vote(v, self.chain_id):
             raise ValueError("vote signature does not verify")
         self.seen.add(body)
+        values.add(v.block_hash)
         if peer is not None:
             self.wal.write(self.height, W.VOTE, body)
-            if self.net is not None:
+            # Relay only what the round state tallies now: a validator's votes for far
+            # rounds reach every peer from it directly, and relaying them would let one
+            # Byzantine validator make honest nodes flood their peers.
+            if self.net is not None and v.round <= self.rs.round + 1:
                 self.net.broadcast(MSG_VOTE, body, exclude=peer)
         self._do(self.rs.on_vote(v, self.now_ms()))
 
@@ -438,8 +508,7 @@ class Driver:
         if self.app.evidence_committed(key[0]):
             self.committed_evidence.add(key)
             return
-        self._add_evidence(key)
-        if self.net is not None:
+        if self._add_evidence(key) and self.net is not None:
             self.net.broadcast(MSG_EVIDENCE, list(key), exclude=peer)
 
     def submit_evidence(self, a: bytes, b: bytes) -> None:
@@ -449,11 +518,14 @@ class Driver:
         check_evidence(self.chain_id, *key, self.height)
         self.post("net", None, (MSG_EVIDENCE, list(key)))
 
-    def _add_evidence(self, key: tuple[bytes, bytes]) -> None:
-        if len(self.evidence) < MAX_PENDING_EVIDENCE:
-            self.evidence[key] = None
-            log.warning("double signing detected: validator %s",
-                        Vote.decode(key[0]).validator.hex()[:16])
+    def _add_evidence(self, key: tuple[bytes, bytes]) -> bool:
+        """Keep `key` for the next proposal (False: too much pending already)."""
+        if len(self.evidence) >= MAX_PENDING_EVIDENCE:
+            return False
+        self.evidence[key] = None
+        log.warning("double signing detected: validator %s",
+                    Vote.decode(key[0]).validator.hex()[:16])
+        return True
 
     # -- actions ----------------------------------------------------------------------------
     def _do(self, actions) -> None:
@@ -602,8 +674,11 @@ class Driver:
         self.nursery.start_soon(self._start_next, a.height + 1)
 
     def _apply(self, block: Block, commit: Commit) -> None:
-        result = self.app.execute(block)
-        self.app.commit(block, commit, result)
+        try:
+            result = self.app.execute(block)
+            self.app.commit(block, commit, result)
+        except Exception as e:
+            raise ExecutionHalt(f"height {block.header.height}: {type(e).__name__}: {e}") from e
         self.wal.next_height()
         for e in block.evidence:
             self.evidence.pop(tuple(e), None)
@@ -648,66 +723,106 @@ class Driver:
             if p is not None and p.proposer == self.address and p.block_hash in self.blocks:
                 send(MSG_PROPOSAL, [p.encode(), self.blocks[p.block_hash].encode()])
 
+    @property
+    def catching_up(self) -> bool:
+        """Whether this node is fetching committed blocks it lacks from a peer (for the
+        RPC `status` method's `catching_up`)."""
+        return self.syncing_from is not None
+
+    def _forget_peer(self, peer: str) -> None:
+        """A peer that disconnected (or was dropped) no longer counts as a sync source."""
+        self.peer_heights.pop(peer, None)
+        if self.syncing_from == peer:
+            self.syncing_from = None
+
+    def _sync_failed(self, peer: str, why: str) -> None:
+        """`peer` did not deliver heights it claimed: ask others first for a while, and
+        forget its claim until it announces its height again."""
+        now = trio.current_time()
+        self.sync_penalty[peer] = now + SYNC_PENALTY_S
+        if self.peer_heights.get(peer, 0) > self.app.tip.height:
+            self.peer_heights[peer] = self.app.tip.height
+        if self.syncing_from == peer:
+            self.syncing_from = None
+        log.info("sync from peer %s failed (%s): asking others first", peer[:12], why)
+
+    def _sync_source(self, now: float) -> str | None:
+        """The peer to ask for blocks: one ahead of us, in turn (so a peer that claims a
+        height it cannot serve never gets every request), peers that failed lately last."""
+        stuck = now - self.height_started_at > STUCK_S
+        # A peer that committed our height and the next one means we fell behind; one
+        # that committed only ours, while we have been stuck on it, too.
+        ahead = sorted(p for p, h in self.peer_heights.items()
+                       if h > self.height or (h == self.height and stuck))
+        if not ahead:
+            return None
+        fresh = [p for p in ahead if self.sync_penalty.get(p, 0.0) <= now]
+        pool = fresh or ahead
+        self.sync_turn += 1
+        return pool[self.sync_turn % len(pool)]
+
     def _maybe_sync(self) -> None:
         if self.net is None:
             return
         now = trio.current_time()
-        if self.syncing_from is not None and now < self.sync_until:
-            return
-        # A peer that committed our height and the next one means we fell behind; one
-        # that committed only ours, while we have been stuck on it, too.
-        stuck = now - self.height_started_at > STUCK_S
-        ahead = [(h, p) for p, h in self.peer_heights.items()
-                 if h > self.height or (h == self.height and stuck)]
-        if not ahead:
-            self.syncing_from = None
-            return
-        h, peer = max(ahead)
-        self.syncing_from = peer
-        self.sync_until = now + SYNC_TIMEOUT_S
-        count = min(SYNC_BATCH, h - self.app.tip.height)
+        if self.syncing_from is not None:
+            if now < self.sync_until:
+                return
+            self._sync_failed(self.syncing_from, f"no reply in {SYNC_TIMEOUT_S:.0f}s")
+        peer = self._sync_source(now)
+        tip = self.app.tip.height
+        count = 0 if peer is None else min(SYNC_BATCH, self.peer_heights[peer] - tip)
         if count <= 0:
             self.syncing_from = None
             return
-        self.net.send(peer, MSG_GET_BLOCKS, [self.app.tip.height + 1, count])
+        self.syncing_from = peer
+        self.sync_until = now + SYNC_TIMEOUT_S
+        self.net.send(peer, MSG_GET_BLOCKS, [tip + 1, count])
 
     def _serve_blocks(self, peer: str, body) -> None:
+        """Answer GET_BLOCKS (checked by check_body) with what we have of the range, [] if
+        nothing, so the asker moves on to another peer at once."""
         start, count = body
-        if type(start) is not int or type(count) is not int:
-            raise ValueError("GET_BLOCKS needs two ints")
         out, size = [], 0
-        for h in range(start, start + min(count, SYNC_BATCH)):
+        for h in range(start, min(start + min(count, SYNC_BATCH), self.app.tip.height + 1)):
             bc = self.app.block_and_commit(h)
             if bc is None or (out and size + len(bc[0]) + len(bc[1]) > SYNC_MAX_BYTES):
                 break
             out.append(list(bc))
             size += len(bc[0]) + len(bc[1])
-        if out and self.net is not None:
+        if self.net is not None:
             self.net.send(peer, MSG_BLOCKS, out)
 
     async def _on_blocks(self, peer: str, body) -> None:
-        applied = 0
-        for bbytes, cbytes in body:
-            block = Block.decode(bbytes)
-            h = block.header.height
-            if h <= self.app.tip.height:
-                continue
-            if h != self.app.tip.height + 1:
-                break
-            commit = Commit.from_wire(msgpack.unpackb(cbytes, raw=False))
-            sel = self.app.selector(h)
-            last = self.app.selector(h - 1) if h > 1 else None
-            try:
-                validate_block(block, self.app.tip, self.chain_id, vals_of(sel),
-                               vals_of(last) if last else None)
-                commit.verify(self.chain_id, vals_of(sel), block.hash(), h)
-            except (InvalidBlockHeader, InvalidCommit) as e:
-                raise ValueError(f"synced block {h}: {e}") from None
-            await self.app.prepare_block(block)
-            self._apply(block, commit)
-            applied += 1
-        if self.syncing_from == peer:
-            self.syncing_from = None
+        applied = stale = 0
+        try:
+            for bbytes, cbytes in body:
+                block = Block.decode(bbytes)
+                h = block.header.height
+                if h <= self.app.tip.height:
+                    stale += 1   # we committed it meanwhile: not the peer's fault
+                    continue
+                if h != self.app.tip.height + 1:
+                    break
+                commit = Commit.decode(cbytes)
+                sel = self.app.selector(h)
+                last = self.app.selector(h - 1) if h > 1 else None
+                try:
+                    validate_block(block, self.app.tip, self.chain_id, vals_of(sel),
+                                   vals_of(last) if last else None)
+                    commit.verify(self.chain_id, vals_of(sel), block.hash(), h)
+                except (InvalidBlockHeader, InvalidCommit) as e:
+                    raise ValueError(f"synced block {h}: {e}") from None
+                await self.app.prepare_block(block)
+                self._apply(block, commit)
+                applied += 1
+        finally:
+            if applied or stale:
+                self.sync_penalty.pop(peer, None)
+                if self.syncing_from == peer:
+                    self.syncing_from = None
+            elif self.syncing_from == peer and peer is not None:
+                self._sync_failed(peer, "it sent no block we lack")
         if applied:
             log.info("caught up %d blocks to height %d", applied, self.app.tip.height)
             self._start_height(self.app.tip.height + 1)

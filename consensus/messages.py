@@ -60,6 +60,7 @@ __all__ = [
     "verify_vote",
     "sign_proposal",
     "verify_proposal",
+    "check_body",
 ]
 
 # Vote types: the same numbers as CometBFT's SignedMsgType.
@@ -349,3 +350,79 @@ class SafeSigner:
         signed = replace(proposal, signature=self._key.sign(proposal.sign_bytes(self.chain_id)))
         self.last_signed = LastSigned(proposal.height, proposal.round, SIGN_STEP_PROPOSE, signed)
         return signed
+
+
+# -- p2p message bodies ---------------------------------------------------------------
+#
+# node/p2p.py carries [msg_type, body] frames (types 0 and 1 are its handshake). Every body
+# a peer sends is checked here, field by field, before the driver uses any of it: a body
+# of the wrong shape, type or range is a DecodeError, which disconnects (and scores down)
+# the peer and never reaches the store or the round state. Signed payloads (proposal,
+# vote, block, commit bytes) are only bounded here; their own strict decoders check them.
+
+MSG_TXS = 10
+MSG_PROPOSAL = 11        # [proposal bytes, block bytes]
+MSG_VOTE = 12            # vote bytes
+MSG_STATUS = 13          # [committed height, current round]
+MSG_GET_BLOCKS = 14      # [from height, count]
+MSG_BLOCKS = 15          # [[block bytes, commit bytes]...]  ([] = "I have none of those")
+MSG_GET_BLOCK = 16       # [height, block hash]
+MSG_BLOCK = 17           # block bytes
+MSG_EVIDENCE = 18        # [vote a bytes, vote b bytes]
+
+SYNC_BATCH = 20                    # blocks per GET_BLOCKS request and BLOCKS reply
+MAX_SYNC_COUNT = 1 << 16           # a larger GET_BLOCKS count is refused (served: SYNC_BATCH)
+MAX_BLOCK_WIRE_BYTES = 64 << 20    # above any frame limit: the frame size bounds it first
+MAX_COMMIT_WIRE_BYTES = 1 << 20    # ~10k signatures
+
+
+def _check_list(name: str, body: Any, n: int) -> list:
+    if type(body) is not list or len(body) != n:
+        raise DecodeError(f"{name}: expected an array of {n} fields")
+    return body
+
+
+def _check_blob(name: str, x: Any, max_len: int) -> None:
+    if type(x) is not bytes or not 0 < len(x) <= max_len:
+        raise DecodeError(f"{name}: expected 1 to {max_len} bytes, got {type(x).__name__}"
+                          + (f" of {len(x)}" if type(x) is bytes else ""))
+
+
+def check_body(msg_type: Any, body: Any) -> None:
+    """Raise DecodeError unless `body` is a well-formed body for consensus message
+    `msg_type` (every field's type and range; signed payloads only by size)."""
+    if msg_type == MSG_PROPOSAL:
+        p, b = _check_list("proposal message", body, 2)
+        _check_blob("proposal", p, MAX_MESSAGE_BYTES)
+        _check_blob("proposal block", b, MAX_BLOCK_WIRE_BYTES)
+    elif msg_type == MSG_VOTE:
+        _check_blob("vote", body, MAX_MESSAGE_BYTES)
+    elif msg_type == MSG_STATUS:
+        h, r = _check_list("status", body, 2)
+        _check_int("status height", h, 0, MAX_INT64)
+        _check_int("status round", r, 0, MAX_ROUND)
+    elif msg_type == MSG_GET_BLOCKS:
+        start, count = _check_list("get_blocks", body, 2)
+        _check_int("get_blocks from height", start, 1, MAX_INT64)
+        _check_int("get_blocks count", count, 1, MAX_SYNC_COUNT)
+    elif msg_type == MSG_BLOCKS:
+        if type(body) is not list or len(body) > SYNC_BATCH:
+            raise DecodeError(f"blocks: expected an array of at most {SYNC_BATCH} entries")
+        for entry in body:
+            b, c = _check_list("blocks entry", entry, 2)
+            _check_blob("synced block", b, MAX_BLOCK_WIRE_BYTES)
+            _check_blob("synced commit", c, MAX_COMMIT_WIRE_BYTES)
+    elif msg_type == MSG_GET_BLOCK:
+        h, bh = _check_list("get_block", body, 2)
+        _check_int("get_block height", h, 1, MAX_INT64)
+        _check_bytes("get_block hash", bh, (HASH_LEN,))
+    elif msg_type == MSG_BLOCK:
+        _check_blob("block", body, MAX_BLOCK_WIRE_BYTES)
+    elif msg_type == MSG_EVIDENCE:
+        a, b = _check_list("evidence", body, 2)
+        _check_blob("evidence vote", a, MAX_MESSAGE_BYTES)
+        _check_blob("evidence vote", b, MAX_MESSAGE_BYTES)
+        if a == b:
+            raise DecodeError("evidence: the same vote twice")
+    else:
+        raise DecodeError(f"unknown message type {msg_type!r}")

@@ -34,6 +34,9 @@ VOTE_DOMAIN = "perpchain/vote/1"
 PREVOTE = 1
 PRECOMMIT = 2
 EMPTY_HASH = b""
+MAX_INT64 = (1 << 63) - 1
+MAX_ROUND = (1 << 31) - 1
+HASH_LEN, KEY_LEN, SIG_LEN = 32, 32, 64
 
 
 class InvalidCommit(Exception):
@@ -113,6 +116,18 @@ class Commit:
         h, r, bh, sigs = o
         return Commit(h, r, bh, tuple(CommitSig(v, t, s) for v, t, s in sigs))
 
+    @staticmethod
+    def decode(data: bytes) -> "Commit":
+        """Strict, for bytes from a peer: MalformedBlock unless `data` is a well-typed
+        commit with every field in range."""
+        try:
+            o = _dec(data)
+        except (ValueError, TypeError, msgpack.UnpackException) as e:
+            raise MalformedBlock(f"commit is not msgpack: {e}") from None
+        if not _commit_wire_ok(o):
+            raise MalformedBlock("malformed commit")
+        return Commit.from_wire(o)
+
     def hash(self) -> bytes:
         return sha256(_enc(self.to_wire()))
 
@@ -181,6 +196,21 @@ class MalformedBlock(ValueError):
 _HEADER_TYPES = (str, int, int, bytes, bytes, bytes, bytes, bytes, bytes, bytes, bytes)
 
 
+def _int_in(x, lo: int, hi: int) -> bool:
+    return type(x) is int and lo <= x <= hi
+
+
+def _commit_wire_ok(c) -> bool:
+    """[height, round, block_hash, [[validator, time_ms, signature]...]], every field
+    typed and in range (a field out of range could not even be re-encoded)."""
+    return (type(c) is list and len(c) == 4 and _int_in(c[0], 1, MAX_INT64)
+            and _int_in(c[1], 0, MAX_ROUND) and type(c[2]) is bytes and len(c[2]) == HASH_LEN
+            and type(c[3]) is list and
+            all(type(s) is list and len(s) == 3 and type(s[0]) is bytes and len(s[0]) == KEY_LEN
+                and _int_in(s[1], 0, MAX_INT64) and type(s[2]) is bytes and len(s[2]) == SIG_LEN
+                for s in c[3]))
+
+
 def _check_block_wire(o) -> None:
     def need(ok: bool, what: str) -> None:
         if not ok:
@@ -190,12 +220,11 @@ def _check_block_wire(o) -> None:
     h, txs, lc, ev = o
     need(type(h) is list and len(h) == len(_HEADER_TYPES) and
          all(type(x) is t for x, t in zip(h, _HEADER_TYPES)), "malformed header")
+    need(_int_in(h[1], 1, MAX_INT64) and _int_in(h[2], 0, MAX_INT64),
+         "header height or time out of range")
     need(type(txs) is list and all(type(t) is bytes for t in txs), "txs must be byte strings")
     if lc is not None:
-        need(type(lc) is list and len(lc) == 4 and type(lc[0]) is int and type(lc[1]) is int
-             and type(lc[2]) is bytes and type(lc[3]) is list and
-             all(type(s) is list and len(s) == 3 and type(s[0]) is bytes and type(s[1]) is int
-                 and type(s[2]) is bytes for s in lc[3]), "malformed last commit")
+        need(_commit_wire_ok(lc), "malformed last commit")
     need(type(ev) is list and all(type(e) is list and len(e) == 2 and
                                   all(type(x) is bytes for x in e) for e in ev),
          "malformed evidence")
@@ -228,7 +257,7 @@ class Block:
         try:
             o = _dec(data)
         except (ValueError, TypeError, msgpack.UnpackException) as e:
-            raise MalformedBlock(f"not msgpack: {e}") from None
+            raise MalformedBlock(f"block is not msgpack: {e}") from None
         _check_block_wire(o)
         h, txs, lc, ev = o
         b = Block(Header(*h), tuple(txs), None if lc is None else Commit.from_wire(lc),

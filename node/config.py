@@ -41,7 +41,14 @@ class P2PConfig:
     persistent_peers: str = ""
     # Node ids, besides the persistent peers, allowed to connect in (comma-separated).
     allowed_peer_ids: str = ""
+    # Limits (node/p2p.py PeerLimits); breaking one disconnects and bans the peer.
     max_frame_bytes: int = 32 * 1024 * 1024
+    max_msgs_per_s: int = 1000          # sustained messages a second from one peer ...
+    max_msgs_burst: int = 10_000        # ... beyond a burst of this many
+    max_peers: int = 50
+    max_handshakes: int = 16            # unauthenticated connections at once
+    ban_duration: str = "10s"           # first offence; doubles with each further one ...
+    max_ban_duration: str = "10m"       # ... up to this
 
 
 @dataclass
@@ -132,8 +139,18 @@ def load_config(path: Path) -> Config:
     c = cfg.consensus
     for d in (c.timeout_propose, c.timeout_propose_delta, c.timeout_prevote,
               c.timeout_prevote_delta, c.timeout_precommit, c.timeout_precommit_delta,
-              c.timeout_commit, cfg.rpc.timeout_broadcast_tx_commit):
+              c.timeout_commit, cfg.rpc.timeout_broadcast_tx_commit, cfg.p2p.ban_duration,
+              cfg.p2p.max_ban_duration):
         parse_duration_ms(d)
+    p = cfg.p2p
+    for name in ("max_frame_bytes", "max_msgs_per_s", "max_msgs_burst", "max_peers",
+                 "max_handshakes"):
+        if getattr(p, name) < 1:
+            raise ConfigError(f"{path}: [p2p] {name} must be at least 1")
+    if parse_duration_ms(p.ban_duration) < 1 or \
+            parse_duration_ms(p.max_ban_duration) < parse_duration_ms(p.ban_duration):
+        raise ConfigError(f"{path}: [p2p] ban_duration must be at least 1ms and at most "
+                          "max_ban_duration")
     cfg.rpc_host_port
     cfg.p2p_host_port
     return cfg

@@ -17,15 +17,25 @@ Outbound dials to persistent peers retry with exponential backoff.
 
 Each peer has a writer task that drains its queue and coalesces every queued frame into
 one write (a burst of votes or a batch of txs costs one syscall). Messages arrive at the
-owner through `on_message(peer_id, msg_type, body)`; a handler that raises `Misbehaviour`
-gets the peer dropped.
+owner through `on_message(peer_id, msg_type, body)`; `on_connect(peer_id)` and
+`on_disconnect(peer_id)` tell it when a peer comes and goes.
+
+Limits (`PeerLimits`, from config.toml [p2p]), each enforced with a logged disconnect:
+a frame above `max_frame_bytes`; more than `max_msgs_per_s` messages a second from one
+peer (beyond a burst of `max_msgs_burst`); more than `max_peers` connected peers; more than
+`max_handshakes` unauthenticated connections at once (the oldest is closed to make room:
+sockets that trickle a byte a second cannot lock honest peers out), each of which must
+finish its handshake within HANDSHAKE_TIMEOUT_S. A peer that misbehaves (an undecodable
+or oversized frame, a flood, or a message the owner rejects through `drop`) is
+disconnected and banned: `ban_ms` for its first offence, doubling with each further one
+up to `max_ban_ms`; a banned peer is neither dialled nor let in until its ban ends.
 """
 
 import logging
 import os
 import struct
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 
 import msgpack
@@ -47,7 +57,39 @@ _LEN = struct.Struct(">I")
 
 
 class Misbehaviour(Exception):
-    """A peer sent something it must not: it is disconnected."""
+    """A peer sent something it must not: it is disconnected (and banned for a while)."""
+
+
+@dataclass(frozen=True)
+class PeerLimits:
+    """What one node allows its peers (defaults: docs/OPERATIONS.md, config [p2p])."""
+    max_frame_bytes: int = 32 * 1024 * 1024
+    max_msgs_per_s: int = 1000
+    max_msgs_burst: int = 10_000
+    max_peers: int = 50
+    max_handshakes: int = 16
+    ban_ms: int = 10_000
+    max_ban_ms: int = 600_000
+
+    @staticmethod
+    def from_config(p2p) -> "PeerLimits":
+        """From config.toml's [p2p] section (node.config.P2PConfig)."""
+        from node.config import parse_duration_ms
+        return PeerLimits(p2p.max_frame_bytes, p2p.max_msgs_per_s, p2p.max_msgs_burst,
+                          p2p.max_peers, p2p.max_handshakes, parse_duration_ms(p2p.ban_duration),
+                          parse_duration_ms(p2p.max_ban_duration))
+
+    def __post_init__(self):
+        for f, v in self.__dict__.items():
+            if type(v) is not int or v < 1:
+                raise ValueError(f"p2p limit {f} must be a positive integer, not {v!r}")
+
+
+@dataclass
+class Offences:
+    """A peer's misbehaviour record: how often, and until when it is banned."""
+    count: int = 0
+    banned_until_s: float = field(default=0.0)
 
 
 @dataclass(frozen=True)
@@ -147,14 +189,19 @@ class Peer:
 class P2P:
     def __init__(self, node_key: KeyPair, chain_id: str, listen: tuple[str, int],
                  persistent_peers: list[PeerAddr], on_message, on_connect=None,
-                 allowed_ids: tuple[str, ...] = (), max_frame: int = 32 * 1024 * 1024):
+                 allowed_ids: tuple[str, ...] = (), max_frame: int | None = None,
+                 limits: PeerLimits | None = None, on_disconnect=None):
         self.key, self.chain_id, self.listen = node_key, chain_id, listen
         self.node_id = node_key.node_id
         self.persistent = persistent_peers
         self.allowed = {p.node_id for p in persistent_peers} | set(allowed_ids)
         self.on_message, self.on_connect = on_message, on_connect
-        self.max_frame = max_frame
+        self.on_disconnect = on_disconnect
+        self.limits = limits or PeerLimits()
+        self.max_frame = max_frame if max_frame is not None else self.limits.max_frame_bytes
         self.peers: dict[str, Peer] = {}
+        self.offences: dict[str, Offences] = {}
+        self.handshakes: list[trio.CancelScope] = []   # inbound, oldest first
 
     # -- public ----------------------------------------------------------------------------
     def broadcast(self, msg_type: int, body, exclude: str | None = None) -> None:
@@ -171,10 +218,27 @@ class P2P:
             peer.send(_pack(msg_type, body))
 
     def drop(self, peer_id: str, why: str) -> None:
+        """The owner found `peer_id` misbehaving: disconnect and ban it for a while."""
+        self.punish(peer_id, why)
         peer = self.peers.get(peer_id)
         if peer is not None:
-            log.warning("dropping peer %s: %s", peer_id[:12], why)
             peer.close()
+
+    def punish(self, peer_id: str, why: str) -> None:
+        now = trio.current_time()
+        o = self.offences.setdefault(peer_id, Offences())
+        if now - o.banned_until_s > self.limits.max_ban_ms / 1000:
+            o.count = 0   # well behaved for long after its last ban: start over
+        o.count += 1
+        ban_ms = min(self.limits.ban_ms << min(o.count - 1, 30), self.limits.max_ban_ms)
+        o.banned_until_s = max(o.banned_until_s, now + ban_ms / 1000)
+        log.warning("dropping peer %s and banning it for %.1fs (offence %d): %s",
+                    peer_id[:12], ban_ms / 1000, o.count, why)
+
+    def banned_for_s(self, peer_id: str) -> float:
+        """Seconds left of `peer_id`'s ban (0 if none)."""
+        o = self.offences.get(peer_id)
+        return 0.0 if o is None else max(0.0, o.banned_until_s - trio.current_time())
 
     async def run(self, task_status=trio.TASK_STATUS_IGNORED) -> None:
         async with trio.open_nursery() as nursery:
@@ -187,18 +251,33 @@ class P2P:
 
     # -- connections -------------------------------------------------------------------------
     async def _inbound(self, stream: trio.SocketStream) -> None:
-        try:
-            peer_id, reader = await self._handshake(stream, expected=None)
-        except (Misbehaviour, trio.BrokenResourceError, trio.ClosedResourceError,
-                trio.TooSlowError, OSError) as e:
-            log.info("inbound handshake failed: %s", e)
+        if len(self.handshakes) >= self.limits.max_handshakes:
+            log.info("%d handshakes in progress: closing the oldest", len(self.handshakes))
+            self.handshakes.pop(0).cancel()
+        result = None
+        with trio.CancelScope() as scope:
+            self.handshakes.append(scope)
+            try:
+                result = await self._handshake(stream, expected=None)
+            except (Misbehaviour, trio.BrokenResourceError, trio.ClosedResourceError,
+                    trio.TooSlowError, OSError) as e:
+                log.info("inbound handshake failed: %s", e)
+            finally:
+                if scope in self.handshakes:
+                    self.handshakes.remove(scope)
+        if result is None:
             await trio.aclose_forcefully(stream)
             return
+        peer_id, reader = result
         await self._serve(Peer(peer_id, stream, dialer_id=peer_id, outbound=False), reader)
 
     async def _dial_loop(self, addr: PeerAddr) -> None:
         backoff = 0.1
         while True:
+            ban_s = self.banned_for_s(addr.node_id)
+            if ban_s > 0:
+                await trio.sleep(ban_s)
+                continue
             if addr.node_id not in self.peers:
                 try:
                     stream = await trio.open_tcp_stream(addr.host, addr.port)
@@ -240,6 +319,9 @@ class P2P:
                 raise Misbehaviour(f"dialled {expected[:12]} but {peer_id[:12]} answered")
             if peer_id not in self.allowed or peer_id == self.node_id:
                 raise Misbehaviour(f"unknown peer {peer_id}")
+            if self.banned_for_s(peer_id) > 0:
+                raise Misbehaviour(f"peer {peer_id[:12]} is banned for another "
+                                   f"{self.banned_for_s(peer_id):.1f}s")
             sig = self.key.private.sign(msgpack.packb(
                 [AUTH_DOMAIN, self.chain_id, peer_challenge, self.key.pub_key], use_bin_type=True))
             await stream.send_all(_pack(1, sig))
@@ -258,6 +340,11 @@ class P2P:
         """Register `new` unless a connection to that peer exists that wins the tie-break."""
         old = self.peers.get(new.node_id)
         if old is None or old.closed:
+            live = sum(1 for p in self.peers.values() if not p.closed)
+            if old is None and live >= self.limits.max_peers:
+                log.warning("refusing peer %s: %d peers connected (max_peers)",
+                            new.node_id[:12], live)
+                return False
             self.peers[new.node_id] = new
             return True
         # Simultaneous dials: both sides keep the connection dialled by the lower node id,
@@ -271,14 +358,23 @@ class P2P:
 
     async def _read(self, peer: Peer, reader: FrameReader) -> None:
         """Deliver frames until the peer hangs up, breaks a rule or the link fails."""
+        rate, burst = self.limits.max_msgs_per_s, self.limits.max_msgs_burst
+        tokens, last = float(burst), trio.current_time()
         try:
             while True:
                 msg = await reader.next()
                 if msg is None:
                     return
+                now = trio.current_time()
+                tokens = min(float(burst), tokens + (now - last) * rate)
+                last = now
+                if tokens < 1.0:
+                    raise Misbehaviour(f"flood: more than {rate} messages/s "
+                                       f"(beyond a burst of {burst})")
+                tokens -= 1.0
                 self.on_message(peer.node_id, msg[0], msg[1])
         except Misbehaviour as e:
-            log.warning("peer %s misbehaved: %s", peer.node_id[:12], e)
+            self.punish(peer.node_id, str(e))
         except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as e:
             log.info("peer %s connection lost: %s", peer.node_id[:12], e)
 
@@ -309,5 +405,7 @@ class P2P:
             peer.closed = True
             if self.peers.get(peer.node_id) is peer:
                 del self.peers[peer.node_id]
+                if self.on_disconnect is not None:
+                    self.on_disconnect(peer.node_id)
             await trio.aclose_forcefully(peer.stream)
             log.info("peer %s disconnected", peer.node_id[:12])

@@ -22,7 +22,7 @@ from node.gc_tuning import tune_gc
 from node.genesis import load_genesis
 from node.home import Home
 from node.keys import load_key
-from node.p2p import P2P, parse_peers
+from node.p2p import P2P, PeerLimits, parse_peers
 from node.store import Store
 from state import constants as C
 
@@ -114,7 +114,7 @@ async def run_node(home: Home, services: Sequence[Service] = ()) -> None:
         p2p = P2P(node_key, app.chain_id, cfg.p2p_host_port, parse_peers(cfg.p2p.persistent_peers),
                   on_message, driver.on_peer_connect,
                   tuple(x.strip() for x in cfg.p2p.allowed_peer_ids.split(",") if x.strip()),
-                  cfg.p2p.max_frame_bytes)
+                  limits=PeerLimits.from_config(cfg.p2p), on_disconnect=driver.on_peer_disconnect)
         driver.net = p2p
         gossip.p2p = p2p
         app.gossip = gossip.queue
@@ -144,4 +144,3 @@ async def run_node(home: Home, services: Sequence[Service] = ()) -> None:
 def load_config_checked(home: Home) -> Config:
     from node.config import load_config
     return load_config(home.config_file)
-

@@ -624,6 +624,9 @@ class Sim:
             if kind == "connect":
                 inc.driver.on_peer_connect(src_peer)
                 continue
+            if kind == "disconnect":
+                inc.driver.on_peer_disconnect(src_peer)
+                continue
             msg_type, body = msgpack.unpackb(payload, raw=False, use_list=True)
             self.stats["deliveries"] += 1
             if msg_type == MSG_TXS:
@@ -654,7 +657,14 @@ class Sim:
         self.link_gen[link] = self.link_gen.get(link, 0) + 1
         backoff = self.rng.randint(100, 400)
         self.link_down[link] = trio.current_time() + backoff / 1000
+        self._disconnect(me, peer)
         self._connect(me, peer, backoff)
+
+    def _disconnect(self, a: SimNode, b: SimNode) -> None:
+        """A closed connection: both ends get on_peer_disconnect (as node/p2p.py calls it)."""
+        for x, y in ((a, b), (b, a)):
+            if x.up:
+                self._push(0, ("disconnect", x, x.epoch, y.peer_id, None, None, 0))
 
     def _observe(self, inc: Incarnation, msg_type: int, body) -> None:
         """Checks on every signed message any node sends (once per message)."""
@@ -775,6 +785,9 @@ class Sim:
         self.trace.append(("crash", self.now_ms(), inc.node.idx, how))
         if inc.scope is not None:
             inc.scope.cancel()
+        for other in self.nodes:   # its connections close: the peers notice
+            if other is not inc.node and other.up:
+                self._push(1, ("disconnect", other, other.epoch, inc.node.peer_id, None, None, 0))
 
     async def node_life(self, nd: SimNode) -> None:
         nd.epoch += 1

@@ -117,7 +117,7 @@ def test_replay_check_invariants_reports_the_first_broken_height(monkeypatch, tm
 def _cli_replay_reports(monkeypatch, capsys, tmp_path, sc, h: int) -> None:
     """`perpchain replay --home H [--check-invariants [EVERY]]` on that chain's node 0."""
     from node import gc_tuning
-    from node.cli import main
+    from cli.main import main
     from node.genesis import save_genesis
     from node.home import Home
 
