@@ -47,28 +47,34 @@ def cmd_init(a) -> None:
 
 
 def cmd_start(a) -> None:
-    from node.config import ConfigError
-    from node.genesis import GenesisError
+    from node.fatal import describe
     from node.home import Home
-    from node.keys import KeyFileError
     from cli.run import start
-    from node.store import StoreLocked
 
     import faulthandler
+    import signal
     faulthandler.enable()  # a crash in a C extension still leaves a stack in the log
+    # A node writes to sockets and worker pipes that peers, clients or a dead worker may
+    # have closed: that must be an EPIPE error it handles, not a silent SIGPIPE death.
+    signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+    home = Home(Path(a.home))
     try:
-        start(Home(Path(a.home)))
-    except (ConfigError, GenesisError, KeyFileError, StoreLocked) as e:
-        fail(str(e))
+        start(home)
     except KeyboardInterrupt:
         pass
+    except Exception as e:  # a fault with a clear message (node/fatal.py), else a bug
+        msg = describe(e, home.db_path)
+        if msg is None:
+            raise
+        fail(msg)
 
 
 def cmd_replay(a) -> None:
     from node.genesis import load_genesis
     from node.home import Home
     from node.replay import replay
-    from node.store import Store, StoreLocked
+    from node.store import StoreError
+    from node.store_check import open_verified
 
     if a.check_invariants is not None and a.check_invariants < 1:
         fail(f"--check-invariants {a.check_invariants}: the interval must be at least 1 block", 2)
@@ -77,8 +83,8 @@ def cmd_replay(a) -> None:
     if not home.db_path.exists():
         fail(f"no chain data at {home.db_path}")
     try:
-        store = Store(home.db_path)
-    except StoreLocked as e:
+        store = open_verified(home.db_path)
+    except StoreError as e:
         fail(str(e))
     from node.gc_tuning import tune_gc
 

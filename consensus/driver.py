@@ -39,6 +39,8 @@ from consensus.messages import (MSG_BLOCK, MSG_BLOCKS, MSG_EVIDENCE, MSG_GET_BLO
                                 LastSigned, Proposal, SafeSigner, Vote, check_body,
                                 verify_proposal, verify_vote)
 from consensus.proposer import ProposerSelector
+from consensus.signer_state import load_last_signed as _load_last_signed
+from consensus.signer_state import save_last_signed as _save_last_signed
 from consensus.rounds import (BroadcastProposal, BroadcastVote, Commit as CommitAction,
                               Evidence, FetchBlock, ProposeBlock, RoundSnapshot, RoundState,
                               ScheduleTimeout, Timeout, TimeoutConfig)
@@ -143,25 +145,6 @@ def check_evidence(chain_id: str, a: bytes, b: bytes, max_height: int) -> None:
         raise ValueError("evidence vote signature does not verify")
     if va.height > max_height:
         raise ValueError("evidence from the future")
-
-
-def _save_last_signed(path: Path, ls: LastSigned) -> None:
-    kind = "proposal" if isinstance(ls.message, Proposal) else "vote"
-    tmp = path.with_suffix(".tmp")
-    with open(tmp, "wb") as f:
-        f.write(msgpack.packb([ls.height, ls.round, ls.step, kind, ls.message.encode()]))
-        f.flush()
-        os.fsync(f.fileno())
-    tmp.replace(path)
-
-
-def _load_last_signed(path: Path) -> LastSigned | None:
-    try:
-        h, r, s, kind, msg = msgpack.unpackb(path.read_bytes(), raw=False)
-    except FileNotFoundError:
-        return None
-    m = Proposal.decode(msg) if kind == "proposal" else Vote.decode(msg)
-    return LastSigned(h, r, s, m)
 
 
 class Driver:

@@ -7,7 +7,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from node.config import Config, render_config
+from node.config import Config, is_loopback, render_config
 from node.genesis import make_genesis_doc, save_genesis
 from node.home import Home, init_home
 from node.keys import load_key
@@ -32,6 +32,8 @@ def build_network(specs: list[NodeSpec], chain_id: str, timeout_commit: str = "2
     for spec in specs:
         cfg = Config(moniker=spec.moniker)
         cfg.rpc.laddr = spec.rpc_laddr
+        # --rpc-host asked for a non-loopback RPC: record that it was on purpose.
+        cfg.rpc.unsafe_public_bind = not is_loopback(cfg.rpc_host_port[0])
         cfg.p2p.laddr = spec.p2p_laddr
         cfg.consensus.timeout_commit = timeout_commit
         if configure is not None:

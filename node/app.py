@@ -206,8 +206,8 @@ class Application:
 
     async def wait_for_tx(self, th: bytes, timeout_s: float) -> tuple[int, int, TxResult] | None:
         """(height, index, result) once `th` is committed; None on timeout."""
-        loc = self.store.tx_location(th)
-        if loc is None:
+        rec = self.store.tx_record(th)
+        if rec is None:
             ev = self._waiters.setdefault(th, trio.Event())
             with trio.move_on_after(timeout_s):
                 await ev.wait()
@@ -215,13 +215,25 @@ class Application:
                 del self._waiters[th]
             if th in self._outcomes:
                 return self._outcomes.pop(th)
-            loc = self.store.tx_location(th)
-            if loc is None:
+            rec = self.store.tx_record(th)
+            if rec is None:
                 return None
-        return loc[0], loc[1], self.result_at(*loc)
+        return rec[0], rec[1], TxResult.from_wire(rec[3])
 
     def result_at(self, height: int, index: int) -> TxResult:
         return TxResult.from_wire(decode(self.store.results_bytes(height))[index])
+
+    def catching_up(self) -> bool:
+        """True while the node fetches blocks from a peer, or a connected peer reports a
+        committed height two or more past ours (CometBFT's `catching_up`). Safe to call
+        from an RPC worker thread: it only copies the driver's fields."""
+        d = self.driver
+        if getattr(d, "syncing_from", None) is not None:
+            return True
+        live = set(self.p2p.peers) if self.p2p is not None else None
+        tip = self.tip.height
+        return any(h > tip + 1 for p, h in dict(getattr(d, "peer_heights", {})).items()
+                   if live is None or p in live)
 
 
 def block_input(block: Block) -> BlockInput:

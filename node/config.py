@@ -28,9 +28,24 @@ def parse_duration_ms(text: str) -> int:
 
 @dataclass
 class RPCConfig:
+    # Loopback only unless unsafe_public_bind = true (the node then logs a warning).
     laddr: str = "tcp://127.0.0.1:26657"
+    unsafe_public_bind: bool = False
+    # Every limit below answers with its own JSON-RPC error (rpc/errors.py); docs/SECURITY.md.
     max_body_bytes: int = 16 * 1024 * 1024
     max_batch_requests: int = 10_000
+    # Calls other than broadcast_tx_sync in one batch (each reads the store).
+    max_batch_queries: int = 1_000
+    # HTTP requests being handled at once (over all clients), and per client IP.
+    max_concurrent_requests: int = 64
+    max_concurrent_requests_per_ip: int = 16
+    # Requests per second per client IP (token bucket, bursts of one second's worth);
+    # a batch counts as one request. 0 = unlimited.
+    max_requests_per_s_per_ip: int = 1_000
+    # Worker threads for store reads (block, tx, commit, blockchain, ...), off the event loop.
+    query_threads: int = 2
+    # An idle keep-alive connection, or one that sends nothing, is closed after this.
+    timeout_idle_connection: str = "5s"
     timeout_broadcast_tx_commit: str = "10s"
 
 
@@ -85,6 +100,13 @@ class VerifierConfig:
 
 
 @dataclass
+class StoreConfig:
+    # Checks on start (node/store_check.py): "full" reads every table block with its
+    # checksum (about 1 s per million entries) and checks the tip; "tip" checks the tip only.
+    verify_on_start: str = "full"
+
+
+@dataclass
 class Config:
     moniker: str = "node"
     rpc: RPCConfig = field(default_factory=RPCConfig)
@@ -92,6 +114,7 @@ class Config:
     consensus: ConsensusConfig = field(default_factory=ConsensusConfig)
     mempool: MempoolConfig = field(default_factory=MempoolConfig)
     verifier: VerifierConfig = field(default_factory=VerifierConfig)
+    store: StoreConfig = field(default_factory=StoreConfig)
 
     @property
     def rpc_host_port(self) -> tuple[str, int]:
@@ -110,7 +133,7 @@ def _host_port(laddr: str) -> tuple[str, int]:
 
 
 _SECTIONS = {"rpc": RPCConfig, "p2p": P2PConfig, "consensus": ConsensusConfig,
-             "mempool": MempoolConfig, "verifier": VerifierConfig}
+             "mempool": MempoolConfig, "verifier": VerifierConfig, "store": StoreConfig}
 
 
 def load_config(path: Path) -> Config:
@@ -120,6 +143,8 @@ def load_config(path: Path) -> Config:
         raise ConfigError(f"{path} not found: run `perpchain init` first") from None
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{path}: {e}") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"cannot read {path}: {e}") from None
     cfg = Config()
     for key, value in data.items():
         if key == "moniker":
@@ -136,11 +161,19 @@ def load_config(path: Path) -> Config:
                 setattr(section, k, v)
         else:
             raise ConfigError(f"{path}: unknown setting {key}")
+    try:
+        _check_values(path, cfg)
+    except ConfigError as e:
+        raise ConfigError(str(e) if str(path) in str(e) else f"{path}: {e}") from None
+    return cfg
+
+
+def _check_values(path: Path, cfg: Config) -> None:
     c = cfg.consensus
     for d in (c.timeout_propose, c.timeout_propose_delta, c.timeout_prevote,
               c.timeout_prevote_delta, c.timeout_precommit, c.timeout_precommit_delta,
-              c.timeout_commit, cfg.rpc.timeout_broadcast_tx_commit, cfg.p2p.ban_duration,
-              cfg.p2p.max_ban_duration):
+              c.timeout_commit, cfg.rpc.timeout_broadcast_tx_commit,
+              cfg.rpc.timeout_idle_connection, cfg.p2p.ban_duration, cfg.p2p.max_ban_duration):
         parse_duration_ms(d)
     p = cfg.p2p
     for name in ("max_frame_bytes", "max_msgs_per_s", "max_msgs_burst", "max_peers",
@@ -153,7 +186,34 @@ def load_config(path: Path) -> Config:
                           "max_ban_duration")
     cfg.rpc_host_port
     cfg.p2p_host_port
-    return cfg
+    _check_limits(path, cfg)
+
+
+def _check_limits(path: Path, cfg: Config) -> None:
+    r = cfg.rpc
+    for name in ("max_body_bytes", "max_batch_requests", "max_batch_queries",
+                 "max_concurrent_requests", "max_concurrent_requests_per_ip", "query_threads"):
+        if getattr(r, name) < 1:
+            raise ConfigError(f"{path}: [rpc] {name} must be at least 1")
+    if r.max_requests_per_s_per_ip < 0:
+        raise ConfigError(f"{path}: [rpc] max_requests_per_s_per_ip must be >= 0 (0 = unlimited)")
+    if cfg.store.verify_on_start not in ("full", "tip"):
+        raise ConfigError(f"{path}: [store] verify_on_start must be \"full\" or \"tip\"")
+    host = cfg.rpc_host_port[0]
+    if not is_loopback(host) and not r.unsafe_public_bind:
+        raise ConfigError(f"{path}: [rpc] laddr {r.laddr} is not a loopback address: the RPC "
+                          "would be open to the network. Set [rpc] unsafe_public_bind = true "
+                          "to allow it (see docs/SECURITY.md)")
+
+
+def is_loopback(host: str) -> bool:
+    import ipaddress
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def render_config(cfg: Config) -> str:

@@ -15,10 +15,14 @@ Trading sections of app_state (all optional; see `make_genesis_doc` for a full e
     oracle       {max_age_ms, min_power_ppm, mark_ema_ms, prices [{asset, price}]}
     fees         {fee_account, tiers [{min_volume, taker_reduction_ppm, maker_reduction_ppm}]}
     governance   {authority}                      the address that may sign gov_* actions
+    liquidation  {step_threshold, step_ppm, cooldown_ms, fee_ppm, backstop_ppm,
+                  max_notional_per_block, max_fund_loss_per_block}   each optional
+                 (state.liquidation_params: defaults; amounts in quote units)
 Prices, sizes and notionals are decimal strings; ppm values and decimals are integers.
 """
 
 import base64
+import dataclasses
 import json
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -29,6 +33,7 @@ from node.keys import PUB_TYPE, parse_address
 from state import constants as C
 from state.amounts import AmountError, format_amount, parse_amount
 from state.genesis import DEFAULT_FEE_ACCOUNT, DEFAULT_ORACLE, GenesisState
+from state.liquidation_params import LiquidationParams, default_params
 from state.markets import (DEFAULT_FUNDING, PERP, RATE_SCALE, SPOT, FeeParams, FeeTier,
                            FundingParams, OracleParams)
 from state.params import FaucetParams
@@ -316,6 +321,9 @@ def _parse_trading(app: dict, quote: str, decimals: dict[str, int], amount) -> d
     g = app.get("governance")
     if g:
         out["gov_authority"] = _addr(_req(g, "authority", "governance"), "governance.authority")
+    lq = app.get("liquidation")
+    if lq:
+        out["liquidation"] = _parse_liquidation(lq, qdec, dec)
     return out
 
 
@@ -347,6 +355,30 @@ def _parse_funding(f, where: str) -> FundingParams:
                          rate("max_rate_per_hour", d.max_rate_per_hour))
 
 
+_LIQ_AMOUNTS = {"step_threshold": "step_threshold_quantums",
+                "max_notional_per_block": "max_notional_per_block_quantums",
+                "max_fund_loss_per_block": "max_fund_loss_per_block_quantums"}
+_LIQ_INTS = ("step_ppm", "cooldown_ms", "fee_ppm", "backstop_ppm")
+
+
+def _parse_liquidation(lq: dict, qdec: int, dec) -> LiquidationParams:
+    """The `liquidation` section: each field optional (the default otherwise)."""
+    if not isinstance(lq, dict):
+        raise GenesisError("genesis: liquidation must be an object")
+    unknown = sorted(set(lq) - set(_LIQ_AMOUNTS) - set(_LIQ_INTS))
+    if unknown:
+        raise GenesisError(f"genesis: liquidation has unknown fields {unknown}; known: "
+                           f"{sorted(_LIQ_AMOUNTS) + sorted(_LIQ_INTS)}")
+    fields = {}
+    for name, field in _LIQ_AMOUNTS.items():
+        if name in lq:
+            fields[field] = dec(lq[name], qdec, f"liquidation.{name}")
+    for name in _LIQ_INTS:
+        if name in lq:
+            fields[name] = _int(lq[name], f"liquidation.{name}")
+    return dataclasses.replace(default_params(qdec), **fields)
+
+
 def load_genesis(path: Path) -> Genesis:
     try:
         doc = json.loads(Path(path).read_text())
@@ -354,7 +386,15 @@ def load_genesis(path: Path) -> Genesis:
         raise GenesisError(f"{path} not found: run `perpchain init` first") from None
     except json.JSONDecodeError as e:
         raise GenesisError(f"{path} is not JSON: {e}") from None
-    return parse_genesis(doc)
+    except (OSError, UnicodeDecodeError, RecursionError) as e:
+        raise GenesisError(f"cannot read {path}: {e}") from None
+    try:
+        return parse_genesis(doc)
+    except GenesisError as e:
+        raise GenesisError(f"{path}: {e}") from None
+    except (TypeError, AttributeError, KeyError, ValueError, IndexError, OverflowError) as e:
+        # A value of the wrong JSON type where parse_genesis expected another.
+        raise GenesisError(f"{path}: malformed genesis ({type(e).__name__}: {e})") from None
 
 
 def save_genesis(path: Path, doc: dict) -> None:

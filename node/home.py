@@ -47,7 +47,10 @@ def init_home(root: Path, chain_id: str, genesis_time_ms: int, cfg: Config | Non
     home = Home(Path(root))
     if home.config_file.exists():
         raise FileExistsError(f"{home.config_file} already exists; refusing to overwrite")
-    (home.root / "data").mkdir(parents=True, exist_ok=True)
+    # Keys and chain data are the operator's alone (CometBFT uses 0700 too).
+    for d in (home.config_dir, home.root / "data"):
+        d.mkdir(parents=True, exist_ok=True)
+        d.chmod(0o700)
     val_key, node_key = KeyPair.generate(), KeyPair.generate()
     save_key(home.validator_key_file, val_key)
     save_key(home.node_key_file, node_key)

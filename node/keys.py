@@ -5,13 +5,16 @@ Files follow CometBFT's JSON shape so operators recognise them:
      "pub_key":  {"type": "tendermint/PubKeyEd25519",  "value": "<base64 32 bytes>"},
      "priv_key": {"type": "tendermint/PrivKeyEd25519", "value": "<base64 seed||pub, 64 bytes>"}}
 The address of an account is its public key in hex (DESIGN.md §4). Files are written
-with mode 0600 and never overwritten.
+with mode 0600 and never overwritten; loading one that other users can read logs a warning
+naming it.
 """
 
 import base64
 import hashlib
 import json
+import logging
 import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,8 +25,22 @@ PUB_TYPE = "tendermint/PubKeyEd25519"
 PRIV_TYPE = "tendermint/PrivKeyEd25519"
 
 
+log = logging.getLogger("perpchain.keys")
+
+
 class KeyFileError(Exception):
     pass
+
+
+def warn_if_exposed(path: Path) -> None:
+    """Log a warning if users other than the owner may read or write the key file."""
+    try:
+        mode = stat.S_IMODE(os.stat(path).st_mode)
+    except OSError:
+        return
+    if mode & 0o077:
+        log.warning("key file %s has mode %o: other users can read it; run `chmod 600 %s`",
+                    path, mode, path)
 
 
 def node_id_of(pub_key: bytes) -> str:
@@ -80,13 +97,19 @@ def save_key(path: Path, key: KeyPair) -> None:
 
 
 def load_key(path: Path) -> KeyPair:
+    """A key file's key pair; KeyFileError naming the file for anything malformed."""
     try:
         obj = json.loads(Path(path).read_text())
-        raw = base64.b64decode(obj["priv_key"]["value"], validate=True)
     except FileNotFoundError:
         raise KeyFileError(f"key file {path} does not exist") from None
-    except (ValueError, KeyError, TypeError) as e:
+    except OSError as e:
+        raise KeyFileError(f"cannot read key file {path}: {e.strerror or e}") from None
+    except (ValueError, RecursionError) as e:   # not UTF-8 or not JSON
         raise KeyFileError(f"{path} is not a perpchain key file: {e}") from None
+    warn_if_exposed(Path(path))
+    if not isinstance(obj, dict):
+        raise KeyFileError(f"{path} is not a perpchain key file: not a JSON object")
+    raw = _b64_field(path, obj, "priv_key", required=True)
     if len(raw) not in (32, 64):
         raise KeyFileError(f"{path}: private key must be 32 or 64 bytes, got {len(raw)}")
     key = KeyPair.from_seed(raw[:32])
@@ -94,13 +117,24 @@ def load_key(path: Path) -> KeyPair:
         raise KeyFileError(f"{path}: public half does not match the private key")
     if obj.get("address", key.address) != key.address:
         raise KeyFileError(f"{path}: address does not match the private key")
-    try:
-        pub = base64.b64decode(obj.get("pub_key", {}).get("value", ""), validate=True)
-    except (ValueError, AttributeError):
-        raise KeyFileError(f"{path}: pub_key is not base64") from None
+    pub = _b64_field(path, obj, "pub_key", required=False)
     if pub and pub != key.pub_key:
         raise KeyFileError(f"{path}: pub_key does not match the private key")
     return key
+
+
+def _b64_field(path: Path, obj: dict, name: str, required: bool) -> bytes:
+    """obj[name]["value"] decoded from base64 (b"" if absent and not required)."""
+    field = obj.get(name)
+    if field is None and not required:
+        return b""
+    value = field.get("value") if isinstance(field, dict) else None
+    if not isinstance(value, str):
+        raise KeyFileError(f"{path}: {name}.value must be a base64 string")
+    try:
+        return base64.b64decode(value, validate=True)
+    except ValueError:
+        raise KeyFileError(f"{path}: {name}.value is not base64") from None
 
 
 def parse_address(text: str) -> bytes:

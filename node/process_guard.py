@@ -40,7 +40,9 @@ def run_guarded(run, *args) -> None:
     except (KeyboardInterrupt, ConfigError, GenesisError, KeyFileError, StoreLocked):
         raise  # a stop asked for, or a start-up error `perpchain start` reports itself
     except BaseException as e:
-        log_fatal(e)
+        from node.fatal import describe
+        if describe(e) is None:   # else a named fault (node/fatal.py): one line, no traceback
+            log_fatal(e)
         raise
 
 

@@ -23,7 +23,7 @@ from node.genesis import load_genesis
 from node.home import Home
 from node.keys import load_key
 from node.p2p import P2P, PeerLimits, parse_peers
-from node.store import Store
+from node.store_check import open_verified
 from state import constants as C
 
 log = logging.getLogger("perpchain.node")
@@ -89,7 +89,7 @@ async def run_node(home: Home, services: Sequence[Service] = ()) -> None:
     genesis = load_genesis(home.genesis_file)
     node_key = load_key(home.node_key_file)
     val_key = load_key(home.validator_key_file) if home.validator_key_file.exists() else None
-    store = Store(home.db_path)
+    store = open_verified(home.db_path, cfg.store.verify_on_start == "full")
     app = None
     try:
         app = Application(cfg, genesis, store, node_key, val_key)

@@ -7,13 +7,28 @@ last committed height with no half-written block.
 
     s/<state key>        state (read by the state machine through `StateView`)
     b/<height:8>         block bytes          c/<height:8>  its commit
-    r/<height:8>         tx results           t/<tx hash>   [height, index]
+    r/<height:8>         tx results           t/<tx hash>   see below
     a/<height:8>         app hash after executing that height
     m/tip                [height, block_hash, time_ms, app_hash, results_hash]
     m/genesis            [app_hash_0, chain_id]
     v/<height:8>         the validator set with proposer priorities for that height
+
+The tx index entry is [height, index, tx, result offset, result length]: the tx's own
+bytes (msgpack-encoded, as in its block: CometBFT's indexer also keeps each tx) and where
+its result lies in the results bytes, so a `tx` lookup never reads or decodes its block
+(entries written before this format are [height, index] and are found by skipping).
+
+Opening never creates a store over damaged files: a store is created only in an empty or
+absent directory; an existing one is opened without create_if_missing, with LevelDB's
+paranoid checks, and every failure is a typed StoreError naming the directory or file
+(node/store_check.py verifies the tip and the checksums before the node starts). Beside
+the tables, the file COMMITTED_HEIGHT holds the last height this node committed (written
+after each commit, not fsynced: it can lag the store but never lead it), so a store that
+lost committed heights (a truncated LevelDB log) is refused rather than silently rolled back.
 """
 
+import errno
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -32,8 +47,30 @@ K_GENESIS = b"m/genesis"
 P_VALSET = b"v/"
 
 
-class StoreLocked(Exception):
+K_MARKER_FILE = "COMMITTED_HEIGHT"
+
+
+def recovery_hint(path) -> str:
+    """What an operator can do about a damaged store (docs/OPERATIONS.md, "Damaged store")."""
+    return (f"Recover by re-syncing from peers: stop the node, move {path} aside (e.g. "
+            f"`mv {path} {path}.damaged`) and start it again; or restore {path} from a "
+            "backup taken while the node was stopped.")
+
+
+class StoreError(Exception):
+    """The store cannot be opened or used; the message names the directory or file."""
+
+
+class StoreLocked(StoreError):
     """Another process (a running node) holds the database."""
+
+
+class StoreUnwritable(StoreError):
+    """The data directory is read-only, not ours, or the disk is full."""
+
+
+class StoreDamaged(StoreError):
+    """Files of the store are missing, corrupt or inconsistent: refuse to run on them."""
 
 
 def _h(height: int) -> bytes:
@@ -98,20 +135,101 @@ class StateView:
             yield k[n:], v
 
 
+def is_empty_dir(path: Path) -> bool:
+    """Absent, or a directory with no entries: the only places a store may be created."""
+    try:
+        return not any(Path(path).iterdir())
+    except FileNotFoundError:
+        return True
+
+
+def open_error(path: Path, e: Exception) -> StoreError:
+    """The typed error for a failed plyvel.DB(...) of an existing or new store."""
+    msg = e.args[0].decode(errors="replace") if e.args and isinstance(e.args[0], bytes) \
+        else str(e)
+    low = msg.lower()
+    if isinstance(e, plyvel.CorruptionError):
+        return StoreDamaged(f"the store {path} is corrupt ({msg}; {damaged_file_hint(path)}). "
+                            + recovery_hint(path))
+    if "create_if_missing is false" in low or "does not exist" in low:
+        return StoreDamaged(f"the store {path} has lost its {path}/CURRENT file (LevelDB "
+                            "cannot find its tables without it). " + recovery_hint(path))
+    if "permission denied" in low or "read-only file system" in low:
+        return StoreUnwritable(f"cannot write the store {path}: {msg}. The data directory "
+                               "must be writable by the user running the node.")
+    if "no space left" in low:
+        return StoreUnwritable(f"cannot write the store {path}: the disk is full. Free "
+                               "space and start the node again.")
+    if "lock" in low and ("temporarily unavailable" in low or "already held" in low):
+        return StoreLocked(f"{path} is in use by another process (is the node running? "
+                           "stop it first)")
+    return StoreError(f"cannot open the store {path}: {msg}")
+
+
+def write_error(path: Path, height: int, e: Exception) -> StoreError:
+    """The typed error for a failed commit of `height` (the batch did not land)."""
+    msg = e.args[0].decode(errors="replace") if e.args and isinstance(e.args[0], bytes) \
+        else str(e)
+    if "no space left" in msg.lower():
+        return StoreUnwritable(f"cannot commit height {height} to the store {path}: the disk "
+                               "is full. Free space and start the node again (the height "
+                               "was not committed; nothing is lost).")
+    if isinstance(e, plyvel.CorruptionError):
+        return StoreDamaged(f"the store {path} is corrupt ({msg}). " + recovery_hint(path))
+    return StoreUnwritable(f"cannot commit height {height} to the store {path}: {msg}")
+
+
+def damaged_file_hint(path: Path) -> str:
+    """The file LevelDB's own LOG says it dropped while recovering, if it says."""
+    try:
+        lines = (Path(path) / "LOG").read_text(errors="replace").splitlines()
+    except OSError:
+        return "see its LOG file"
+    for line in reversed(lines[-50:]):
+        if "dropping" in line or "corruption" in line.lower():
+            return "LevelDB's LOG says: " + line.split(" ", 2)[-1]
+    return "see its LOG file"
+
+
+def _write_marker(fd: int, height: int) -> None:
+    os.pwrite(fd, b"%020d\n" % height, 0)
+
+
+def read_marker(path: Path) -> int | None:
+    """The height in COMMITTED_HEIGHT, None if absent (a store from before it existed)."""
+    try:
+        raw = (Path(path) / K_MARKER_FILE).read_bytes().strip()
+    except FileNotFoundError:
+        return None
+    if not raw:
+        return None          # created, but the node stopped before its first write
+    if not raw.isdigit() or len(raw) > 20:
+        raise StoreDamaged(f"{Path(path) / K_MARKER_FILE} is not a height ({raw[:40]!r}). "
+                           + recovery_hint(path))
+    return int(raw)
+
+
 class Store:
     def __init__(self, path: Path):
-        Path(path).mkdir(parents=True, exist_ok=True)
+        """Open the store at `path`; create it only if the directory is absent or empty."""
+        self.path = Path(path)
+        create = is_empty_dir(self.path)
         try:
+            if create:
+                self.path.mkdir(parents=True, exist_ok=True)
             # A bloom filter spares reads of absent keys (most nonce and balance misses)
             # from touching every level; the block cache keeps hot state in memory.
-            self.db = plyvel.DB(str(path), create_if_missing=True, bloom_filter_bits=10,
-                                lru_cache_size=64 * 1024 * 1024,
+            self.db = plyvel.DB(str(path), create_if_missing=create, paranoid_checks=True,
+                                bloom_filter_bits=10, lru_cache_size=64 * 1024 * 1024,
                                 write_buffer_size=64 * 1024 * 1024)
-        except plyvel.IOError as e:
-            if "lock" in str(e).lower():
-                raise StoreLocked(f"{path} is in use by another process (is the node "
-                                  "running? stop it first)") from None
-            raise
+        except (plyvel.Error, OSError) as e:
+            raise open_error(self.path, e) from None
+        try:
+            self._marker_fd = os.open(self.path / K_MARKER_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as e:
+            self.db.close()
+            raise StoreUnwritable(f"cannot write {self.path / K_MARKER_FILE}: "
+                                  f"{e.strerror}") from None
         self.state = StateView(self.db)
         # Hashes of the most recently committed txs, so the mempool can name a replayed tx
         # without a disk read; older replays are refused by the nonce rules anyway.
@@ -119,6 +237,7 @@ class Store:
 
     def close(self) -> None:
         self.db.close()
+        os.close(self._marker_fd)
 
     # -- reads -------------------------------------------------------------------------
     def tip(self) -> Tip | None:
@@ -148,7 +267,26 @@ class Store:
 
     def tx_location(self, tx_hash: bytes) -> tuple[int, int] | None:
         raw = self.db.get(P_TXINDEX + tx_hash)
-        return None if raw is None else tuple(_dec(raw))
+        return None if raw is None else tuple(_dec(raw)[:2])
+
+    def tx_record(self, tx_hash: bytes) -> tuple[int, int, bytes, list] | None:
+        """(height, index, tx bytes, result wire) of a committed tx, from the index: the
+        entry and its block's results are read, never the block."""
+        raw = self.db.get(P_TXINDEX + tx_hash)
+        if raw is None:
+            return None
+        entry = _dec(raw)
+        height, index = entry[0], entry[1]
+        results = self.results_bytes(height)
+        block = self.block_bytes(height) if len(entry) != 5 else b""
+        if block is None or results is None:
+            raise StoreDamaged(f"the store {self.path} indexes tx {tx_hash.hex()} at height "
+                               f"{height}, whose block or results are missing. "
+                               + recovery_hint(self.path))
+        if len(entry) == 5:
+            _, _, tx_enc, r_off, r_len = entry
+            return height, index, _dec(tx_enc), _dec(results[r_off:r_off + r_len])
+        return height, index, _nth(block, index, skip_first=1), _nth(results, index)
 
     # -- writes ------------------------------------------------------------------------
     def valset_bytes(self, height: int) -> bytes | None:
@@ -165,12 +303,37 @@ class Store:
             wb.put(K_GENESIS, _enc([app_hash, chain_id]))
             wb.put(K_TIP, _enc([0, b"", time_ms, app_hash, b""]))
         self.state.note_writes(writes)
+        self._committed(0)
+
+    def _committed(self, height: int) -> None:
+        try:
+            _write_marker(self._marker_fd, height)
+        except OSError as e:
+            raise StoreUnwritable(f"cannot write {self.path / K_MARKER_FILE}: {e.strerror}"
+                                  + (" (the disk is full)" if e.errno == errno.ENOSPC else "")
+                                  ) from None
 
     def commit_block(self, height: int, block: bytes, commit: bytes, results: bytes,
                      tx_hashes: list[bytes], writes, tip: Tip,
                      valsets: dict[int, bytes] | None = None) -> None:
         """Everything about `height`, atomically and fsynced."""
         hb = _h(height)
+        tx_spans, res_spans = element_spans(block, 1), element_spans(results, 0)
+        try:
+            self._write_height(height, hb, block, commit, results, tx_hashes, writes, tip,
+                               valsets, tx_spans, res_spans)
+        except plyvel.Error as e:
+            raise write_error(self.path, height, e) from None
+        self.state.note_writes(writes)
+        self._committed(height)
+        recent = self.recent_txs
+        for th in tx_hashes:
+            recent[th] = None
+        while len(recent) > RECENT_TX_HASHES:
+            del recent[next(iter(recent))]
+
+    def _write_height(self, height, hb, block, commit, results, tx_hashes, writes, tip,
+                      valsets, tx_spans, res_spans) -> None:
         with self.db.write_batch(transaction=True, sync=True) as wb:
             put = wb.put
             for h, v in (valsets or {}).items():
@@ -189,13 +352,44 @@ class Store:
                 # Index a tx's first inclusion only: a replayed copy (rejected for its
                 # nonce) must not hide where the original landed.
                 if th not in seen and self.db.get(P_TXINDEX + th) is None:
-                    put(P_TXINDEX + th, _enc([height, i]))
+                    t_off, t_len = tx_spans[i]
+                    put(P_TXINDEX + th, _enc([height, i, block[t_off:t_off + t_len],
+                                              *res_spans[i]]))
                 seen.add(th)
             put(K_TIP, _enc([tip.height, tip.block_hash, tip.time_ms, tip.app_hash,
                              tip.results_hash]))
-        self.state.note_writes(writes)
-        recent = self.recent_txs
-        for th in tx_hashes:
-            recent[th] = None
-        while len(recent) > RECENT_TX_HASHES:
-            del recent[next(iter(recent))]
+
+
+def _unpacker_at(data: bytes, skip_first: int) -> tuple[msgpack.Unpacker, int]:
+    """An Unpacker positioned at the first element of the array in `data`: the top-level
+    array (skip_first=0), or the array that follows `skip_first` elements of the top level
+    (skip_first=1: a block's txs). Returns it and the array's length."""
+    u = msgpack.Unpacker(raw=False, max_buffer_size=max(len(data), 1024 * 1024))
+    u.feed(data)
+    n = u.read_array_header()
+    if skip_first:
+        for _ in range(skip_first):
+            u.skip()
+        n = u.read_array_header()
+    return u, n
+
+
+def element_spans(data: bytes, skip_first: int) -> list[tuple[int, int]]:
+    """(offset, length) of each element of the array found as in _unpacker_at; each slice
+    is the element's own msgpack encoding."""
+    u, n = _unpacker_at(data, skip_first)
+    tell, skip = u.tell, u.skip
+    out = []
+    for _ in range(n):
+        start = tell()
+        skip()
+        out.append((start, tell() - start))
+    return out
+
+
+def _nth(data: bytes, index: int, skip_first: int = 0):
+    """Element `index` of the array found as in _unpacker_at (old index entries)."""
+    u, _ = _unpacker_at(data, skip_first)
+    for _ in range(index):
+        u.skip()
+    return u.unpack()

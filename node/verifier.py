@@ -11,12 +11,22 @@ Modes ([verifier] in config.toml):
   the interpreter's switch interval, so under load the threads mostly wait (measured: about
   a third fewer committed txs/s than processes on this 2-core machine).
 - inline (threads = -1): verify on the calling task, for deterministic simulations.
+
+A worker process that dies (killed, out of memory) breaks its pool: the pool is rebuilt
+and the checks it was running are retried, then done in a thread if the new pool breaks
+too; callers never see BrokenProcessPool. Workers ask the kernel to kill them when the
+node dies (PR_SET_PDEATHSIG), so none outlives a node killed with -9, and then neither
+does multiprocessing's resource tracker (it exits when the last of them is gone).
 """
 
-import os
-from concurrent.futures import ProcessPoolExecutor
-from functools import lru_cache
+import ctypes
+import logging
 import multiprocessing
+import os
+import signal
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from functools import lru_cache
 
 import trio
 from cryptography.exceptions import InvalidSignature
@@ -25,6 +35,19 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from state.tx import Tx, signature_ok
 
 MIN_CHUNK = 32
+PR_SET_PDEATHSIG = 1
+log = logging.getLogger("perpchain.verifier")
+
+
+def _die_with_parent(parent_pid: int) -> None:
+    """Worker initializer: SIGKILL this process when the node that started it dies."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):   # not Linux: the pool's own checks remain
+        pass
+    if os.getppid() != parent_pid:      # the node died before the request took effect
+        os._exit(0)
 
 
 def _verify_chunk(txs: list[Tx]) -> list[bool]:
@@ -57,9 +80,23 @@ class Verifier:
         self.workers = max(1, n if n > 0 else (os.cpu_count() or 1))
         self.limiter = trio.CapacityLimiter(self.workers)
         self.pool = None
+        self.rebuilds = 0
         if processes > 0 and not self.inline:
-            self.pool = ProcessPoolExecutor(self.workers,
-                                            mp_context=multiprocessing.get_context("spawn"))
+            self.pool = self._new_pool()
+
+    def _new_pool(self) -> ProcessPoolExecutor:
+        return ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"),
+                                   initializer=_die_with_parent, initargs=(os.getpid(),))
+
+    def _rebuild(self, broken: ProcessPoolExecutor) -> None:
+        """Replace `broken` (once, however many checks saw it break)."""
+        if self.pool is not broken:
+            return
+        self.rebuilds += 1
+        log.warning("a signature worker process died: restarting the pool (%d so far)",
+                    self.rebuilds)
+        broken.shutdown(wait=False, cancel_futures=True)
+        self.pool = self._new_pool()
 
     def close(self) -> None:
         if self.pool is not None:
@@ -80,9 +117,17 @@ class Verifier:
                 results[i] = await trio.to_thread.run_sync(_verify_chunk, chunks[i],
                                                            limiter=self.limiter)
                 return
-            fut = self.pool.submit(_verify_raw, [(t.signer, t.signature, t.sign_bytes())
-                                                 for t in chunks[i]])
-            results[i] = await trio.to_thread.run_sync(fut.result, limiter=self.limiter)
+            items = [(t.signer, t.signature, t.sign_bytes()) for t in chunks[i]]
+            for _ in range(2):
+                pool = self.pool
+                try:
+                    fut = pool.submit(_verify_raw, items)
+                    results[i] = await trio.to_thread.run_sync(fut.result, limiter=self.limiter)
+                    return
+                except BrokenProcessPool:
+                    self._rebuild(pool)
+            results[i] = await trio.to_thread.run_sync(_verify_chunk, chunks[i],
+                                                       limiter=self.limiter)
 
         async with trio.open_nursery() as nursery:
             for i in range(len(chunks)):

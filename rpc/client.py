@@ -336,3 +336,17 @@ class Client:
         """A perp market's funding parameters, current window and last `limit` settlements
         (newest first)."""
         return self.call("funding_history", market=self.market(market)["id"], limit=limit)
+
+    # -- risk engine (rpc/risk_methods.py) ---------------------------------------------
+    def liquidations(self, address: str | None = None, limit: int = 100) -> dict:
+        """The last liquidation, insurance_takeover and adl events (newest first)."""
+        p = {"limit": limit}
+        if address is not None:
+            p["address"] = address
+        return self.call("liquidations", **p)
+
+    def insurance_fund(self) -> dict:
+        return self.call("insurance_fund")
+
+    def adl_queue(self, address: str | None = None) -> dict:
+        return self.call("adl_queue", address=address or self._key().address)

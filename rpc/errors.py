@@ -19,6 +19,9 @@ class RPCCode(IntEnum):
     TIMEOUT = -32003            # e.g. broadcast_tx_commit saw no block in time
     REQUEST_TOO_LARGE = -32004
     BATCH_TOO_LARGE = -32005
+    RATE_LIMITED = -32010       # [rpc] max_requests_per_s_per_ip (HTTP 429)
+    SERVER_BUSY = -32011        # [rpc] max_concurrent_requests(_per_ip) (HTTP 503)
+    TOO_MUCH_WORK = -32012      # [rpc] max_batch_queries
 
 
 class RPCError(Exception):

@@ -88,7 +88,7 @@ async def status(app: Application, p: dict) -> dict:
             "earliest_app_hash": _hex(first_block.header.app_hash) if first_block else "",
             "earliest_block_height": "1" if first_block else "0",
             "earliest_block_time": ms_to_rfc3339(first_block.header.time_ms) if first_block else "",
-            "catching_up": False,
+            "catching_up": app.catching_up(),
         },
         "validator_info": {
             "address": val.hex() if val else "",
@@ -192,15 +192,16 @@ async def block_results(app: Application, p: dict) -> dict:
 
 
 async def tx(app: Application, p: dict) -> dict:
+    """A committed tx by hash, from the store's index (node/store.py): its index entry
+    and its block's results are read, never its block. Runs in an RPC worker thread."""
     th = P.hash_bytes(P.param(p, "hash", 0))
-    loc = app.store.tx_location(th)
-    if loc is None:
+    rec = app.store.tx_record(th)
+    if rec is None:
         pending = " (it is pending in the mempool)" if app.mempool.get(th) else ""
         raise RPCError(RPCCode.TX_NOT_FOUND, f"tx {_hex(th)} not found in any block{pending}")
-    height, index = loc
-    raw = Block.decode(app.store.block_bytes(height)).txs[index]
+    height, index, raw, result = rec
     return {"hash": _hex(th), "height": str(height), "index": index,
-            "tx_result": tx_result_json(app.result_at(height, index)),
+            "tx_result": tx_result_json(TxResult.from_wire(result)),
             "tx": base64.b64encode(raw).decode()}
 
 
@@ -341,3 +342,5 @@ from rpc.trading_methods import TRADING_METHODS  # noqa: E402  (the exchange's m
 METHODS.update(TRADING_METHODS)
 from rpc.funding_methods import FUNDING_METHODS  # noqa: E402
 METHODS.update(FUNDING_METHODS)
+from rpc.risk_methods import RISK_METHODS  # noqa: E402  (liquidations, insurance fund, ADL)
+METHODS.update(RISK_METHODS)

@@ -7,6 +7,11 @@
 Batches let a client submit thousands of txs in one HTTP request; their broadcast_tx_sync
 calls are checked together so signatures are verified in parallel. Every failure is a
 JSON-RPC error object with a code from rpc/errors.py and a message saying what was wrong.
+
+Limits ([rpc] in config.toml, docs/SECURITY.md): body size, batch size, queries per batch,
+requests in flight (in all and per IP), requests per second per IP (rpc/limits.py), and idle
+connections are closed. Methods that read stored blocks (OFF_LOOP) run in a few worker
+threads, so however heavy the queries, consensus and p2p keep the event loop.
 """
 
 import json
@@ -18,10 +23,30 @@ from hypercorn.config import Config as HyperConfig
 from hypercorn.trio import serve
 
 from node.app import Application
+from node.config import is_loopback, parse_duration_ms
 from rpc.errors import RPCCode, RPCError
+from rpc.limits import Admission
 from rpc.methods import METHODS, check_tx_json, tx_param
 
 log = logging.getLogger("perpchain.rpc")
+
+# Methods that only read committed data (immutable blocks, commits, results, the tx index)
+# run in worker threads. They are written as coroutines that never suspend, so a thread
+# runs one to completion with `_run_to_end`.
+OFF_LOOP = frozenset({"tx", "block", "blockchain", "commit", "status"})
+OFF_LOOP_CHUNK = 100   # a batch's OFF_LOOP calls run in one thread call per this many
+# HTTP status of each admission refusal.
+_HTTP_STATUS = {RPCCode.RATE_LIMITED: 429, RPCCode.SERVER_BUSY: 503}
+
+
+def _run_to_end(fn, app, params):
+    coro = fn(app, params)
+    try:
+        coro.send(None)
+    except StopIteration as done:
+        return done.value
+    coro.close()
+    raise RuntimeError(f"{fn.__name__} suspended: it cannot run in a worker thread")
 
 
 def _error(id_, err: RPCError) -> dict:
@@ -51,9 +76,17 @@ class RPCServer:
         self.app = app
         self.max_body = app.cfg.rpc.max_body_bytes
         self.max_batch = app.cfg.rpc.max_batch_requests
+        r = app.cfg.rpc
+        self.max_queries = r.max_batch_queries
+        self.admission = Admission(r.max_concurrent_requests, r.max_concurrent_requests_per_ip,
+                                   r.max_requests_per_s_per_ip)
+        self.query_limiter = trio.CapacityLimiter(r.query_threads)
 
     async def call(self, method: str, params: dict):
         try:
+            if method in OFF_LOOP:
+                return await trio.to_thread.run_sync(_run_to_end, METHODS[method], self.app,
+                                                     params, limiter=self.query_limiter)
             return await METHODS[method](self.app, params)
         except RPCError:
             raise
@@ -73,7 +106,7 @@ class RPCServer:
     async def handle_batch(self, reqs: list) -> list:
         """Run a batch; its broadcast_tx_sync calls are submitted together, in order."""
         out: list = [None] * len(reqs)
-        txs, tx_slots = [], []
+        txs, tx_slots, off_loop = [], [], []
         for i, req in enumerate(reqs):
             if isinstance(req, dict) and req.get("method") == "broadcast_tx_sync":
                 try:
@@ -84,11 +117,37 @@ class RPCServer:
                     continue
                 txs.append(raw)
                 tx_slots.append((i, id_))
+            elif isinstance(req, dict) and req.get("method") in OFF_LOOP:
+                off_loop.append(i)
             else:
                 out[i] = await self.handle_one(req)
+                await trio.lowlevel.checkpoint()  # a long batch never holds the loop
+        for k in range(0, len(off_loop), OFF_LOOP_CHUNK):
+            part = off_loop[k:k + OFF_LOOP_CHUNK]
+            answers = await trio.to_thread.run_sync(self._answer_all, [reqs[i] for i in part],
+                                                    limiter=self.query_limiter)
+            for i, a in zip(part, answers):
+                out[i] = a
         if txs:
             for (i, id_), (th, r) in zip(tx_slots, await self.app.submit(txs)):
                 out[i] = {"jsonrpc": "2.0", "id": id_, "result": check_tx_json(th, r)}
+        return out
+
+    def _answer_all(self, reqs: list) -> list[dict]:
+        """In a worker thread: answer OFF_LOOP requests one after the other."""
+        out = []
+        for req in reqs:
+            id_ = req.get("id")
+            try:
+                id_, method, params = _check_request(req)
+                out.append({"jsonrpc": "2.0", "id": id_,
+                            "result": _run_to_end(METHODS[method], self.app, params)})
+            except RPCError as e:
+                out.append(_error(id_, e))
+            except Exception as e:  # a bug in a method must not kill the server
+                log.exception("method %s failed", req.get("method"))
+                out.append(_error(id_, RPCError(RPCCode.INTERNAL_ERROR,
+                                                f"internal error in {req.get('method')}: {e}")))
         return out
 
     async def handle_body(self, body: bytes) -> object:
@@ -102,6 +161,12 @@ class RPCServer:
             if len(req) > self.max_batch:
                 return _error(None, RPCError(RPCCode.BATCH_TOO_LARGE, f"batch of {len(req)} "
                                              f"requests exceeds the limit of {self.max_batch}"))
+            queries = sum(1 for r in req if not (isinstance(r, dict) and
+                                                 r.get("method") == "broadcast_tx_sync"))
+            if queries > self.max_queries:
+                return _error(None, RPCError(RPCCode.TOO_MUCH_WORK, f"batch holds {queries} "
+                                             "calls other than broadcast_tx_sync; the limit is "
+                                             f"[rpc] max_batch_queries = {self.max_queries}"))
             return await self.handle_batch(req)
         return await self.handle_one(req)
 
@@ -117,6 +182,18 @@ class RPCServer:
                     return
         if scope["type"] != "http":
             return
+        ip = (scope.get("client") or ("unknown",))[0]
+        try:
+            self.admission.admit(ip)
+        except RPCError as e:
+            await self._respond(send, _HTTP_STATUS[e.code], _error(None, e))
+            return
+        try:
+            await self._serve_http(scope, receive, send)
+        finally:
+            self.admission.release(ip)
+
+    async def _serve_http(self, scope, receive, send):
         status, payload = 200, None
         if scope["method"] == "POST":
             body, too_big = await self._read_body(receive)
@@ -140,6 +217,10 @@ class RPCServer:
             status = 405
             payload = _error(None, RPCError(RPCCode.INVALID_REQUEST, "use POST (JSON-RPC) or GET "
                                             "(URI form)"))
+        await self._respond(send, status, payload)
+
+    @staticmethod
+    async def _respond(send, status: int, payload) -> None:
         data = json.dumps(payload, separators=(",", ":")).encode()
         await send({"type": "http.response.start", "status": status,
                     "headers": [(b"content-type", b"application/json"),
@@ -162,10 +243,14 @@ class RPCServer:
 
 async def serve_rpc(app: Application, task_status=trio.TASK_STATUS_IGNORED) -> None:
     host, port = app.cfg.rpc_host_port
+    if not is_loopback(host):
+        log.warning("RPC listens on %s, reachable from the network ([rpc] unsafe_public_bind): "
+                    "put it behind a proxy with TLS and authentication (docs/SECURITY.md)", host)
     hc = HyperConfig()
     hc.bind = [f"{host}:{port}"]
     hc.accesslog = None
     hc.errorlog = logging.getLogger("hypercorn.error")
-    hc.keep_alive_timeout = 75
+    idle_s = parse_duration_ms(app.cfg.rpc.timeout_idle_connection) / 1000
+    hc.keep_alive_timeout = idle_s
     hc.h11_max_incomplete_size = 64 * 1024
     await serve(RPCServer(app), hc, task_status=task_status, mode="asgi")

@@ -70,3 +70,12 @@ MAX_GOVERNANCE_DELAY_BLOCKS = 10_000_000
 # Validator set (changed by governance; CometBFT's limits).
 MAX_VALIDATORS = 100
 MAX_VALIDATOR_POWER = 2**60 // 8 // MAX_VALIDATORS
+
+# ---------------------------------------------------------------- risk engine (issue 9)
+# Accounts checked for liquidation per block (those whose risk could have changed; the rest
+# next block, from a stored cursor): bounds end-of-block work.
+MAX_RISK_CHECKS_PER_BLOCK = 20_000
+# Counterparties one auto-deleveraging of one position may close per block.
+MAX_ADL_COUNTERPARTIES = 200
+# Liquidation, insurance-takeover and ADL events kept in state for the `liquidations` query.
+MAX_LIQUIDATION_LOG = 1_000

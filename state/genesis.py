@@ -8,6 +8,7 @@ turns it into the height-0 write set, and app_hash(0) chains over it like any bl
 from dataclasses import dataclass
 
 from state import funding, ledger, constants as C, markets as mk, oracle, params
+from state.liquidation_params import LiquidationParams, check_params, put_params
 from state.errors import InvalidBlock, TxError
 from state.hashing import ZERO_HASH, chain_app_hash, sha256
 from state.kv import MemoryKV, Overlay
@@ -36,6 +37,7 @@ class GenesisState:
     gov_authority: bytes | None = None                  # None: no governance
     # (perp market id, its funding parameters): only these markets pay funding (state.funding)
     funding: tuple[tuple[int, mk.FundingParams], ...] = ()
+    liquidation: LiquidationParams | None = None        # None: the defaults, no record
 
 
 def genesis_writes(g: GenesisState) -> tuple[list[tuple[bytes, bytes | None]], bytes]:
@@ -112,6 +114,12 @@ def _trading_writes(view: Overlay, g: GenesisState, symbols: dict[str, int]) -> 
         oracle.put_price(view, sym, px, g.genesis_time_ms)
     if g.gov_authority is not None:
         mk.put_gov_authority(view, g.gov_authority)
+    if g.liquidation is not None:
+        try:
+            check_params(g.liquidation)
+        except ValueError as e:
+            raise InvalidBlock(f"genesis liquidation params: {e}") from None
+        put_params(view, g.liquidation)
     _funding_writes(view, g)
 
 

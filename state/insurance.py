@@ -1,14 +1,21 @@
-"""The insurance fund: the protocol account that takes what rounding leaves and covers losses.
+"""The insurance fund: the account that backstops liquidations.
 
 What this module owns
 ---------------------
-`INSURANCE_FUND`, the address of the fund's quote balance (`acct/bal/<INSURANCE_FUND>USDC`,
-written, like every balance, only through the ledger). No key signs for it: it is sha256 of
-a fixed label. Today it receives the remainder of every funding interval (state.funding:
-payers round up, receivers round down, so the fund only ever gains from rounding);
-liquidation will pay its fees into it and draw on it to cover a bankrupt account's deficit.
+`INSURANCE_FUND`, the fund's address: sha256 of a fixed label, so no key signs for it. It
+receives liquidation fees (state.liquidation) and takes over, at the bankruptcy price, what
+the book cannot absorb or an account below the backstop threshold still holds; funding
+(state.funding) credits it the rounding remainders of its payments. Its balance is an ordinary
+quote balance (state.ledger); its positions an ordinary clearing record, never liquidated.
 """
 
+from state import ledger
 from state.hashing import sha256
+from state.kv import KVView
 
 INSURANCE_FUND = sha256(b"perpchain/insurance-fund")
+
+
+def fund_balance(view: KVView, quote: str) -> int:
+    """The fund's quote balance in quantums (what it can lose covering deficits)."""
+    return ledger.balance(view, INSURANCE_FUND, quote)

@@ -679,6 +679,8 @@ def test_positional_params_follow_the_documented_order(chain):
         "broadcast_tx_sync": {"tx": base64.b64encode(wire).decode()},
         "broadcast_tx_commit": {"tx": base64.b64encode(wire).decode()},
         "broadcast_evidence": {"evidence": {"vote_a": "AA==", "vote_b": "AA=="}},
+        "liquidations": {"address": USER.address, "limit": 5},
+        "adl_queue": {"address": MAKER.address},
     }
     sample["tx"]["hash"] = hashlib.sha256(base64.b64decode(sample["tx"]["hash"])).hexdigest()
     for method, names in documented.items():

@@ -29,3 +29,19 @@ def test_modes_agree(threads, processes):
         assert trio.run(v.verify, []) == []
     finally:
         v.close()
+
+
+def test_a_killed_worker_process_is_replaced_and_no_check_fails():
+    import os
+    import signal
+    txs, expected = _txs()
+    v = Verifier(0, 2)
+    try:
+        assert trio.run(v.verify, txs) == expected
+        victim = next(iter(v.pool._processes))
+        os.kill(victim, signal.SIGKILL)
+        for _ in range(3):
+            assert trio.run(v.verify, txs) == expected
+        assert v.rebuilds == 1 and victim not in v.pool._processes
+    finally:
+        v.close()

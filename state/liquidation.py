@@ -1,0 +1,277 @@
+"""Liquidation: the end-block step that closes accounts below maintenance margin.
+
+What this module owns
+---------------------
+`liquidate` runs after the marks (and funding) of every block, over the accounts whose risk
+could have changed (state.risk_index), by address, at most MAX_RISK_CHECKS_PER_BLOCK of them
+(the rest next block, from a stored cursor). A cross account whose equity is below its
+maintenance margin (state.margin), in its own sub-transaction (state.scope):
+1. has its open orders cancelled (state.cancellation, reason "liquidation");
+2. if equity >= backstop (backstop_ppm of maintenance margin): each position, ascending market
+   id, is closed in the book by a reduce-only IOC order at the position's bankruptcy price
+   (placement.execute: ordinary fills and fees). Above `step_threshold` of notional only
+   step_ppm of it per step, then the account waits `cooldown_ms`; at most
+   `max_notional_per_block` per account per block. The account pays the liquidation fee
+   (fee_ppm of the closed notional at mark, at most its equity left) to the insurance fund.
+   A `liquidation` event per order. What the book cannot absorb goes to step 3;
+3. below the backstop, or for what the book left: the insurance fund (state.insurance) takes the
+   position over at the bankruptcy price, fee-less (settlement.settle_fill), if its loss (the
+   position's value at mark below the price paid) fits in its balance and in
+   `max_fund_loss_per_block` for the account: an `insurance_takeover` event;
+4. otherwise auto-deleveraging (state.adl) closes it against the opposite positions.
+Bankruptcy price of a position of s lots at mark P, with the account's equity E shared over its
+positions by notional (E_i = E * n_i // N): P - E_i / (s * lot) for a long, P + E_i / (|s| *
+lot) for a short, in ticks rounded in the account's favour (a long's up, a short's down).
+
+Records: `liq/active/<addr>` -> [cooldown_until_ms, height, notional_closed, fund_loss] while
+an account's liquidation is in progress (it stays a candidate every block); `liq/cursor` the
+first unchecked address when a block hit the check bound (the next block then takes every
+holder as a candidate, from the cursor on); `liq/log/<seq:8>` -> [height,
+time_ms, event] for the last MAX_LIQUIDATION_LOG liquidation, takeover and ADL events, `liq/seq`
+the next sequence number. A block without liquidation writes none of them.
+"""
+
+from state import constants as C, ledger, orders as O, params
+from state.adl import deleverage
+from state.cancellation import cancel_open
+from state.codec import encode, load
+from state.errors import TxError
+from state.event_text import price_text, quote_text, size_text
+from state.events import Event
+from state.insurance import INSURANCE_FUND, fund_balance
+from state.kv import Overlay
+from state.liquidation_params import LiquidationParams, liquidation_params
+from state.margin import Summary, mark_price, notional_up, summary, value
+from state.markets import Market, collateral
+from state.placement import execute
+from state.positions import P_CLEARING, load_account
+from state.derived import derived_of
+from state.risk_index import HolderIndex, candidates, holder_index, price_moves, \
+    written_accounts
+from state.scope import SubTransaction
+from state.settlement import POOL, settle_fill
+
+P_ACTIVE = b"liq/active/"
+K_CURSOR = b"liq/cursor"
+P_LOG = b"liq/log/"
+K_SEQ = b"liq/seq"
+LOGGED = ("liquidation", "insurance_takeover", "adl")
+_IOC = 1
+_SKIP = (INSURANCE_FUND, POOL)
+
+
+def liquidate(view: Overlay, ctx) -> list[Event]:
+    """The end-block liquidation step (see the module docstring)."""
+    idx = holder_index(view, ctx.height)
+    moved, max_move_ppm = price_moves(view)
+    idx.advance(max_move_ppm, derived_of(view).params_version)
+    extra = [k[len(P_ACTIVE):] for k, _ in view.iterate(P_ACTIVE)]
+    if view.get(K_CURSOR) is not None:  # the last block stopped early: every holder again
+        extra += list(idx.by_account)
+    order = _from_cursor(view, candidates(view, idx, moved, extra))
+    events: list[Event] = []
+    p = liquidation_params(view)
+    for addr in order[:C.MAX_RISK_CHECKS_PER_BLOCK]:
+        if addr not in _SKIP and not idx.is_safe(addr):
+            events += check_account(view, ctx, p, idx, addr)
+    return events
+
+
+def _from_cursor(view: Overlay, cands: list[bytes]) -> list[bytes]:
+    """The candidates from the stored cursor on (wrapping); stores where the next block
+    resumes if they exceed the bound."""
+    raw = view.get(K_CURSOR)
+    if raw is not None:
+        cur = load(raw)
+        cands = [a for a in cands if a >= cur] + [a for a in cands if a < cur]
+    if len(cands) > C.MAX_RISK_CHECKS_PER_BLOCK:
+        view.put(K_CURSOR, encode(cands[C.MAX_RISK_CHECKS_PER_BLOCK]))
+    elif raw is not None:
+        view.delete(K_CURSOR)
+    return cands
+
+
+def below_maintenance(s: Summary) -> bool:
+    return s.maintenance_margin > 0 and s.equity < s.maintenance_margin
+
+
+def check_account(view: Overlay, ctx, p: LiquidationParams, idx: HolderIndex,
+                  addr: bytes) -> list[Event]:
+    """Liquidate `addr` if it is below maintenance margin (reads only otherwise)."""
+    acct = load_account(view, addr)
+    s = summary(view, acct)
+    key = P_ACTIVE + addr
+    if not below_maintenance(s):
+        if view.get(key) is not None:
+            view.delete(key)
+        quote = params.quote_asset(view)
+        idx.note_checked(addr, s, len(acct.entries) + len(collateral(view)),
+                         s.collateral - ledger.balance(view, addr, quote))
+        return []
+    try:
+        with SubTransaction(view, ctx) as scope:
+            _Job(scope, p, idx, addr).run()
+    except TxError as e:  # (a balance overflow): nothing happened; checked again later
+        return [Event("liquidation_failed", (("account", addr.hex()), ("code", str(int(e.code))),
+                                             ("log", e.log)))]
+    # Every position it changed (the account, makers, the fund, ADL counterparties).
+    idx.sync(view, written_accounts(view, (P_CLEARING,), up_to=view.parent))
+    _log(view, ctx, scope.events)
+    return scope.events
+
+
+def bankruptcy_ticks(m: Market, size_lots: int, mark_px: int, equity_share: int) -> int:
+    """The price (ticks) at which closing the position leaves `equity_share` at zero, rounded
+    in the account's favour, within 1..MAX_PRICE."""
+    base = abs(size_lots) * m.lot_size * m.tick_size
+    if size_lots > 0:
+        ticks = -(-(mark_px * abs(size_lots) * m.lot_size - equity_share * m.base_scale) // base)
+    else:
+        ticks = (mark_px * abs(size_lots) * m.lot_size + equity_share * m.base_scale) // base
+    return min(max(ticks, 1), C.MAX_PRICE // m.tick_size)
+
+
+class _Job:
+    """The liquidation of one account in one block, inside its sub-transaction."""
+
+    __slots__ = ("scope", "p", "idx", "addr", "until_ms", "notional", "fund_loss")
+
+    def __init__(self, scope, p: LiquidationParams, idx: HolderIndex, addr: bytes):
+        self.scope, self.p, self.idx, self.addr = scope, p, idx, addr
+        raw = scope.view.get(P_ACTIVE + addr)
+        h = scope.ctx.height
+        until, h0, notional, loss = load(raw) if raw is not None else (0, h, 0, 0)
+        self.until_ms = until
+        self.notional, self.fund_loss = (notional, loss) if h0 == h else (0, 0)
+
+    def run(self) -> None:
+        scope, addr = self.scope, self.addr
+        for mid, oid in O.account_order_ids(scope.view, addr):
+            cancel_open(scope, scope.market(mid), None, oid, "liquidation")
+        takeover = False
+        for mid in self.position_markets():
+            m = scope.market(mid)
+            s = self.summary()
+            if not takeover:
+                if not below_maintenance(s):
+                    break
+                takeover = s.equity < -(-s.maintenance_margin * self.p.backstop_ppm // C.PPM)
+            if takeover:  # below the backstop: every position goes, whatever comes next
+                self.backstop(m, s)
+            elif scope.ctx.time_ms < self.until_ms or not self.book_step(m, s):
+                break  # a partial step (cooldown) or the block's cap: the rest waits
+        self.store()
+
+    def store(self) -> None:
+        """Keep the account a candidate while its liquidation is in progress."""
+        view, key = self.scope.view, P_ACTIVE + self.addr
+        if below_maintenance(self.summary()) and self.position_markets():
+            view.put(key, encode([self.until_ms, self.scope.ctx.height, self.notional,
+                                  self.fund_loss]))
+        elif view.get(key) is not None:
+            view.delete(key)
+
+    def position_markets(self) -> list[int]:
+        acct = self.scope.ledger.account(self.addr)
+        return [mid for mid in sorted(acct.entries) if acct.entries[mid].size]
+
+    def summary(self) -> Summary:
+        scope = self.scope
+        scope.ledger.flush()
+        return summary(scope.view, scope.ledger.account(self.addr), scope.quote)
+
+    def position_bp(self, m: Market, s: Summary) -> tuple[int, int, int]:
+        """(size lots, mark, bankruptcy ticks) of the account's position on `m`, its share of
+        the equity by notional."""
+        size = self.scope.ledger.account(self.addr).entries[m.id].size
+        px = mark_price(self.scope.view, m)
+        n = notional_up(m, size, px)
+        share = s.equity * n // s.notional if s.notional else s.equity
+        return size, px, bankruptcy_ticks(m, size, px, share)
+
+    def book_step(self, m: Market, s: Summary) -> bool:
+        """Close (part of) the position in the book; False if the account must now wait."""
+        scope, p, addr = self.scope, self.p, self.addr
+        size, px, bp = self.position_bp(m, s)
+        lots = abs(size)
+        stepped = notional_up(m, size, px) > p.step_threshold_quantums
+        if stepped:
+            lots = -(-lots * p.step_ppm // C.PPM)
+        per_lot = -(-(m.lot_size * px) // m.base_scale) or 1
+        lots = min(lots, (p.max_notional_per_block_quantums - self.notional) // per_lot)
+        if lots <= 0:
+            return False
+        o = O.OrderRecord(O.next_order_id(scope.view), m.id, addr, size < 0, 0, bp, lots, lots,
+                          _IOC, True, 0, 0, 0, scope.ctx.time_ms)
+        execute(scope, m, o)
+        left = scope.ledger.account(addr).entries[m.id].size
+        filled = abs(size) - abs(left)
+        closed = notional_up(m, filled, px)
+        self.notional += closed
+        fee = self.charge_fee(closed)
+        scope.events.append(liquidation_event(m, addr, o.id, size, lots, filled, left, px, s,
+                                              fee))
+        if filled < lots and left:  # the book could not absorb it
+            self.backstop(m, self.summary())
+            return True
+        if lots < abs(size):  # a step (then the cooldown) or the block's cap
+            if stepped:
+                self.until_ms = scope.ctx.time_ms + p.cooldown_ms
+            return False
+        return True
+
+    def charge_fee(self, closed_quantums: int) -> int:
+        """The liquidation fee on `closed_quantums`, at most the equity left, to the fund."""
+        scope = self.scope
+        fee = -(-closed_quantums * self.p.fee_ppm // C.PPM)
+        fee = min(fee, max(self.summary().equity, 0))
+        scope.ledger.credit(self.addr, scope.quote, -fee)
+        scope.ledger.credit(INSURANCE_FUND, scope.quote, fee)
+        return fee
+
+    def backstop(self, m: Market, s: Summary) -> None:
+        """The fund takes the position over at the bankruptcy price, or ADL closes it."""
+        scope, addr = self.scope, self.addr
+        size, px, bp = self.position_bp(m, s)
+        # The fund would hold `size` bought at bp: its loss is what that is worth less at mark.
+        loss = max(size * bp * m.q - value(m, size, px), 0)
+        room = min(fund_balance(scope.view, scope.quote),
+                   self.p.max_fund_loss_per_block_quantums - self.fund_loss)
+        if loss > room:
+            deleverage(scope, m, addr, size, bp, self.idx.holders(m.id))
+            return
+        settle_fill(scope, m, addr, size < 0, INSURANCE_FUND, bp, abs(size), 0, 0)
+        self.fund_loss += loss
+        scope.ledger.flush()
+        scope.events.append(Event("insurance_takeover", (
+            ("account", addr.hex()), ("market", m.symbol), ("size", size_text(m, abs(size))),
+            ("side", "long" if size > 0 else "short"), ("price", price_text(m, bp)),
+            ("mark", quote_text(m, px)), ("fund_loss", quote_text(m, loss)),
+            ("fund_balance", quote_text(m, fund_balance(scope.view, scope.quote))))))
+
+
+def liquidation_event(m: Market, addr: bytes, order_id: int, size: int, lots: int, filled: int,
+                      left: int, px: int, s: Summary, fee: int) -> Event:
+    return Event("liquidation", (
+        ("account", addr.hex()), ("market", m.symbol), ("order_id", str(order_id)),
+        ("side", "buy" if size < 0 else "sell"), ("size", size_text(m, lots)),
+        ("filled", size_text(m, filled)), ("position_left", size_text(m, left)),
+        ("mark", quote_text(m, px)), ("equity", quote_text(m, s.equity)),
+        ("maintenance_margin", quote_text(m, s.maintenance_margin)),
+        ("fee", quote_text(m, fee))))
+
+
+def _log(view: Overlay, ctx, events: list[Event]) -> None:
+    """Append the liquidation events to the stored log, keeping the last MAX_LIQUIDATION_LOG."""
+    raw = view.get(K_SEQ)
+    seq = 0 if raw is None else load(raw)
+    start = seq
+    for e in events:
+        if e.type in LOGGED:
+            view.put(P_LOG + seq.to_bytes(8, "big"), encode([ctx.height, ctx.time_ms,
+                                                             e.to_wire()]))
+            seq += 1
+    for old in range(max(start - C.MAX_LIQUIDATION_LOG, 0), seq - C.MAX_LIQUIDATION_LOG):
+        view.delete(P_LOG + old.to_bytes(8, "big"))
+    if seq != start:
+        view.put(K_SEQ, encode(seq))

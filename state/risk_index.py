@@ -1,0 +1,197 @@
+"""Which accounts' risk could have changed in a block: the candidates of the liquidation step.
+
+What this module owns
+---------------------
+`HolderIndex`: for each perp market, the accounts with a non-zero position and its size in
+lots. It is derived state (state.derived): it equals a function of the `clr/` records, is kept
+on the root overlay's `Derived` (memo table "risk_holders") tagged with the height of the state
+it equals, and is rebuilt by a sorted scan of the `clr/` records whenever the tag is not the
+previous block's (a cold start, a block built on another state). Each block brings it up to
+date from the accounts whose records the block wrote, then the liquidation step keeps it so.
+
+`candidates` are, as a sorted list of addresses (a stable key, never hash order):
+* accounts whose clearing record or a balance the block wrote (they traded, were filled,
+  transferred, paid or received funding);
+* the holders of every perp market whose mark price moved (all markets when the oracle price of
+  a collateral asset moved: it moves every holder's equity);
+* `extra`: accounts whose liquidation is in progress (state.liquidation).
+
+The safety band (speed only; it never changes which accounts are liquidated)
+-----------------------------------------------------------------------------
+A candidate whose last full check found it healthy may skip the check while the marks cannot
+have moved enough to bring it under maintenance margin. Per block, R = max over perp markets
+and collateral oracle prices of ceil(|price - previous| * PPM / previous); the index keeps the
+running product G = ceil(G * (PPM + R) / PPM). An account's equity - MM can fall by at most
+2 * N0 * (G / G0 - 1) since a check at G0 where N0 was its gross notional at mark plus the
+weighted value of its non-quote collateral (equity moves by at most their move, MM by at most
+half of the notional's as mmr <= 1/2; both grow by at most (1 + R) per block). So a check that
+finds slack = equity - MM (less one quantum per position and collateral asset and two for
+rounding) > 0 stores safe_until = ceil(G0 * (slack + 2 N0) / (2 N0)), and the account is safe
+while G < safe_until. Any write to the account's record or balances, a new price or a
+parameter change drops the band (a full check next time). A cold node has no bands and checks every candidate: both liquidate the same
+accounts, because a skipped account is provably above maintenance margin.
+"""
+
+from state import constants as C
+from state.codec import load
+from state.derived import derived_of
+from state.kv import KVView, Overlay
+from state.ledger import P_BAL
+from state.margin import P_MARK
+from state.markets import PERP, collateral, list_markets
+from state.oracle import P_PRICE
+from state.positions import P_CLEARING, account_from_stored, get_stored
+
+_ADDR = 32
+_G0 = 1 << 64
+_G_MAX = 1 << 256  # then G and every band start again
+
+
+class HolderIndex:
+    """Per perp market, holder address -> position size in lots (see the module docstring)."""
+
+    __slots__ = ("height", "markets", "by_account", "growth", "safe_until", "params_version")
+
+    def __init__(self) -> None:
+        self.height = -1
+        self.markets: dict[int, dict[bytes, int]] = {}
+        self.by_account: dict[bytes, tuple[int, ...]] = {}
+        self.growth = _G0                       # G (see the module docstring)
+        self.safe_until: dict[bytes, int] = {}  # addr -> the G below which it is safe
+        self.params_version = -1
+
+    def build(self, view: KVView) -> None:
+        """Rebuild from every clearing record (ascending by address)."""
+        self.markets = {}
+        self.by_account = {}
+        self.safe_until = {}
+        n = len(P_CLEARING)
+        for k, raw in view.iterate(P_CLEARING):
+            self.set_account(k[n:], raw)
+
+    def set_account(self, addr: bytes, stored) -> None:
+        """Bring the account's entries up to date from its stored record (None: no record)."""
+        self.safe_until.pop(addr, None)
+        for mid in self.by_account.pop(addr, ()):
+            self.markets[mid].pop(addr, None)
+        acct = account_from_stored(addr, stored)
+        held = tuple(mid for mid in sorted(acct.entries) if acct.entries[mid].size)
+        for mid in held:
+            self.markets.setdefault(mid, {})[addr] = acct.entries[mid].size
+        if held:
+            self.by_account[addr] = held
+
+    def sync(self, view: Overlay, addrs) -> None:
+        for addr in addrs:
+            self.set_account(addr, get_stored(view, addr))
+
+    def advance(self, max_move_ppm: int | None, params_version: int) -> None:
+        """The block's marks moved by at most `max_move_ppm` (None: an unbounded move)."""
+        if max_move_ppm is None or params_version != self.params_version \
+                or self.growth > _G_MAX:
+            self.safe_until = {}
+            self.growth = _G0
+            self.params_version = params_version
+        elif max_move_ppm:
+            self.growth = -(-self.growth * (C.PPM + max_move_ppm) // C.PPM)
+
+    def is_safe(self, addr: bytes) -> bool:
+        t = self.safe_until.get(addr)
+        return t is not None and self.growth < t
+
+    def note_checked(self, addr: bytes, s, n_terms: int, other_collateral: int) -> None:
+        """A full check found margin summary `s` (state.margin.Summary); `other_collateral`:
+        the weighted value of its non-quote collateral; `n_terms`: its positions and
+        collateral assets (one quantum of rounding each)."""
+        slack = s.equity - s.maintenance_margin - n_terms - 2
+        if slack > 0 and s.notional > 0 and addr in self.by_account:
+            two_n = 2 * (s.notional + abs(other_collateral))
+            self.safe_until[addr] = -(-self.growth * (slack + two_n) // two_n)
+
+    def holders(self, market_id: int) -> list[tuple[bytes, int]]:
+        """(address, size lots) of the market's holders, ascending by address."""
+        h = self.markets.get(market_id, {})
+        return [(a, h[a]) for a in sorted(h)]
+
+
+def holder_index(view: Overlay, height: int) -> HolderIndex:
+    """The index equal to the state of `view` at the end-block of block `height` (the block's
+    own writes applied)."""
+    idx = derived_of(view).memo("risk_holders", b"", None, lambda _: HolderIndex())
+    if idx.height != height - 1:
+        idx.build(view)
+    else:
+        idx.sync(view, written_accounts(view, (P_CLEARING,)))
+    idx.height = height
+    return idx
+
+
+def index_for_reads(view: KVView) -> HolderIndex:
+    """A fresh index of a committed state (queries)."""
+    idx = HolderIndex()
+    idx.build(view)
+    return idx
+
+
+def written_accounts(view: Overlay, prefixes: tuple[bytes, ...], up_to=None) -> list[bytes]:
+    """Sorted addresses of the records under `prefixes` written by `view` and its ancestor
+    overlays (the block's writes so far), stopping below `up_to` if given."""
+    found: dict[bytes, None] = {}
+    o = view
+    while type(o) is Overlay and o is not up_to:
+        for k in o.writes:
+            for p in prefixes:
+                if k.startswith(p):
+                    found[k[len(p):len(p) + _ADDR]] = None
+        o = o.parent
+    return sorted(found)
+
+
+def _committed(view: Overlay):
+    """The store under the block's overlays (the state of the previous block)."""
+    o = view
+    while type(o) is Overlay:
+        o = o.parent
+    return o
+
+
+def price_moves(view: Overlay) -> tuple[list[int], int | None]:
+    """(perp markets whose holders' equity may have moved, the largest relative move of a mark
+    or a collateral asset's oracle price in ppm of the previous one, rounded up; None when a
+    price is new). A collateral price move counts for every perp market."""
+    base = _committed(view)
+    perps = [m.id for m in list_markets(view) if m.kind == PERP]
+    moved: list[int] = []
+    worst: int | None = 0
+    keys = [(P_MARK + mid.to_bytes(4, "big"), (mid,)) for mid in perps]
+    keys += [(P_PRICE + sym.encode(), tuple(perps)) for sym, _ in collateral(view)]
+    for k, markets in keys:
+        now, before = _price_of(view.get(k)), _price_of(base.get(k))
+        if now == before:
+            continue
+        moved.extend(markets)
+        move = None if before is None or now is None else \
+            -(-abs(now - before) * C.PPM // before)
+        worst = None if worst is None or move is None else max(worst, move)
+    return sorted(dict.fromkeys(moved)), worst
+
+
+def _price_of(raw) -> int | None:
+    return None if raw is None else load(raw)[0]
+
+
+def candidates(view: Overlay, idx: HolderIndex, moved: list[int],
+               extra: list[bytes]) -> list[bytes]:
+    """The accounts whose risk could have changed this block (see the module docstring);
+    drops the safety band of every account the block wrote."""
+    written = written_accounts(view, (P_CLEARING, P_BAL))
+    for addr in written:
+        idx.safe_until.pop(addr, None)
+    found: dict[bytes, None] = dict.fromkeys(written)
+    if len(moved) == len(idx.markets) and all(mid in idx.markets for mid in moved):
+        found.update(dict.fromkeys(idx.by_account))
+    else:
+        for mid in moved:
+            found.update(dict.fromkeys(idx.markets.get(mid, ())))
+    found.update(dict.fromkeys(extra))
+    return sorted(found)
