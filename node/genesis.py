@@ -7,7 +7,10 @@ and converts it to `state.genesis.GenesisState` and a consensus `ValidatorSet`.
 Trading sections of app_state (all optional; see `make_genesis_doc` for a full example):
     markets      [{id, symbol, kind "perp"|"spot", base, base_decimals, tick_size (quote units),
                    lot_size, min_size (base units), margin_tiers [{notional, max_leverage}],
-                   maker_fee_ppm, taker_fee_ppm, impact_notional (quote units)}]
+                   maker_fee_ppm, taker_fee_ppm, impact_notional (quote units),
+                   funding (perp only, optional: absent = no funding) {interval_ms,
+                   interest_rate_8h, premium_clamp_8h, max_rate_per_hour} (rates as decimal
+                   fractions, e.g. "0.0001"; each field defaults to Hyperliquid's)}]
     collateral   [{asset, weight_ppm}]            non-quote assets that count as margin
     oracle       {max_age_ms, min_power_ppm, mark_ema_ms, prices [{asset, price}]}
     fees         {fee_account, tiers [{min_volume, taker_reduction_ppm, maker_reduction_ppm}]}
@@ -28,10 +31,11 @@ from pathlib import Path
 from consensus.types import Validator, ValidatorSet
 from node.keys import PUB_TYPE, parse_address
 from state import constants as C
-from state.amounts import AmountError, parse_amount
+from state.amounts import AmountError, format_amount, parse_amount
 from state.genesis import DEFAULT_FEE_ACCOUNT, DEFAULT_ORACLE, GenesisState
 from state.liquidation_params import LiquidationParams, default_params
-from state.markets import PERP, SPOT, FeeParams, FeeTier, OracleParams
+from state.markets import (DEFAULT_FUNDING, PERP, RATE_SCALE, SPOT, FeeParams, FeeTier,
+                           FundingParams, OracleParams)
 from state.params import FaucetParams
 
 
@@ -66,9 +70,24 @@ def rfc3339_to_ms(text: str) -> int:
     return (delta.days * 86_400 + delta.seconds) * 1000 + delta.microseconds // 1000
 
 
+RATE_DECIMALS = len(str(RATE_SCALE)) - 1  # funding rates in JSON: decimal fractions
+
+
+def _rate_text(ppb: int) -> str:
+    return format_amount(ppb, RATE_DECIMALS)
+
+
+def default_funding_json() -> dict:
+    """Hyperliquid's funding: hourly, 0.01% per 8 h, clamp 0.05%, cap 4% per hour."""
+    d = DEFAULT_FUNDING
+    return {"interval_ms": str(d.interval_ms), "interest_rate_8h": _rate_text(d.interest_8h),
+            "premium_clamp_8h": _rate_text(d.clamp_8h),
+            "max_rate_per_hour": _rate_text(d.max_rate_per_hour)}
+
+
 def default_trading_app_state(authority: bytes) -> dict:
-    """A realistic localnet exchange: BTC-USD and ETH-USD perps, a BTC/USDC spot market,
-    BTC as collateral at 90%, Hyperliquid-like fees and volume tiers."""
+    """A realistic localnet exchange: BTC-USD and ETH-USD perps (paying funding), a BTC/USDC
+    spot market, BTC as collateral at 90%, Hyperliquid-like fees and volume tiers."""
     return {
         "markets": [
             {"id": 1, "symbol": "BTC-USD", "kind": "perp", "base": "BTC", "base_decimals": 8,
@@ -76,12 +95,14 @@ def default_trading_app_state(authority: bytes) -> dict:
              "margin_tiers": [{"notional": "0", "max_leverage": 40},
                               {"notional": "5000000", "max_leverage": 20},
                               {"notional": "20000000", "max_leverage": 10}],
-             "maker_fee_ppm": 150, "taker_fee_ppm": 450, "impact_notional": "20000"},
+             "maker_fee_ppm": 150, "taker_fee_ppm": 450, "impact_notional": "20000",
+             "funding": default_funding_json()},
             {"id": 2, "symbol": "ETH-USD", "kind": "perp", "base": "ETH", "base_decimals": 8,
              "tick_size": "0.01", "lot_size": "0.001", "min_size": "0.001",
              "margin_tiers": [{"notional": "0", "max_leverage": 25},
                               {"notional": "2000000", "max_leverage": 10}],
-             "maker_fee_ppm": 150, "taker_fee_ppm": 450, "impact_notional": "20000"},
+             "maker_fee_ppm": 150, "taker_fee_ppm": 450, "impact_notional": "20000",
+             "funding": default_funding_json()},
             {"id": 3, "symbol": "BTC/USDC", "kind": "spot", "base": "BTC", "base_decimals": 8,
              "tick_size": "0.1", "lot_size": "0.0001", "min_size": "0.0001",
              "margin_tiers": [], "maker_fee_ppm": 400, "taker_fee_ppm": 700,
@@ -248,6 +269,7 @@ def _parse_trading(app: dict, quote: str, decimals: dict[str, int], amount) -> d
 
     out: dict = {}
     markets = []
+    funding = []
     for i, m in enumerate(app.get("markets") or []):
         w = f"markets[{i}]"
         kind = {"perp": PERP, "spot": SPOT}.get(_req(m, "kind", w))
@@ -267,7 +289,10 @@ def _parse_trading(app: dict, quote: str, decimals: dict[str, int], amount) -> d
                 _int(_req(m, "taker_fee_ppm", w), f"{w}.taker_fee_ppm"),
                 dec(_req(m, "impact_notional", w), qdec, f"{w}.impact_notional")]
         markets.append((_int(_req(m, "id", w), f"{w}.id"), spec))
+        if m.get("funding") is not None:
+            funding.append((markets[-1][0], _parse_funding(m["funding"], f"{w}.funding")))
     out["markets"] = tuple(markets)
+    out["funding"] = tuple(funding)
     out["collateral"] = tuple(
         (_req(c, "asset", f"collateral[{i}]"),
          _int(_req(c, "weight_ppm", f"collateral[{i}]"), f"collateral[{i}].weight_ppm"))
@@ -300,6 +325,34 @@ def _parse_trading(app: dict, quote: str, decimals: dict[str, int], amount) -> d
     if lq:
         out["liquidation"] = _parse_liquidation(lq, qdec, dec)
     return out
+
+
+def _parse_funding(f, where: str) -> FundingParams:
+    """A market's `funding` object; absent fields take DEFAULT_FUNDING's values."""
+    if not isinstance(f, dict):
+        raise GenesisError(f"genesis: {where} must be an object")
+    d = DEFAULT_FUNDING
+
+    def rate(name: str, default: int) -> int:
+        v = f.get(name)
+        if v is None:
+            return default
+        neg = isinstance(v, str) and v.startswith("-")
+        try:
+            ppb = parse_amount(v[1:] if neg else v, RATE_DECIMALS)
+        except AmountError as e:
+            raise GenesisError(f"genesis: {where}.{name}: {e} (a decimal fraction, "
+                               f"at most {RATE_DECIMALS} places)") from None
+        return -ppb if neg else ppb
+
+    unknown = sorted(set(f) - {"interval_ms", "interest_rate_8h", "premium_clamp_8h",
+                               "max_rate_per_hour"})
+    if unknown:
+        raise GenesisError(f"genesis: {where} has unknown fields {unknown}")
+    return FundingParams(_int(f.get("interval_ms", d.interval_ms), f"{where}.interval_ms"),
+                         rate("interest_rate_8h", d.interest_8h),
+                         rate("premium_clamp_8h", d.clamp_8h),
+                         rate("max_rate_per_hour", d.max_rate_per_hour))
 
 
 _LIQ_AMOUNTS = {"step_threshold": "step_threshold_quantums",

@@ -332,6 +332,11 @@ class Client:
     def mark_prices(self) -> dict:
         return self.call("mark_prices")
 
+    def funding_history(self, market, limit: int = 100) -> dict:
+        """A perp market's funding parameters, current window and last `limit` settlements
+        (newest first)."""
+        return self.call("funding_history", market=self.market(market)["id"], limit=limit)
+
     # -- risk engine (rpc/risk_methods.py) ---------------------------------------------
     def liquidations(self, address: str | None = None, limit: int = 100) -> dict:
         """The last liquidation, insurance_takeover and adl events (newest first)."""

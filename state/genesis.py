@@ -7,7 +7,7 @@ turns it into the height-0 write set, and app_hash(0) chains over it like any bl
 
 from dataclasses import dataclass
 
-from state import ledger, constants as C, markets as mk, oracle, params
+from state import funding, ledger, constants as C, markets as mk, oracle, params
 from state.liquidation_params import LiquidationParams, check_params, put_params
 from state.errors import InvalidBlock, TxError
 from state.hashing import ZERO_HASH, chain_app_hash, sha256
@@ -35,6 +35,8 @@ class GenesisState:
     oracle_prices: tuple[tuple[str, int], ...] = ()     # initial prices, dated genesis time
     fees: mk.FeeParams | None = None               # None: no tiers, DEFAULT_FEE_ACCOUNT
     gov_authority: bytes | None = None                  # None: no governance
+    # (perp market id, its funding parameters): only these markets pay funding (state.funding)
+    funding: tuple[tuple[int, mk.FundingParams], ...] = ()
     liquidation: LiquidationParams | None = None        # None: the defaults, no record
 
 
@@ -118,3 +120,21 @@ def _trading_writes(view: Overlay, g: GenesisState, symbols: dict[str, int]) -> 
         except ValueError as e:
             raise InvalidBlock(f"genesis liquidation params: {e}") from None
         put_params(view, g.liquidation)
+    _funding_writes(view, g)
+
+
+def _funding_writes(view: Overlay, g: GenesisState) -> None:
+    """Funding parameters of the perp markets that pay funding, and their first windows."""
+    perps = [mid for mid, spec in g.markets if spec[1] == mk.PERP]
+    ids = [mid for mid, _ in g.funding]
+    if len(dict.fromkeys(ids)) != len(ids):
+        raise InvalidBlock("genesis gives a market funding parameters twice")
+    for mid, p in sorted(g.funding, key=lambda x: x[0]):
+        if mid not in perps:
+            raise InvalidBlock(f"genesis funding for market {mid}: not a perp market")
+        try:
+            mk.check_funding_params(p)
+        except ValueError as e:
+            raise InvalidBlock(f"genesis funding for market {mid}: {e}") from None
+        mk.put_funding_params(view, mid, p)
+        funding.start(view, mid, g.genesis_time_ms)

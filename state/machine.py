@@ -10,8 +10,9 @@ checks the block header against the state, then runs, in this fixed order:
 2. each tx in block order;
 3. end-block: oracle aggregation (state.oracle), mark prices (state.mark), then the trigger
    orders whose condition the new mark meets, market by market in id order, each trigger in
-   order-id order; then liquidation of the accounts below maintenance margin
-   (state.liquidation). (Funding and interest come with later issues.)
+   order-id order; then funding (state.funding: premium samples, hourly payments);
+   then liquidation of the accounts below maintenance margin (state.liquidation).
+   (Interest comes with a later issue.)
 It returns per-tx results, the begin/end-block events, the validator changes this block
 made (for consensus, effective at height + 2), the sorted write set and the new app hash. It
 never writes to `view`: the node commits `writes` atomically with the block.
@@ -39,7 +40,7 @@ from typing import Mapping, NamedTuple
 from state import cancellation, constants as C, ledger, nonces, params, placement
 from state.events import Event
 from state.amounts import format_amount
-from state import evidence, governance, liquidation, mark, oracle, triggers
+from state import evidence, funding, governance, liquidation, mark, oracle, triggers
 from state.evidence import DoubleSign
 from state.derived import Derived, DerivedCache, derived_of
 from state.margin import P_MARK
@@ -114,8 +115,10 @@ class BlockResult:
 
 
 BLOCK_EVENTS_LOG = "block"
-# Records that move margins as the clock moves nonce windows: oracle updates and prices, marks.
-PRICE_RECORDS = (oracle.P_PRICE.split(b"/")[0] + b"/", P_MARK)
+# Records that move margins as the clock moves nonce windows: oracle updates and prices, marks,
+# and the funding premium accumulator (it moves only a future rate, as prices do). A funding
+# payment writes balances (`acct/`), which is not a price: that block forces a recheck.
+PRICE_RECORDS = (oracle.P_PRICE.split(b"/")[0] + b"/", P_MARK, funding.P_PREMIUM)
 
 
 @dataclass(frozen=True, slots=True)
@@ -319,7 +322,7 @@ def begin_block(view: Overlay, ctx: Ctx) -> list[Event]:
 
 def end_block(view: Overlay, ctx: Ctx) -> list[Event]:
     """Oracle aggregation, then per perp market (ascending id) its mark and its triggers,
-    then liquidation."""
+    then funding, then liquidation."""
     events: list[Event] = []
     for asset, px in oracle.aggregate(view, ctx.time_ms):
         events.append(Event("oracle_price", (("asset", asset), ("price", str(px)))))
@@ -333,6 +336,7 @@ def end_block(view: Overlay, ctx: Ctx) -> list[Event]:
             continue
         mk = mark.update_mark(view, m, books.book(view, m.id), p[0], ctx.time_ms, tau)
         events += triggers.fire_triggers(view, ctx, m, mk)
+    events += funding.end_block(view, ctx)
     events += liquidation.liquidate(view, ctx)
     return events
 

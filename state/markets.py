@@ -7,6 +7,8 @@ What this module owns
 * Exchange parameters: oracle (`params/oracle`), fees (`params/fees`: fee account and volume
   tiers), the governance authority (`params/gov`), collateral weights
   (`params/collateral/<symbol>`) and the oracle assets (`params/oracle_asset/<symbol>`).
+* Funding parameters of a perp market (`params/funding/<id:4>`, genesis only: a market without
+  them pays no funding; the rule itself is state.funding).
 
 Units
 ----------------------
@@ -49,6 +51,9 @@ K_FEES = b"params/fees"              # [fee_account, [[min_volume, taker_red, ma
 K_GOV = b"params/gov"                # authority address
 P_COLLATERAL = b"params/collateral/"  # + symbol -> weight_ppm
 P_ORACLE_ASSET = b"params/oracle_asset/"  # + symbol -> 1
+P_FUNDING = b"params/funding/"       # + market id:4 -> [interval_ms, interest_8h, clamp_8h,
+#                                                        max_rate_per_hour] (rates: RATE_SCALE)
+RATE_SCALE = 10**9                   # funding rates and premiums: parts per billion (ppb)
 
 
 @dataclass(frozen=True, slots=True)
@@ -318,3 +323,50 @@ def is_oracle_asset(view: KVView, symbol: str) -> bool:
 def oracle_assets(view: KVView) -> list[str]:
     n = len(P_ORACLE_ASSET)
     return [k[n:].decode() for k, _ in view.iterate(P_ORACLE_ASSET)]
+
+
+# -- funding parameters (state.funding) ------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class FundingParams:
+    interval_ms: int          # block time between payments (grid from genesis time)
+    interest_8h: int          # interest rate I per 8 hours, RATE_SCALE
+    clamp_8h: int             # |I - P| is clamped to this per 8 hours, RATE_SCALE
+    max_rate_per_hour: int    # cap on the rate paid, per hour of interval, RATE_SCALE
+
+
+# Hyperliquid's: hourly, 0.01% per 8 h, clamp 0.05%, cap 4% per hour.
+DEFAULT_FUNDING = FundingParams(3_600_000, 100_000, 500_000, 40_000_000)
+MAX_FUNDING_INTERVAL_MS = 7 * C.DAY_MS
+
+
+def check_funding_params(p: FundingParams) -> None:
+    """ValueError saying what is wrong with `p`."""
+    if any(type(x) is not int for x in (p.interval_ms, p.interest_8h, p.clamp_8h,
+                                        p.max_rate_per_hour)):
+        raise ValueError("funding parameters must be integers")
+    if not 1_000 <= p.interval_ms <= MAX_FUNDING_INTERVAL_MS:
+        raise ValueError(f"funding interval {p.interval_ms} ms outside "
+                         f"1000..{MAX_FUNDING_INTERVAL_MS} ms")
+    for name, v in (("interest rate", p.interest_8h), ("premium clamp", p.clamp_8h),
+                    ("maximum rate per hour", p.max_rate_per_hour)):
+        if not (-RATE_SCALE if name == "interest rate" else 0) <= v <= RATE_SCALE:
+            raise ValueError(f"funding {name} {v} ppb outside its range (at most "
+                             f"{RATE_SCALE} ppb = 100%; only the interest rate may be negative)")
+
+
+def put_funding_params(view: Overlay, market_id: int, p: FundingParams) -> None:
+    view.put(P_FUNDING + market_id.to_bytes(4, "big"),
+             encode([p.interval_ms, p.interest_8h, p.clamp_8h, p.max_rate_per_hour]))
+    derived_of(view).params_changed()
+
+
+def funding_params(view: KVView) -> dict[int, FundingParams]:
+    """market id -> FundingParams of every market that pays funding (decoded once: rule 2)."""
+    return derived_of(view).param("funding_params", _decode_funding_params, view)
+
+
+def _decode_funding_params(view: KVView) -> dict[int, FundingParams]:
+    n = len(P_FUNDING)
+    return {int.from_bytes(k[n:], "big"): FundingParams(*load(v))
+            for k, v in view.iterate(P_FUNDING)}

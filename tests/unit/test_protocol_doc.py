@@ -674,6 +674,7 @@ def test_positional_params_follow_the_documented_order(chain):
         "order": {"market": "BTC-USD", "order_id": open_id},
         "fills": {"address": USER.address, "market": 1, "page": 1, "per_page": 5},
         "orderbook": {"market": "BTC-USD", "depth": 3},
+        "funding_history": {"market": "BTC-USD", "limit": 5},
         "evidence": {"validator": VALIDATOR.address},
         "broadcast_tx_sync": {"tx": base64.b64encode(wire).decode()},
         "broadcast_tx_commit": {"tx": base64.b64encode(wire).decode()},
