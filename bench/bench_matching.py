@@ -8,7 +8,7 @@ Each order tx goes through everything `apply_block` does for it: lookup of the p
 validation (market, tick, lot, size, oracle freshness, client id), margin check, matching,
 settlement of fills (positions, realised PnL, fees, volume), events and every state write, plus
 the per-block steps (oracle, marks, triggers). Signatures are skipped: they are verified once, in
-the mempool, on other cores (DESIGN.md §6); the target is 3x one core's verify rate.
+the mempool, on other cores; the target is 3x one core's verify rate.
 
 Workloads on a book of N resting orders (BTC-USD perp, 100 maker accounts):
   1. resting adds    - GTC orders that do not cross

@@ -4,7 +4,7 @@ Files follow CometBFT's JSON shape so operators recognise them:
     {"address": "<hex of the 32-byte public key>",
      "pub_key":  {"type": "tendermint/PubKeyEd25519",  "value": "<base64 32 bytes>"},
      "priv_key": {"type": "tendermint/PrivKeyEd25519", "value": "<base64 seed||pub, 64 bytes>"}}
-The address of an account is its public key in hex (DESIGN.md §4). Files are written
+The address of an account is its public key in hex. Files are written
 with mode 0600 and never overwritten; loading one that other users can read logs a warning
 naming it.
 """

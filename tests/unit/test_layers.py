@@ -111,3 +111,15 @@ def test_the_layer_check_can_fail(tmp_path):
         "bench/b.py: bench imports tests", "node/app.py: node imports rpc",
         "package 'extra' has no entry in LAYERS"]
     assert find_cycle({"a": {"b": ""}, "b": {"c": ""}, "c": {}}) is None
+
+
+def test_nothing_in_the_repository_points_outside_it():
+    """Users get the repository alone: no file may send them to a design document or a folder
+    beside it."""
+    files = [ROOT / "README.md", ROOT / "pyproject.toml", ROOT / ".ci" / "run"]
+    for folder in ("state", "consensus", "node", "rpc", "cli", "localnet", "bench", "tests",
+                   "docs"):
+        files += [p for p in sorted((ROOT / folder).rglob("*")) if p.suffix in (".py", ".md")]
+    needles = ("DESIGN" + ".md", "../" + "shared")
+    bad = [f"{p.relative_to(ROOT)}: {n}" for p in files for n in needles if n in p.read_text()]
+    assert not bad, bad
