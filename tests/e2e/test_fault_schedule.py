@@ -67,9 +67,9 @@ def rpc(url: str, method: str, timeout_s: float = 10.0, **params):
     return body["result"]
 
 
-def height_of(url: str) -> int | None:
+def height_of(url: str, timeout_s: float = 5.0) -> int | None:
     try:
-        return int(rpc(url, "status", 5.0)["sync_info"]["latest_block_height"])
+        return int(rpc(url, "status", timeout_s)["sync_info"]["latest_block_height"])
     except (httpx.HTTPError, RPCClientError, ValueError, KeyError):
         return None
 
@@ -166,14 +166,15 @@ class Load:
 class GapMonitor:
     """Wall time without a new height on any running node, sampled every 0.2 s."""
 
-    def __init__(self, net: Net):
-        self.net, self.longest_s, self.stop = net, 0.0, threading.Event()
+    def __init__(self, net: Net, load: Load):
+        self.net, self.load, self.longest_s, self.stop = net, load, 0.0, threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
         top, since = 0, time.monotonic()
         while not self.stop.is_set():
-            hs = [height_of(e.rpc_url) for e in self.net.entries]
+            hs = [height_of(e.rpc_url, 1.0) for e in self.net.entries
+                  if e.index != self.load.faulty]
             h = max((x for x in hs if x is not None), default=0)
             now = time.monotonic()
             if h > top:
@@ -192,8 +193,14 @@ def wait_for(pred, what: str, ctx: str, timeout_s: float = LIVENESS_S):
     raise AssertionError(f"{ctx}: {what} not within {timeout_s:g}s")
 
 
-def apply_fault(net: Net, load: Load, rng: random.Random, ctx: str) -> tuple[str, int]:
-    kind, k = rng.choice(FAULTS), rng.randrange(len(net.entries))
+def fault_kinds(rng: random.Random):
+    """Every run of 4 cycles applies each fault once, in a seeded order."""
+    while True:
+        yield from rng.sample(FAULTS, len(FAULTS))
+
+
+def apply_fault(net: Net, load: Load, rng: random.Random, kinds, ctx: str) -> tuple[str, int]:
+    kind, k = next(kinds), rng.randrange(len(net.entries))
     e = net.entries[k]
     pid = e.pid()
     assert pid is not None, f"{ctx}: node{k} is not running before its fault"
@@ -305,8 +312,9 @@ def longest_block_time_gap_s(url: str, lo: int, hi: int) -> float:
 def run_schedule(tmp_path, seed: int, cycles: int, max_txs: int) -> dict:
     net = Net(tmp_path / f"faults-{seed}", 4)
     rng = random.Random(seed)
+    kinds = fault_kinds(rng)
     load = Load(net, seed, max_txs=max_txs)
-    gaps = GapMonitor(net)
+    gaps = GapMonitor(net, load)
     ran = []
     try:
         h0 = check_agreement(net, f"seed {seed}, before the schedule")
@@ -314,12 +322,13 @@ def run_schedule(tmp_path, seed: int, cycles: int, max_txs: int) -> dict:
         gaps.thread.start()
         for cycle in range(cycles):
             ctx = f"seed {seed}, cycle {cycle}"
-            kind, k = apply_fault(net, load, rng, ctx)
+            kind, k = apply_fault(net, load, rng, kinds, ctx)
             ran.append(f"{kind}:node{k}")
             load.faulty = None
             check_agreement(net, f"{ctx} ({kind} of node{k})")
             time.sleep(rng.uniform(0.5, 2.0))
         ctx = f"seed {seed}, after {cycles} cycles {ran}"
+        sent_during = load.sent
         load.join()
         gaps.stop.set()
         gaps.thread.join()
@@ -338,7 +347,7 @@ def run_schedule(tmp_path, seed: int, cycles: int, max_txs: int) -> dict:
         net.down()
     out = {"seed": seed, "cycles": len(ran), "faults": ran, "committed_checked":
            len(load.committed), "faucets_paid": paid, "forks": 0, "lost": 0,
-           "heights": h1 - h0, "longest_wall_gap_s": round(gaps.longest_s, 2),
+           "sent": sent_during, "heights": h1 - h0, "longest_wall_gap_s": round(gaps.longest_s, 2),
            "longest_block_time_gap_s": round(block_gap_s, 2)}
     print(f"\nfault schedule: {out}")
     assert len(load.committed) > 0, f"seed {seed}: no commit was reported under load"
@@ -346,7 +355,7 @@ def run_schedule(tmp_path, seed: int, cycles: int, max_txs: int) -> dict:
 
 
 def test_fault_schedule_short(tmp_path):
-    run_schedule(tmp_path, seed=1, cycles=3, max_txs=150)
+    run_schedule(tmp_path, seed=1, cycles=4, max_txs=400)
 
 
 @pytest.mark.slow
