@@ -51,13 +51,7 @@ def cmd_start(a) -> None:
     from node.home import Home
     from cli.run import start
 
-    import faulthandler
-    import signal
-    faulthandler.enable()  # a crash in a C extension still leaves a stack in the log
-    # A node writes to sockets and worker pipes that peers, clients or a dead worker may
-    # have closed: that must be an EPIPE error it handles, not a silent SIGPIPE death.
-    signal.signal(signal.SIGPIPE, signal.SIG_IGN)
-    home = Home(Path(a.home))
+    home = Home(Path(a.home))  # (SIGPIPE and faulthandler: node/process_guard.py)
     try:
         start(home)
     except KeyboardInterrupt:

@@ -104,7 +104,7 @@ def check_block(kv) -> None:
 
 def check_index(chain: Chain) -> None:
     """The holder index a warm node carries equals a rebuild from the committed records."""
-    idx = chain.cache.derived.memos["risk_holders"][b""][1]
+    idx = chain.cache.derived.risk_holders
     fresh = index_for_reads(chain.kv)
     assert idx.height == chain.height
     assert {m: h for m, h in idx.markets.items() if h} == \
