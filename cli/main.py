@@ -440,6 +440,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> None:
     import signal
-    signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `perpchain ... | head` exits quietly
-    args = build_parser().parse_args(argv)
-    args.fn(args)
+    # `perpchain ... | head` exits quietly; the caller's handler comes back afterwards (a test
+    # runner calling main() in-process must not die later of a worker's broken pipe).
+    previous = signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+    try:
+        args = build_parser().parse_args(argv)
+        args.fn(args)
+    finally:
+        signal.signal(signal.SIGPIPE, previous)

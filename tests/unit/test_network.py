@@ -36,3 +36,15 @@ def test_testnet_needs_one_hostname_per_validator(tmp_path, capsys):
     with pytest.raises(SystemExit) as e:
         main(["testnet", "--v", "2", "--o", str(tmp_path), "--hostname", "a"])
     assert e.value.code == 2 and "2 --hostname" in capsys.readouterr().err
+
+
+def test_main_gives_the_callers_sigpipe_handler_back(tmp_path, capsys):
+    """main() sets SIGPIPE to its default for `perpchain ... | head`; a caller running it
+    in-process (a test runner) gets its own handler back, or a later broken pipe kills it."""
+    import signal
+
+    import pytest
+    before = signal.getsignal(signal.SIGPIPE)
+    with pytest.raises(SystemExit):
+        main(["testnet", "--v", "2", "--o", str(tmp_path), "--hostname", "a"])
+    assert signal.getsignal(signal.SIGPIPE) == before == signal.SIG_IGN
