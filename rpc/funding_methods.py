@@ -6,6 +6,7 @@ rates and premiums are decimal fractions ("0.0000125" = 0.00125%), prices and am
 strings in the quote asset, times decimal-string milliseconds of block time.
 """
 
+from rpc import params as rpc_params
 from rpc.errors import RPCCode, RPCError
 from state import funding as F, markets as MS, params
 from state.amounts import format_amount
@@ -21,37 +22,6 @@ def _arg(p: dict, name: str, pos: int):
     if isinstance(v, str) and len(v) >= 2 and v[0] == v[-1] == '"':
         v = v[1:-1]
     return v
-
-
-def _market(view, v) -> MS.Market:
-    """A market by id (number or numeric string) or symbol; RPCError otherwise."""
-    if v is None:
-        raise RPCError(RPCCode.INVALID_PARAMS, "missing parameter 'market'")
-    try:
-        if isinstance(v, int) and not isinstance(v, bool) or (isinstance(v, str) and v.isdigit()):
-            return MS.get(view, int(v))
-    except TxError as e:
-        raise RPCError(RPCCode.INVALID_PARAMS, e.log) from None
-    for m in MS.list_markets(view):
-        if m.symbol == v:
-            return m
-    raise RPCError(RPCCode.INVALID_PARAMS, f"unknown market {v!r}; markets: "
-                   + ", ".join(f"{m.id} {m.symbol}" for m in MS.list_markets(view)))
-
-
-def _limit(v) -> int:
-    if v is None:
-        return DEFAULT_LIMIT
-    try:
-        if isinstance(v, bool):
-            raise ValueError
-        n = int(v)
-    except (TypeError, ValueError):
-        raise RPCError(RPCCode.INVALID_PARAMS, "parameter 'limit' must be an integer") from None
-    if not 1 <= n <= F.HISTORY_LEN:
-        raise RPCError(RPCCode.INVALID_PARAMS, f"parameter 'limit' must be 1..{F.HISTORY_LEN} "
-                       f"(the chain keeps the last {F.HISTORY_LEN} settlements per market)")
-    return n
 
 
 def _rate(ppb: int) -> str:
@@ -72,8 +42,9 @@ def _current(acc: F.Accumulator | None, p: MS.FundingParams) -> dict | None:
 async def funding_history(app, p: dict) -> dict:
     """Params: `market` (id or symbol, position 0), `limit` (1..HISTORY_LEN, default 100)."""
     view = app.store.state
-    m = _market(view, _arg(p, "market", 0))
-    limit = _limit(_arg(p, "limit", 1))
+    m = rpc_params.market_value(view, _arg(p, "market", 0))
+    limit = rpc_params.limit_value(_arg(p, "limit", 1), F.HISTORY_LEN, DEFAULT_LIMIT,
+                               " (the chain keeps the last settlements of that many intervals)")
     fp = MS.funding_params(view).get(m.id)
     qdec = params.asset_decimals(view, params.quote_asset(view))
     hist = F.history(view, m.id)[-limit:]

@@ -107,3 +107,37 @@ def address_bytes(v, name: str = "address") -> bytes:
 def _show(v) -> str:
     text = repr(v)
     return text if len(text) <= 40 else text[:37] + "..."
+
+
+def market_value(view, v):
+    """A market (state.markets.Market) by id (number or numeric string) or by symbol."""
+    from state import markets as MS
+    from state.errors import TxError
+
+    if v is None:
+        raise invalid("missing parameter 'market'")
+    try:
+        if isinstance(v, int) and not isinstance(v, bool) or (isinstance(v, str) and v.isdigit()):
+            return MS.get(view, int(v))
+    except TxError as e:
+        raise invalid(e.log) from None
+    for m in MS.list_markets(view):
+        if m.symbol == v:
+            return m
+    raise invalid(f"unknown market {v!r}; markets: "
+                  + ", ".join(f"{m.id} {m.symbol}" for m in MS.list_markets(view)))
+
+
+def limit_value(v, maximum: int, default: int, why: str = "") -> int:
+    """An optional 'limit' parameter within 1..maximum (`default` when absent)."""
+    if v is None:
+        return default
+    try:
+        if isinstance(v, bool):
+            raise ValueError
+        n = int(v)
+    except (TypeError, ValueError):
+        raise invalid("parameter 'limit' must be an integer") from None
+    if not 1 <= n <= maximum:
+        raise invalid(f"parameter 'limit' must be within 1..{maximum}{why}")
+    return n

@@ -11,6 +11,7 @@ does (decimal strings for amounts, lower-case hex addresses, decimal-string heig
 """
 
 from node.keys import parse_address
+from rpc import params as rpc_params
 from rpc.errors import RPCCode, RPCError
 from state import constants as C, params
 from state.adl import rank_side
@@ -49,25 +50,9 @@ def _address(p: dict, required: bool) -> bytes | None:
         raise RPCError(RPCCode.INVALID_PARAMS, f"parameter 'address': {e}") from None
 
 
-def _limit(p: dict) -> int:
-    v = _get(p, "limit", 1)
-    if v is None:
-        return DEFAULT_LIMIT
-    try:
-        if isinstance(v, bool):
-            raise ValueError
-        n = int(v)
-    except (TypeError, ValueError):
-        raise RPCError(RPCCode.INVALID_PARAMS, "parameter 'limit' must be an integer") from None
-    if not 1 <= n <= C.MAX_LIQUIDATION_LOG:
-        raise RPCError(RPCCode.INVALID_PARAMS,
-                       f"parameter 'limit' must be within 1..{C.MAX_LIQUIDATION_LOG}")
-    return n
-
-
 async def liquidations(app, p: dict) -> dict:
     addr = _address(p, required=False)
-    limit = _limit(p)
+    limit = rpc_params.limit_value(_get(p, "limit", 1), C.MAX_LIQUIDATION_LOG, DEFAULT_LIMIT)
     view = _view(app)
     who = None if addr is None else addr.hex()
     out = []

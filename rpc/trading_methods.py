@@ -23,6 +23,7 @@ from state import oracle as OR
 from state import orders as O
 from state.positions import load_account
 from node.read_model import Fill
+from rpc import params as rpc_params
 from rpc.errors import RPCCode, RPCError
 
 MAX_PAGE = 1_000
@@ -74,17 +75,7 @@ def _market_param(app, p: dict, pos: int = 0, required: bool = True) -> MS.Marke
     v = _get(p, "market", pos, required=required)
     if v is None:
         return None
-    view = _view(app)
-    try:
-        if isinstance(v, int) and not isinstance(v, bool) or (isinstance(v, str) and v.isdigit()):
-            return MS.get(view, int(v))
-    except TxError as e:
-        raise RPCError(RPCCode.INVALID_PARAMS, e.log) from None
-    for m in MS.list_markets(view):
-        if m.symbol == v:
-            return m
-    raise RPCError(RPCCode.INVALID_PARAMS, f"unknown market {v!r}; markets: "
-                   + ", ".join(f"{m.id} {m.symbol}" for m in MS.list_markets(view)))
+    return rpc_params.market_value(_view(app), v)
 
 
 class _Fmt:
