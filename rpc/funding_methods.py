@@ -7,10 +7,8 @@ strings in the quote asset, times decimal-string milliseconds of block time.
 """
 
 from rpc import params as rpc_params
-from rpc.errors import RPCCode, RPCError
 from state import funding as F, markets as MS, params
 from state.amounts import format_amount
-from state.errors import TxError
 from state.machine import last_block
 
 DEFAULT_LIMIT = 100
