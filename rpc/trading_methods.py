@@ -14,7 +14,6 @@ from state import ledger, constants as C, params
 from state.amounts import format_amount
 from state.book import Side
 from state.codec import load
-
 from state.machine import last_block
 from state import margin as MG
 from state import mark as MK
