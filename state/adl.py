@@ -4,7 +4,8 @@ What this module owns
 ---------------------
 * The ADL ranking of the positions on one side of a perp market: by unrealised PnL% times
   leverage, score = upnl * notional * PPM // (|cost basis| * equity) (integers; upnl and
-  notional at mark, equity the account's cross equity), highest first; accounts with equity
+  notional at mark, equity the account's cross equity, or an isolated position's own equity
+  (state.isolated)), highest first; accounts with equity
   <= 0 come last; ties by address. The insurance fund and the settlement pool are never in it.
 * `deleverage`: the bankrupt account's position is closed against the ranked counterparties,
   in rank order, at the bankruptcy price, each through `settlement.settle_fill` without fees,
@@ -45,7 +46,7 @@ def rank_side(view, m: Market, holders: list[tuple[bytes, int]], long_side: bool
         if e is None or not e.size or (e.size > 0) != long_side:
             continue
         upnl, _, _, notional = market_requirements(m, e, px)
-        equity = summary(view, acct).equity
+        equity = e.iso_margin + upnl if e.isolated else summary(view, acct).equity
         basis = abs(e.entry_tl) * m.q
         ok = equity > 0 and basis > 0
         score = upnl * notional * C.PPM // (basis * equity) if ok else 0

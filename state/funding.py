@@ -29,7 +29,8 @@ market, ascending market id):
    rounded up, a receiver's credit down (one ceiling division of the signed amount). Open
    interest long = short, so the debits sum to a remainder in [0, accounts): it goes to the
    insurance fund (state.insurance). Balances change only through the ledger; positions and
-   entry prices do not change. Accounts are visited in ascending address order.
+   entry prices do not change. An isolated position's payment settles into its isolated
+   margin (state.isolated) instead of the quote balance. Accounts are visited in ascending address order.
 
 Events: one `funding_payment` per non-zero payment (`account`, `market`, `rate`, `amount`:
 what the account received, negative when it paid) and one `funding` per market and settled
@@ -196,6 +197,7 @@ class _Positions:
     def __init__(self, view: KVView):
         self.view = view
         self.by_market: dict[int, list[tuple[bytes, int]]] | None = None
+        self.isolated: dict[tuple[bytes, int], bool] = {}  # (addr, market) of isolated ones
 
     def of(self, market_id: int) -> list[tuple[bytes, int]]:
         if self.by_market is None:
@@ -204,6 +206,8 @@ class _Positions:
                 for mid, e in acct.entries.items():
                     if e.size:
                         self.by_market.setdefault(mid, []).append((addr, e.size))
+                        if e.isolated:
+                            self.isolated[(addr, mid)] = True
         return self.by_market.get(market_id, [])
 
 
@@ -234,7 +238,7 @@ def _market_step(scope: Scope, m: Market, p: FundingParams, positions: _Position
     ended, acc = advance(acc, now, p.interval_ms)
     px = oracle.price(view, m.base)
     if ended is not None and px is not None:
-        _settle(scope, m, p, ended, px[0], acc.seq, positions.of(m.id))
+        _settle(scope, m, p, ended, px[0], acc.seq, positions.of(m.id), positions.isolated)
         acc = acc._replace(seq=acc.seq + 1)
     if px is not None:
         book = scope.book(m.id)
@@ -245,7 +249,7 @@ def _market_step(scope: Scope, m: Market, p: FundingParams, positions: _Position
 
 
 def _settle(scope: Scope, m: Market, p: FundingParams, w: Window, oracle_px: int, seq: int,
-            holders: list[tuple[bytes, int]]) -> None:
+            holders: list[tuple[bytes, int]], isolated: dict | None = None) -> None:
     """Pay one window's funding (module docstring, step 3)."""
     prem = average_premium(w)
     f8 = rate_8h(prem, p)
@@ -261,7 +265,10 @@ def _settle(scope: Scope, m: Market, p: FundingParams, w: Window, oracle_px: int
         d = -((-size * per_lot) // den)
         if d == 0:
             continue
-        credit(addr, quote, -d)
+        if isolated and (addr, m.id) in isolated:  # into the position's isolated margin
+            scope.ledger.account(addr).entry(m.id).iso_margin -= d
+        else:
+            credit(addr, quote, -d)
         total += d
         paid += 1
         append(Event("funding_payment", (("account", addr.hex()), market, rate_attr,

@@ -41,8 +41,9 @@ from state.events import Event
 from state.insurance import INSURANCE_FUND, fund_balance
 from state.kv import Overlay
 from state.liquidation_params import LiquidationParams, liquidation_params
+from state.isolated import iso_summary, isolated_summaries
 from state.margin import Summary, mark_price, notional_up, summary, value
-from state.markets import Market, collateral
+from state.markets import Market, collateral, get as get_market
 from state.placement import execute
 from state.positions import P_CLEARING, load_account
 from state.derived import derived_of
@@ -58,6 +59,8 @@ K_SEQ = b"liq/seq"
 LOGGED = ("liquidation", "insurance_takeover", "adl")
 _IOC = 1
 _SKIP = (INSURANCE_FUND, POOL)
+_ADDR = 32
+_ISOLATED_ATTR = (("margin_mode", "isolated"),)
 
 
 def liquidate(view: Overlay, ctx) -> list[Event]:
@@ -65,7 +68,10 @@ def liquidate(view: Overlay, ctx) -> list[Event]:
     idx = holder_index(view, ctx.height)
     moved, max_move_ppm = price_moves(view)
     idx.advance(max_move_ppm, derived_of(view).params_version)
-    extra = [k[len(P_ACTIVE):] for k, _ in view.iterate(P_ACTIVE)]
+    active: dict[bytes, list[bytes]] = {}  # address -> its liq/active/ keys
+    for k, _ in view.iterate(P_ACTIVE):
+        active.setdefault(k[len(P_ACTIVE):len(P_ACTIVE) + _ADDR], []).append(k)
+    extra = list(active)
     if view.get(K_CURSOR) is not None:  # the last block stopped early: every holder again
         extra += list(idx.by_account)
     order = _from_cursor(view, candidates(view, idx, moved, extra))
@@ -73,7 +79,7 @@ def liquidate(view: Overlay, ctx) -> list[Event]:
     p = liquidation_params(view)
     for addr in order[:C.MAX_RISK_CHECKS_PER_BLOCK]:
         if addr not in _SKIP and not idx.is_safe(addr):
-            events += check_account(view, ctx, p, idx, addr)
+            events += check_account(view, ctx, p, idx, addr, active.get(addr, ()))
     return events
 
 
@@ -96,21 +102,44 @@ def below_maintenance(s: Summary) -> bool:
 
 
 def check_account(view: Overlay, ctx, p: LiquidationParams, idx: HolderIndex,
-                  addr: bytes) -> list[Event]:
-    """Liquidate `addr` if it is below maintenance margin (reads only otherwise)."""
+                  addr: bytes, active_keys=()) -> list[Event]:
+    """Liquidate `addr`'s cross account if it is below maintenance margin, then each of its
+    isolated positions below its own (reads only otherwise). `active_keys`: its liq/active/
+    keys (those of positions no longer due are dropped)."""
     acct = load_account(view, addr)
     s = summary(view, acct)
-    key = P_ACTIVE + addr
-    if not below_maintenance(s):
-        if view.get(key) is not None:
-            view.delete(key)
+    iso = isolated_summaries(view, acct, lambda mid: get_market(view, mid))
+    due: list[int | None] = [None] if below_maintenance(s) else []
+    due += [mid for mid in iso if below_maintenance(iso[mid])]
+    _drop_done(view, addr, due, active_keys)
+    if not due:
         quote = params.quote_asset(view)
         idx.note_checked(addr, s, len(acct.entries) + len(collateral(view)),
-                         s.collateral - ledger.balance(view, addr, quote))
+                         s.collateral - ledger.balance(view, addr, quote), list(iso.values()))
         return []
+    events: list[Event] = []
+    for mid in due:
+        events += _run_job(view, ctx, p, idx, addr, mid)
+    return events
+
+
+def _drop_done(view: Overlay, addr: bytes, due: list, active_keys) -> None:
+    """Delete the in-progress records of the account's liquidations that are not due."""
+    key = P_ACTIVE + addr
+    if None not in due and view.get(key) is not None:
+        view.delete(key)
+    for k in active_keys:
+        if len(k) > len(key) and int.from_bytes(k[len(key):], "big") not in due:
+            view.delete(k)
+
+
+def _run_job(view: Overlay, ctx, p: LiquidationParams, idx: HolderIndex, addr: bytes,
+             market: int | None) -> list[Event]:
+    """One liquidation (`market` None: the cross account; else that isolated position) in
+    its own sub-transaction."""
     try:
         with SubTransaction(view, ctx) as scope:
-            _Job(scope, p, idx, addr).run()
+            _Job(scope, p, idx, addr, market).run()
     except TxError as e:  # (a balance overflow): nothing happened; checked again later
         return [Event("liquidation_failed", (("account", addr.hex()), ("code", str(int(e.code))),
                                              ("log", e.log)))]
@@ -134,11 +163,13 @@ def bankruptcy_ticks(m: Market, size_lots: int, mark_px: int, equity_share: int)
 class _Job:
     """The liquidation of one account in one block, inside its sub-transaction."""
 
-    __slots__ = ("scope", "p", "idx", "addr", "until_ms", "notional", "fund_loss")
+    __slots__ = ("scope", "p", "idx", "addr", "market", "until_ms", "notional", "fund_loss")
 
-    def __init__(self, scope, p: LiquidationParams, idx: HolderIndex, addr: bytes):
+    def __init__(self, scope, p: LiquidationParams, idx: HolderIndex, addr: bytes,
+                 market: int | None = None):
         self.scope, self.p, self.idx, self.addr = scope, p, idx, addr
-        raw = scope.view.get(P_ACTIVE + addr)
+        self.market = market  # None: the cross account; else its isolated position there
+        raw = scope.view.get(self.key())
         h = scope.ctx.height
         until, h0, notional, loss = load(raw) if raw is not None else (0, h, 0, 0)
         self.until_ms = until
@@ -146,7 +177,7 @@ class _Job:
 
     def run(self) -> None:
         scope, addr = self.scope, self.addr
-        for mid, oid in O.account_order_ids(scope.view, addr):
+        for mid, oid in O.account_order_ids(scope.view, addr, self.market):
             cancel_open(scope, scope.market(mid), None, oid, "liquidation")
         takeover = False
         for mid in self.position_markets():
@@ -162,9 +193,14 @@ class _Job:
                 break  # a partial step (cooldown) or the block's cap: the rest waits
         self.store()
 
+    def key(self) -> bytes:
+        """Its in-progress record: liq/active/<addr> (cross) or <addr><market:4> (isolated)."""
+        tail = b"" if self.market is None else self.market.to_bytes(4, "big")
+        return P_ACTIVE + self.addr + tail
+
     def store(self) -> None:
         """Keep the account a candidate while its liquidation is in progress."""
-        view, key = self.scope.view, P_ACTIVE + self.addr
+        view, key = self.scope.view, self.key()
         if below_maintenance(self.summary()) and self.position_markets():
             view.put(key, encode([self.until_ms, self.scope.ctx.height, self.notional,
                                   self.fund_loss]))
@@ -172,13 +208,19 @@ class _Job:
             view.delete(key)
 
     def position_markets(self) -> list[int]:
-        acct = self.scope.ledger.account(self.addr)
-        return [mid for mid in sorted(acct.entries) if acct.entries[mid].size]
+        es = self.scope.ledger.account(self.addr).entries
+        if self.market is not None:
+            return [self.market] if self.market in es and es[self.market].size else []
+        return [mid for mid in sorted(es) if es[mid].size and not es[mid].isolated]
 
     def summary(self) -> Summary:
+        """The cross account's summary, or the isolated position's own."""
         scope = self.scope
         scope.ledger.flush()
-        return summary(scope.view, scope.ledger.account(self.addr), scope.quote)
+        acct = scope.ledger.account(self.addr)
+        if self.market is not None:
+            return iso_summary(scope.view, scope.market(self.market), acct.entry(self.market))
+        return summary(scope.view, acct, scope.quote)
 
     def position_bp(self, m: Market, s: Summary) -> tuple[int, int, int]:
         """(size lots, mark, bankruptcy ticks) of the account's position on `m`, its share of
@@ -203,14 +245,15 @@ class _Job:
             return False
         o = O.OrderRecord(O.next_order_id(scope.view), m.id, addr, size < 0, 0, bp, lots, lots,
                           _IOC, True, 0, 0, 0, scope.ctx.time_ms)
+        cross0 = self.cross_balance()
         execute(scope, m, o)
         left = scope.ledger.account(addr).entries[m.id].size
         filled = abs(size) - abs(left)
         closed = notional_up(m, filled, px)
         self.notional += closed
-        fee = self.charge_fee(closed)
+        fee = self.charge_fee(closed, self.cross_balance() - cross0)
         scope.events.append(liquidation_event(m, addr, o.id, size, lots, filled, left, px, s,
-                                              fee))
+                                              fee, self.market is not None))
         if filled < lots and left:  # the book could not absorb it
             self.backstop(m, self.summary())
             return True
@@ -220,12 +263,27 @@ class _Job:
             return False
         return True
 
-    def charge_fee(self, closed_quantums: int) -> int:
-        """The liquidation fee on `closed_quantums`, at most the equity left, to the fund."""
+    def cross_balance(self) -> int:
+        """An isolated job's cross quote balance (flushed; 0 for a cross job): where a closed
+        isolated position's margin went (state.settlement)."""
+        if self.market is None:
+            return 0
+        self.scope.ledger.flush()
+        return ledger.balance(self.scope.view, self.addr, self.scope.quote)
+
+    def charge_fee(self, closed_quantums: int, released: int = 0) -> int:
+        """The liquidation fee on `closed_quantums`, at most the equity left, to the fund. An
+        isolated position pays from its margin, or once closed from what its margin returned to
+        the cross balance (`released`), never more."""
         scope = self.scope
         fee = -(-closed_quantums * self.p.fee_ppm // C.PPM)
-        fee = min(fee, max(self.summary().equity, 0))
-        scope.ledger.credit(self.addr, scope.quote, -fee)
+        e = None if self.market is None else scope.ledger.account(self.addr).entry(self.market)
+        left = released if e is not None and not e.size else self.summary().equity
+        fee = min(fee, max(left, 0))
+        if e is not None and e.size:
+            e.iso_margin -= fee
+        else:
+            scope.ledger.credit(self.addr, scope.quote, -fee)
         scope.ledger.credit(INSURANCE_FUND, scope.quote, fee)
         return fee
 
@@ -247,18 +305,21 @@ class _Job:
             ("account", addr.hex()), ("market", m.symbol), ("size", size_text(m, abs(size))),
             ("side", "long" if size > 0 else "short"), ("price", price_text(m, bp)),
             ("mark", quote_text(m, px)), ("fund_loss", quote_text(m, loss)),
-            ("fund_balance", quote_text(m, fund_balance(scope.view, scope.quote))))))
+            ("fund_balance", quote_text(m, fund_balance(scope.view, scope.quote))))
+            + _ISOLATED_ATTR * (self.market is not None)))
 
 
 def liquidation_event(m: Market, addr: bytes, order_id: int, size: int, lots: int, filled: int,
-                      left: int, px: int, s: Summary, fee: int) -> Event:
+                      left: int, px: int, s: Summary, fee: int, isolated: bool = False) -> Event:
+    """`equity`, `maintenance_margin`: the cross account's, or for an isolated position
+    (`margin_mode` isolated) its own."""
     return Event("liquidation", (
         ("account", addr.hex()), ("market", m.symbol), ("order_id", str(order_id)),
         ("side", "buy" if size < 0 else "sell"), ("size", size_text(m, lots)),
         ("filled", size_text(m, filled)), ("position_left", size_text(m, left)),
         ("mark", quote_text(m, px)), ("equity", quote_text(m, s.equity)),
         ("maintenance_margin", quote_text(m, s.maintenance_margin)),
-        ("fee", quote_text(m, fee))))
+        ("fee", quote_text(m, fee))) + _ISOLATED_ATTR * isolated)
 
 
 def _log(view: Overlay, ctx, events: list[Event]) -> None:

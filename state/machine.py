@@ -41,6 +41,7 @@ from state import cancellation, constants as C, ledger, nonces, params, placemen
 from state.events import Event
 from state.amounts import format_amount
 from state import evidence, funding, governance, liquidation, mark, oracle, triggers
+from state import isolated
 from state.evidence import DoubleSign
 from state.derived import Derived, DerivedCache, derived_of
 from state.margin import P_MARK
@@ -351,4 +352,6 @@ HANDLERS = {"transfer": do_transfer, "faucet": do_faucet, "batch": do_batch,
             "gov_set_param": _view_handler(governance.do_set_param),
             "gov_set_validator": _view_handler(governance.do_set_validator),
             "set_leverage": _action_handler(placement.set_leverage),
+            "set_margin_mode": _action_handler(isolated.set_margin_mode),
+            "isolated_margin": _action_handler(isolated.update_isolated_margin),
             **{name: _action_handler(fn) for name, fn in BATCH_ACTIONS.items()}}

@@ -14,6 +14,11 @@ The arithmetic of cross margin, read-only (it never writes):
   buy fills" and "every resting sell fills", each plus the loss of filling at the order prices
   rather than at the mark.
 
+An isolated position (state.isolated) is outside the cross account: its size, PnL, margin and
+maintenance margin do not count here. Only the open orders on its market do, in initial margin:
+the extra initial margin they could need beyond the position's own (its worst case less the
+position's initial margin), which the cross account must be able to move in when they fill.
+
 Rounding is always against the account: values of what it holds round down (floor), notionals
 that set requirements round up.
 """
@@ -151,6 +156,9 @@ def summary(view: KVView, acct: Account, quote: str | None = None) -> Summary:
         if px is None:
             continue  # unreachable for an open position: trading needs an oracle price
         u, i, mmr, n = market_requirements(m, e, px)
+        if e.isolated:  # only its open orders' extra margin counts here (state.isolated)
+            im += i - (initial_margin(m, n, e.leverage) if e.size else 0)
+            continue
         upnl += u
         im += i
         mm += mmr

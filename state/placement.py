@@ -14,7 +14,10 @@ failure rolls back the books and the writes together.
 Reduce-only orders must be IOC, FOK or market (as dYdX): they never rest, so they can never
 increase a position later. `modify` is a cancel-replace keeping the client id and flags; only
 a size decrease at the same price keeps time priority. `set_leverage` sets an account's
-leverage on a perp market, if equity still covers the initial margin at it.
+leverage on a perp market, if equity still covers the initial margin at it (and an isolated
+position's own equity its own initial margin). After the fills of an order on a market where
+a side is isolated, `state.isolated.fund_after_fills` moves the margin the position needs from
+the cross balance before the margin check.
 """
 
 from state import constants as C, ledger, orders as O, params
@@ -25,6 +28,7 @@ from state.errors import Code, TxError
 from state.events import Event
 from state.event_text import modified_in_place_event, order_event, quote_text, \
     waiting_trigger_event
+from state.isolated import check_isolated_leverage, fund_after_fills, sizes_before
 from state.margin import margin_check, spot_reserved, summary
 from state.markets import PERP, SPOT, Market
 from state.matching import MatchReject, TimeInForce, match
@@ -158,8 +162,11 @@ def execute(scope, m: Market, o: O.OrderRecord) -> None:
     for oid in res.self_trade_cancelled:
         remove_resting(scope, m, O.get_resting(scope.view, m.id, oid), "self_trade",
                        from_book=False)
+    isolated = None
     if res.fills:
         settle_taker_fills(scope, m, o, res.fills)
+        if m.kind == PERP:
+            isolated = sizes_before(scope.ledger, m, o, res.fills, before[0])
     filled, remaining = res.filled_lots, res.remaining_lots
     if res.rested:
         o.size_lots = remaining
@@ -173,6 +180,9 @@ def execute(scope, m: Market, o: O.OrderRecord) -> None:
         left = 0
     scope.events.append(order_event(m, o, status, filled, left))
     scope.ledger.flush()
+    if isolated:
+        fund_after_fills(scope, m, o.owner, isolated)
+        scope.ledger.flush()
     check_margin_after(scope, m, o, taker, te, before, res.rested)
 
 
@@ -272,5 +282,6 @@ def set_leverage(scope, owner: bytes, fields) -> None:
         raise TxError(Code.INSUFFICIENT_MARGIN, f"at {leverage}x the initial margin "
                       f"{quote_text(m, s.initial_margin)} would exceed equity "
                       f"{quote_text(m, s.equity)}")
+    check_isolated_leverage(scope.view, m, acct.entry(m.id))
     scope.events.append(Event("leverage", (("owner", owner.hex()), ("market", m.symbol),
                                            ("leverage", str(leverage)))))

@@ -4,7 +4,8 @@ What this module owns
 ---------------------
 One record per account at `clr/<addr32>`:
 
-    [[[market, size_lots, entry_tl, leverage, buy_lots, buy_tl, sell_lots, sell_tl, orders], ...],
+    [[[market, size_lots, entry_tl, leverage, buy_lots, buy_tl, sell_lots, sell_tl, orders
+       (, isolated, iso_margin)], ...],
      [[day, volume_quantums], ...]]
 
 * `size_lots` is signed (long > 0). `entry_tl` is the signed cost basis in tick-lots
@@ -14,6 +15,9 @@ One record per account at `clr/<addr32>`:
 * `buy_lots`/`buy_tl`, `sell_lots`/`sell_tl`: totals of the account's resting orders on the
   market (remaining lots and lots*price), so the margin check counts open orders at their worst
   case without walking them; `orders` counts resting and waiting trigger orders.
+* `isolated` (1: the market is in isolated margin mode, state.isolated) and `iso_margin` (the
+  isolated position's own margin, quote quantums, signed) are stored only when `isolated` is 1:
+  an account that never chose isolated margin keeps its 9-field entries byte for byte.
 * The volume list holds one bucket per day (block time // DAY_MS) of maker + taker notional,
   at most FEE_VOLUME_DAYS + 1 of them, ascending.
 
@@ -47,14 +51,20 @@ class Entry:
     sell_lots: int = 0
     sell_tl: int = 0
     orders: int = 0
+    isolated: int = 0     # 1: isolated margin mode (state.isolated)
+    iso_margin: int = 0   # the isolated position's margin, quote quantums
 
     def to_stored(self) -> list:
+        if self.isolated:
+            return [self.market, self.size, self.entry_tl, self.leverage, self.buy_lots,
+                    self.buy_tl, self.sell_lots, self.sell_tl, self.orders, self.isolated,
+                    self.iso_margin]
         return [self.market, self.size, self.entry_tl, self.leverage, self.buy_lots,
                 self.buy_tl, self.sell_lots, self.sell_tl, self.orders]
 
     def empty(self) -> bool:
         return not (self.size or self.entry_tl or self.leverage or self.buy_lots or
-                    self.sell_lots or self.orders)
+                    self.sell_lots or self.orders or self.isolated or self.iso_margin)
 
     def add_open(self, is_buy: bool, lots: int, price_ticks: int) -> None:
         """`lots` more of a resting order at `price_ticks` count against this market."""

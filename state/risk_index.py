@@ -28,7 +28,9 @@ half of the notional's as mmr <= 1/2; both grow by at most (1 + R) per block). S
 finds slack = equity - MM (less one quantum per position and collateral asset and two for
 rounding) > 0 stores safe_until = ceil(G0 * (slack + 2 N0) / (2 N0)), and the account is safe
 while G < safe_until. Any write to the account's record or balances, a new price or a
-parameter change drops the band (a full check next time). A cold node has no bands and checks every candidate: both liquidate the same
+parameter change drops the band (a full check next time). An account with isolated positions
+(state.isolated) gets the smallest of the bands of its cross summary (if it has cross positions)
+and of each isolated position's own summary (N0 its notional). A cold node has no bands and checks every candidate: both liquidate the same
 accounts, because a skipped account is provably above maintenance margin.
 """
 
@@ -99,14 +101,27 @@ class HolderIndex:
         t = self.safe_until.get(addr)
         return t is not None and self.growth < t
 
-    def note_checked(self, addr: bytes, s, n_terms: int, other_collateral: int) -> None:
+    def note_checked(self, addr: bytes, s, n_terms: int, other_collateral: int,
+                     isolated=()) -> None:
         """A full check found margin summary `s` (state.margin.Summary); `other_collateral`:
         the weighted value of its non-quote collateral; `n_terms`: its positions and
-        collateral assets (one quantum of rounding each)."""
+        collateral assets (one quantum of rounding each); `isolated`: the summaries of its
+        isolated positions (state.isolated), each banded on its own: the account is safe
+        while all of them are (a cross account without positions then sets no bound)."""
+        if addr not in self.by_account:
+            return
+        bands = [self._band(x, 3, 0) for x in isolated]
+        if s.notional or not bands:
+            bands.append(self._band(s, n_terms, other_collateral))
+        if None not in bands:
+            self.safe_until[addr] = min(bands)
+
+    def _band(self, s, n_terms: int, other_collateral: int) -> int | None:
         slack = s.equity - s.maintenance_margin - n_terms - 2
-        if slack > 0 and s.notional > 0 and addr in self.by_account:
+        if slack > 0 and s.notional > 0:
             two_n = 2 * (s.notional + abs(other_collateral))
-            self.safe_until[addr] = -(-self.growth * (slack + two_n) // two_n)
+            return -(-self.growth * (slack + two_n) // two_n)
+        return None
 
     def holders(self, market_id: int) -> list[tuple[bytes, int]]:
         """(address, size lots) of the market's holders, ascending by address."""

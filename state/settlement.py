@@ -11,7 +11,10 @@ order path and, later, by liquidation and auto-deleveraging:
 * spot: the buyer pays N quote and receives s * lot_size base; the seller the reverse;
 * fees (state.fees): the taker pays its fee, the maker pays its fee or receives its rebate,
   the fee account receives the net;
-* both accounts' volume for today grows by N (fee tiers).
+* both accounts' volume for today grows by N (fee tiers);
+* an isolated position (state.isolated): its realised PnL and fees go into its isolated margin
+  instead of the quote balance, and what is left of that margin returns to the quote balance
+  when the fill closes the position.
 `fill_resting` is what a fill does to the maker's resting order: its record shrinks or goes,
 and so do its open-order aggregates. `settle_taker_fills` runs both for each fill of a taker
 order, in fill order, with one `fill` event each.
@@ -20,7 +23,8 @@ order, in fill order, with one `fill` event each.
 from typing import NamedTuple
 
 from state import orders
-from state.event_text import fill_event
+from state.event_text import fill_event, quote_text
+from state.events import Event
 from state.fees import fee_amount, maker_ppm, taker_ppm
 from state.hashing import sha256
 from state.markets import PERP, Market
@@ -53,8 +57,16 @@ def settle_fill(scope, m: Market, taker: bytes, taker_buys: bool, maker: bytes,
     m_acct = ledger.account(maker)
     if m.kind == PERP:
         lots = size_lots if taker_buys else -size_lots
-        t_pnl = apply_trade(t_acct.entry(m.id), lots, price_ticks) * m.q
-        m_pnl = apply_trade(m_acct.entry(m.id), -lots, price_ticks) * m.q
+        t_e, m_e = t_acct.entry(m.id), m_acct.entry(m.id)
+        t_pnl = apply_trade(t_e, lots, price_ticks) * m.q
+        m_pnl = apply_trade(m_e, -lots, price_ticks) * m.q
+        if t_e.isolated or m_e.isolated:
+            _settle_isolated(scope, m, taker, t_e, t_pnl - t_fee, maker, m_e, m_pnl - m_fee)
+            ledger.credit(POOL, quote, -(t_pnl + m_pnl))
+            ledger.credit(scope.fee_account, quote, t_fee + m_fee)
+            t_acct.add_volume(scope.today, notional)
+            m_acct.add_volume(scope.today, notional)
+            return Settled(t_fee, m_fee, t_pnl, m_pnl)
         ledger.credit(taker, quote, t_pnl)
         ledger.credit(maker, quote, m_pnl)
         ledger.credit(POOL, quote, -(t_pnl + m_pnl))
@@ -71,6 +83,32 @@ def settle_fill(scope, m: Market, taker: bytes, taker_buys: bool, maker: bytes,
     t_acct.add_volume(scope.today, notional)
     m_acct.add_volume(scope.today, notional)
     return Settled(t_fee, m_fee, t_pnl, m_pnl)
+
+
+def _settle_isolated(scope, m: Market, taker: bytes, t_e, t_amount: int, maker: bytes, m_e,
+                     m_amount: int) -> None:
+    """A fill's PnL less fee (`*_amount`) for two sides, one of them or both isolated: an
+    isolated side's goes into its isolated margin, whose rest returns to the cross quote balance
+    when the position is closed (state.isolated)."""
+    for addr, e, amount in ((taker, t_e, t_amount), (maker, m_e, m_amount)):
+        if not e.isolated:
+            scope.ledger.credit(addr, scope.quote, amount)
+            continue
+        e.iso_margin += amount
+        if e.size == 0:
+            release_isolated(scope, m, addr, e, "closed")
+
+
+def release_isolated(scope, m: Market, addr: bytes, e, reason: str) -> None:
+    """Move what is left of a flat isolated position's margin back to the cross quote
+    balance (signed: a deficit the position's own trades left comes back too)."""
+    left = e.iso_margin
+    if left:
+        e.iso_margin = 0
+        scope.ledger.credit(addr, scope.quote, left)
+        scope.events.append(Event("isolated_margin", (
+            ("account", addr.hex()), ("market", m.symbol), ("amount", quote_text(m, -left)),
+            ("reason", reason), ("margin", "0"))))
 
 
 def fill_resting(scope, m: Market, order_id: int, owner: bytes, is_buy: bool, price_ticks: int,

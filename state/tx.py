@@ -45,6 +45,8 @@ ACTION_SCHEMAS: dict[str, tuple[tuple[str, str], ...]] = {
     "modify": (("market", "uint"), ("order_id", "uint"), ("price", "uint"), ("size", "uint")),
     "batch": (("actions", "action_list"),),
     "set_leverage": (("market", "uint"), ("leverage", "uint")),
+    "set_margin_mode": (("market", "uint"), ("isolated", "uint"), ("leverage", "uint")),
+    "isolated_margin": (("market", "uint"), ("amount", "int")),
     "oracle": (("prices", "prices"),),
     "gov_set_param": (("market", "uint"), ("param", "str"), ("value", "int"),
                       ("effective_height", "uint")),

@@ -320,8 +320,8 @@ def _bounded(monkeypatch, warm: bool):
     checked: list[bytes] = []
     real = liquidation.check_account
     monkeypatch.setattr(liquidation, "check_account",
-                        lambda view, ctx, p, idx, addr: checked.append(addr) or
-                        real(view, ctx, p, idx, addr))
+                        lambda view, ctx, p, idx, addr, *rest: checked.append(addr) or
+                        real(view, ctx, p, idx, addr, *rest))
     t = L({A: 1_000, B: 100_000, C: 100_000}, warm=warm)
     open_long(t)
     per_block, liquidated = [], []
