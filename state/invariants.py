@@ -28,8 +28,11 @@ The invariants, in the order they are checked (the names are `InvariantViolation
                         markets hold no position
     positions_net_zero  per perp market, long lots == short lots
     pool_balance        the perp settlement pool's quote balance == -(sum of cost bases * q)
+    isolated_margin     an isolated margin (state.isolated) only on an isolated perp entry
+                        holding a position: a cross or flat entry holds none
     money_conserved     per asset, the sum of every balance (accounts, pool, fee account, ...)
-                        equals the asset's supply
+                        equals the asset's supply; for the quote asset, the balances plus
+                        every isolated margin
 """
 
 from state import constants as C, ledger, orders as O, params
@@ -43,7 +46,7 @@ from state.settlement import POOL
 
 INVARIANTS = ("order_record", "order_index", "book_crossed", "book_structure",
               "book_matches_records", "order_aggregates", "position_basis",
-              "positions_net_zero", "pool_balance", "money_conserved")
+              "positions_net_zero", "pool_balance", "isolated_margin", "money_conserved")
 _ALL_MS = 2**64 - 1          # an expiry / trigger bound above every stored one
 _ALL = 2**62                 # a limit above any count of stored entries
 
@@ -87,7 +90,7 @@ def check_invariants(view: KVView, books: dict[int, OrderBook] | None = None) ->
     accts = dict(iter_accounts(view))
     _check_aggregates(accts, resting, waiting)
     _check_pool(view, _check_positions(markets, accts))
-    _check_money(view)
+    _check_money(view, _check_isolated(accts))
 
 
 def _open_orders(view: KVView, markets: list[Market]) -> tuple[dict, dict]:
@@ -303,8 +306,25 @@ def _all_balances(view: KVView) -> dict[str, int]:
     return sums
 
 
-def _check_money(view: KVView) -> None:
+def _check_isolated(accts: dict) -> int:
+    """Check where isolated margins are; return their sum (quote quantums)."""
+    total = 0
+    for addr in sorted(accts):
+        for mid in sorted(accts[addr].entries):
+            e = accts[addr].entries[mid]
+            if e.iso_margin and not (e.isolated and e.size):
+                _fail("isolated_margin", f"account {addr.hex()} market {mid}",
+                      f"isolated margin {e.iso_margin} on a " +
+                      ("flat entry" if e.isolated else "cross entry"))
+            total += e.iso_margin
+    return total
+
+
+def _check_money(view: KVView, isolated_total: int = 0) -> None:
     sums = _all_balances(view)
+    if isolated_total:
+        quote = params.quote_asset(view)
+        sums[quote] = sums.get(quote, 0) + isolated_total
     for asset in sorted({**sums, **{a: 0 for a in params.list_assets(view)}}):
         have, supply = sums.get(asset, 0), ledger.supply(view, asset)
         if have != supply:

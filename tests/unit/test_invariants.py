@@ -289,3 +289,37 @@ def test_every_invariant_has_a_failing_test():
     src = inspect.getsource(sys.modules[__name__])
     untested = [name for name in INVARIANTS if f"def test_{name}" not in src]
     assert not untested, untested
+
+
+@pytest.mark.parametrize("market", [BTC_PERP + 100, BTC_SPOT])
+def test_isolated_margin(traded, market):
+    """An isolated margin outside an isolated position breaks `isolated_margin` (checked
+    before money, which it breaks too). (A cross entry cannot even store one.)"""
+    def edit(acct):
+        e = acct.entry(market)
+        e.isolated = 1
+        e.iso_margin += 5
+
+    def change(ov, kv):
+        _edit_account(ov, A.pub_key, edit)
+        _credit(ov, A.pub_key, "USDC", -5)
+    v = _violation(_corrupt(traded, change))
+    assert v.invariant == "isolated_margin" and A.pub_key.hex() in v.where, v
+
+
+def test_money_conserved_counts_isolated_margins(traded):
+    """Quote moved from a balance into an isolated position's margin is still counted; one
+    quantum more in the margin is not."""
+    def move(extra):
+        def edit(acct):
+            e = acct.entry(BTC_PERP)
+            e.isolated = 1
+            e.iso_margin += 1_000 + extra
+
+        def change(ov, kv):
+            _edit_account(ov, A.pub_key, edit)
+            _credit(ov, A.pub_key, "USDC", -1_000)
+        return _corrupt(traded, change)
+    check_invariants(move(0))
+    v = _violation(move(1))
+    assert v.invariant == "money_conserved" and v.where == "asset USDC"
