@@ -20,6 +20,7 @@ from state import mark as MK
 from state import markets as MS
 from state import oracle as OR
 from state import orders as O
+from state.isolated import iso_summary
 from state.positions import load_account
 from node.read_model import Fill
 from rpc import params as rpc_params
@@ -302,8 +303,17 @@ def _positions(f: _Fmt, acct) -> list[dict]:
                     "leverage": e.leverage or m.max_leverage,
                     "initial_margin": f.amt(im), "maintenance_margin": f.amt(mm),
                     "open_buy_size": f.sz(m, e.buy_lots), "open_sell_size": f.sz(m, e.sell_lots),
-                    "open_orders": e.orders})
+                    "open_orders": e.orders, **_margin_mode(f, m, e, mark)})
     return out
+
+
+def _margin_mode(f: _Fmt, m, e, mark) -> dict:
+    """`margin_mode`; for an isolated position also its margin and equity (state.isolated)."""
+    if not e.isolated:
+        return {"margin_mode": "cross"}
+    s = iso_summary(f.view, m, e, mark)
+    return {"margin_mode": "isolated", "isolated_margin": f.amt(e.iso_margin),
+            "isolated_equity": f.amt(s.equity)}
 
 
 async def positions(app, p: dict) -> dict:

@@ -61,7 +61,8 @@ def settle_fill(scope, m: Market, taker: bytes, taker_buys: bool, maker: bytes,
         t_pnl = apply_trade(t_e, lots, price_ticks) * m.q
         m_pnl = apply_trade(m_e, -lots, price_ticks) * m.q
         if t_e.isolated or m_e.isolated:
-            _settle_isolated(scope, m, taker, t_e, t_pnl - t_fee, maker, m_e, m_pnl - m_fee)
+            _settle_isolated(scope, m, lots, (taker, t_e, t_pnl - t_fee),
+                             (maker, m_e, m_pnl - m_fee))
             ledger.credit(POOL, quote, -(t_pnl + m_pnl))
             ledger.credit(scope.fee_account, quote, t_fee + m_fee)
             t_acct.add_volume(scope.today, notional)
@@ -85,18 +86,21 @@ def settle_fill(scope, m: Market, taker: bytes, taker_buys: bool, maker: bytes,
     return Settled(t_fee, m_fee, t_pnl, m_pnl)
 
 
-def _settle_isolated(scope, m: Market, taker: bytes, t_e, t_amount: int, maker: bytes, m_e,
-                     m_amount: int) -> None:
-    """A fill's PnL less fee (`*_amount`) for two sides, one of them or both isolated: an
-    isolated side's goes into its isolated margin, whose rest returns to the cross quote balance
-    when the position is closed (state.isolated)."""
-    for addr, e, amount in ((taker, t_e, t_amount), (maker, m_e, m_amount)):
+def _settle_isolated(scope, m: Market, taker_lots: int, *sides) -> None:
+    """A fill's PnL less fee for its two `sides` (address, entry, amount), one of them or both
+    isolated: an isolated side's goes into its isolated margin, whose rest returns to the cross
+    quote balance when the fill closed or flipped the position (state.isolated then moves in
+    what the new side needs). `taker_lots`: the taker's signed size change."""
+    delta = taker_lots
+    for addr, e, amount in sides:
         if not e.isolated:
             scope.ledger.credit(addr, scope.quote, amount)
-            continue
-        e.iso_margin += amount
-        if e.size == 0:
-            release_isolated(scope, m, addr, e, "closed")
+        else:
+            e.iso_margin += amount
+            before = e.size - delta
+            if e.size == 0 or (before != 0 and (before > 0) != (e.size > 0)):
+                release_isolated(scope, m, addr, e, "closed" if e.size == 0 else "flipped")
+        delta = -taker_lots
 
 
 def release_isolated(scope, m: Market, addr: bytes, e, reason: str) -> None:

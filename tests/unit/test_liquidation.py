@@ -61,13 +61,15 @@ class L:
 
 
 def check_invariants(kv) -> None:
-    """Money is conserved (balances sum to the supply) and positions net to zero."""
+    """Money is conserved (balances and isolated margins sum to the supply) and positions net
+    to zero."""
     total = sum(v for _, v in _balances(kv))
-    assert total == ledger.supply(kv, "USDC")
     net: dict[int, int] = {}
     for _, acct in iter_accounts(kv):
         for mid, e in acct.entries.items():
             net[mid] = net.get(mid, 0) + e.size
+            total += e.iso_margin
+    assert total == ledger.supply(kv, "USDC")
     assert all(v == 0 for v in net.values()), net
 
 
