@@ -2,12 +2,14 @@
 
 Leveraged traders with small balances trade against a market maker while the oracle walks;
 after every block:
-* money is conserved: the sum of all USDC balances equals the supply (liquidation fees,
-  takeovers and ADL move money, never create it);
+* money is conserved: the sum of all USDC balances and isolated margins equals the supply
+  (liquidation fees, takeovers and ADL move money, never create it);
 * positions net to zero on every market (open interest long == short);
 * an account with no position (the bystander) is never charged;
 * a warm node's holder index equals a rebuild, and every account its safety band lets skip the
-  check is above maintenance margin;
+  check is above maintenance margin (its cross account and each isolated position);
+* an isolated position (ISOLATED traders trade in isolated margin and move margin in and out)
+  holds margin only while open;
 and a warm node, a cold one and one on LevelDB give the same app hashes.
 """
 
@@ -21,7 +23,9 @@ from state.codec import encode
 from state.ledger import P_BAL
 from state.codec import load
 from state.liquidation_params import default_params
+from state.isolated import isolated_summaries
 from state.margin import summary
+from state.markets import get as get_market
 from state.positions import iter_accounts, load_account
 from state.risk_index import index_for_reads
 from state.tx import Tx, check_action, tx_hash
@@ -29,6 +33,7 @@ from tests.chain_helpers import (BTC_LOT, BTC_PERP, CHAIN_ID, PRICE, USDC, VALID
                                  LevelKV, key, trading_genesis)
 
 TRADERS = [key(i) for i in range(5)]
+ISOLATED = TRADERS[::2]   # these trade BTC in isolated margin
 MAKER, BYSTANDER = key(8), key(9)
 TICK = 100_000
 EVENTS = ("liquidation", "insurance_takeover", "adl")
@@ -66,10 +71,11 @@ def workload(seed: int, n_blocks: int = 25):
     px = 600_000  # ticks
     now = trading_genesis(0).genesis_time_ms
     out = []
-    for _ in range(n_blocks):
+    for i in range(n_blocks):
         now += 1_000
         px = max(px + px * rng.randint(-25, 15) // 1_000, 1_000)
         txs = [g.tx(v.pub_key, ["oracle", [["BTC", px * TICK]]], now) for v in VALIDATORS]
+        txs += _isolated_txs(g, rng, i, now)
         txs.append(g.tx(MAKER.pub_key, ["cancel_all", 0], now))
         for lvl in range(1, 4):
             spread = px * lvl * 3 // 1_000
@@ -85,20 +91,33 @@ def workload(seed: int, n_blocks: int = 25):
     return out
 
 
+def _isolated_txs(g: Gen, rng: random.Random, block: int, now: int) -> list:
+    """The ISOLATED traders choose isolated margin first, then now and then move margin (a
+    removal beyond the initial margin, or with no position, is refused: that is fine)."""
+    if block == 0:
+        return [g.tx(k.pub_key, ["set_margin_mode", BTC_PERP, 1, rng.randint(3, 50)], now)
+                for k in ISOLATED]
+    return [g.tx(k.pub_key, ["isolated_margin", BTC_PERP, rng.randint(-300, 300) * USDC], now)
+            for k in ISOLATED if rng.random() < 0.2]
+
+
 def usdc_balances(kv) -> dict[bytes, int]:
     return {k[len(P_BAL):len(P_BAL) + 32]: load(v) for k, v in kv.iterate(P_BAL)
             if k.endswith(b"USDC")}
 
 
 def check_block(kv) -> None:
-    assert sum(usdc_balances(kv).values()) == ledger.supply(kv, "USDC")
+    total = sum(usdc_balances(kv).values())
     net: dict[int, int] = {}
     for addr, acct in iter_accounts(kv):
         for mid, e in acct.entries.items():
             net[mid] = net.get(mid, 0) + e.size
+            total += e.iso_margin
+            assert e.iso_margin == 0 or (e.isolated and e.size), (addr.hex(), e)
         if addr == BYSTANDER.pub_key:
             assert not any(e.size for e in acct.entries.values())
     assert all(v == 0 for v in net.values()), net
+    assert total == ledger.supply(kv, "USDC")
     assert ledger.balance(kv, BYSTANDER.pub_key, "USDC") == 777 * USDC
 
 
@@ -112,21 +131,31 @@ def check_index(chain: Chain) -> None:
     # The safety band is sound: an account it lets skip the check is above maintenance margin.
     for addr in sorted(idx.safe_until):
         if idx.is_safe(addr):
-            s = summary(chain.kv, load_account(chain.kv, addr))
+            acct = load_account(chain.kv, addr)
+            s = summary(chain.kv, acct)
             assert s.equity >= s.maintenance_margin, (addr.hex(), s)
+            for x in isolated_summaries(chain.kv, acct, lambda m: get_market(chain.kv, m)).values():
+                assert x.equity >= x.maintenance_margin, (addr.hex(), x)
 
 
 def run(seed: int, warm: bool, kv=None) -> tuple[list[bytes], int]:
+    return _run(seed, warm, kv)[:2]
+
+
+def _run(seed: int, warm: bool, kv=None) -> tuple[list[bytes], int, int]:
+    """(app hashes, liquidation events, those of isolated positions)."""
     chain = Chain(genesis(seed), kv=kv, warm=warm)
-    hashes, n_events = [], 0
+    hashes, n_events, n_isolated = [], 0, 0
     for txs, dt in workload(seed):
         res = chain.block([t.raw for t in txs], dt, {t.hash: t for t in txs})
         check_block(chain.kv)
         if warm:
             check_index(chain)
         hashes.append(res.app_hash)
-        n_events += sum(1 for e in res.block_events if e.type in EVENTS)
-    return hashes, n_events
+        found = [e for e in res.block_events if e.type in EVENTS]
+        n_events += len(found)
+        n_isolated += sum(1 for e in found if ("margin_mode", "isolated") in e.attrs)
+    return hashes, n_events, n_isolated
 
 
 @settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -138,13 +167,15 @@ def test_invariants_hold_and_warm_equals_cold(seed):
 
 
 def test_leveldb_agrees_and_liquidations_happen(tmp_path):
-    total = 0
+    total = isolated = 0
     for seed in (1, 2, 3):
-        hashes, n = run(seed, True)
+        hashes, n, n_iso = _run(seed, True)
         total += n
+        isolated += n_iso
         kv = LevelKV(tmp_path / f"db{seed}")
         try:
             assert run(seed, False, kv)[0] == hashes
         finally:
             kv.close()
     assert total > 0  # the workload does liquidate (else the properties above say little)
+    assert isolated > 0  # isolated positions among them
