@@ -18,7 +18,7 @@ from state.positions import P_CLEARING, load_account
 from state.codec import load
 from state.markets import DEFAULT_FUNDING
 from tests.chain_helpers import (BTC_PERP, BTC_SPOT, ETH_LOT, ETH_PERP, PRICE, USDC, Chain,
-                                 action, order, oracle_tx, trading_genesis)
+                                 LevelKV, action, order, oracle_tx, trading_genesis)
 from tests.unit.test_liquidation import A, B, C, D, E, BYSTANDER, GTC, IOC, L, _rpc, evs
 
 ISOLATED, CROSS = 1, 0
@@ -28,12 +28,13 @@ class T(L):
     """L plus: funding from genesis, txs that may fail (`try_block` returns their results)
     and isolated reads."""
 
-    def __init__(self, balances: dict, warm: bool = False, fund: int = 0, funding=()):
+    def __init__(self, balances: dict, warm: bool = False, fund: int = 0, funding=(), kv=None):
         g = trading_genesis(0)
         bals = [(k.pub_key, "USDC", usd * USDC) for k, usd in balances.items()]
         if fund:
             bals.append((INSURANCE_FUND, "USDC", fund * USDC))
-        self.c = Chain(dataclasses.replace(g, balances=tuple(bals), funding=funding), warm=warm)
+        self.c = Chain(dataclasses.replace(g, balances=tuple(bals), funding=funding), kv=kv,
+                       warm=warm)
         self.n = itertools.count(self.c.time_ms)
         self.results = []
 
@@ -365,8 +366,8 @@ def test_queries_show_the_margin_mode_and_the_isolated_margin():
     assert p["margin_mode"] == "cross" and "isolated_margin" not in p
 
 
-def _replay(warm: bool):
-    t = T({A: 10_000, B: 100_000, C: 100_000, D: 100_000, E: 100_000}, warm=warm)
+def _replay(warm: bool, kv=None):
+    t = T({A: 10_000, B: 100_000, C: 100_000, D: 100_000, E: 100_000}, warm=warm, kv=kv)
     isolated_long(t, bids=((54_100, 2_000),))
     _with_cross_eth(t)
     t.block(t.act(E, "set_margin_mode", BTC_PERP, ISOLATED, 3),
@@ -378,7 +379,14 @@ def _replay(warm: bool):
     return [r.app_hash for r in t.results]
 
 
-def test_replay_gives_the_same_app_hashes():
-    """Two fresh chains (one carrying derived state, one cold) apply the same blocks."""
+def test_replay_gives_the_same_app_hashes(tmp_path):
+    """Fresh chains apply the same blocks (isolated opens, a maker top-up, margin added, an
+    isolated liquidation, a cross position): carrying derived state or cold, in memory or on
+    the node's LevelDB store, they give the same app hashes."""
     a = _replay(True)
-    assert a == _replay(False) == _replay(True)
+    kv = LevelKV(tmp_path / "db")
+    try:
+        on_disk = _replay(False, kv)
+    finally:
+        kv.close()
+    assert a == _replay(False) == on_disk
