@@ -3,8 +3,10 @@
 Keys:
     acct/bal/<addr32><symbol>   -> int quantums (signed: lending will allow negatives)
     supply/<symbol>             -> int quantums of the asset in existence
-    clr/<addr32>                -> the account's clearing record (state.positions)
-Invariant (state.invariants): for each asset, the sum of balances equals its supply.
+    clr/<addr32>                -> the account's clearing record (state.positions), which also
+                                   holds the margins of isolated positions (state.isolated)
+Invariant (state.invariants): for each asset, the sum of balances equals its supply (for the
+quote asset: balances plus isolated margins).
 
 Two ways in:
 * single changes (`mint`, `move`): genesis, the faucet, transfers;

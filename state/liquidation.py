@@ -23,6 +23,14 @@ Bankruptcy price of a position of s lots at mark P, with the account's equity E 
 positions by notional (E_i = E * n_i // N): P - E_i / (s * lot) for a long, P + E_i / (|s| *
 lot) for a short, in ticks rounded in the account's favour (a long's up, a short's down).
 
+An isolated position (state.isolated) is checked on its own after the account's cross check:
+below its own maintenance margin (isolated equity = its margin + uPnL at mark) it goes through
+the same steps in its own sub-transaction, with only its market's orders cancelled, its
+isolated equity as the whole equity share, and the fee paid from its margin (once closed, from
+what the margin returned to the quote balance, never more): it loses at most its margin, and
+the cross account and other positions are not touched. Its in-progress record is
+`liq/active/<addr><market:4>`; its events carry `margin_mode` `isolated`.
+
 Records: `liq/active/<addr>` -> [cooldown_until_ms, height, notional_closed, fund_loss] while
 an account's liquidation is in progress (it stays a candidate every block); `liq/cursor` the
 first unchecked address when a block hit the check bound (the next block then takes every
