@@ -20,6 +20,7 @@ from state import constants as C
 from state.event_text import price_text, size_text
 from state.events import Event
 from state.insurance import INSURANCE_FUND
+from state.isolated import iso_summary
 from state.margin import mark_price, market_requirements, summary
 from state.markets import Market
 from state.positions import load_account
@@ -46,7 +47,8 @@ def rank_side(view, m: Market, holders: list[tuple[bytes, int]], long_side: bool
         if e is None or not e.size or (e.size > 0) != long_side:
             continue
         upnl, _, _, notional = market_requirements(m, e, px)
-        equity = e.iso_margin + upnl if e.isolated else summary(view, acct).equity
+        equity = iso_summary(view, m, e, px).equity if e.isolated else \
+            summary(view, acct).equity
         basis = abs(e.entry_tl) * m.q
         ok = equity > 0 and basis > 0
         score = upnl * notional * C.PPM // (basis * equity) if ok else 0

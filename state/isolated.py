@@ -8,7 +8,7 @@ isolated position keeps its own margin `iso_margin` (quote quantums) in its clea
 (state.positions: `Entry.isolated`, `Entry.iso_margin`), apart from the cross quote balance.
 At mark price P (state.margin), for a position of s lots with cost basis B tick-lots:
 
-    isolated equity     = iso_margin + value(s, P) - B * q
+    isolated equity     = iso_margin - funding owed + value(s, P) - B * q
     initial margin      = initial_margin(notional(s, P), leverage)    (the position only)
     maintenance margin  = maintenance_margin(notional(s, P))
 
@@ -26,7 +26,8 @@ Money moves between the cross quote balance and an isolated margin only:
   equity >= initial margin;
 * state.settlement: the realised PnL and fees of a fill go into the isolated margin, and what
   is left returns to the cross balance when the position is closed;
-* state.funding: funding payments of an isolated position settle into its margin;
+* state.ledger: the funding an isolated position owes (state.funding_index) counts in its
+  isolated equity and is settled into its margin;
 * state.liquidation: an isolated position below its own maintenance margin is liquidated on
   its own, its fee paid from its margin; it can lose no more than that margin.
 Every move is an `isolated_margin` event (`amount`: the change of the isolated margin).
@@ -35,9 +36,9 @@ Every move is an `isolated_margin` event (`amount`: the change of the isolated m
 from state.errors import Code, TxError
 from state.event_text import quote_text
 from state.events import Event
-from state.margin import (Summary, initial_margin, maintenance_margin, mark_price, notional_up,
-                          summary, value)
-from state.markets import PERP, Market
+from state.margin import (Summary, funding_owed, initial_margin, maintenance_margin, mark_price,
+                          notional_up, summary, value)
+from state.markets import PERP, Market, funding_params
 from state.oracle import fresh_price
 from state.positions import Account, Entry
 
@@ -55,7 +56,8 @@ def iso_summary(view, m: Market, e: Entry, px: int | None = None) -> Summary:
         return Summary(e.iso_margin, 0, e.iso_margin, 0, 0, 0)
     n = notional_up(m, e.size, px)
     upnl = value(m, e.size, px) - e.entry_tl * m.q
-    return Summary(e.iso_margin, upnl, e.iso_margin + upnl, initial_margin(m, n, e.leverage),
+    coll = e.iso_margin - (funding_owed(view, e) if m.id in funding_params(view) else 0)
+    return Summary(coll, upnl, coll + upnl, initial_margin(m, n, e.leverage),
                    maintenance_margin(m, n), n)
 
 

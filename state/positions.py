@@ -5,7 +5,7 @@ What this module owns
 One record per account at `clr/<addr32>`:
 
     [[[market, size_lots, entry_tl, leverage, buy_lots, buy_tl, sell_lots, sell_tl, orders
-       (, isolated, iso_margin)], ...],
+       (, funding_index (, isolated, iso_margin))], ...],
      [[day, volume_quantums], ...]]
 
 * `size_lots` is signed (long > 0). `entry_tl` is the signed cost basis in tick-lots
@@ -15,9 +15,12 @@ One record per account at `clr/<addr32>`:
 * `buy_lots`/`buy_tl`, `sell_lots`/`sell_tl`: totals of the account's resting orders on the
   market (remaining lots and lots*price), so the margin check counts open orders at their worst
   case without walking them; `orders` counts resting and waiting trigger orders.
+* `funding_index`: the market's funding index at which the position last settled
+  (state.funding_index); stored only for an open position on a market whose index is not 0
+  (or as 0 before the isolated fields).
 * `isolated` (1: the market is in isolated margin mode, state.isolated) and `iso_margin` (the
   isolated position's own margin, quote quantums, signed) are stored only when `isolated` is 1:
-  an account that never chose isolated margin keeps its 9-field entries byte for byte.
+  an account that never chose isolated margin keeps its entries byte for byte.
 * The volume list holds one bucket per day (block time // DAY_MS) of maker + taker notional,
   at most FEE_VOLUME_DAYS + 1 of them, ascending.
 
@@ -51,16 +54,18 @@ class Entry:
     sell_lots: int = 0
     sell_tl: int = 0
     orders: int = 0
-    isolated: int = 0     # 1: isolated margin mode (state.isolated)
-    iso_margin: int = 0   # the isolated position's margin, quote quantums
+    funding_index: int = 0   # the market's funding index the position last settled at
+    isolated: int = 0        # 1: isolated margin mode (state.isolated)
+    iso_margin: int = 0      # the isolated position's margin, quote quantums
 
     def to_stored(self) -> list:
+        out = [self.market, self.size, self.entry_tl, self.leverage, self.buy_lots,
+               self.buy_tl, self.sell_lots, self.sell_tl, self.orders]
         if self.isolated:
-            return [self.market, self.size, self.entry_tl, self.leverage, self.buy_lots,
-                    self.buy_tl, self.sell_lots, self.sell_tl, self.orders, self.isolated,
-                    self.iso_margin]
-        return [self.market, self.size, self.entry_tl, self.leverage, self.buy_lots,
-                self.buy_tl, self.sell_lots, self.sell_tl, self.orders]
+            out += [self.funding_index if self.size else 0, self.isolated, self.iso_margin]
+        elif self.size and self.funding_index:
+            out.append(self.funding_index)
+        return out
 
     def empty(self) -> bool:
         return not (self.size or self.entry_tl or self.leverage or self.buy_lots or

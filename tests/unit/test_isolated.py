@@ -224,7 +224,7 @@ def test_switching_back_to_cross_when_flat():
     t = T({A: 10_000, B: 100_000, C: 100_000})
     t.block(t.act(A, "set_margin_mode", BTC_PERP, ISOLATED, 10))
     raw = load(t.c.kv.get(P_CLEARING + A.pub_key))
-    assert raw[0][0][9:] == [1, 0]  # the two trailing fields, only while isolated
+    assert raw[0][0][9:] == [0, 1, 0]  # funding index, isolated, margin: only while isolated
     t.block(t.act(A, "set_margin_mode", BTC_PERP, CROSS, 10))
     raw = load(t.c.kv.get(P_CLEARING + A.pub_key))
     assert len(raw[0][0]) == 9 and t.entry(A).isolated == 0
@@ -339,16 +339,20 @@ def test_an_isolated_position_in_liquidation_is_deleveraged_when_the_fund_is_emp
 
 def test_funding_settles_into_the_isolated_margin():
     """Interest only (no premium: the book is empty): 0.01% per 8 h, 0.00125% for the hour;
-    the 0.5 BTC long pays 0.5 * 60,000 * 0.0000125 = 0.375 out of its isolated margin and
-    the cross short B receives it in its quote balance."""
+    the 0.5 BTC long owes 0.5 * 60,000 * 0.0000125 = 0.375: it counts in its isolated equity
+    at once (not in the cross equity) and is settled out of its isolated margin the next time
+    the account is touched; the cross short B is owed as much."""
     t = T({A: 10_000, B: 100_000}, funding=((BTC_PERP, DEFAULT_FUNDING),))
     isolated_long(t, bids=())
-    m0, a0, b0 = t.entry(A).iso_margin, t.bal(A), t.bal(B)
+    m0, a0 = t.entry(A).iso_margin, t.bal(A)
     res = t.c.block([], 3_600_000)  # past the first hour boundary
     [f] = [dict(e.attrs) for e in res.block_events if e.type == "funding"]
-    assert (f["rate"], f["payments"]) == ("0.0000125", "2")
-    assert t.entry(A).iso_margin == m0 - 375_000 and t.bal(A) == a0
-    assert t.bal(B) == b0 + 375_000
+    assert f["rate"] == "0.0000125"
+    assert t.iso(A).equity == m0 - 375_000 and t.cross(A).equity == a0
+    t.block(t.act(A, "isolated_margin", BTC_PERP, 1))  # loads A: its dues are settled
+    assert t.entry(A).iso_margin == m0 - 375_000 + 1 and t.bal(A) == a0 - 1
+    [pay] = evs_tx(t.results[-1], "funding_payment")
+    assert pay["amount"] == "-0.375"
     check_invariants(t.c.kv)
 
 
@@ -359,6 +363,9 @@ def test_queries_show_the_margin_mode_and_the_isolated_margin():
     [p] = _rpc(t, "positions", address=A.pub_key.hex())["positions"]
     assert (p["margin_mode"], p["leverage"], p["isolated_margin"], p["isolated_equity"]) == \
         ("isolated", 10, "3000", "2500")
+    # Its own liquidation price: (30,000 - 3,000) / (0.5 x 0.99) = 54,545.4545.. rounded up
+    # (the isolated equity less uPnL is 3,000; no other positions).
+    assert p["liquidation_price"] == "54545.454546"
     acct = _rpc(t, "margin_account", address=A.pub_key.hex())
     assert acct["maintenance_margin"] == "0" and acct["equity"] == "6986.5"
     assert acct["positions"][0]["margin_mode"] == "isolated"
