@@ -37,7 +37,7 @@ from state.book import OrderBook, Side
 from state.books import Books
 from state.derived import DerivedCache
 from state.kv import KVView
-from state.markets import PERP, Market, list_markets
+from state.markets import Market, list_markets
 from state.positions import iter_accounts
 from state.settlement import POOL
 
@@ -256,7 +256,7 @@ def _check_aggregates(accts: dict, resting: dict, waiting: dict) -> None:
 def _check_positions(markets: list[Market], accts: dict) -> int:
     """Check the positions; return the sum of the perp cost bases * q (quote quantums)."""
     by_id = {m.id: m for m in markets}
-    net = {m.id: 0 for m in markets if m.kind == PERP}
+    net = {m.id: 0 for m in markets if m.perp_like}
     bases_q = 0
     for addr in sorted(accts):
         for mid in sorted(accts[addr].entries):
@@ -267,13 +267,13 @@ def _check_positions(markets: list[Market], accts: dict) -> int:
                 if e.size or e.entry_tl:
                     _fail("position_basis", where, "a position on an unknown market")
                 continue
-            if m.kind != PERP and (e.size or e.entry_tl):
+            if not m.perp_like and (e.size or e.entry_tl):
                 _fail("position_basis", where, f"a position of {e.size} lots (basis "
                       f"{e.entry_tl}) on a spot market")
             if (e.size > 0) != (e.entry_tl > 0) or (e.size < 0) != (e.entry_tl < 0):
                 _fail("position_basis", where, f"size {e.size} lots with cost basis "
                       f"{e.entry_tl} tick-lots")
-            if m.kind == PERP:
+            if m.perp_like:
                 net[mid] += e.size
                 bases_q += e.entry_tl * m.q
     for mid in sorted(net):

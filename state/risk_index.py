@@ -38,7 +38,7 @@ from state.derived import derived_of
 from state.kv import KVView, Overlay
 from state.ledger import P_BAL
 from state.margin import P_MARK
-from state.markets import PERP, collateral, list_markets
+from state.markets import collateral, list_markets
 from state.oracle import P_PRICE
 from state.positions import P_CLEARING, account_from_stored, get_stored
 
@@ -163,7 +163,7 @@ def price_moves(view: Overlay) -> tuple[list[int], int | None]:
     or a collateral asset's oracle price in ppm of the previous one, rounded up; None when a
     price is new). A collateral price move counts for every perp market."""
     base = _committed(view)
-    perps = [m.id for m in list_markets(view) if m.kind == PERP]
+    perps = [m.id for m in list_markets(view) if m.perp_like]
     moved: list[int] = []
     worst: int | None = 0
     keys = [(P_MARK + mid.to_bytes(4, "big"), (mid,)) for mid in perps]
