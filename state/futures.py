@@ -31,9 +31,9 @@ before the block's txs), for each future not yet settled, ascending market id:
      it: PnL = floor(size * lot_size * P / 10^base_decimals) - cost basis * q quote quantums,
      into the quote balance against the settlement pool (state.settlement.POOL); its cost
      basis, size and leverage are cleared, so open interest becomes 0. The floors round every
-     PnL against the account; since long = short, they leave the pool a remainder
-     (0 <= r < positions) that goes to the insurance fund, keeping pool = -(sum of cost bases
-     * q) (state.invariants);
+     PnL against the account; since long = short, the exact values sum to 0, so the pool is
+     left r = -(sum of the floored values), 0 <= r < positions: it goes to the insurance fund,
+     keeping pool = -(sum of cost bases * q) (state.invariants);
    * an account left with no position and equity < 0 (it lost more than its collateral) has
      its deficit covered by the insurance fund as far as the fund's quote balance goes; what
      the fund cannot cover stays a negative balance (a debt). An account that still holds
@@ -194,7 +194,7 @@ def _settle(scope: Scope, m: Market) -> None:
     holders = [a for a, acct in iter_accounts(view) if acct.size(m.id)]
     if holders and px is None:
         raise AssertionError(f"{m.symbol}: positions without any price")  # trading needs one
-    remainder = 0
+    remainder = 0  # -(sum of the floored values): the floors' gain, as long = short
     for addr in holders:
         remainder -= _close_position(scope, m, addr, px)
     scope.ledger.credit(POOL, scope.quote, -remainder)
@@ -211,7 +211,7 @@ def _settle(scope: Scope, m: Market) -> None:
 
 
 def _close_position(scope: Scope, m: Market, addr: bytes, px: int) -> int:
-    """Close `addr`'s position at `px`; return its PnL (quote quantums)."""
+    """Close `addr`'s position at `px`; return its value there, floored (quote quantums)."""
     e = scope.ledger.account(addr).entry(m.id)
     size = e.size
     pnl = settlement_pnl(m, size, e.entry_tl, px)
@@ -222,7 +222,7 @@ def _close_position(scope: Scope, m: Market, addr: bytes, px: int) -> int:
         ("account", addr.hex()), ("market", m.symbol), ("side", "long" if size > 0 else "short"),
         ("size", size_text(m, abs(size))), ("price", quote_text(m, px)),
         ("pnl", quote_text(m, pnl)))))
-    return pnl
+    return value(m, size, px)
 
 
 def _cover_deficit(scope: Scope, m: Market, addr: bytes) -> None:
