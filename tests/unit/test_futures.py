@@ -333,3 +333,21 @@ def test_genesis_json_future_market():
         parse_genesis(bad)
     assert parse_genesis(make_genesis_doc("c", GENESIS_MS, [(key(40).pub_key, 10, "v")])
                          ).state.markets[0][1][1] == PERP
+
+
+def test_localnet_can_list_a_future():
+    from localnet.cluster import FUTURE_MARKET_ID, LocalnetError, future_genesis
+    from node.genesis import make_genesis_doc, parse_genesis
+
+    doc = make_genesis_doc("c", GENESIS_MS, [(key(40).pub_key, 10, "v")])
+    plain = copy.deepcopy(doc)
+    future_genesis(30)(doc, GENESIS_MS)
+    st = parse_genesis(doc).state
+    assert st.markets[:-1] == parse_genesis(plain).state.markets   # the default, unchanged
+    mid, s = st.markets[-1]
+    assert mid == FUTURE_MARKET_ID and s[0] == "BTC-FUT" and s[1] == FUTURE
+    assert s[-2:] == [GENESIS_MS + 30 * MIN, 15 * MIN]
+    assert parse_genesis(make_genesis_doc("c", GENESIS_MS, [(key(40).pub_key, 10, "v")])
+                         ).state.markets == parse_genesis(plain).state.markets
+    with pytest.raises(LocalnetError, match="--future-minutes 0"):
+        future_genesis(0)
