@@ -67,6 +67,13 @@ def test_bad_future_specs_are_refused_with_what_is_wrong(bad, msg):
         market_from_spec(FUT, bad, 6, {})
 
 
+def test_genesis_refuses_funding_for_a_future():
+    from state.markets import DEFAULT_FUNDING
+
+    with pytest.raises(InvalidBlock, match="not a perp market"):
+        genesis_writes(dataclasses.replace(fut_genesis(), funding=((FUT, DEFAULT_FUNDING),)))
+
+
 def test_genesis_refuses_a_future_already_expired():
     g = trading_genesis()
     for expiry in (GENESIS_MS, GENESIS_MS - 1):
@@ -213,8 +220,14 @@ def test_after_settlement_nothing_trades_and_nothing_is_written_for_it():
     f = Flow(Chain(fut_genesis()))
     run_to_expiry(f)
     res = f.at(700_000, f.oracle(90_000) + [
-        order(key(0), f.n(), FUT, False, 61_000 * PRICE, BTC_LOT * 10, tif=1)])
-    assert res.tx_results[-1].code == Code.MARKET_EXPIRED
+        order(key(0), f.n(), FUT, False, 61_000 * PRICE, BTC_LOT * 10, tif=1),
+        action(key(2), f.n(), "modify", FUT, 3, 51_000 * PRICE, BTC_LOT * 10),
+        action(key(0), f.n(), "set_leverage", FUT, 3),
+        action(key(0), f.n(), "batch", [["order", FUT, True, 0, 61_000 * PRICE, BTC_LOT * 10,
+                                         0, False, 0, 0, 0]])])
+    assert [r.code for r in res.tx_results[-4:-1]] == [Code.MARKET_EXPIRED] * 3
+    assert [dict(e.attrs)["code"] for e in res.tx_results[-1].events] == \
+        [str(int(Code.MARKET_EXPIRED))]
     assert not any(k.startswith((FU.P_WINDOW, FU.P_SETTLED, b"mark/\x00\x00\x00\x04"))
                    for k, _ in res.writes)
     assert not any(e.type.startswith("future") for e in res.block_events)
