@@ -6,6 +6,8 @@ after every block:
   takeovers and ADL move money, never create it);
 * positions net to zero on every market (open interest long == short);
 * an account with no position (the bystander) is never charged;
+* no account ends a block with negative equity unless its liquidation is still in progress
+  (a per-block cap stopped it; it goes on next block): the book, the fund or ADL covered it;
 * a warm node's holder index equals a rebuild, and every account its safety band lets skip the
   check is above maintenance margin;
 and a warm node, a cold one and one on LevelDB give the same app hashes.
@@ -20,6 +22,8 @@ from state import ledger
 from state.codec import encode
 from state.ledger import P_BAL
 from state.codec import load
+from state.insurance import INSURANCE_FUND
+from state.liquidation import P_ACTIVE
 from state.liquidation_params import default_params
 from state.margin import summary
 from state.positions import iter_accounts, load_account
@@ -100,6 +104,9 @@ def check_block(kv) -> None:
             assert not any(e.size for e in acct.entries.values())
     assert all(v == 0 for v in net.values()), net
     assert ledger.balance(kv, BYSTANDER.pub_key, "USDC") == 777 * USDC
+    for addr, acct in iter_accounts(kv):
+        if addr != INSURANCE_FUND and kv.get(P_ACTIVE + addr) is None:
+            assert summary(kv, acct).equity >= 0, addr.hex()
 
 
 def check_index(chain: Chain) -> None:

@@ -119,6 +119,20 @@ def test_oracle_move_liquidates_in_the_book():
     assert t.c.kv.get(P_ACTIVE + A.pub_key) is None  # done: no longer in progress
 
 
+def test_positions_show_the_liquidation_price_the_chain_then_keeps():
+    t = L({A: 1_000, B: 100_000, C: 100_000})
+    open_long(t)
+    # 986.5 - 30,000 + 0.5 P = 1% of 0.5 P -> P = 29,013.5 / 0.495 = 58,613.1313... (rounded up)
+    [pos] = _rpc(t, "positions", address=A.pub_key.hex())["positions"]
+    assert pos["liquidation_price"] == "58613.131314"
+    assert pos["adl"] == {"rank": 1, "queue_size": 1, "percentile": 100}
+    [short] = _rpc(t, "positions", address=B.pub_key.hex())["positions"]
+    # B (maker fee 4.5): 99,995.5 + 30,000 - 0.5 P = 1% of 0.5 P -> P = 129,995.5 / 0.505
+    assert short["liquidation_price"] == "257416.831683"
+    assert not evs(t.oracle(58_614), "liquidation") and t.size(A) == 5_000
+    assert evs(t.oracle(58_613), "liquidation")
+
+
 def test_orders_are_cancelled_first():
     t = L({A: 1_000, B: 100_000, C: 100_000})
     open_long(t)
