@@ -6,7 +6,8 @@ A FUTURE market (state.markets: kind 2, with `expiry_ms` and `settlement_window_
 exactly like a perp — positions, cross margin, tiers, marks, triggers, liquidation — but pays
 no funding. Its records here:
 
-    futwin/<id:4>  -> [price_ms_sum, weight_ms]      the settlement window's time-weighted sums
+    futwin/<id:4>  -> [sum_hi, sum_lo, weight_ms]    the settlement window's time-weighted sums
+                      (price_ms_sum = sum_hi * 10^18 + sum_lo: it outgrows msgpack's 64 bits)
     futset/<id:4>  -> [price, time_ms, weight_ms, positions]   written once: the market settled
 
 `begin_block(view, ctx, prev_ms)` runs at the start of every block (after good-til-time expiry,
@@ -72,6 +73,7 @@ from state.settlement import POOL
 
 P_WINDOW = b"futwin/"
 P_SETTLED = b"futset/"
+_SPLIT = 10**18   # price_ms_sum is stored as [sum // _SPLIT, sum % _SPLIT]
 
 
 class Settled(NamedTuple):
@@ -99,7 +101,10 @@ def settled(view: KVView, market_id: int) -> Settled | None:
 def window_sums(view: KVView, market_id: int) -> tuple[int, int]:
     """(price_ms_sum, weight_ms) of the settlement window so far."""
     raw = view.get(P_WINDOW + _mid(market_id))
-    return (0, 0) if raw is None else tuple(load(raw))
+    if raw is None:
+        return 0, 0
+    hi, lo, weight = load(raw)
+    return hi * _SPLIT + lo, weight
 
 
 def check_listing(m: Market, now_ms: int) -> None:
@@ -169,7 +174,8 @@ def _sample(view: Overlay, m: Market, prev_ms: int, now_ms: int) -> None:
     ms = window_overlap_ms(m, prev_ms, now_ms, p[1], oracle_params(view).max_age_ms)
     if ms:
         total, weight = window_sums(view, m.id)
-        view.put(P_WINDOW + _mid(m.id), encode([total + p[0] * ms, weight + ms]))
+        total += p[0] * ms
+        view.put(P_WINDOW + _mid(m.id), encode([total // _SPLIT, total % _SPLIT, weight + ms]))
 
 
 def settlement_price(view: KVView, m: Market) -> tuple[int | None, str, int]:

@@ -364,3 +364,17 @@ def test_localnet_can_list_a_future():
                          ).state.markets == parse_genesis(plain).state.markets
     with pytest.raises(LocalnetError, match="--future-minutes 0"):
         future_genesis(0)
+
+
+def test_window_sums_beyond_64_bits():
+    """The highest price over a long window: price x ms passes 2^64 and is stored exactly."""
+    top = 10**15                       # MAX_PRICE
+    g = fut_genesis(prices=(("BTC", top), ("ETH", 3_000 * PRICE)))
+    spec = ["BTC-WEEK", FUTURE] + BTC_PERP_SPEC[2:] + [GENESIS_MS + 7 * 24 * 60 * MIN,
+                                                      7 * 24 * 60 * MIN]
+    f = Flow(Chain(dataclasses.replace(g, markets=g.markets + ((5, spec),))))
+    for i in range(1, 4):
+        f.at(i * MIN, f.oracle(top // PRICE))
+    total, weight = FU.window_sums(f.chain.kv, 5)
+    assert weight == 3 * MIN and total == top * 3 * MIN and total > 2**64
+    assert FU.average_price(total, weight) == top
