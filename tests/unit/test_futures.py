@@ -378,3 +378,12 @@ def test_window_sums_beyond_64_bits():
     total, weight = FU.window_sums(f.chain.kv, 5)
     assert weight == 3 * MIN and total == top * 3 * MIN and total > 2**64
     assert FU.average_price(total, weight) == top
+
+
+def test_window_blocks_write_only_price_records_settlement_forces_a_recheck():
+    f = Flow(Chain(fut_genesis()))
+    open_positions(f)
+    res = f.at(310_000)                 # in the window: only the sums (and marks) change
+    assert FU.P_WINDOW in res.steps_wrote and res.steps_wrote_only_prices()
+    res = f.at(612_345)                 # settlement writes balances, positions and orders
+    assert FU.P_SETTLED in res.steps_wrote and not res.steps_wrote_only_prices()
