@@ -383,6 +383,7 @@ def test_window_sums_beyond_64_bits():
 def test_window_blocks_write_only_price_records_settlement_forces_a_recheck():
     f = Flow(Chain(fut_genesis()))
     open_positions(f)
+    f.at(290_000, f.oracle(61_000))
     res = f.at(310_000)                 # in the window: only the sums (and marks) change
     assert FU.P_WINDOW in res.steps_wrote and res.steps_wrote_only_prices()
     res = f.at(612_345)                 # settlement writes balances, positions and orders
