@@ -75,7 +75,7 @@ class Market:
     id: int
     symbol: str
     kind: int               # PERP, SPOT or FUTURE
-    base: str               # oracle asset (perp) / listed base asset (spot)
+    base: str               # oracle asset (perp, future) / listed base asset (spot)
     base_decimals: int
     tick_size: int          # price units (quote quantums per whole base unit)
     lot_size: int           # base quantums
