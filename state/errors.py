@@ -51,8 +51,9 @@ class Code(IntEnum):
     NOT_GOVERNANCE = 34           # a governance action not signed by the governance authority
     INVALID_GOVERNANCE = 35       # a governance action with a bad height, parameter or value
     INVALID_PRICE = 36            # an oracle price of 0 or over MAX_PRICE
-    # Isolated margin (issue 9), numbered from 50 so that other additions of the same issue
-    # can take 37.. without a clash.
+    MARKET_EXPIRED = 37           # a dated future at or past its expiry: trading has stopped
+    # Isolated margin (issue 9), numbered from 50 (37.. went to the
+    # other parts of the same issue).
     MARGIN_MODE_LOCKED = 50       # margin mode change with a position or open orders there
     NO_ISOLATED_POSITION = 51     # isolated_margin without an isolated position on the market
     NOT_A_PERP_MARKET = 52        # a margin-mode action on a spot market

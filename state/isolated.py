@@ -38,9 +38,11 @@ from state.event_text import quote_text
 from state.events import Event
 from state.margin import (Summary, funding_owed, initial_margin, maintenance_margin, mark_price,
                           notional_up, summary, value)
-from state.markets import PERP, Market, funding_params
+from state.insurance import INSURANCE_FUND, fund_balance
+from state.markets import Market, funding_params
 from state.oracle import fresh_price
 from state.positions import Account, Entry
+from state.settlement import release_isolated
 
 CROSS, ISOLATED = 0, 1
 MODE_NAMES = ("cross", "isolated")
@@ -136,11 +138,29 @@ def fund_after_fills(scope, m: Market, taker: bytes, before: dict[bytes, int]) -
             move_in(scope, m, addr, e, amount, "order")
 
 
+def close_at_settlement(scope, m: Market, addr: bytes, e: Entry, pnl: int) -> None:
+    """A dated future's settlement (state.futures) closed isolated position `e` with `pnl`:
+    it goes into the isolated margin; a deficit there is covered by the insurance fund as far
+    as its balance goes (the position loses at most its margin); the rest returns to the
+    quote balance."""
+    e.iso_margin += pnl
+    if e.iso_margin < 0:
+        scope.ledger.flush()
+        covered = min(-e.iso_margin, max(fund_balance(scope.view, scope.quote), 0))
+        scope.ledger.credit(INSURANCE_FUND, scope.quote, -covered)
+        e.iso_margin += covered
+        scope.events.append(Event("settlement_deficit", (
+            ("account", addr.hex()), ("market", m.symbol),
+            ("deficit", quote_text(m, covered - e.iso_margin)),
+            ("covered", quote_text(m, covered)))))
+    release_isolated(scope, m, addr, e, "closed")
+
+
 # -- actions -------------------------------------------------------------------------------------
 
 def perp_market(scope, market_id: int, action: str) -> Market:
     m = scope.market(market_id)
-    if m.kind != PERP:
+    if not m.perp_like:
         raise TxError(Code.NOT_A_PERP_MARKET, f"{m.symbol} is a spot market: {action} applies "
                       "to perp markets only")
     return m

@@ -46,6 +46,7 @@ from state.codec import encode, load
 from state.errors import TxError
 from state.event_text import price_text, quote_text, size_text
 from state.events import Event
+from state.futures import expired
 from state.insurance import INSURANCE_FUND, fund_balance
 from state.kv import Overlay
 from state.liquidation_params import LiquidationParams, liquidation_params
@@ -217,10 +218,13 @@ class _Job:
             view.delete(key)
 
     def position_markets(self) -> list[int]:
-        es = self.scope.ledger.account(self.addr).entries
+        es, scope = self.scope.ledger.account(self.addr).entries, self.scope
         if self.market is not None:
-            return [self.market] if self.market in es and es[self.market].size else []
-        return [mid for mid in sorted(es) if es[mid].size and not es[mid].isolated]
+            mids = [self.market] if self.market in es and es[self.market].size else []
+        else:
+            mids = [mid for mid in sorted(es) if es[mid].size and not es[mid].isolated]
+        return [mid for mid in mids
+                if not expired(scope.market(mid), scope.ctx.time_ms)]  # (settles instead)
 
     def summary(self) -> Summary:
         """The cross account's summary, or the isolated position's own."""
