@@ -397,3 +397,36 @@ def test_replay_gives_the_same_app_hashes(tmp_path):
     finally:
         kv.close()
     assert a == _replay(False) == on_disk
+
+
+# -- dated futures --------------------------------------------------------------------------------
+
+def test_a_future_settles_an_isolated_position_into_its_margin_and_returns_the_rest():
+    """Key 0 is isolated at 10x on the future and buys 0.5 BTC at 60,000 from key 1 (fee
+    13.5, then 3,013.5 moved in: margin 3,000). The oracle holds 62,000 through the window, so
+    it settles at 62,000: PnL +1,000 into the margin, and the 4,000 return to the quote
+    balance."""
+    from tests.unit.test_futures import FUT, Flow, fut_genesis
+    from tests.chain_helpers import key
+    f = Flow(Chain(fut_genesis()))
+    k0, k1 = key(0), key(1)
+    bal0 = ledger_balance(f, k0)
+    f.at(500, [action(k0, f.n(), "set_margin_mode", FUT, ISOLATED, 10)])
+    res = f.at(1_000, [order(k1, f.n(), FUT, False, 60_000 * PRICE, 5_000 * 10_000),
+                       order(k0, f.n(), FUT, True, 60_000 * PRICE, 5_000 * 10_000, tif=IOC)])
+    assert [r.code for r in res.tx_results] == [0, 0]
+    e = load_account(f.chain.kv, k0.pub_key).entry(FUT)
+    assert (e.isolated, e.iso_margin) == (1, 3_000 * USDC)
+    for offset in range(299_000, 600_000, 50_000):
+        f.at(offset, f.oracle(62_000))
+    res = f.at(600_000)
+    e = load_account(f.chain.kv, k0.pub_key).entry(FUT)
+    assert (e.size, e.iso_margin) == (0, 0)
+    assert ledger_balance(f, k0) == bal0 - 13_500_000 + 1_000 * USDC
+    [back] = [dict(x.attrs) for x in res.block_events if x.type == "isolated_margin"]
+    assert (back["amount"], back["reason"]) == ("-4000", "closed")
+
+
+def ledger_balance(f, k) -> int:
+    from state import ledger
+    return ledger.balance(f.chain.kv, k.pub_key, "USDC")
