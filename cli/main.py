@@ -53,7 +53,7 @@ def cmd_start(a) -> None:
 
     home = Home(Path(a.home))  # (SIGPIPE and faulthandler: node/process_guard.py)
     try:
-        start(home)
+        start(home, a.log_format)
     except KeyboardInterrupt:
         pass
     except Exception as e:  # a fault with a clear message (node/fatal.py), else a bug
@@ -235,7 +235,8 @@ def cmd_localnet_up(a) -> None:
     try:
         entries = up(Path(a.dir), a.n, a.base_port, timeout_commit=a.timeout_commit,
                      feeders=not a.no_feeders,
-                     prices_csv=Path(a.prices_csv) if a.prices_csv else None)
+                     prices_csv=Path(a.prices_csv) if a.prices_csv else None,
+                     log_format=a.log_format)
     except (LocalnetError, FileExistsError) as e:
         fail(str(e))
     for e in entries:
@@ -319,6 +320,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("start", help="run a node")
     s.add_argument("--home", required=True)
+    s.add_argument("--log-format", choices=("text", "json"), default=None,
+                   help="one JSON object per log line, or text (default: config.toml's "
+                        "log_format, else text)")
     s.set_defaults(fn=cmd_start)
 
     s = sub.add_parser("replay", help="re-execute stored blocks from genesis; check app hashes")
@@ -347,6 +351,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="pause after each commit: the idle block interval")
     s.add_argument("--prices-csv", help="oracle prices for the feeders (see localnet/feeder.py)")
     s.add_argument("--no-feeders", action="store_true", help="start no price feeders")
+    s.add_argument("--log-format", choices=("text", "json"), default=None,
+                   help="passed to each node's `perpchain start` (default: its config)")
     s.set_defaults(fn=cmd_localnet_up)
     s = ln.add_parser("status", help="height, app hash and RPC URL of each node")
     s.add_argument("--dir", default=".localnet")

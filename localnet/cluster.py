@@ -122,9 +122,11 @@ def create(d: Path, n: int, base_port: int, chain_id: str,
     return entries
 
 
-def start_node(e: NodeEntry) -> int:
+def start_node(e: NodeEntry, log_format: str | None = None) -> int:
+    """Start node `e` in the background; `log_format` ("text"/"json") overrides its config."""
     log = open(e.log_file, "ab")
-    proc = subprocess.Popen([sys.executable, "-m", "cli", "start", "--home", str(e.home)],
+    fmt = ["--log-format", log_format] if log_format else []
+    proc = subprocess.Popen([sys.executable, "-m", "cli", "start", "--home", str(e.home), *fmt],
                             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                             start_new_session=True, cwd=str(e.home))
     log.close()
@@ -158,8 +160,9 @@ def _tail(path: Path, lines: int = 15) -> str:
 def up(d: Path = DEFAULT_DIR, n: int | None = None, base_port: int = 26657,
        chain_id: str = DEFAULT_CHAIN_ID, timeout: float = 30.0,
        timeout_commit: str = "250ms", configure=None, feeders: bool = True,
-       prices_csv: Path | None = None) -> list[NodeEntry]:
-    """Create (first time) and start the nodes, then one price feeder per validator."""
+       prices_csv: Path | None = None, log_format: str | None = None) -> list[NodeEntry]:
+    """Create (first time) and start the nodes, then one price feeder per validator.
+    `log_format`, if given, is passed to each node's `perpchain start --log-format`."""
     if _manifest(d).exists():
         entries = load(d)
         if n is not None and n != len(entries):
@@ -169,7 +172,7 @@ def up(d: Path = DEFAULT_DIR, n: int | None = None, base_port: int = 26657,
         entries = create(d, n or DEFAULT_NODES, base_port, chain_id, timeout_commit, configure)
     for e in entries:
         if e.pid() is None:
-            start_node(e)
+            start_node(e, log_format)
     for e in entries:
         wait_healthy(e, timeout)
     if feeders:
