@@ -226,3 +226,30 @@ def test_a_topic_is_subscribed_once_per_connection(chain):
     chain.ask(conn, "subscribe", topic="book", market="BTC-USD")
     err = chain.ask(conn, "subscribe", topic="book", market=1)["error"]
     assert "already subscribed to book BTC-USD as subscription 1" in err["message"]
+
+
+def test_the_protocol_doc_example_is_what_the_node_sends(tmp_path):
+    """docs/PROTOCOL.md 8.5: every `<` line is the node's frame for the `>` line before it,
+    and `# block` commits the fill whose notifications follow."""
+    from tests.unit.test_protocol_doc import doc_section
+
+    sec = doc_section("### 8.5 Websocket subscriptions", "\n---")
+    lines = sec.split("**Example**")[1].split("```")[1].strip().splitlines()
+    ch = Chain(tmp_path)
+    ch.block((USER, ["faucet"]), (MAKER, ["faucet"]))
+    ch.block((VALIDATOR, ["oracle", [["BTC", 60_000 * PX], ["ETH", 3_000 * PX]]]))
+    ch.block((MAKER, order_action(1, False, 60_010, 0.001, cloid=7)),
+             (MAKER, order_action(1, True, 59_990, 0.001, cloid=8)), (USER, ["set_leverage", 1, 10]))
+    conn = ch.hub.open("10.0.0.1")
+    got: list[str] = []
+    for line in lines:
+        if line.startswith("> "):
+            conn.push(answer(ch.hub, conn, line[2:]))
+        elif line.startswith("# block"):
+            ch.block((USER, order_action(1, True, 60_010, 0.0005, tif=1, cloid=1)))
+        if not line.startswith("< "):
+            got += ["< " + json.dumps(m, separators=(",", ":")) for m in _drain(conn)]
+    got += ["< " + json.dumps(m, separators=(",", ":")) for m in _drain(conn)]
+    assert got == [x for x in lines if x.startswith("< ")]
+    assert len(got) == 11
+    ch.c.close()
