@@ -61,13 +61,15 @@ class Subscriptions:
                  max_queue: int | None = 16, sock=None):
         """`max_queue`: frames the client buffers before it stops reading the socket
         (websockets' flow control); `sock`: an already connected socket to use."""
-        self.ws = connect(ws_url(url), open_timeout=open_timeout, max_queue=max_queue,
-                          sock=sock)
+        # (entered as a context manager: calling connect() bare is deprecated)
+        self._cm = connect(ws_url(url), open_timeout=open_timeout, max_queue=max_queue,
+                           sock=sock)
+        self.ws = self._cm.__enter__()
         self._id = 0
         self._pending: deque[Notification] = deque()
 
     def close(self) -> None:
-        self.ws.close()
+        self._cm.__exit__(None, None, None)
 
     def __enter__(self):
         return self

@@ -12,9 +12,9 @@ committed height, and nothing a subscriber does can slow consensus or the other 
 * Connections in all and per client IP, and subscriptions per connection, are limited
   ([rpc] ws_max_connections, ws_max_connections_per_ip, ws_max_subscriptions).
 
-Order on a connection: for each block, book updates (if the block changed a subscribed book)
-come before that block's `blocks` message, then account, trades and funding messages. A reply
-to a request goes on the same queue, so a `book` snapshot precedes the updates that follow it.
+Order on a connection, for each block: book updates (if the block changed a subscribed book),
+account, trades and funding messages, and last the block's `blocks` message. A reply to a
+request goes on the same queue, so a `book` snapshot precedes the updates that follow it.
 """
 
 import json
@@ -194,10 +194,10 @@ class Hub:
         for i, cb in enumerate(blocks):
             if i == len(blocks) - 1:
                 self._publish_books()
-            self._send(Topic(BLOCKS), W.block_json(cb))
             self._publish_accounts(cb)
             self._publish_market_events(cb, TRADES, "fill", "trades")
             self._publish_market_events(cb, FUNDING, "funding", "funding")
+            self._send(Topic(BLOCKS), W.block_json(cb))   # last: "height h is complete"
 
     def _send(self, topic: Topic, result: dict) -> None:
         subs = self.topics.get(topic)
