@@ -58,12 +58,11 @@ def ws_url(url: str) -> str:
 
 class Subscriptions:
     def __init__(self, url: str = "http://127.0.0.1:26657", open_timeout: float = 10.0,
-                 max_queue: int | None = 16, sock=None):
-        """`max_queue`: frames the client buffers before it stops reading the socket
-        (websockets' flow control); `sock`: an already connected socket to use."""
+                 **connect_kw):
+        """`connect_kw` go to websockets' `connect` (e.g. `max_queue`: frames buffered before
+        the client stops reading the socket; `sock`: a connected socket; `ping_interval`)."""
         # (entered as a context manager: calling connect() bare is deprecated)
-        self._cm = connect(ws_url(url), open_timeout=open_timeout, max_queue=max_queue,
-                           sock=sock)
+        self._cm = connect(ws_url(url), open_timeout=open_timeout, **connect_kw)
         self.ws = self._cm.__enter__()
         self._id = 0
         self._pending: deque[Notification] = deque()

@@ -44,9 +44,11 @@ class Refused(Exception):
 class Connection:
     """One websocket connection: its bounded outgoing queue and its subscriptions."""
 
-    def __init__(self, ip: str, queue_messages: int):
+    def __init__(self, ip: str, queue_messages: int, on_drop=None):
+        """`on_drop(conn)` is called once when the connection is dropped."""
         self.ip = ip
         self.queue_messages = queue_messages
+        self.on_drop = on_drop
         self.send_ch, self.recv_ch = trio.open_memory_channel(queue_messages)
         self.subs: dict[str, Topic] = {}      # subscription id -> topic
         self.next_id = 1
@@ -69,6 +71,8 @@ class Connection:
         if self.close_reason is None:
             self.close_reason = (code, reason)
             self.send_ch.close()
+            if self.on_drop is not None:
+                self.on_drop(self)
 
 
 def notification(sub_id: str, topic_json: str, result_json: str) -> str:
@@ -102,7 +106,7 @@ class Hub:
         if n >= self.max_per_ip:
             raise Refused(f"too many websocket connections from {ip}: limit [rpc] "
                           f"ws_max_connections_per_ip = {self.max_per_ip}")
-        conn = Connection(ip, self.queue_messages)
+        conn = Connection(ip, self.queue_messages, self._dropped)
         self.connections.add(conn)
         self.per_ip[ip] = n + 1
         self._gauge()
@@ -116,9 +120,14 @@ class Hub:
         n = self.per_ip.pop(conn.ip) - 1
         if n:
             self.per_ip[conn.ip] = n
-        if conn.close_reason is not None and self.metrics is not None:
-            self.metrics.ws_dropped.labels(str(conn.close_reason[0])).inc()
         self._gauge()
+
+    def _dropped(self, conn: Connection) -> None:
+        code, reason = conn.close_reason
+        log.info("closing websocket connection from %s: %s", conn.ip, reason,
+                 extra={"close_code": code})
+        if self.metrics is not None:
+            self.metrics.ws_dropped.labels(str(code)).inc()
 
     def _gauge(self) -> None:
         if self.metrics is not None:
