@@ -10,7 +10,8 @@ committed height, and nothing a subscriber does can slow consensus or the other 
   full is dropped: closed with code 4000 "subscriber too slow: queue of N messages full"
   after the message it is writing, and its queued messages are discarded.
 * Connections in all and per client IP, and subscriptions per connection, are limited
-  ([rpc] ws_max_connections, ws_max_connections_per_ip, ws_max_subscriptions).
+  ([rpc] ws_max_connections, ws_max_connections_per_ip, ws_max_subscriptions); requests
+  count against the client IP's [rpc] max_requests_per_s_per_ip, as HTTP requests do.
 
 Order on a connection, for each block: book updates (if the block changed a subscribed book),
 account, trades and funding messages, and last the block's `blocks` message. A reply to a
@@ -27,6 +28,7 @@ from node.commit_feed import CommitFeed
 from node.read_model import CommittedBlock
 from rpc import ws_messages as W
 from rpc.errors import RPCCode, RPCError
+from rpc.limits import Admission
 from rpc.ws_topics import ACCOUNT, BLOCKS, BOOK, FUNDING, TRADES, Topic, parse_topic
 
 log = logging.getLogger("perpchain.ws")
@@ -94,6 +96,8 @@ class Hub:
         self.per_ip: dict[str, int] = {}
         self.topics: dict[Topic, dict[Connection, str]] = {}   # topic -> {conn: sub id}
         self.books = BookFeed(r.ws_book_depth, MAX_BOOK_MARKETS)
+        # Requests over websockets share the per-IP rate of HTTP requests (rpc/limits.py).
+        self.rate = Admission(2**31, 2**31, r.max_requests_per_s_per_ip)
         self.feed = CommitFeed()
         app.read_model.attach(self.feed)
 
@@ -121,6 +125,11 @@ class Hub:
         if n:
             self.per_ip[conn.ip] = n
         self._gauge()
+
+    def admit_request(self, conn: Connection) -> None:
+        """RPCError RATE_LIMITED if the client's IP is over its request rate."""
+        self.rate.admit(conn.ip)
+        self.rate.release(conn.ip)
 
     def _dropped(self, conn: Connection) -> None:
         code, reason = conn.close_reason

@@ -38,6 +38,7 @@ def answer(hub: Hub, conn: Connection, text: str) -> str:
         return _reply(None, err=RPCError(RPCCode.PARSE_ERROR, f"frame is not valid JSON: {e}"))
     id_ = req.get("id") if isinstance(req, dict) else None
     try:
+        hub.admit_request(conn)
         return _reply(id_, _call(hub, conn, req))
     except RPCError as e:
         return _reply(id_, err=e)

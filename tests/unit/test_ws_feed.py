@@ -253,3 +253,31 @@ def test_the_protocol_doc_example_is_what_the_node_sends(tmp_path):
     assert got == [x for x in lines if x.startswith("< ")]
     assert len(got) == 11
     ch.c.close()
+
+
+def test_websocket_requests_share_the_ip_request_rate(tmp_path):
+    ch = Chain(tmp_path, max_requests_per_s_per_ip=3)
+    conn = ch.hub.open("10.0.0.1")
+    answers = [ch.ask(conn, "unsubscribe_all") for _ in range(5)]
+    assert ["result" in a for a in answers] == [True] * 3 + [False] * 2
+    assert answers[-1]["error"]["code"] == RPCCode.RATE_LIMITED
+    assert "max_requests_per_s_per_ip = 3" in answers[-1]["error"]["message"]
+    ch.c.close()
+
+
+def test_funding_settlements_reach_market_and_all_market_subscribers(chain):
+    from node.read_model import CommittedBlock
+    from state.events import Event
+
+    one, every = chain.hub.open("10.0.0.1"), chain.hub.open("10.0.0.2")
+    chain.ask(one, "subscribe", topic="funding", market="ETH-USD")
+    chain.ask(every, "subscribe", topic="funding")
+    ev = lambda sym: Event("funding", (("market", sym), ("rate", "0.0000125")))  # noqa: E731
+    chain.hub.publish([CommittedBlock(9, 5, b"\1" * 32, (), (ev("BTC-USD"), ev("ETH-USD")),
+                                      b"\2" * 32)])
+    got_one = [m["params"]["result"] for m in _drain(one)]
+    got_every = [m["params"]["result"] for m in _drain(every)]
+    assert [r["market"] for r in got_one] == ["ETH-USD"]
+    assert [r["market"] for r in got_every] == ["BTC-USD", "ETH-USD"]
+    assert got_one[0]["funding"] == [{"type": "funding", "tx_index": 0, "market": "ETH-USD",
+                                      "rate": "0.0000125"}]
