@@ -51,6 +51,9 @@ class RPCConfig:
     # An idle keep-alive connection, or one that sends nothing, is closed after this.
     timeout_idle_connection: str = "5s"
     timeout_broadcast_tx_commit: str = "10s"
+    # A connection whose client takes none of the data sent to it for this long (it stopped
+    # reading: a stuck websocket subscriber) is aborted by the kernel (TCP_USER_TIMEOUT).
+    timeout_send: str = "10s"
     # Websocket subscriptions (GET /websocket; rpc/ws_hub.py, docs/PROTOCOL.md):
     # connections open at once (over all clients, and per client IP) ...
     ws_max_connections: int = 100
@@ -191,7 +194,7 @@ def _check_values(path: Path, cfg: Config) -> None:
     c = cfg.consensus
     for d in (c.timeout_propose, c.timeout_propose_delta, c.timeout_prevote,
               c.timeout_prevote_delta, c.timeout_precommit, c.timeout_precommit_delta,
-              c.timeout_commit, cfg.rpc.timeout_broadcast_tx_commit,
+              c.timeout_commit, cfg.rpc.timeout_broadcast_tx_commit, cfg.rpc.timeout_send,
               cfg.rpc.timeout_idle_connection, cfg.p2p.ban_duration, cfg.p2p.max_ban_duration):
         parse_duration_ms(d)
     p = cfg.p2p
@@ -218,6 +221,8 @@ def _check_limits(path: Path, cfg: Config) -> None:
             raise ConfigError(f"{path}: [rpc] {name} must be at least 1")
     if r.max_requests_per_s_per_ip < 0:
         raise ConfigError(f"{path}: [rpc] max_requests_per_s_per_ip must be >= 0 (0 = unlimited)")
+    if parse_duration_ms(r.timeout_send) < 1:
+        raise ConfigError(f"{path}: [rpc] timeout_send must be at least 1ms")
     if r.ws_book_depth > MAX_L2_DEPTH:
         raise ConfigError(f"{path}: [rpc] ws_book_depth must be at most {MAX_L2_DEPTH}")
     if cfg.log_format not in LOG_FORMATS:

@@ -11,13 +11,15 @@ calls are checked together so signatures are verified in parallel. Every failure
 JSON-RPC error object with a code from rpc/errors.py and a message saying what was wrong.
 
 Limits ([rpc] in config.toml, docs/SECURITY.md): body size, batch size, queries per batch,
-requests in flight (in all and per IP), requests per second per IP (rpc/limits.py), and idle
-connections are closed. Methods that read stored blocks (OFF_LOOP) run in a few worker
+requests in flight (in all and per IP), requests per second per IP (rpc/limits.py), idle
+connections are closed, and so are connections whose client takes none of what is sent to it
+for [rpc] timeout_send (TCP_USER_TIMEOUT, `listen_socket`). Methods that read stored blocks (OFF_LOOP) run in a few worker
 threads, so however heavy the queries, consensus and p2p keep the event loop.
 """
 
 import json
 import logging
+import socket
 from functools import partial
 from urllib.parse import parse_qsl
 
@@ -280,13 +282,33 @@ class RPCServer:
                 return b"".join(chunks), False
 
 
+def listen_socket(host: str, port: int, send_timeout_ms: int) -> socket.socket:
+    """The RPC's listening socket, bound (hypercorn listens on it). Its connections inherit
+    TCP_USER_TIMEOUT = `send_timeout_ms`: the kernel aborts one whose peer has taken none of
+    the data sent to it for that long (a client or websocket subscriber that stopped reading),
+    which frees the task blocked writing to it. hypercorn's writes cannot be cancelled, so
+    without this such a client could hold a task, and the node's shutdown, for ever."""
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    if hasattr(socket, "TCP_USER_TIMEOUT"):   # Linux
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, send_timeout_ms)
+    try:
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
 async def serve_rpc(app: Application, task_status=trio.TASK_STATUS_IGNORED) -> None:
     host, port = app.cfg.rpc_host_port
     if not is_loopback(host):
         log.warning("RPC listens on %s, reachable from the network ([rpc] unsafe_public_bind): "
                     "put it behind a proxy with TLS and authentication (docs/SECURITY.md)", host)
     hc = HyperConfig()
-    hc.bind = [f"{host}:{port}"]
+    send_ms = parse_duration_ms(app.cfg.rpc.timeout_send)
+    hc.bind = [f"fd://{listen_socket(host, port, send_ms).detach()}"]
     hc.accesslog = None
     hc.errorlog = logging.getLogger("hypercorn.error")
     idle_s = parse_duration_ms(app.cfg.rpc.timeout_idle_connection) / 1000

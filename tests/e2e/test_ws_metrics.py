@@ -94,14 +94,12 @@ def test_fill_within_one_block_and_the_book_rebuilt_from_updates(trading):
 
 
 def test_a_slow_subscriber_is_dropped_and_the_chain_goes_on(tmp_path):
-    net = Net(tmp_path / "ln", configure=lambda cfg: setattr(cfg.rpc, "ws_queue_messages", 8))
+    def configure(cfg):
+        cfg.rpc.ws_queue_messages = 8
+        cfg.rpc.timeout_send = "60s"   # (it reads again in time to see why it was closed)
+    net = Net(tmp_path / "ln", configure=configure)
     try:
-        sock = socket.socket()
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 2048)
-        sock.connect(("127.0.0.1", net.node.rpc_port))
-        # it stops reading its socket after one message (and sends no keepalive pings)
-        slow = Subscriptions(net.url, sock=sock, max_queue=1, ping_interval=None,
-                             compression=None)
+        slow = _non_reader(net)
         fast = Subscriptions(net.url)
         slow.subscribe("blocks")
         fast.subscribe("blocks")
@@ -129,6 +127,44 @@ def test_a_slow_subscriber_is_dropped_and_the_chain_goes_on(tmp_path):
         fast.close()
     finally:
         net.down()
+
+
+def _non_reader(net: Net) -> Subscriptions:
+    """A client with a tiny receive buffer that stops reading its socket after one message
+    (and sends no keepalive pings) until told to read."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 2048)
+    sock.connect(("127.0.0.1", net.node.rpc_port))
+    return Subscriptions(net.url, sock=sock, max_queue=1, ping_interval=None, compression=None)
+
+
+def test_a_client_that_reads_nothing_is_cut_off_and_cannot_hold_the_node(tmp_path):
+    def configure(cfg):
+        cfg.rpc.timeout_send = "3s"
+        cfg.rpc.ws_queue_messages = 16
+    net = Net(tmp_path / "ln", configure=configure)
+    try:
+        stuck = _non_reader(net)
+        stuck.subscribe("blocks")
+        wait_until(lambda: _metric(net.url, "perpchain_ws_connections")[()] == 1, what="open")
+        # once its buffers are full, the kernel aborts the connection that takes nothing for
+        # timeout_send, and the node forgets it
+        wait_until(lambda: _metric(net.url, "perpchain_ws_connections")[()] == 0, timeout=60,
+                   what="the stuck connection to be closed")
+        # a second one floods requests without reading the replies: the node's writer blocks
+        # on it, its queue fills (dropped, code 4000); the node is stopped right then
+        stuck2 = _non_reader(net)
+        for i in range(300):
+            stuck2.ws.send(json.dumps({"jsonrpc": "2.0", "id": i, "method": "subscribe",
+                                       "params": {"topic": "no such topic " + "x" * 100}}))
+        wait_until(lambda: _metric(net.url, "perpchain_ws_dropped_total")
+                   .get((("code", "4000"),)) == 1, what="the flooder dropped")
+        t0 = time.monotonic()
+    finally:
+        net.down()
+    assert time.monotonic() - t0 < 8, "SIGTERM waited for a client that reads nothing"
+    assert net.node.pid() is None
+    assert "received SIGTERM" in net.node.log_file.read_text()
 
 
 def _metric(url: str, name: str) -> dict:
