@@ -32,3 +32,4 @@ def configure(fmt: str = "text", level: int = logging.INFO, stream=None) -> None
         root.removeHandler(h)
     root.addHandler(handler)
     root.setLevel(level)
+    logging.captureWarnings(True)   # Python warnings become records in the same format

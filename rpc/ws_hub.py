@@ -29,7 +29,9 @@ from node.read_model import CommittedBlock
 from rpc import ws_messages as W
 from rpc.errors import RPCCode, RPCError
 from rpc.limits import Admission
+from rpc.trading_methods import positions
 from rpc.ws_topics import ACCOUNT, BLOCKS, BOOK, FUNDING, TRADES, Topic, parse_topic
+from state import markets as MS
 
 log = logging.getLogger("perpchain.ws")
 
@@ -191,7 +193,6 @@ class Hub:
         return ids
 
     def _market(self, market_id: int):
-        from state import markets as MS
         return MS.get(self.app.store.state, market_id)
 
     # -- fan-out ----------------------------------------------------------------------------
@@ -250,7 +251,7 @@ class Hub:
             self._send(Topic(ACCOUNT, address=addr), result)
 
     def _positions(self, addr: str) -> list[dict]:
-        from rpc.trading_methods import positions
+        """The `positions` method's answer (a coroutine that never suspends), run here."""
         coro = positions(self.app, {"address": addr})
         try:
             coro.send(None)
