@@ -10,7 +10,8 @@ after every block:
   (a per-block cap stopped it; it goes on next block): the book, the fund or ADL covered it;
 * a warm node's holder index equals a rebuild, and every account its safety band lets skip the
   check is above maintenance margin;
-and a warm node, a cold one and one on LevelDB give the same app hashes.
+and a warm node, a cold one and one on LevelDB give the same app hashes. Funding settles every
+two blocks (its index moves every holder's equity; state.risk_index counts it as a mark move).
 """
 
 import dataclasses
@@ -26,6 +27,7 @@ from state.insurance import INSURANCE_FUND
 from state.liquidation import P_ACTIVE
 from state.liquidation_params import default_params
 from state.margin import summary
+from state.markets import RATE_SCALE, FundingParams
 from state.positions import iter_accounts, load_account
 from state.risk_index import index_for_reads
 from state.tx import Tx, check_action, tx_hash
@@ -44,7 +46,11 @@ def genesis(seed: int):
     bals += [(MAKER.pub_key, "USDC", 5_000_000 * USDC), (BYSTANDER.pub_key, "USDC", 777 * USDC)]
     p = dataclasses.replace(default_params(6), step_threshold_quantums=20_000 * USDC,
                             cooldown_ms=2_000)
-    return dataclasses.replace(trading_genesis(0), balances=tuple(bals), liquidation=p)
+    # funding every 2 s at up to 100% / 8 h: each settlement moves every holder's equity
+    # (state.funding_index), which the safety bands must account for
+    f = FundingParams(2_000, RATE_SCALE, RATE_SCALE, RATE_SCALE)
+    return dataclasses.replace(trading_genesis(0), balances=tuple(bals), liquidation=p,
+                               funding=((BTC_PERP, f),))
 
 
 class Gen:
