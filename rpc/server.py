@@ -28,7 +28,7 @@ from hypercorn.config import Config as HyperConfig
 from hypercorn.trio import serve
 
 from node.app import Application
-from node.config import is_loopback, parse_duration_ms
+from node.config import ConfigError, is_loopback, parse_duration_ms
 from node.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE, NodeMetrics
 from rpc.errors import RPCCode, RPCError
 from rpc.limits import Admission
@@ -295,9 +295,10 @@ def listen_socket(host: str, port: int, send_timeout_ms: int) -> socket.socket:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, send_timeout_ms)
     try:
         sock.bind((host, port))
-    except OSError:
+    except OSError as e:
         sock.close()
-        raise
+        raise ConfigError(f"cannot listen for RPC on {host}:{port} ([rpc] laddr): "
+                          f"{e.strerror or e}") from None
     return sock
 
 

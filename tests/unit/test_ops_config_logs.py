@@ -59,3 +59,21 @@ def test_json_log_lines_parse_with_extra_fields_and_tracebacks():
     assert third.endswith("INFO perpchain.test: plain")
     with pytest.raises(ValueError, match="use one of text, json"):
         logs.configure("yaml")
+
+
+def test_the_rpc_socket_sends_with_a_timeout_and_a_busy_port_is_named():
+    import socket
+
+    from rpc.server import listen_socket
+
+    first = listen_socket("127.0.0.1", 0, 2500)
+    try:
+        first.listen()
+        if hasattr(socket, "TCP_USER_TIMEOUT"):
+            assert first.getsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT) == 2500
+        port = first.getsockname()[1]
+        with pytest.raises(ConfigError, match=rf"cannot listen for RPC on 127.0.0.1:{port} "
+                                              r"\(\[rpc\] laddr\): Address already in use"):
+            listen_socket("127.0.0.1", port, 2500)
+    finally:
+        first.close()
