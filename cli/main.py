@@ -236,7 +236,7 @@ def cmd_localnet_up(a) -> None:
         entries = up(Path(a.dir), a.n, a.base_port, timeout_commit=a.timeout_commit,
                      feeders=not a.no_feeders,
                      prices_csv=Path(a.prices_csv) if a.prices_csv else None,
-                     log_format=a.log_format)
+                     future_minutes=a.future_minutes, log_format=a.log_format)
     except (LocalnetError, FileExistsError) as e:
         fail(str(e))
     for e in entries:
@@ -351,6 +351,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="pause after each commit: the idle block interval")
     s.add_argument("--prices-csv", help="oracle prices for the feeders (see localnet/feeder.py)")
     s.add_argument("--no-feeders", action="store_true", help="start no price feeders")
+    s.add_argument("--future-minutes", type=int, default=None,
+                   help="a new localnet also lists BTC-FUT, a dated future expiring this many "
+                        "minutes after genesis")
     s.add_argument("--log-format", choices=("text", "json"), default=None,
                    help="passed to each node's `perpchain start` (default: its config)")
     s.set_defaults(fn=cmd_localnet_up)
