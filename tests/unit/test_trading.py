@@ -133,8 +133,9 @@ def test_reduce_only():
     t = T()
     r = t.one(t.order(A, BTC_PERP, False, 60_000, 10, tif=IOC, reduce_only=True))
     assert r.code == Code.REDUCE_ONLY_WOULD_INCREASE and "position 0" in r.log
+    # a resting reduce-only order needs a position too (tests/unit/test_order_types.py)
     r = t.one(t.order(A, BTC_PERP, False, 60_000, 10, tif=GTC, reduce_only=True))
-    assert r.code == Code.INVALID_ORDER and "cannot rest" in r.log
+    assert r.code == Code.REDUCE_ONLY_WOULD_INCREASE and "position 0" in r.log
     t.block(t.order(B, BTC_PERP, False, 60_000, 10), t.order(A, BTC_PERP, True, 60_000, 10))
     assert t.pos(A)[0] == 10
     r = t.one(t.order(A, BTC_PERP, True, 60_000, 10, tif=IOC, reduce_only=True))
