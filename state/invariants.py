@@ -24,6 +24,10 @@ The invariants, in the order they are checked (the names are `InvariantViolation
                         for order in price-time priority
     order_aggregates    per account and market, buy/sell lots and tick-lots equal the sums over
                         the account's resting orders, `orders` counts its resting and waiting
+    reduce_only_index   the rord/ list of each account and market holds exactly the ids of
+                        its resting reduce-only orders, ascending, and no other rord/ key exists
+    reduce_only_within_position  an account's resting reduce-only orders on a market are all
+                        on the side that closes its position, and total at most |position|
     position_basis      a position's cost basis has the position's sign (zero iff flat); spot
                         markets hold no position
     positions_net_zero  per perp market, long lots == short lots
@@ -42,7 +46,8 @@ from state.positions import iter_accounts
 from state.settlement import POOL
 
 INVARIANTS = ("order_record", "order_index", "book_crossed", "book_structure",
-              "book_matches_records", "order_aggregates", "position_basis",
+              "book_matches_records", "order_aggregates", "reduce_only_index",
+              "reduce_only_within_position", "position_basis",
               "positions_net_zero", "pool_balance", "money_conserved")
 _ALL_MS = 2**64 - 1          # an expiry / trigger bound above every stored one
 _ALL = 2**62                 # a limit above any count of stored entries
@@ -86,6 +91,7 @@ def check_invariants(view: KVView, books: dict[int, OrderBook] | None = None) ->
     _check_books(view, markets, resting, books or {})
     accts = dict(iter_accounts(view))
     _check_aggregates(accts, resting, waiting)
+    _check_reduce_only(view, accts, resting)
     _check_pool(view, _check_positions(markets, accts))
     _check_money(view)
 
@@ -251,6 +257,33 @@ def _check_aggregates(accts: dict, resting: dict, waiting: dict) -> None:
             _fail("order_aggregates", f"account {key[0].hex()} market {key[1]}",
                   "[buy_lots, buy_tl, sell_lots, sell_tl, orders] is "
                   f"{h} but its open orders give {w}")
+
+
+def _check_reduce_only(view: KVView, accts: dict, resting: dict) -> None:
+    """reduce_only_index and reduce_only_within_position."""
+    want: dict[tuple[bytes, int], list] = {}
+    for (mid, _), o in sorted(resting.items()):
+        if o.reduce_only:
+            want.setdefault((o.owner, mid), []).append(o)
+    for (owner, mid), orders in sorted(want.items()):
+        where = f"account {owner.hex()} market {mid}"
+        ids = [o.id for o in orders]
+        if O.reduce_only_ids(view, owner, mid) != ids:
+            _fail("reduce_only_index", where, f"rord/ lists "
+                  f"{O.reduce_only_ids(view, owner, mid)}; the resting reduce-only orders are "
+                  f"{ids}")
+        acct = accts.get(owner)
+        pos = 0 if acct is None else acct.size(mid)
+        if any((pos > 0) == o.is_buy or pos == 0 for o in orders):
+            _fail("reduce_only_within_position", where, f"a reduce-only order on the side that "
+                  f"would grow the position of {pos} lots")
+        if sum(o.size_lots for o in orders) > abs(pos):
+            _fail("reduce_only_within_position", where, f"reduce-only orders of "
+                  f"{sum(o.size_lots for o in orders)} lots exceed the position of {pos} lots")
+    entries = sum(1 for _ in view.iterate(O.P_REDUCE_ONLY))
+    if entries != len(want):
+        _fail("reduce_only_index", "rord/", f"{entries} entries for {len(want)} accounts and "
+              "markets with resting reduce-only orders")
 
 
 def _check_positions(markets: list[Market], accts: dict) -> int:

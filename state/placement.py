@@ -18,7 +18,7 @@ a size decrease at the same price keeps time priority. `set_leverage` sets an ac
 leverage on a perp market, if equity still covers the initial margin at it.
 """
 
-from state import constants as C, ledger, orders as O, params, reduce_only
+from state import constants as C, ledger, orders as O, params, reduce_only as RO
 from state.amounts import format_amount
 from state.book import Side
 from state.cancellation import remove_resting
@@ -131,7 +131,7 @@ def place(scope, owner: bytes, fields) -> None:
     if reduce_only:
         lots = reduce_only_size(acct, m, is_buy, lots)
         if tif in (_GTC, _ALO) and kind not in O.TRIGGER_KINDS:
-            lots = reduce_only.resting_room(scope, m, owner, is_buy, lots)
+            lots = RO.resting_room(scope, m, owner, is_buy, lots)
     elif m.kind == PERP:
         fresh_price(scope.view, m.base, now)
     o = O.OrderRecord(O.next_order_id(scope.view), m.id, owner, is_buy, kind, ticks, lots, lots,
@@ -173,7 +173,7 @@ def execute(scope, m: Market, o: O.OrderRecord) -> int:
     scope.ledger.flush()
     check_margin_after(scope, m, o, taker, te, before, res.rested)
     if res.fills or (res.rested and o.reduce_only):
-        reduce_only.after_trade(scope, m, o.owner, res.fills)
+        RO.after_trade(scope, m, o.owner, res.fills)
     return filled
 
 
@@ -187,13 +187,13 @@ def _match(scope, m: Market, o: O.OrderRecord):
         books.begin()
         res = match(book, o.id, o.owner, Side.BUY if o.is_buy else Side.SELL, o.price_ticks,
                     o.size_lots, _TIFS[o.tif], o.resting_fields() if rests else None)
-        over = reduce_only.first_overshoot(scope, m, o.is_buy, res.fills)
+        over = RO.first_overshoot(scope, m, o.is_buy, res.fills)
         if over is None:
             books.commit()
             return res
         books.rollback()
         oid, lots = over
-        reduce_only.shrink_to(scope, m, oid, lots)
+        RO.shrink_to(scope, m, oid, lots)
 
 
 def _reject(scope, m: Market, o: O.OrderRecord, why: MatchReject) -> None:
