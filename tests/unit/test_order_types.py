@@ -5,7 +5,8 @@ from state import orders as O
 from state.errors import Code
 from state.invariants import check_invariants
 from tests.chain_helpers import BTC_PERP, BTC_SPOT, PRICE
-from tests.unit.test_trading import A, ALO, B, C3, GTC, IOC, STOP_LIMIT, T, evs, ticks
+from tests.chain_helpers import BTC_LOT
+from tests.unit.test_trading import A, ALO, B, C3, GTC, IOC, STOP_LIMIT, STOP_MARKET, T, evs, ticks
 
 
 def _long(t: T, lots: int, who=A, px: int = 60_000) -> None:
@@ -146,3 +147,211 @@ def test_a_resting_reduce_only_order_needs_no_margin():
     r = t.one(t.order(A, BTC_PERP, True, 50_000, 10))
     assert r.code == Code.INSUFFICIENT_MARGIN
     assert _ro(t, A, False, 70_000, 1_500).code == 0
+
+
+# -- modify a waiting trigger order --------------------------------------------------------------
+
+def _stop(t: T, who=A, lots: int = 50, trigger_usd: int = 58_000, **kw):
+    kw.setdefault("reduce_only", True)
+    r = t.one(t.order(who, BTC_PERP, False, 50_000, lots, kind=STOP_MARKET, tif=IOC,
+                      trigger=trigger_usd * PRICE, **kw))
+    assert r.code == 0
+    return int(evs(r, "order")[0]["order_id"])
+
+
+def _modify_trigger(t: T, who, oid: int, trigger_usd: int, usd: int, lots: int):
+    return t.one(t.act(who, "modify_trigger", BTC_PERP, oid, trigger_usd * PRICE, usd * PRICE,
+                       lots * BTC_LOT))
+
+
+def test_modify_trigger_moves_trigger_price_and_size_keeping_the_order_id():
+    t = T()
+    _long(t, 50)
+    t.block(t.order(C3, BTC_PERP, True, 55_000, 100))
+    oid = _stop(t)
+    r = _modify_trigger(t, A, oid, 57_000, 51_000, 30)
+    (ev,) = evs(r, "order")
+    assert (ev["order_id"], ev["status"], ev["trigger_price"], ev["price"], ev["size"]) == \
+        (str(oid), "trigger_modified", "57000", "51000", "0.003")
+    assert O.get_trigger(t.c.kv, BTC_PERP, oid).trigger_ticks == ticks(57_000)
+    check_invariants(t.c.kv)
+    r = t.oracle([("BTC", 57_500 * PRICE)])  # the old trigger (58,000) would fire here
+    assert not [e for e in r.block_events if e.type == "trigger"]
+    r = t.oracle([("BTC", 56_900 * PRICE)])
+    (fired,) = [dict(e.attrs) for e in r.block_events if e.type == "trigger"]
+    assert fired["order_id"] == str(oid) and t.pos(A)[0] == 20
+
+
+def test_modify_trigger_errors():
+    t = T()
+    _long(t, 50)
+    oid = _stop(t)
+    rest = t.one(t.order(A, BTC_PERP, False, 70_000, 10))
+    rid = int(evs(rest, "order")[0]["order_id"])
+    r = _modify_trigger(t, A, rid, 57_000, 51_000, 10)
+    assert r.code == Code.INVALID_ORDER and "use modify" in r.log
+    r = _modify_trigger(t, B, oid, 57_000, 51_000, 10)
+    assert r.code == Code.ORDER_NOT_FOUND and "waiting trigger" in r.log
+    r = _modify_trigger(t, A, oid + 100, 57_000, 51_000, 10)
+    assert r.code == Code.ORDER_NOT_FOUND
+    r = t.one(t.act(A, "modify_trigger", BTC_PERP, oid, 57_000 * PRICE + 1, 51_000 * PRICE,
+                    10 * BTC_LOT))
+    assert r.code == Code.INVALID_TICK and "trigger price" in r.log
+    r = _modify_trigger(t, A, oid, 57_000, 51_000, 5)
+    assert r.code == Code.ORDER_TOO_SMALL
+    # the position is closed: a reduce-only trigger cannot be re-validated
+    t.block(t.order(C3, BTC_PERP, True, 60_000, 50), t.order(A, BTC_PERP, False, 60_000, 50,
+                                                              tif=IOC))
+    r = _modify_trigger(t, A, oid, 57_000, 51_000, 10)
+    assert r.code == Code.REDUCE_ONLY_WOULD_INCREASE
+    assert O.get_trigger(t.c.kv, BTC_PERP, oid).trigger_ticks == ticks(58_000)  # unchanged
+
+
+# -- TWAP orders ---------------------------------------------------------------------------------
+
+def _twap(t: T, who, lots: int, duration_ms: int = 300_000, is_buy: bool = True,
+          reduce_only: bool = False, market: int = BTC_PERP, dt_ms: int = 1000):
+    return t.block(t.act(who, "twap_order", market, is_buy, lots * BTC_LOT, duration_ms,
+                         reduce_only), dt_ms=dt_ms)
+
+
+def _tevs(res, typ):
+    return [dict(e.attrs) for e in res.block_events if e.type == typ]
+
+
+def _mark_band(t: T, is_buy: bool) -> str:
+    from state.margin import mark_price
+    from state.markets import get as get_market
+    from state.twap import band_ticks
+    m = get_market(t.c.kv, BTC_PERP)
+    return f"{band_ticks(m, mark_price(t.c.kv, m), is_buy) * m.tick_size // PRICE}"
+
+
+def test_twap_slices_over_irregular_block_times_with_carry_over_and_catch_up_cap():
+    """1000 lots over 5 min: 10 slices of 100 (catch-up cap 300). Hand-computed:
+    +30 s  k=1: ceil(1000*1/10) = 100, only 40 fill (thin book)     filled 40
+    +65 s  k=2: ceil(960*1/9)   = 107                               filled 147
+    +200 s k=6: ceil(853*4/8)   = 427 -> capped at 300              filled 447
+    +210 s k=7: ceil(553*1/4)   = 139                               filled 586
+    +215 s nothing due (slice 8 is due at +240 s)
+    +400 s k=10: ceil(414*3/3)  = 414 -> capped at 300; the last slice: filled 886, 114 left."""
+    t = T(max_age_ms=10**9)
+    t.block(t.order(C3, BTC_PERP, False, 60_000, 40))
+    r = _twap(t, A, 1_000)
+    (placed,) = evs(r.tx_results[0], "twap")
+    assert (placed["slices"], placed["slice_size"], placed["size"]) == ("10", "0.01", "0.1")
+    sizes = []
+    for dt, txs in ((29_000, []), (1_000, []), (35_000, [t.order(C3, BTC_PERP, False, 60_000,
+                                                                  10_000)]),
+                    (135_000, []), (10_000, []), (5_000, []), (185_000, [])):
+        r = t.block(*txs, dt_ms=dt)
+        sl = _tevs(r, "twap_slice")
+        if sl:
+            assert sl[0]["price"] == _mark_band(t, True)
+        sizes.append([(s["slice"], s["size"], s["filled"], s["twap_filled"]) for s in sl])
+    assert sizes == [[], [("1", "0.01", "0.004", "0.004")],
+                     [("2", "0.0107", "0.0107", "0.0147")], [("6", "0.03", "0.03", "0.0447")],
+                     [("7", "0.0139", "0.0139", "0.0586")], [],
+                     [("10", "0.03", "0.03", "0.0886")]]
+    (end,) = _tevs(r, "twap_end")
+    assert (end["reason"], end["filled"], end["remaining"]) == \
+        ("duration_elapsed", "0.0886", "0.0114")
+    assert t.pos(A)[0] == 886
+    from state import twap
+    assert twap.account_twaps(t.c.kv, A.pub_key) == [] and twap.queued(t.c.kv) == []
+    check_invariants(t.c.kv)
+
+
+def test_twap_ends_when_filled_and_slice_events_follow_the_fills():
+    t = T(max_age_ms=10**9)
+    t.block(t.order(C3, BTC_PERP, False, 60_000, 1_000))
+    _twap(t, A, 20, duration_ms=600_000)   # 20 slices of 1 lot
+    r = t.block(dt_ms=600_000)             # everything due: one slice, capped at 3 lots
+    assert [e.type for e in r.block_events if e.type.startswith(("fill", "twap"))] == \
+        ["fill", "twap_slice", "twap_end"]
+    assert _tevs(r, "twap_slice")[0]["size"] == "0.0003"
+    t2 = T(max_age_ms=10**9)
+    t2.block(t2.order(C3, BTC_PERP, False, 60_000, 1_000))
+    _twap(t2, A, 10, duration_ms=300_000)  # 10 slices of 1 lot
+    for _ in range(9):
+        assert _tevs(t2.block(dt_ms=30_000), "twap_end") == []
+    (end,) = _tevs(t2.block(dt_ms=30_000), "twap_end")
+    assert (end["reason"], end["remaining"]) == ("filled", "0")
+
+
+def test_twap_sell_band_and_reduce_only_slices_end_when_the_position_is_gone():
+    t = T(max_age_ms=10**9)
+    _long(t, 30)
+    t.block(t.order(B, BTC_PERP, True, 59_000, 1_000))
+    _twap(t, A, 100, is_buy=False, reduce_only=True)   # slices of 10, cap 30
+    out = []
+    for _ in range(5):
+        r = t.block(dt_ms=30_000)
+        out += [(e.type, dict(e.attrs).get("size"), dict(e.attrs).get("reason"))
+                for e in r.block_events if e.type.startswith("twap")]
+        for s in _tevs(r, "twap_slice"):
+            assert s["price"] == _mark_band(t, False)
+    assert out == [("twap_slice", "0.001", None)] * 3 + [
+        ("twap_slice_failed", "0.001", None), ("twap_end", None, "nothing_to_reduce")]
+    assert t.pos(A)[0] == 0
+
+
+def test_twap_slice_failing_margin_ends_the_twap():
+    t = T(max_age_ms=10**9)
+    t.block(t.order(C3, BTC_PERP, False, 60_000, 100_000),
+            t.act(A, "transfer", B.pub_key, "USDC", 99_000 * 10**6))  # A keeps $1,000
+    _twap(t, A, 200_000)   # 20 BTC over 10 slices: $120,000 a slice on $1,000
+    r = t.block(dt_ms=30_000)
+    (f,) = _tevs(r, "twap_slice_failed")
+    assert f["code"] == str(int(Code.INSUFFICIENT_MARGIN))
+    assert [x["reason"] for x in _tevs(r, "twap_end")] == ["insufficient_margin"]
+    assert t.pos(A)[0] == 0
+
+
+def test_twap_stale_oracle_slice_fails_and_carries_over():
+    t = T()  # oracle max age 60 s
+    t.block(t.order(C3, BTC_PERP, False, 60_000, 1_000))
+    _twap(t, A, 100)
+    r = t.block(dt_ms=90_000)  # the oracle price is stale: the slice fails, the TWAP stays
+    (f,) = _tevs(r, "twap_slice_failed")
+    assert f["code"] == str(int(Code.ORACLE_STALE)) and not _tevs(r, "twap_end")
+    t.oracle([("BTC", 60_000 * PRICE)])        # +91 s: a fresh price; nothing due
+    r = t.block(dt_ms=29_000)                   # +120 s: slice 4
+    (s,) = _tevs(r, "twap_slice")
+    # slices 1..3 failed, so 100 lots remain over 7 slices: ceil(100 * 1 / 7) = 15
+    assert (s["slice"], s["size"], s["filled"]) == ("4", "0.0015", "0.0015")
+
+
+def test_twap_errors_and_cancel():
+    t = T()
+    def one(who, *a):
+        return t.one(t.act(who, *a))
+    assert one(A, "twap_order", BTC_PERP, True, 100 * BTC_LOT, 299_999, False).code == \
+        Code.INVALID_ORDER
+    r = one(A, "twap_order", BTC_PERP, True, 100 * BTC_LOT, 86_400_001, False)
+    assert r.code == Code.INVALID_ORDER and "5 min .. 24 h" in r.log
+    assert one(A, "twap_order", BTC_PERP, True, 100 * BTC_LOT + 1, 300_000, False).code == \
+        Code.INVALID_LOT
+    assert one(A, "twap_order", BTC_PERP, True, 5 * BTC_LOT, 300_000, False).code == \
+        Code.ORDER_TOO_SMALL
+    assert one(A, "twap_order", BTC_PERP, False, 100 * BTC_LOT, 300_000, True).code == \
+        Code.REDUCE_ONLY_WOULD_INCREASE
+    assert one(A, "twap_order", BTC_SPOT, False, 100 * BTC_LOT, 300_000, True).code == \
+        Code.INVALID_ORDER
+    assert one(A, "twap_order", 99, True, 100 * BTC_LOT, 300_000, False).code == \
+        Code.UNKNOWN_MARKET
+    for _ in range(10):
+        assert one(A, "twap_order", BTC_PERP, True, 100 * BTC_LOT, 3_600_000, False).code == 0
+    r = one(A, "twap_order", BTC_PERP, True, 100 * BTC_LOT, 3_600_000, False)
+    assert r.code == Code.TOO_MANY_OPEN_ORDERS and "TWAP" in r.log
+    from state import twap
+    ids = twap.account_twaps(t.c.kv, A.pub_key)
+    assert len(ids) == 10
+    assert one(B, "twap_cancel", BTC_PERP, ids[0]).code == Code.ORDER_NOT_FOUND
+    assert one(A, "twap_cancel", 2, ids[0]).code == Code.ORDER_NOT_FOUND
+    assert one(A, "twap_cancel", BTC_PERP, 999).code == Code.ORDER_NOT_FOUND
+    r = one(A, "twap_cancel", BTC_PERP, ids[0])
+    (end,) = evs(r, "twap_end")
+    assert (end["twap_id"], end["reason"], end["filled"]) == (str(ids[0]), "user", "0")
+    assert twap.account_twaps(t.c.kv, A.pub_key) == ids[1:]
+    check_invariants(t.c.kv)
