@@ -28,6 +28,9 @@ The invariants, in the order they are checked (the names are `InvariantViolation
                         its resting reduce-only orders, ascending, and no other rord/ key exists
     reduce_only_within_position  an account's resting reduce-only orders on a market are all
                         on the side that closes its position, and total at most |position|
+    twap_index          every active TWAP (twap/) has 0 <= filled < size, slices done < its
+                        slices, exactly one due-queue entry at its next slice time and one
+                        account entry; no queue or account entry names another
     position_basis      a position's cost basis has the position's sign (zero iff flat); spot
                         markets hold no position
     positions_net_zero  per perp market, long lots == short lots
@@ -36,7 +39,7 @@ The invariants, in the order they are checked (the names are `InvariantViolation
                         equals the asset's supply
 """
 
-from state import constants as C, ledger, orders as O, params
+from state import constants as C, ledger, orders as O, params, twap
 from state.book import OrderBook, Side
 from state.books import Books
 from state.derived import DerivedCache
@@ -47,7 +50,7 @@ from state.settlement import POOL
 
 INVARIANTS = ("order_record", "order_index", "book_crossed", "book_structure",
               "book_matches_records", "order_aggregates", "reduce_only_index",
-              "reduce_only_within_position", "position_basis",
+              "reduce_only_within_position", "twap_index", "position_basis",
               "positions_net_zero", "pool_balance", "money_conserved")
 _ALL_MS = 2**64 - 1          # an expiry / trigger bound above every stored one
 _ALL = 2**62                 # a limit above any count of stored entries
@@ -92,6 +95,7 @@ def check_invariants(view: KVView, books: dict[int, OrderBook] | None = None) ->
     accts = dict(iter_accounts(view))
     _check_aggregates(accts, resting, waiting)
     _check_reduce_only(view, accts, resting)
+    _check_twaps(view)
     _check_pool(view, _check_positions(markets, accts))
     _check_money(view)
 
@@ -284,6 +288,23 @@ def _check_reduce_only(view: KVView, accts: dict, resting: dict) -> None:
     if entries != len(want):
         _fail("reduce_only_index", "rord/", f"{entries} entries for {len(want)} accounts and "
               "markets with resting reduce-only orders")
+
+
+def _check_twaps(view: KVView) -> None:
+    twaps = list(twap.iter_twaps(view))
+    for tw in twaps:
+        if not 0 <= tw.filled_lots < tw.size_lots or not 0 <= tw.slices_done < tw.slices:
+            _fail("twap_index", f"twap {tw.id}", f"filled {tw.filled_lots} of {tw.size_lots} "
+                  f"lots, {tw.slices_done} of {tw.slices} slices done: it should have ended")
+    want = sorted((tw.due_ms(), tw.id) for tw in twaps)
+    if twap.queued(view) != want:
+        _fail("twap_index", "twapq/", f"the due queue {twap.queued(view)[:5]} disagrees with "
+              f"the TWAPs {want[:5]}")
+    listed = sorted((owner, i) for owner in sorted({tw.owner: 0 for tw in twaps})
+                    for i in twap.account_twaps(view, owner))
+    entries = sum(1 for _ in view.iterate(twap.P_ACCOUNT))
+    if listed != sorted((tw.owner, tw.id) for tw in twaps) or entries != len(twaps):
+        _fail("twap_index", "atwap/", f"{entries} account entries for {len(twaps)} TWAPs")
 
 
 def _check_positions(markets: list[Market], accts: dict) -> int:
