@@ -355,3 +355,33 @@ def test_twap_errors_and_cancel():
     assert (end["twap_id"], end["reason"], end["filled"]) == (str(ids[0]), "user", "0")
     assert twap.account_twaps(t.c.kv, A.pub_key) == ids[1:]
     check_invariants(t.c.kv)
+
+
+# -- RPC ------------------------------------------------------------------------------------------
+
+def _rpc(t: T, fn, **params):
+    from types import SimpleNamespace
+
+    import trio
+    app = SimpleNamespace(store=SimpleNamespace(state=t.c.kv))
+    return trio.run(fn, app, params)
+
+
+def test_rpc_open_orders_show_resting_reduce_only_and_twap_orders_show_progress():
+    from rpc.trading_methods import open_orders, twap_orders
+    t = T(max_age_ms=10**9)
+    _long(t, 50)
+    _ro(t, A, False, 61_000, 50)
+    (o,) = _rpc(t, open_orders, address=A.pub_key.hex())["orders"]
+    assert (o["reduce_only"], o["status"], o["size"], o["tif"]) == (True, "open", "0.005", "gtc")
+    t.block(t.order(C3, BTC_PERP, False, 60_000, 1_000))
+    _twap(t, A, 100, duration_ms=600_000)
+    start = t.c.time_ms
+    t.block(dt_ms=30_000)
+    (tw,) = _rpc(t, twap_orders, address=A.pub_key.hex())["twaps"]
+    assert tw == {"twap_id": "1", "market": "BTC-USD", "market_id": BTC_PERP, "side": "buy",
+                  "size": "0.01", "filled": "0.0005", "remaining": "0.0095",
+                  "reduce_only": False, "start_ms": str(start), "duration_ms": "600000",
+                  "end_ms": str(start + 600_000), "slices": "20", "slices_done": "1",
+                  "slice_size": "0.0005", "next_slice_ms": str(start + 60_000)}
+    assert _rpc(t, twap_orders, address=B.pub_key.hex())["twaps"] == []
