@@ -385,3 +385,29 @@ def test_rpc_open_orders_show_resting_reduce_only_and_twap_orders_show_progress(
                   "end_ms": str(start + 600_000), "slices": "20", "slices_done": "1",
                   "slice_size": "0.0005", "next_slice_ms": str(start + 60_000)}
     assert _rpc(t, twap_orders, address=B.pub_key.hex())["twaps"] == []
+
+
+def test_adl_counterparties_reduce_only_orders_follow_their_smaller_positions():
+    """The ADL scenario of tests/unit/test_liquidation.py; D and B rest reduce-only buys
+    covering their shorts. ADL closes D (its buy is cancelled) and 0.2 of B's 0.5 (its buy
+    shrinks to 0.3)."""
+    from tests.unit.test_liquidation import BYSTANDER, D, E, L, evs as block_evs, open_long
+    from tests.unit.test_liquidation import A as LA, B as LB
+    t = L({LA: 1_000, LB: 100_000, D: 2_000, E: 100_000, BYSTANDER: 5_000})
+    open_long(t, maker_bids=())
+    t.block(t.order(D, False, 59_000, 3_000), t.order(E, True, 59_000, 3_000, tif=IOC))
+    t.block(order_ro(t, D, 3_000), order_ro(t, LB, 5_000))
+    res = t.oracle(57_000)
+    assert [x["counterparty"] for x in block_evs(res, "adl")] == [D.pub_key.hex(),
+                                                                 LB.pub_key.hex()]
+    assert [(c["owner"], c["reason"]) for c in block_evs(res, "cancel")
+            if c["owner"] == D.pub_key.hex()] == [(D.pub_key.hex(), "reduce_only")]
+    (s,) = block_evs(res, "reduce_only_shrunk")
+    assert (s["owner"], s["remaining"], s["position"]) == (LB.pub_key.hex(), "0.3", "-0.3")
+    check_invariants(t.c.kv)
+
+
+def order_ro(t, k, size_btc_e4: int):
+    from tests.chain_helpers import order as order_tx
+    return order_tx(k, next(t.n), BTC_PERP, True, 50_000 * PRICE, size_btc_e4 * BTC_LOT,
+                    reduce_only=True)
