@@ -411,3 +411,15 @@ def order_ro(t, k, size_btc_e4: int):
     from tests.chain_helpers import order as order_tx
     return order_tx(k, next(t.n), BTC_PERP, True, 50_000 * PRICE, size_btc_e4 * BTC_LOT,
                     reduce_only=True)
+
+
+def test_modify_keeps_reduce_only_and_reclips_to_the_position():
+    t = T()
+    _long(t, 50)
+    r = _ro(t, A, False, 61_000, 30)
+    oid = int(evs(r, "order")[0]["order_id"])
+    r = t.one(t.act(A, "modify", BTC_PERP, oid, 61_500 * PRICE, 80 * BTC_LOT))
+    (o,) = evs(r, "order")
+    assert o["remaining"] == "0.005"           # 80 lots asked, clipped to the position of 50
+    assert [x[2:] for x in _resting(t)] == [(50, True)]
+    check_invariants(t.c.kv)
