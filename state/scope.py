@@ -36,8 +36,8 @@ class Scope:
         self.ctx = ctx
         self.derived: Derived = derived_of(view)
         self.books = self.derived.books
-        self.ledger = Ledger(view, self.derived.published)
         self.events: list = []
+        self.ledger = Ledger(view, self.derived.published, self.events)
         self.today = ctx.time_ms // C.DAY_MS
         self.quote, self.quote_decimals = self.derived.param("quote", _quote, view)
 
