@@ -10,8 +10,9 @@ checks the block header against the state, then runs, in this fixed order:
 2. each tx in block order;
 3. end-block: oracle aggregation (state.oracle), mark prices (state.mark), then the trigger
    orders whose condition the new mark meets, market by market in id order, each trigger in
-   order-id order; then the TWAP slices that are due (state.twap); then funding (state.funding: premium samples, hourly payments);
-   then liquidation of the accounts below maintenance margin (state.liquidation).
+   order-id order; then the TWAP slices that are due (state.twap); then funding
+   (state.funding: premium samples, hourly payments); then liquidation of the accounts
+   below maintenance margin (state.liquidation).
    (Interest comes with a later issue.)
 It returns per-tx results, the begin/end-block events, the validator changes this block
 made (for consensus, effective at height + 2), the sorted write set and the new app hash. It

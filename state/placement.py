@@ -221,7 +221,8 @@ def _only_reduced(te: Entry, before: tuple[int, int, int]) -> bool:
 def check_margin_after(scope, m: Market, o: O.OrderRecord, taker: Account, te: Entry,
                        before: tuple[int, int, int], rested: bool) -> None:
     """The taker must meet initial margin after its order, unless the order only reduced
-    its position on this market (or rests reduce-only); spot orders need the balances their open orders may spend."""
+    its position on this market (or rests reduce-only); spot orders need the balances their
+    open orders may spend."""
     view = scope.view
     if m.kind == SPOT:
         reserved = spot_reserved(view, taker)
