@@ -22,7 +22,8 @@ from state.cancellation import cancel_open, remove_trigger
 from state.errors import Code, TxError
 from state.event_text import order_attrs, price_text, trigger_event
 from state.events import Event
-from state.markets import PERP, Market, get as get_market
+from state.futures import check_trading
+from state.markets import Market, get as get_market
 from state.oracle import fresh_price
 from state.placement import check_notional, check_price, check_size, execute, \
     reduce_only_size
@@ -82,13 +83,14 @@ def modify_trigger(scope, owner: bytes, fields) -> None:
                           "trigger order: use modify")
         raise TxError(Code.ORDER_NOT_FOUND, f"no waiting trigger order {order_id} of this "
                       f"account on {m.symbol}")
+    check_trading(scope.view, m, scope.ctx.time_ms)
     ticks = check_price(m, price)
     trigger_ticks = check_price(m, trigger_price, "trigger price")
     lots = check_size(m, size)
     check_notional(m, ticks, lots)
     if o.reduce_only:
         lots = reduce_only_size(scope.ledger.account(owner), m, o.is_buy, lots)
-    elif m.kind == PERP:
+    elif m.perp_like:
         fresh_price(scope.view, m.base, scope.ctx.time_ms)
     O.remove_trigger(scope.view, o)
     o.price_ticks, o.size_lots, o.orig_lots, o.trigger_ticks = ticks, lots, lots, trigger_ticks

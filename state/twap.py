@@ -3,9 +3,10 @@
 What this module owns
 ---------------------
 * `place_twap` (the `twap_order` action: market, is_buy, size, duration_ms, reduce_only):
-  checks the market, the size (lot, minimum), the duration (5 min .. 24 h), reduce-only (spot:
-  refused; else a position to reduce now), a fresh oracle for other perp TWAPs, and at most
-  MAX_TWAPS_PER_ACCOUNT active TWAPs; stores the parent; event `twap`.
+  checks the market (an expired future: MARKET_EXPIRED), the size (lot, minimum), the
+  duration (5 min .. 24 h), reduce-only (spot: refused; else a position to reduce now), a
+  fresh oracle for other perp and future TWAPs, and at most MAX_TWAPS_PER_ACCOUNT active
+  TWAPs; stores the parent; event `twap`.
 * `cancel_twap` (the `twap_cancel` action: market, twap_id): ends an active TWAP of the
   signer; event `twap_end` with reason `user`.
 * `run_slices` (end-block, after the triggers): the TWAPs with a slice due, by twap id.
@@ -20,11 +21,12 @@ What this module owns
   slice is an ordinary order (state.placement.execute: fills, fees, margin check; reduce-only
   slices are clipped to the position); event `twap_slice` after the slice's own `order` and
   `fill` events. A rejected slice leaves no trace but a `twap_slice_failed` event; its size
-  carries over, except that INSUFFICIENT_MARGIN, INSUFFICIENT_BALANCE and
-  REDUCE_ONLY_WOULD_INCREASE end the TWAP. The TWAP ends (`twap_end`) once nothing remains
-  (reason `filled`), after its last slice (`duration_elapsed`) or on such a failure (the
-  code's reason). At most MAX_SLICES_PER_BLOCK slices per block: the earliest due, the rest
-  next block (they then catch up).
+  carries over, except that INSUFFICIENT_MARGIN, INSUFFICIENT_BALANCE,
+  REDUCE_ONLY_WOULD_INCREASE and MARKET_EXPIRED (a dated future that expired) end the TWAP.
+  The TWAP ends (`twap_end`) once nothing remains (reason `filled`), after its last slice
+  (`duration_elapsed`) or on such a failure (the code's reason). At most
+  MAX_SLICES_PER_BLOCK slices per block: the earliest due, the rest next block (they then
+  catch up).
 
 Keys:
     twap/<id:8>             [owner, market, is_buy, size_lots, filled_lots, reduce_only,
@@ -45,7 +47,8 @@ from state.event_text import price_text, size_text
 from state.events import Event
 from state.kv import KVView, Overlay
 from state.margin import mark_price
-from state.markets import PERP, SPOT, Market, get as get_market
+from state.futures import check_trading
+from state.markets import SPOT, Market, get as get_market
 from state.oracle import fresh_price
 from state.placement import check_notional, check_size, execute, reduce_only_size
 from state.scope import SubTransaction
@@ -65,7 +68,8 @@ MAX_SLICES_PER_BLOCK = 2_000
 # Slice rejections that end the TWAP, with the `twap_end` reason they give.
 ENDING = {Code.INSUFFICIENT_MARGIN: "insufficient_margin",
           Code.INSUFFICIENT_BALANCE: "insufficient_balance",
-          Code.REDUCE_ONLY_WOULD_INCREASE: "nothing_to_reduce"}
+          Code.REDUCE_ONLY_WOULD_INCREASE: "nothing_to_reduce",
+          Code.MARKET_EXPIRED: "market_expired"}
 _LIMIT, _IOC = 0, 1
 
 
@@ -170,9 +174,10 @@ def place_twap(scope, owner: bytes, fields) -> None:
         raise TxError(Code.INVALID_ORDER, f"duration_ms {duration_ms} is outside "
                       f"{MIN_DURATION_MS}..{MAX_DURATION_MS} (5 min .. 24 h)")
     lots = check_size(m, size)
+    check_trading(scope.view, m, scope.ctx.time_ms)
     if reduce_only:
         reduce_only_size(scope.ledger.account(owner), m, is_buy, lots)
-    elif m.kind == PERP:
+    elif m.perp_like:
         fresh_price(scope.view, m.base, scope.ctx.time_ms)
     if len(account_twaps(scope.view, owner)) >= MAX_TWAPS_PER_ACCOUNT:
         raise TxError(Code.TOO_MANY_OPEN_ORDERS, f"the account has {MAX_TWAPS_PER_ACCOUNT} "
@@ -282,13 +287,14 @@ def _run_one(view: Overlay, ctx, tw: Twap) -> list[Event]:
 
 def _slice(scope, m: Market, tw: Twap, lots: int) -> tuple[int, int, int, int]:
     """Place one slice as an IOC order; (order id, limit ticks, lots sent, lots filled)."""
+    check_trading(scope.view, m, scope.ctx.time_ms)
     mark = mark_price(scope.view, m)
     if mark is None:
         raise TxError(Code.ORACLE_STALE, f"{m.symbol} has no mark or oracle price")
     ticks = band_ticks(m, mark, tw.is_buy)
     if tw.reduce_only:
         lots = reduce_only_size(scope.ledger.account(tw.owner), m, tw.is_buy, lots)
-    elif m.kind == PERP:
+    elif m.perp_like:
         fresh_price(scope.view, m.base, scope.ctx.time_ms)
     check_notional(m, ticks, lots)
     o = O.OrderRecord(O.next_order_id(scope.view), m.id, tw.owner, tw.is_buy, _LIMIT, ticks,
