@@ -423,3 +423,18 @@ def test_modify_keeps_reduce_only_and_reclips_to_the_position():
     assert o["remaining"] == "0.005"           # 80 lots asked, clipped to the position of 50
     assert [x[2:] for x in _resting(t)] == [(50, True)]
     check_invariants(t.c.kv)
+
+
+def test_twap_on_a_dated_future_ends_when_it_expires():
+    from tests.unit.test_futures import EXPIRY, FUT, fut_genesis
+    from tests.chain_helpers import Chain
+    t = T()
+    t.c = Chain(fut_genesis())
+    r = _twap(t, A, 100, duration_ms=3_600_000, market=FUT)
+    assert r.tx_results[0].code == 0
+    r = t.block(dt_ms=EXPIRY - t.c.time_ms)        # the first block at the expiry
+    (f,) = _tevs(r, "twap_slice_failed")
+    assert f["code"] == str(int(Code.MARKET_EXPIRED))
+    assert [e["reason"] for e in _tevs(r, "twap_end")] == ["market_expired"]
+    r = _twap(t, A, 100, market=FUT)
+    assert r.tx_results[0].code == Code.MARKET_EXPIRED
