@@ -256,6 +256,7 @@ def do_transfer(scope: Scope, tx: Tx) -> None:
     if amount <= 0:
         raise TxError(Code.INVALID_AMOUNT, "transfer amount must be positive")
     ledger.move(view, tx.signer, to, asset, amount, decimals)
+    placement.check_after_withdrawal(scope, tx.signer)
     scope.events.append(Event("transfer", (
         ("sender", tx.signer.hex()), ("recipient", to.hex()), ("asset", asset),
         ("amount", format_amount(amount, decimals)))))

@@ -32,7 +32,7 @@ from state.margin import margin_check, spot_reserved, summary
 from state.markets import SPOT, Market
 from state.matching import MatchReject, TimeInForce, match
 from state.oracle import fresh_price
-from state.positions import Account, Entry
+from state.positions import Account, Entry, load_account
 from state.settlement import settle_taker_fills
 
 _GTC, _IOC, _FOK, _ALO = 0, 1, 2, 3
@@ -248,6 +248,32 @@ def check_margin_after(scope, m: Market, o: O.OrderRecord, taker: Account, te: E
         raise TxError(Code.INSUFFICIENT_MARGIN,
                       f"equity {quote_text(m, equity)} would be below the initial margin "
                       f"{quote_text(m, initial)} (positions and open orders at worst case)")
+
+
+def check_after_withdrawal(scope, owner: bytes) -> None:
+    """What an account moves out (a transfer) must leave its positions and open orders
+    covered: equity >= initial margin (positions and open orders at worst case), and every
+    balance >= what its resting spot orders may spend. Reads only: the account's record is
+    not loaded into the ledger, so a transfer writes nothing more than before."""
+    view = scope.view
+    acct = load_account(view, owner)
+    if not acct.entries:
+        return
+    s = summary(view, acct, scope.quote)
+    if s.equity < s.initial_margin:
+        dec = scope.quote_decimals
+        raise TxError(Code.INSUFFICIENT_MARGIN,
+                      f"after the transfer equity {format_amount(s.equity, dec)} would be below "
+                      f"the initial margin {format_amount(s.initial_margin, dec)} of the "
+                      "account's positions and open orders")
+    for asset, need in sorted(spot_reserved(view, acct).items()):
+        have = ledger.balance(view, owner, asset)
+        if have < need:
+            dec = params.asset_decimals(view, asset)
+            raise TxError(Code.INSUFFICIENT_BALANCE,
+                          f"after the transfer the balance {format_amount(have, dec)} {asset} "
+                          f"would not cover the {format_amount(need, dec)} {asset} that this "
+                          "account's open spot orders may spend")
 
 
 # -- modify, leverage --------------------------------------------------------------------------
