@@ -177,6 +177,12 @@ def check_isolated_leverage(view, m: Market, e: Entry) -> None:
                           "with isolated_margin first)")
 
 
+def _twaps_on(view, owner: bytes, m: Market) -> bool:
+    """Whether the account has an active TWAP (state.twap) on market `m`."""
+    from state import twap  # (state.twap imports placement, which imports this module)
+    return any(twap.get(view, i).market == m.id for i in twap.account_twaps(view, owner))
+
+
 def set_margin_mode(scope, owner: bytes, fields) -> None:
     """The `set_margin_mode` action: [market, isolated 0/1, leverage] (Hyperliquid's
     updateLeverage). The mode may change only with no position and no open order there."""
@@ -189,10 +195,10 @@ def set_margin_mode(scope, owner: bytes, fields) -> None:
         raise TxError(Code.INVALID_LEVERAGE, f"leverage {leverage} outside 1..{m.max_leverage} "
                       f"on {m.symbol}")
     e = scope.ledger.account(owner).entry(m.id)
-    if e.isolated != isolated and (e.size or e.orders):
+    if e.isolated != isolated and (e.size or e.orders or _twaps_on(scope.view, owner, m)):
         raise TxError(Code.MARGIN_MODE_LOCKED, f"the account has a position of {e.size} lots "
-                      f"and {e.orders} open orders on {m.symbol}: its margin mode can change "
-                      "only with neither")
+                      f"and {e.orders} open orders (or an active TWAP) on {m.symbol}: its "
+                      "margin mode can change only with none")
     e.isolated = isolated
     e.leverage = leverage
     scope.ledger.flush()

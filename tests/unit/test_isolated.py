@@ -430,3 +430,10 @@ def test_a_future_settles_an_isolated_position_into_its_margin_and_returns_the_r
 def ledger_balance(f, k) -> int:
     from state import ledger
     return ledger.balance(f.chain.kv, k.pub_key, "USDC")
+
+
+def test_an_active_twap_locks_the_margin_mode():
+    t = T({A: 10_000, B: 100_000})
+    t.block(t.act(A, "twap_order", BTC_PERP, True, 1_000 * 10_000, 600_000, False))
+    r = t.try_block(t.act(A, "set_margin_mode", BTC_PERP, ISOLATED, 10))
+    assert r[0].code == Code.MARGIN_MODE_LOCKED and "active TWAP" in r[0].log
