@@ -63,7 +63,7 @@ INVARIANTS = ("order_record", "order_index", "book_crossed", "book_structure",
               "book_matches_records", "order_aggregates", "reduce_only_index",
               "reduce_only_within_position", "twap_index", "position_basis",
               "positions_net_zero", "settled_future", "pool_balance",
-              "isolated_margin", "money_conserved")
+              "funding_pool", "isolated_margin", "money_conserved")
 _ALL_MS = 2**64 - 1          # an expiry / trigger bound above every stored one
 _ALL = 2**62                 # a limit above any count of stored entries
 

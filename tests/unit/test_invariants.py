@@ -7,6 +7,7 @@ from state import ledger, orders as O
 from state.book import Side
 from state.books import Books
 from state.codec import encode
+from state.funding_index import FUNDING_POOL
 from state.invariants import INVARIANTS, InvariantViolation, carried_books, check_invariants
 from state.kv import MemoryKV, Overlay
 from state.ledger import Ledger
@@ -267,6 +268,16 @@ def test_pool_balance(traded):
         _credit(ov, POOL, "USDC", 1)
     v = _violation(_corrupt(traded, change))
     assert v.invariant == "pool_balance" and v.where == f"pool {POOL.hex()}"
+
+
+def test_funding_pool(traded):
+    """One quantum taken from the funding pool: money is conserved, but the pool would owe
+    more than it holds."""
+    def change(ov, kv):
+        _credit(ov, FUNDING_POOL, "USDC", -1)
+        _credit(ov, A.pub_key, "USDC", 1)
+    v = _violation(_corrupt(traded, change))
+    assert v.invariant == "funding_pool" and v.where == f"pool {FUNDING_POOL.hex()}"
 
 
 @pytest.mark.parametrize("asset, holder", [("USDC", C_), ("BTC", D), ("ETH", A)])
