@@ -7,7 +7,7 @@ strings in the quote asset, times decimal-string milliseconds of block time.
 """
 
 from rpc import params as rpc_params
-from state import funding as F, markets as MS, params
+from state import funding as F, funding_index as FI, markets as MS, params
 from state.amounts import format_amount
 from state.machine import last_block
 
@@ -48,7 +48,7 @@ async def funding_history(app, p: dict) -> dict:
     hist = F.history(view, m.id)[-limit:]
     return {
         "height": str(last_block(view)[0]), "market": m.symbol, "id": m.id,
-        "funding": fp is not None,
+        "funding": fp is not None, "index": str(FI.current(view, m.id)),
         "params": None if fp is None else {
             "interval_ms": str(fp.interval_ms), "interest_rate_8h": _rate(fp.interest_8h),
             "premium_clamp_8h": _rate(fp.clamp_8h),
@@ -56,8 +56,7 @@ async def funding_history(app, p: dict) -> dict:
         "current": None if fp is None else _current(F.read_accumulator(view, m.id), fp),
         "history": [{"time_ms": str(s.time_ms), "rate": _rate(s.rate),
                      "rate_8h": _rate(s.rate_8h), "premium": _rate(s.premium),
-                     "oracle_price": format_amount(s.oracle_px, qdec),
-                     "payments": s.payments, "insurance": format_amount(s.insurance, qdec)}
+                     "oracle_price": format_amount(s.oracle_px, qdec), "index": str(s.index)}
                     for s in reversed(hist)],
     }
 

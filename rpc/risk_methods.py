@@ -84,6 +84,15 @@ async def insurance_fund(app, p: dict) -> dict:
             "positions": positions}
 
 
+def adl_place(view, m, addr: bytes, long_side: bool, idx) -> dict:
+    """The account's place in its side's ADL queue on market `m`: rank (1 = first
+    deleveraged), queue size and percentile (100 = the front of the queue)."""
+    queue = rank_side(view, m, idx.holders(m.id), long_side)
+    rank = next(i for i, r in enumerate(queue, start=1) if r.addr == addr)
+    return {"rank": rank, "queue_size": len(queue),
+            "percentile": 100 * (len(queue) - rank + 1) // len(queue)}
+
+
 async def adl_queue(app, p: dict) -> dict:
     addr = _address(p, required=True)
     view = _view(app)
@@ -96,12 +105,9 @@ async def adl_queue(app, p: dict) -> dict:
         if not e.size or m.kind != PERP:
             continue
         idx = idx or index_for_reads(view)
-        queue = rank_side(view, m, idx.holders(mid), e.size > 0)
-        rank = next(i for i, r in enumerate(queue, start=1) if r.addr == addr)
         out.append({"market": m.symbol, "market_id": m.id,
-                    "side": "long" if e.size > 0 else "short", "rank": rank,
-                    "queue_size": len(queue),
-                    "percentile": 100 * (len(queue) - rank + 1) // len(queue)})
+                    "side": "long" if e.size > 0 else "short",
+                    **adl_place(view, m, addr, e.size > 0, idx)})
     return {"height": str(last_block(view)[0]), "address": addr.hex(), "positions": out}
 
 

@@ -20,10 +20,13 @@ from state import mark as MK
 from state import markets as MS
 from state import oracle as OR
 from state import orders as O
+from state.liquidation_price import liquidation_price
 from state.positions import load_account
+from state.risk_index import index_for_reads
 from node.read_model import Fill
 from rpc import params as rpc_params
 from rpc.errors import RPCCode, RPCError
+from rpc.risk_methods import adl_place
 
 MAX_PAGE = 1_000
 
@@ -283,7 +286,10 @@ async def fills(app, p: dict) -> dict:
 # -- positions and margin -----------------------------------------------------------------------
 
 def _positions(f: _Fmt, acct) -> list[dict]:
+    """Each perp entry of the account with its margin, liquidation-price estimate
+    (state.liquidation_price) and place in the ADL queue (rpc.risk_methods.adl_place)."""
     out = []
+    s = idx = None
     for mid in sorted(acct.entries):
         e = acct.entries[mid]
         m = MS.get(f.view, mid)
@@ -291,18 +297,24 @@ def _positions(f: _Fmt, acct) -> list[dict]:
             continue
         mark = MG.mark_price(f.view, m)
         upnl, im, mm, notional = MG.market_requirements(m, e, mark) if mark else (0, 0, 0, 0)
-        entry = None
+        entry = liq = adl = None
         if e.size:
             entry = format_amount(abs(e.entry_tl) * m.tick_size // abs(e.size), f.qdec)
+            s = s or MG.summary(f.view, acct)
+            liq = liquidation_price(m, e.size, e.entry_tl, s.equity - upnl,
+                                    s.maintenance_margin - mm)
+            idx = idx or index_for_reads(f.view)
+            adl = adl_place(f.view, m, acct.addr, e.size > 0, idx)
         out.append({"market": m.symbol, "market_id": m.id,
                     "size": format_amount(e.size * m.lot_size, m.base_decimals),
                     "side": "long" if e.size > 0 else "short" if e.size < 0 else "flat",
                     "entry_price": entry, "mark_price": f.price(mark),
+                    "liquidation_price": None if liq is None else f.price(liq),
                     "notional": f.amt(notional), "unrealized_pnl": f.amt(upnl),
                     "leverage": e.leverage or m.max_leverage,
                     "initial_margin": f.amt(im), "maintenance_margin": f.amt(mm),
                     "open_buy_size": f.sz(m, e.buy_lots), "open_sell_size": f.sz(m, e.sell_lots),
-                    "open_orders": e.orders})
+                    "open_orders": e.orders, "adl": adl})
     return out
 
 

@@ -23,23 +23,24 @@ market, ascending market id):
        F8 = P + clamp(I - P, -clamp_8h, +clamp_8h)       (the 8-hour rate)
        rate = F8 x window_ms / 8 h                        (toward zero; F8 / 8 hourly)
        rate = clamp(rate, -cap, +cap), cap = max_rate_per_hour x window_ms / 1 h
-   Each account with a position of s lots (signed, long > 0) pays
-       s x lot_size x o / 10^base_decimals x rate / RATE_SCALE   quote quantums
-   (longs pay shorts when the rate is positive), rounded for the protocol: a payer's debit is
-   rounded up, a receiver's credit down (one ceiling division of the signed amount). Open
-   interest long = short, so the debits sum to a remainder in [0, accounts): it goes to the
-   insurance fund (state.insurance). Balances change only through the ledger; positions and
-   entry prices do not change. Accounts are visited in ascending address order.
+   What one long lot pays in the window,
+       dI = lot_size x o x rate x INDEX_SCALE / (10^base_decimals x RATE_SCALE)
+   (toward zero), is added to the market's funding index (state.funding_index): no account is
+   visited. A position of s lots (long > 0) then owes ceil(s x (index - its entry's index) /
+   INDEX_SCALE) quote quantums (longs pay shorts when the rate is positive; payers pay the
+   ceiling, receivers receive the floor): it counts in equity at once and is settled into the
+   quote balance, against the funding pool, the next time the account is touched. Positions
+   and entry prices do not change.
 
-Events: one `funding_payment` per non-zero payment (`account`, `market`, `rate`, `amount`:
-what the account received, negative when it paid) and one `funding` per market and settled
-window (`market`, `time_ms`, `rate`, `rate_8h`, `premium`, `oracle`, `payments`,
-`insurance`). The last HISTORY_LEN settlements are kept per market at
+Events: one `funding` per market and settled window (`market`, `time_ms`, `rate`, `rate_8h`,
+`premium`, `oracle`, `index`); a `funding_payment` (`account`, `market`, `size`, `amount`:
+what the account received, negative when it paid) whenever a position's dues are settled
+(state.ledger). The last HISTORY_LEN settlements are kept per market at
 `funding/<id:4><seq:8>` (the `funding_history` query).
 
 The accumulator changes every block and moves nothing but a future rate, so it is a price
-record for the mempool (state.machine.PRICE_RECORDS); a settlement block writes balances and so
-forces the mempool's recheck.
+record for the mempool (state.machine.PRICE_RECORDS); a settlement block moves every
+position's equity (the index) and so forces the mempool's recheck.
 """
 
 from typing import NamedTuple
@@ -47,20 +48,19 @@ from typing import NamedTuple
 from state.amounts import format_amount
 from state.book import Side
 from state.codec import encode, load
-from state.errors import TxError
+from state import constants as C, funding_index as FI
+from state.errors import Code, TxError
 from state.events import Event
-from state.insurance import INSURANCE_FUND
 from state.kv import KVView, Overlay
 from state.mark import impact_price
 from state.markets import (PERP, RATE_SCALE, FundingParams, Market, funding_params,
                            list_markets)
 from state import oracle
-from state.positions import iter_accounts
 from state.scope import Scope, SubTransaction
 
 P_PREMIUM = b"premium/"   # + market id:4 -> Accumulator fields
 P_HISTORY = b"funding/"   # + market id:4 + seq:8 -> [time_ms, rate, rate_8h, premium, oracle,
-#                                                    payments, insurance]
+#                                                    index]
 HISTORY_LEN = 720         # settlements kept per market (30 days of hourly funding)
 HOUR_MS = 3_600_000
 EIGHT_HOURS_MS = 8 * HOUR_MS
@@ -118,13 +118,6 @@ def window_rate(f8: int, window_ms: int, p: FundingParams) -> int:
     return _clamp(_div0(f8 * window_ms, EIGHT_HOURS_MS), -cap, cap)
 
 
-def debit(size_lots: int, m: Market, oracle_px: int, rate: int) -> int:
-    """What an account with `size_lots` pays (negative: receives), in quote quantums, rounded
-    up: payers pay the ceiling, receivers receive the floor."""
-    num = size_lots * m.lot_size * oracle_px * rate
-    return -((-num) // (m.base_scale * RATE_SCALE))
-
-
 def advance(acc: Accumulator, now_ms: int, interval_ms: int) -> tuple[Window | None,
                                                                        Accumulator]:
     """Carry the last sample up to `now_ms`; split off the window that ended, if one did.
@@ -172,8 +165,7 @@ class Settlement(NamedTuple):
     rate_8h: int
     premium: int
     oracle_px: int
-    payments: int
-    insurance: int
+    index: int              # the market's funding index after this window (state.funding_index)
 
 
 def history(view: KVView, market_id: int) -> list[Settlement]:
@@ -189,52 +181,33 @@ def _record(view: Overlay, market_id: int, seq: int, s: Settlement) -> None:
 
 # -- the block step ---------------------------------------------------------------------------
 
-class _Positions:
-    """Every account's position sizes per market, read once per block on first need (funding
-    changes balances only, so one read serves every market of the block)."""
-
-    def __init__(self, view: KVView):
-        self.view = view
-        self.by_market: dict[int, list[tuple[bytes, int]]] | None = None
-
-    def of(self, market_id: int) -> list[tuple[bytes, int]]:
-        if self.by_market is None:
-            self.by_market = {}
-            for addr, acct in iter_accounts(self.view):  # ascending address
-                for mid, e in acct.entries.items():
-                    if e.size:
-                        self.by_market.setdefault(mid, []).append((addr, e.size))
-        return self.by_market.get(market_id, [])
-
-
 def end_block(view: Overlay, ctx) -> list[Event]:
     """Sample, accumulate and settle funding of every funded perp market (module docstring)."""
     params = funding_params(view)
     if not params:
         return []
     events: list[Event] = []
-    positions = _Positions(view)
     for m in list_markets(view):
         p = params.get(m.id)
         if p is None or m.kind != PERP:
             continue
         try:
             with SubTransaction(view, ctx) as scope:
-                _market_step(scope, m, p, positions)
-        except TxError as e:  # a balance would leave int64: the market's step is dropped
+                _market_step(scope, m, p)
+        except TxError as e:  # the index would leave int64: the market's step is dropped
             events.append(Event("funding_failed", (("market", m.symbol), ("log", e.log))))
             continue
         events += scope.events
     return events
 
 
-def _market_step(scope: Scope, m: Market, p: FundingParams, positions: _Positions) -> None:
+def _market_step(scope: Scope, m: Market, p: FundingParams) -> None:
     view, now = scope.view, scope.ctx.time_ms
     acc = read_accumulator(view, m.id) or Accumulator(now, 0, 0, None, now, 0)
     ended, acc = advance(acc, now, p.interval_ms)
     px = oracle.price(view, m.base)
     if ended is not None and px is not None:
-        _settle(scope, m, p, ended, px[0], acc.seq, positions.of(m.id))
+        _settle(scope, m, p, ended, px[0], acc.seq)
         acc = acc._replace(seq=acc.seq + 1)
     if px is not None:
         book = scope.book(m.id)
@@ -244,34 +217,21 @@ def _market_step(scope: Scope, m: Market, p: FundingParams, positions: _Position
     put_accumulator(view, m.id, acc)
 
 
-def _settle(scope: Scope, m: Market, p: FundingParams, w: Window, oracle_px: int, seq: int,
-            holders: list[tuple[bytes, int]]) -> None:
-    """Pay one window's funding (module docstring, step 3)."""
+def _settle(scope: Scope, m: Market, p: FundingParams, w: Window, oracle_px: int,
+            seq: int) -> None:
+    """Settle one window's funding into the market's index (module docstring, step 3)."""
     prem = average_premium(w)
     f8 = rate_8h(prem, p)
     rate = window_rate(f8, w.end_ms - w.start_ms, p)
-    quote, dec = scope.quote, scope.quote_decimals
-    rate_text = format_amount(rate, RATE_DECIMALS)
-    total = paid = 0
-    # debit(size, m, oracle_px, rate) with its factors taken out of the loop
-    per_lot, den = m.lot_size * oracle_px * rate, m.base_scale * RATE_SCALE
-    credit, append, market = scope.ledger.credit, scope.events.append, ("market", m.symbol)
-    rate_attr = ("rate", rate_text)
-    for addr, size in holders if rate else ():
-        d = -((-size * per_lot) // den)
-        if d == 0:
-            continue
-        credit(addr, quote, -d)
-        total += d
-        paid += 1
-        append(Event("funding_payment", (("account", addr.hex()), market, rate_attr,
-                                         ("amount", format_amount(-d, dec)))))
-    scope.ledger.credit(INSURANCE_FUND, quote, total)
-    s = Settlement(w.end_ms, rate, f8, prem, oracle_px, paid, total)
-    _record(scope.view, m.id, seq, s)
+    index = FI.current(scope.view, m.id) + FI.step(m, oracle_px, rate)
+    if not -C.MAX_INT64 <= index <= C.MAX_INT64:
+        raise TxError(Code.BALANCE_OVERFLOW, f"{m.symbol}'s funding index would leave the "
+                      "int64 range")
+    FI.put(scope.view, m.id, index)
+    _record(scope.view, m.id, seq, Settlement(w.end_ms, rate, f8, prem, oracle_px, index))
     scope.events.append(Event("funding", (
-        ("market", m.symbol), ("time_ms", str(w.end_ms)), ("rate", rate_text),
+        ("market", m.symbol), ("time_ms", str(w.end_ms)),
+        ("rate", format_amount(rate, RATE_DECIMALS)),
         ("rate_8h", format_amount(f8, RATE_DECIMALS)),
         ("premium", format_amount(prem, RATE_DECIMALS)),
-        ("oracle", format_amount(oracle_px, dec)), ("payments", str(paid)),
-        ("insurance", format_amount(total, dec)))))
+        ("oracle", format_amount(oracle_px, scope.quote_decimals)), ("index", str(index)))))

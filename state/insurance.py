@@ -4,8 +4,7 @@ What this module owns
 ---------------------
 `INSURANCE_FUND`, the fund's address: sha256 of a fixed label, so no key signs for it. It
 receives liquidation fees (state.liquidation) and takes over, at the bankruptcy price, what
-the book cannot absorb or an account below the backstop threshold still holds; funding
-(state.funding) credits it the rounding remainders of its payments. Its balance is an ordinary
+the book cannot absorb or an account below the backstop threshold still holds. Its balance is an ordinary
 quote balance (state.ledger); its positions an ordinary clearing record, never liquidated.
 """
 

@@ -28,6 +28,9 @@ The invariants, in the order they are checked (the names are `InvariantViolation
                         markets hold no position
     positions_net_zero  per perp market, long lots == short lots
     pool_balance        the perp settlement pool's quote balance == -(sum of cost bases * q)
+    funding_pool        the funding pool's quote balance plus what every position owes in
+                        funding not yet settled (state.funding_index) is >= 0: the protocol
+                        keeps the rounding and never owes more than it holds
     money_conserved     per asset, the sum of every balance (accounts, pool, fee account, ...)
                         equals the asset's supply
 """
@@ -37,7 +40,9 @@ from state.book import OrderBook, Side
 from state.books import Books
 from state.derived import DerivedCache
 from state.kv import KVView
-from state.markets import PERP, Market, list_markets
+from state.funding_index import FUNDING_POOL
+from state.margin import funding_owed
+from state.markets import PERP, Market, funding_params, list_markets
 from state.positions import iter_accounts
 from state.settlement import POOL
 
@@ -87,6 +92,7 @@ def check_invariants(view: KVView, books: dict[int, OrderBook] | None = None) ->
     accts = dict(iter_accounts(view))
     _check_aggregates(accts, resting, waiting)
     _check_pool(view, _check_positions(markets, accts))
+    _check_funding_pool(view, accts)
     _check_money(view)
 
 
@@ -289,6 +295,17 @@ def _check_pool(view: KVView, bases_q: int) -> None:
     if pool != -bases_q:
         _fail("pool_balance", f"pool {POOL.hex()}", f"holds {pool} {quote} quantums; "
               f"-(sum of cost bases * q) is {-bases_q}")
+
+
+def _check_funding_pool(view: KVView, accts: dict) -> None:
+    funded = funding_params(view)
+    owed = sum(funding_owed(view, e) for addr in sorted(accts)
+               for mid, e in sorted(accts[addr].entries.items()) if e.size and mid in funded)
+    quote = params.quote_asset(view)
+    pool = ledger.balance(view, FUNDING_POOL, quote)
+    if pool + owed < 0:
+        _fail("funding_pool", f"pool {FUNDING_POOL.hex()}", f"holds {pool} {quote} quantums "
+              f"and positions owe {owed}: {-(pool + owed)} short")
 
 
 def _all_balances(view: KVView) -> dict[str, int]:

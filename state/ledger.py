@@ -15,18 +15,25 @@ Every account a Ledger loads is written back by `flush`, changed or not (an acco
 record is deleted again): which keys a block writes is part of its app hash, so what a rule
 loads is part of the rule. A zero credit is no credit.
 
+Loading an account into a Ledger first settles what its positions owe in funding
+(state.funding_index) into its quote balance, against the funding pool, with one
+`funding_payment` event per position that paid or received; `flush` stamps every entry of a
+funded market with the market's current index, so a position opened meanwhile starts there.
+
 Values stay decoded in overlays (state.kv: an int or a list stands for its encoding), and an
 Account written by `flush` is handed back to the next `Ledger.account` of the same root
 without decoding while the record it was written as is still the one the view holds
 (state.derived rule 3: a stored list is never mutated, every write is a new object).
 """
 
-from state import constants as C
+from state import constants as C, funding_index as FI, params
 from state.amounts import format_amount
 from state.codec import load
 from state.derived import derived_of
 from state.errors import Code, TxError
+from state.events import Event
 from state.kv import KVView, Overlay
+from state.markets import funding_params, get as get_market
 from state.positions import P_CLEARING, Account, account_from_stored, get_stored
 
 P_BAL = b"acct/bal/"
@@ -88,24 +95,49 @@ def move(view: Overlay, src: bytes, dst: bytes, asset: str, amount: int, decimal
 class Ledger:
     """One sub-transaction's accounts and pending balance changes (see the module docstring)."""
 
-    __slots__ = ("view", "published", "accounts", "deltas")
+    __slots__ = ("view", "published", "accounts", "deltas", "events", "funded")
 
-    def __init__(self, view: Overlay, published: dict | None = None):
+    def __init__(self, view: Overlay, published: dict | None = None,
+                 events: list | None = None):
         self.view = view
         self.published = derived_of(view).published if published is None else published
         self.accounts: dict[bytes, Account] = {}
         self.deltas: dict[tuple[bytes, str], int] = {}
+        self.events = [] if events is None else events
+        self.funded = funding_params(view)  # market id -> FundingParams (decoded once)
 
     def account(self, addr: bytes) -> Account:
-        """The account's clearing record, loaded once (written back by `flush`)."""
+        """The account's clearing record, loaded once (written back by `flush`), with what
+        its positions owed in funding settled."""
         a = self.accounts.get(addr)
         if a is None:
             stored = get_stored(self.view, addr)
             hit = self.published.pop(addr, None)
             a = hit[1] if hit is not None and hit[0] is stored else \
                 account_from_stored(addr, stored)
+            if self.funded and addr != FI.FUNDING_POOL:
+                self._settle_funding(a)
             self.accounts[addr] = a
         return a
+
+    def _settle_funding(self, acct: Account) -> None:
+        """Move what each funded position owes (state.funding_index) between the account's
+        quote balance and the funding pool; each entry then starts from the current index."""
+        view, quote = self.view, None
+        for mid in sorted(acct.entries):
+            if mid not in self.funded:
+                continue
+            e = acct.entries[mid]
+            now = FI.current(view, mid)
+            if e.size and e.funding_index != now:
+                owed = FI.owed(e.size, now - e.funding_index)
+                if owed:
+                    quote = quote or params.quote_asset(view)
+                    self.credit(acct.addr, quote, -owed)
+                    self.credit(FI.FUNDING_POOL, quote, owed)
+                    self.events.append(_payment_event(view, acct.addr, mid, e.size, -owed,
+                                                      quote))
+            e.funding_index = now
 
     def credit(self, addr: bytes, asset: str, amount: int) -> None:
         """Add `amount` (signed) to the account's balance at `flush`."""
@@ -123,6 +155,10 @@ class Ledger:
         view = self.view
         published = self.published
         for addr, acct in self.accounts.items():
+            if self.funded:
+                for mid, e in acct.entries.items():
+                    if mid in self.funded:
+                        e.funding_index = FI.current(view, mid)
             stored = acct.to_stored()
             if stored is None:
                 view.delete(P_CLEARING + addr)
@@ -138,3 +174,12 @@ class Ledger:
             _put_balance(view, key, delta + (0 if raw is None else raw if type(raw) is int
                                              else load(raw)))
         self.deltas = {}
+
+
+def _payment_event(view: KVView, addr: bytes, market_id: int, size_lots: int, amount: int,
+                   quote: str) -> Event:
+    m = get_market(view, market_id)
+    return Event("funding_payment", (
+        ("account", addr.hex()), ("market", m.symbol),
+        ("size", format_amount(size_lots * m.lot_size, m.base_decimals)),
+        ("amount", format_amount(amount, params.asset_decimals(view, quote)))))

@@ -105,7 +105,8 @@ def check_account(view: Overlay, ctx, p: LiquidationParams, idx: HolderIndex,
         if view.get(key) is not None:
             view.delete(key)
         quote = params.quote_asset(view)
-        idx.note_checked(addr, s, len(acct.entries) + len(collateral(view)),
+        # (one quantum of rounding per position for its value, one for its funding owed)
+        idx.note_checked(addr, s, 2 * len(acct.entries) + len(collateral(view)),
                          s.collateral - ledger.balance(view, addr, quote))
         return []
     try:

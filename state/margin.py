@@ -5,7 +5,8 @@ What this module owns
 The arithmetic of cross margin, read-only (it never writes):
 
 * equity = quote balance + sum over other collateral assets of balance * oracle price *
-  collateral weight + sum over perp positions of (size * mark - cost basis).
+  collateral weight + sum over perp positions of (size * mark - cost basis) - what the
+  positions owe in funding not yet settled (state.funding_index; counted as collateral).
 * maintenance margin of a position of notional n (at mark) = ceil((n * mmr_k - deduction_k) /
   PPM) for its tier k (state.markets), continuous in n.
 * initial margin of a position = max(ceil(n / leverage), 2 * MM(n)): the account's chosen
@@ -20,11 +21,11 @@ that set requirements round up.
 
 from typing import NamedTuple
 
-from state import ledger, constants as C, params
+from state import ledger, constants as C, funding_index as FI, params
 from state.codec import load
 from state.derived import load_memo
 from state.kv import KVView
-from state.markets import PERP, SPOT, Market, collateral, get as get_market
+from state.markets import PERP, SPOT, Market, collateral, funding_params, get as get_market
 from state.oracle import price
 from state.positions import Account
 
@@ -88,6 +89,11 @@ class Summary(NamedTuple):
         return self.equity - self.initial_margin
 
 
+def funding_owed(view: KVView, e) -> int:
+    """What the position of entry `e` owes in funding not yet settled (negative: is owed)."""
+    return FI.owed(e.size, FI.current(view, e.market) - e.funding_index)
+
+
 def collateral_value(view: KVView, addr: bytes, quote: str | None = None) -> int:
     return ledger.balance(view, addr, quote or params.quote_asset(view)) + \
         _other_collateral(view, addr)
@@ -140,6 +146,7 @@ def summary(view: KVView, acct: Account, quote: str | None = None) -> Summary:
     caller already knows it)."""
     coll = collateral_value(view, acct.addr, quote)
     upnl = im = mm = notional = 0
+    funded = funding_params(view)
     for mid in sorted(acct.entries):
         e = acct.entries[mid]
         if not (e.size or e.buy_lots or e.sell_lots):
@@ -150,6 +157,8 @@ def summary(view: KVView, acct: Account, quote: str | None = None) -> Summary:
         px = mark_price(view, m)
         if px is None:
             continue  # unreachable for an open position: trading needs an oracle price
+        if e.size and mid in funded:
+            coll -= funding_owed(view, e)
         u, i, mmr, n = market_requirements(m, e, px)
         upnl += u
         im += i

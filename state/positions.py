@@ -4,7 +4,8 @@ What this module owns
 ---------------------
 One record per account at `clr/<addr32>`:
 
-    [[[market, size_lots, entry_tl, leverage, buy_lots, buy_tl, sell_lots, sell_tl, orders], ...],
+    [[[market, size_lots, entry_tl, leverage, buy_lots, buy_tl, sell_lots, sell_tl, orders
+       (, funding_index)], ...],
      [[day, volume_quantums], ...]]
 
 * `size_lots` is signed (long > 0). `entry_tl` is the signed cost basis in tick-lots
@@ -14,6 +15,8 @@ One record per account at `clr/<addr32>`:
 * `buy_lots`/`buy_tl`, `sell_lots`/`sell_tl`: totals of the account's resting orders on the
   market (remaining lots and lots*price), so the margin check counts open orders at their worst
   case without walking them; `orders` counts resting and waiting trigger orders.
+* `funding_index`: the market's funding index at which the position last settled
+  (state.funding_index); stored only for an open position on a market whose index is not 0.
 * The volume list holds one bucket per day (block time // DAY_MS) of maker + taker notional,
   at most FEE_VOLUME_DAYS + 1 of them, ascending.
 
@@ -47,10 +50,14 @@ class Entry:
     sell_lots: int = 0
     sell_tl: int = 0
     orders: int = 0
+    funding_index: int = 0   # the market's funding index the position last settled at
 
     def to_stored(self) -> list:
-        return [self.market, self.size, self.entry_tl, self.leverage, self.buy_lots,
-                self.buy_tl, self.sell_lots, self.sell_tl, self.orders]
+        out = [self.market, self.size, self.entry_tl, self.leverage, self.buy_lots,
+               self.buy_tl, self.sell_lots, self.sell_tl, self.orders]
+        if self.size and self.funding_index:
+            out.append(self.funding_index)
+        return out
 
     def empty(self) -> bool:
         return not (self.size or self.entry_tl or self.leverage or self.buy_lots or

@@ -12,15 +12,18 @@ date from the accounts whose records the block wrote, then the liquidation step 
 `candidates` are, as a sorted list of addresses (a stable key, never hash order):
 * accounts whose clearing record or a balance the block wrote (they traded, were filled,
   transferred, paid or received funding);
-* the holders of every perp market whose mark price moved (all markets when the oracle price of
-  a collateral asset moved: it moves every holder's equity);
+* the holders of every perp market whose mark price moved or whose funding index a settlement
+  moved (all markets when the oracle price of a collateral asset moved: it moves every
+  holder's equity);
 * `extra`: accounts whose liquidation is in progress (state.liquidation).
 
 The safety band (speed only; it never changes which accounts are liquidated)
 -----------------------------------------------------------------------------
 A candidate whose last full check found it healthy may skip the check while the marks cannot
 have moved enough to bring it under maintenance margin. Per block, R = max over perp markets
-and collateral oracle prices of ceil(|price - previous| * PPM / previous); the index keeps the
+and collateral oracle prices of ceil(|price - previous| * PPM / previous) (for a market, plus
+what a funding settlement charged one lot in ppm of its notional at the mark: funding moves
+equity as a mark move of that size would); the index keeps the
 running product G = ceil(G * (PPM + R) / PPM). An account's equity - MM can fall by at most
 2 * N0 * (G / G0 - 1) since a check at G0 where N0 was its gross notional at mark plus the
 weighted value of its non-quote collateral (equity moves by at most their move, MM by at most
@@ -35,6 +38,7 @@ accounts, because a skipped account is provably above maintenance margin.
 from state import constants as C
 from state.codec import load
 from state.derived import derived_of
+from state.funding_index import INDEX_SCALE, P_FINDEX
 from state.kv import KVView, Overlay
 from state.ledger import P_BAL
 from state.margin import P_MARK
@@ -161,22 +165,48 @@ def _committed(view: Overlay):
 def price_moves(view: Overlay) -> tuple[list[int], int | None]:
     """(perp markets whose holders' equity may have moved, the largest relative move of a mark
     or a collateral asset's oracle price in ppm of the previous one, rounded up; None when a
-    price is new). A collateral price move counts for every perp market."""
+    price is new). A collateral price move counts for every perp market. A funding settlement
+    (state.funding_index) counts as a further move of its market's mark by what one lot paid,
+    in ppm of a lot's notional at the mark."""
     base = _committed(view)
-    perps = [m.id for m in list_markets(view) if m.kind == PERP]
+    perps = [m for m in list_markets(view) if m.kind == PERP]
     moved: list[int] = []
     worst: int | None = 0
-    keys = [(P_MARK + mid.to_bytes(4, "big"), (mid,)) for mid in perps]
-    keys += [(P_PRICE + sym.encode(), tuple(perps)) for sym, _ in collateral(view)]
-    for k, markets in keys:
+    keys = [(P_MARK + m.id.to_bytes(4, "big"), (m.id,), _funding_move(view, base, m))
+            for m in perps]
+    keys += [(P_PRICE + sym.encode(), tuple(m.id for m in perps), 0)
+             for sym, _ in collateral(view)]
+    for k, markets, funded in keys:
         now, before = _price_of(view.get(k)), _price_of(base.get(k))
-        if now == before:
+        if now == before and not funded:
             continue
         moved.extend(markets)
-        move = None if before is None or now is None else \
+        move = 0 if now == before else None if before is None or now is None else \
             -(-abs(now - before) * C.PPM // before)
+        move = None if move is None or funded is None else move + funded
         worst = None if worst is None or move is None else max(worst, move)
     return sorted(dict.fromkeys(moved)), worst
+
+
+def _funding_move(view: Overlay, base, m) -> int | None:
+    """The block's funding settlement on market `m` as a move of its mark in ppm, rounded up
+    (0: none; None: no mark to measure it by)."""
+    k = P_FINDEX + m.id.to_bytes(4, "big")
+    now, before = view.get(k), base.get(k)
+    if now == before:
+        return 0
+    delta = abs(_index_of(now) - _index_of(before))
+    mark = _price_of(view.get(P_MARK + m.id.to_bytes(4, "big")))
+    if not delta:
+        return 0
+    if not mark:
+        return None
+    # |dI| / INDEX_SCALE quantums per lot, over a lot's notional lot * mark / base_scale
+    return -(-delta * C.PPM * m.base_scale // (INDEX_SCALE * m.lot_size * mark))
+
+
+def _index_of(raw) -> int:
+    return 0 if raw is None else raw if type(raw) is int else load(raw)
 
 
 def _price_of(raw) -> int | None:

@@ -37,8 +37,8 @@ class Scope:
         derived: Derived = derived_of(view)
         self.derived = derived
         self.books = derived.books
-        self.ledger = Ledger(view, derived.published)
         self.events: list = []
+        self.ledger = Ledger(view, derived.published, self.events)
         self.today = ctx.time_ms // C.DAY_MS
         self.quote, self.quote_decimals = derived.param("quote", _quote, view)
 

@@ -1,16 +1,20 @@
-"""Funding (state/funding.py): the rate formula against hand-computed Hyperliquid examples, time
-weighting, payments and their rounding, conservation, genesis parameters, and a chain of
-blocks spanning several funding intervals."""
+"""Funding (state/funding.py, state/funding_index.py): the rate formula against hand-computed
+Hyperliquid examples, time weighting, the index and the rounding of what a position owes,
+settlement when an account is touched, conservation, genesis parameters, and a chain of blocks
+spanning several funding intervals."""
 
 import dataclasses
 
 import pytest
 
-from state import funding as F, ledger
+from state import funding as F, funding_index as FI, ledger
 from state.amounts import parse_amount
 from state.errors import InvalidBlock
 from state.genesis import genesis_writes
+from state.funding_index import FUNDING_POOL
 from state.insurance import INSURANCE_FUND
+from state.margin import summary
+from state.positions import load_account
 from state.markets import DEFAULT_FUNDING, RATE_SCALE, FundingParams, market_from_spec
 from tests.chain_helpers import (BTC_LOT, BTC_PERP, BTC_PERP_SPEC, BTC_SPOT, GENESIS_MS, PRICE,
                                  Chain, action, key, oracle_tx,
@@ -40,7 +44,12 @@ def test_hyperliquid_docs_example():
     assert f8 == pct("0.95")
     rate = F.window_rate(f8, HOUR, P)
     assert rate == pct("0.11875")
-    assert F.debit(10 * BTC // BTC_LOT, M, 10_000 * PRICE, rate) == 118_750_000
+    assert debit(10 * BTC // BTC_LOT, 10_000 * PRICE, rate) == 118_750_000
+
+
+def debit(size_lots: int, oracle_px: int, rate: int) -> int:
+    """What a position owes for one window at `rate`, through the index."""
+    return FI.owed(size_lots, FI.step(M, oracle_px, rate))
 
 
 @pytest.mark.parametrize("premium, f8", [
@@ -117,11 +126,17 @@ def test_a_gap_of_several_intervals_is_one_window_on_the_grid():
 
 def test_payers_round_up_receivers_round_down():
     o, rate = 60_000 * PRICE, 12_345        # 1 lot: 6 USDC x 12,345 ppb = 74.07 quantums
-    assert F.debit(1, M, o, rate) == 75      # the long pays 75
-    assert F.debit(-1, M, o, rate) == -74    # the short receives 74
-    assert F.debit(1, M, o, -rate) == -74    # negative rate: the long receives 74
-    assert F.debit(-1, M, o, -rate) == 75
-    assert F.debit(1, M, o, 0) == 0
+    assert FI.step(M, o, rate) == 74_070_000  # per lot, x INDEX_SCALE
+    assert debit(1, o, rate) == 75           # the long pays 75
+    assert debit(-1, o, rate) == -74         # the short receives 74
+    assert debit(1, o, -rate) == -74         # negative rate: the long receives 74
+    assert debit(-1, o, -rate) == 75
+    assert debit(1, o, 0) == 0
+    # the index step rounds toward zero at 10^-6 quantum per lot, both ways alike
+    assert FI.step(M, o + 1_000, rate) == 74_070_001  # 74,070,001.2345
+    assert FI.step(M, o + 1_000, -rate) == -74_070_001
+    # several windows are owed as one amount, rounded once
+    assert FI.owed(1, 3 * 74_070_000) == 223
 
 
 def test_genesis_funding_parameters_are_checked():
@@ -159,10 +174,24 @@ def usdc(chain, i):
     return ledger.balance(chain.kv, key(i).pub_key, "USDC")
 
 
+def touch(chain, *ks):
+    """A tx from each key that loads its account (set_leverage): what it owes is settled."""
+    n = chain.time_ms + 1_000
+    res = chain.block([action(k, n, "set_leverage", BTC_PERP, 20) for k in ks])
+    assert [r.code for r in res.tx_results] == [0] * len(ks)
+    return [dict(e.attrs) for r in res.tx_results for e in r.events
+            if e.type == "funding_payment"]
+
+
+def equity(chain, i):
+    return summary(chain.kv, load_account(chain.kv, key(i).pub_key)).equity
+
+
 def test_funding_over_two_intervals_through_blocks():
     chain = Chain(funding_genesis())
     open_positions(chain)                          # t = G + 1 s
     before = [usdc(chain, i) for i in range(3)]
+    eq_before = [equity(chain, i) for i in range(3)]
     events = []
     for _ in range(6):                             # to G + 2 h + 1 s, 20 minutes a block
         events += chain.block([], dt_ms=1_200_000).block_events
@@ -173,18 +202,26 @@ def test_funding_over_two_intervals_through_blocks():
     assert dict(fund[0].attrs)["premium"] == "0.005"
     assert dict(fund[0].attrs)["rate_8h"] == "0.0045"
     assert dict(fund[1].attrs)["time_ms"] == str(chain.time_ms - 1_000)
-    pays = [dict(e.attrs) for e in events if e.type == "funding_payment"]
-    assert [(p["account"], p["amount"]) for p in pays] == sorted([
-        (key(0).pub_key.hex(), "-33.75"), (key(1).pub_key.hex(), "33.75")]) * 2
+    # a lot pays $0.003375 an hour: the index is 2 x 3,375 quantums x 10^6
+    assert [dict(e.attrs)["index"] for e in fund] == ["3375000000", "6750000000"]
+    # nobody was touched: no balance moved, but equity counts what is owed at once
+    assert not [e for e in events if e.type == "funding_payment"]
+    assert [usdc(chain, i) for i in range(3)] == before
+    assert equity(chain, 0) - eq_before[0] == -2 * 33_750_000
+    assert equity(chain, 1) - eq_before[1] == 2 * 33_750_000
+    pays = touch(chain, key(0), key(1), key(2))
+    assert [(p["account"], p["size"], p["amount"]) for p in pays] == [
+        (key(0).pub_key.hex(), "1", "-67.5"), (key(1).pub_key.hex(), "-1", "67.5")]
     assert usdc(chain, 0) - before[0] == -2 * 33_750_000
     assert usdc(chain, 1) - before[1] == 2 * 33_750_000
     assert usdc(chain, 2) == before[2]             # no position, no funding
-    assert ledger.balance(chain.kv, INSURANCE_FUND, "USDC") == 0
+    assert ledger.balance(chain.kv, FUNDING_POOL, "USDC") == 0
     assert [s.rate for s in F.history(chain.kv, BTC_PERP)] == [562_500, 562_500]
+    assert touch(chain, key(0), key(1)) == []      # settled once
     assert_conserved(chain)
 
 
-def test_payment_order_is_by_address_and_remainder_goes_to_the_fund():
+def test_the_protocol_keeps_the_rounding_in_the_funding_pool():
     chain = Chain(funding_genesis())
     # key 0 sells 0.003 BTC into key 2's bid, and the oracle moves to $60,000.07: payments
     # are no longer whole quantums
@@ -193,16 +230,32 @@ def test_payment_order_is_by_address_and_remainder_goes_to_the_fund():
     res = chain.block([order(key(0), nonce, BTC_PERP, False, 60_300 * PRICE, 3 * BTC_LOT * 10)]
                       + oracle_tx(nonce, [("BTC", 60_000 * PRICE + 70_000)]))
     assert {r.code for r in res.tx_results} == {0}
-    events = []
     for _ in range(3):
-        events += chain.block([], dt_ms=1_200_000).block_events
-    pays = [dict(e.attrs) for e in events if e.type == "funding_payment"]
-    assert [p["account"] for p in pays] == sorted(p["account"] for p in pays)
-    total = sum(quantums(p["amount"]) for p in pays)
-    fund = ledger.balance(chain.kv, INSURANCE_FUND, "USDC")
+        chain.block([], dt_ms=1_200_000)
+    pays = touch(chain, key(0), key(1), key(2))
     assert len(pays) == 3
-    assert -total == fund and 0 < fund < len(pays)   # payers rounded up, receivers down
+    total = sum(quantums(p["amount"]) for p in pays)
+    pool = ledger.balance(chain.kv, FUNDING_POOL, "USDC")
+    assert -total == pool and 0 < pool < len(pays)   # payers rounded up, receivers down
     assert_conserved(chain)
+
+
+def test_a_trade_settles_what_is_owed_before_the_position_changes():
+    chain = Chain(funding_genesis())
+    open_positions(chain)
+    chain.block(oracle_tx(chain.time_ms + HOUR, [("BTC", 60_000 * PRICE)]), dt_ms=HOUR)
+    n = chain.time_ms + 1_000                      # one window passed: the long owes $33.75
+    # key 0 sells 0.05 BTC into key 2's bid at $60,300: first pays the $33.75 on the whole
+    # position, then the 0.95 BTC left starts from the new index
+    res = chain.block([order(key(0), n, BTC_PERP, False, 60_300 * PRICE, BTC // 20, tif=1)])
+    assert res.tx_results[0].code == 0, res.tx_results[0].log
+    evs = [(e.type, dict(e.attrs)) for e in res.tx_results[0].events]
+    assert evs[0] == ("funding_payment", {"account": key(0).pub_key.hex(), "market": "BTC-USD",
+                                          "size": "1", "amount": "-33.75"})
+    assert load_account(chain.kv, key(0).pub_key).entries[BTC_PERP].funding_index == \
+        3_375_000_000
+    chain.block(oracle_tx(chain.time_ms + HOUR, [("BTC", 60_000 * PRICE)]), dt_ms=HOUR)
+    assert touch(chain, key(0))[0]["amount"] == "-32.0625"   # 0.95 x $33.75
 
 
 def quantums(text: str) -> int:
@@ -249,8 +302,10 @@ def test_three_intervals_with_a_known_premium_series():
     assert got == [("0.0005625", "0.005", "0.0045"),
                    ("-0.000145833", "-0.001666666", "-0.001166666"),
                    ("0.0000125", "0", "0.0001")]
+    [paid, _] = touch(chain, key(0), key(1))
+    assert paid["amount"] == "-25.75002"
     assert usdc(chain, 0) - long0 == -33_750_000 + 8_749_980 - 750_000
-    assert ledger.balance(chain.kv, INSURANCE_FUND, "USDC") == 0
+    assert ledger.balance(chain.kv, FUNDING_POOL, "USDC") == 0
     assert_conserved(chain)
 
 
@@ -316,6 +371,7 @@ def test_funding_history_rpc():
     assert [h["rate"] for h in out["history"]] == ["0.0005625"]
     assert out["history"][0]["time_ms"] == str(GENESIS_MS + 2 * HOUR)
     assert out["history"][0]["oracle_price"] == "60000"
+    assert out["history"][0]["index"] == out["index"] == "6750000000"
     assert out["current"]["window_start_ms"] == str(GENESIS_MS + 2 * HOUR)
     assert out["current"]["last_premium"] == "0.005"
     both = trio.run(funding_history, app, {0: '"1"'})["history"]

@@ -10,6 +10,7 @@ from state.insurance import INSURANCE_FUND
 from state.kv import MemoryKV
 from state.liquidation import P_ACTIVE, P_LOG, bankruptcy_ticks
 from state.liquidation_params import default_params
+from state.markets import RATE_SCALE, FundingParams
 from state.markets import get as get_market
 from state.positions import iter_accounts, load_account
 from tests.chain_helpers import (BTC_LOT, BTC_PERP, PRICE, USDC, Chain, key, oracle_tx, order,
@@ -27,12 +28,14 @@ def lots(btc_tenths_of_thousand: int) -> int:
 class L:
     """A chain with chosen balances and liquidation parameters, plus a nonce source."""
 
-    def __init__(self, balances: dict, liquidation=None, warm: bool = False, fund: int = 0):
+    def __init__(self, balances: dict, liquidation=None, warm: bool = False, fund: int = 0,
+                 funding=()):
         g = trading_genesis(0)
         bals = [(k.pub_key, "USDC", usd * USDC) for k, usd in balances.items()]
         if fund:
             bals.append((INSURANCE_FUND, "USDC", fund * USDC))
-        g = dataclasses.replace(g, balances=tuple(bals), liquidation=liquidation)
+        g = dataclasses.replace(g, balances=tuple(bals), liquidation=liquidation,
+                                funding=funding)
         self.c = Chain(g, warm=warm)
         self.n = itertools.count(self.c.time_ms)
         self.results = []
@@ -117,6 +120,20 @@ def test_oracle_move_liquidates_in_the_book():
     assert t.size(A) == 0 and t.size(C) == 5_000
     assert t.bal(BYSTANDER) == 5_000 * USDC
     assert t.c.kv.get(P_ACTIVE + A.pub_key) is None  # done: no longer in progress
+
+
+def test_positions_show_the_liquidation_price_the_chain_then_keeps():
+    t = L({A: 1_000, B: 100_000, C: 100_000})
+    open_long(t)
+    # 986.5 - 30,000 + 0.5 P = 1% of 0.5 P -> P = 29,013.5 / 0.495 = 58,613.1313... (rounded up)
+    [pos] = _rpc(t, "positions", address=A.pub_key.hex())["positions"]
+    assert pos["liquidation_price"] == "58613.131314"
+    assert pos["adl"] == {"rank": 1, "queue_size": 1, "percentile": 100}
+    [short] = _rpc(t, "positions", address=B.pub_key.hex())["positions"]
+    # B (maker fee 4.5): 99,995.5 + 30,000 - 0.5 P = 1% of 0.5 P -> P = 129,995.5 / 0.505
+    assert short["liquidation_price"] == "257416.831683"
+    assert not evs(t.oracle(58_614), "liquidation") and t.size(A) == 5_000
+    assert evs(t.oracle(58_613), "liquidation")
 
 
 def test_orders_are_cancelled_first():
@@ -357,3 +374,27 @@ def test_genesis_json_liquidation_section():
         doc["app_state"]["liquidation"] = bad
         with pytest.raises(GenesisError, match=words):
             parse_genesis(doc)
+
+
+def _funding_drain(warm: bool):
+    """A long whose mark never moves while funding at 100% / 8 h, settled every minute, eats
+    its equity: only the funding index moves (state.risk_index counts it as a mark move)."""
+    f = FundingParams(60_000, RATE_SCALE, RATE_SCALE, RATE_SCALE)
+    t = L({A: 1_000, B: 100_000, C: 100_000}, warm=warm, funding=((BTC_PERP, f),))
+    open_long(t)
+    hashes, liquidated_at = [], None
+    for i in range(20):
+        res = t.oracle(60_000, dt_ms=60_000)
+        hashes.append(res.app_hash)
+        if liquidated_at is None and evs(res, "liquidation") + evs(res, "insurance_takeover"):
+            liquidated_at = i
+    return hashes, liquidated_at
+
+
+def test_funding_alone_brings_an_account_to_liquidation_warm_as_cold():
+    # 0.5 BTC at $60,000 pays 100% / 8 h of $30,000 = $62.5 a minute; equity 986.5 falls
+    # under MM 300 after 11 settlements
+    cold, at = _funding_drain(warm=False)
+    warm, at_warm = _funding_drain(warm=True)
+    assert at is not None and at == at_warm and 10 <= at <= 12
+    assert warm == cold
