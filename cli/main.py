@@ -235,7 +235,8 @@ def cmd_localnet_up(a) -> None:
     try:
         entries = up(Path(a.dir), a.n, a.base_port, timeout_commit=a.timeout_commit,
                      feeders=not a.no_feeders,
-                     prices_csv=Path(a.prices_csv) if a.prices_csv else None)
+                     prices_csv=Path(a.prices_csv) if a.prices_csv else None,
+                     future_minutes=a.future_minutes)
     except (LocalnetError, FileExistsError) as e:
         fail(str(e))
     for e in entries:
@@ -347,6 +348,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="pause after each commit: the idle block interval")
     s.add_argument("--prices-csv", help="oracle prices for the feeders (see localnet/feeder.py)")
     s.add_argument("--no-feeders", action="store_true", help="start no price feeders")
+    s.add_argument("--future-minutes", type=int, default=None,
+                   help="a new localnet also lists BTC-FUT, a dated future expiring this many "
+                        "minutes after genesis")
     s.set_defaults(fn=cmd_localnet_up)
     s = ln.add_parser("status", help="height, app hash and RPC URL of each node")
     s.add_argument("--dir", default=".localnet")

@@ -24,6 +24,7 @@ import httpx
 
 from localnet.feeder import start_feeder
 from localnet.network import NodeSpec, build_network
+from node.genesis import future_market_json
 
 DEFAULT_DIR = Path(".localnet")
 DEFAULT_CHAIN_ID = "perpchain-localnet"
@@ -104,8 +105,9 @@ def load(d: Path) -> list[NodeEntry]:
 
 
 def create(d: Path, n: int, base_port: int, chain_id: str,
-           timeout_commit: str = "250ms", configure=None) -> list[NodeEntry]:
-    """`configure(cfg)`, if given, may adjust each node's Config before it is written."""
+           timeout_commit: str = "250ms", configure=None, edit_genesis=None) -> list[NodeEntry]:
+    """`configure(cfg)`, if given, may adjust each node's Config before it is written;
+    `edit_genesis(doc, genesis_time_ms)` the genesis document."""
     if not 1 <= n <= MAX_NODES:
         raise LocalnetError(f"-n {n}: a localnet has 1 to {MAX_NODES} validators")
     d = d.resolve()  # absolute: node and feeder processes run in other directories
@@ -114,7 +116,7 @@ def create(d: Path, n: int, base_port: int, chain_id: str,
                for k in range(n)]
     build_network([NodeSpec(e.home, f"node{e.index}", f"tcp://127.0.0.1:{e.p2p_port}",
                             f"127.0.0.1:{e.p2p_port}", f"tcp://127.0.0.1:{e.rpc_port}")
-                   for e in entries], chain_id, timeout_commit, configure)
+                   for e in entries], chain_id, timeout_commit, configure, edit_genesis)
     _manifest(d).write_text(json.dumps({
         "chain_id": chain_id,
         "nodes": [{"index": e.index, "home": e.home.name, "rpc_port": e.rpc_port,
@@ -155,18 +157,39 @@ def _tail(path: Path, lines: int = 15) -> str:
         return ""
 
 
+FUTURE_MARKET_ID = 4
+FUTURE_SYMBOL = "BTC-FUT"
+
+
+def future_genesis(minutes: int):
+    """An `edit_genesis` listing BTC-FUT (market 4) expiring `minutes` after genesis, settling
+    at the average oracle price over the last half of that time (at most one hour)."""
+    if not 1 <= minutes <= 525_600:
+        raise LocalnetError(f"--future-minutes {minutes}: 1 to 525600 (a year)")
+
+    def edit(doc: dict, genesis_time_ms: int) -> None:
+        ms = minutes * 60_000
+        doc["app_state"]["markets"].append(future_market_json(
+            FUTURE_MARKET_ID, FUTURE_SYMBOL, genesis_time_ms + ms, min(ms // 2, 3_600_000)))
+    return edit
+
+
 def up(d: Path = DEFAULT_DIR, n: int | None = None, base_port: int = 26657,
        chain_id: str = DEFAULT_CHAIN_ID, timeout: float = 30.0,
        timeout_commit: str = "250ms", configure=None, feeders: bool = True,
-       prices_csv: Path | None = None) -> list[NodeEntry]:
-    """Create (first time) and start the nodes, then one price feeder per validator."""
+       prices_csv: Path | None = None, future_minutes: int | None = None) -> list[NodeEntry]:
+    """Create (first time) and start the nodes, then one price feeder per validator.
+    `future_minutes`: a new localnet also lists a BTC dated future expiring that many minutes
+    after genesis (`future_genesis`)."""
     if _manifest(d).exists():
         entries = load(d)
         if n is not None and n != len(entries):
             raise LocalnetError(f"{d} holds a {len(entries)}-node localnet; use -n "
                                 f"{len(entries)} or another --dir")
     else:
-        entries = create(d, n or DEFAULT_NODES, base_port, chain_id, timeout_commit, configure)
+        edit = None if future_minutes is None else future_genesis(future_minutes)
+        entries = create(d, n or DEFAULT_NODES, base_port, chain_id, timeout_commit, configure,
+                         edit)
     for e in entries:
         if e.pid() is None:
             start_node(e)

@@ -25,8 +25,9 @@ class NodeSpec:
 
 
 def build_network(specs: list[NodeSpec], chain_id: str, timeout_commit: str = "250ms",
-                  configure=None) -> list[Home]:
-    """Create every home; `configure(cfg)` may adjust each node's Config."""
+                  configure=None, edit_genesis=None) -> list[Home]:
+    """Create every home; `configure(cfg)` may adjust each node's Config,
+    `edit_genesis(doc, genesis_time_ms)` the shared genesis document (e.g. add a market)."""
     genesis_time = time.time_ns() // 1_000_000
     homes, cfgs, vals = [], [], []
     for spec in specs:
@@ -44,6 +45,8 @@ def build_network(specs: list[NodeSpec], chain_id: str, timeout_commit: str = "2
         vals.append((val_key.pub_key, VALIDATOR_POWER, spec.moniker))
     ids = [load_key(h.node_key_file).node_id for h in homes]
     doc = make_genesis_doc(chain_id, genesis_time, vals)
+    if edit_genesis is not None:
+        edit_genesis(doc, genesis_time)
     for i, (home, cfg) in enumerate(zip(homes, cfgs)):
         cfg.p2p.persistent_peers = ",".join(
             f"{nid}@{s.p2p_public}" for j, (nid, s) in enumerate(zip(ids, specs)) if j != i)

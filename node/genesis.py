@@ -5,9 +5,11 @@ app_state); amounts are decimal strings in asset units. `load_genesis` validates
 and converts it to `state.genesis.GenesisState` and a consensus `ValidatorSet`.
 
 Trading sections of app_state (all optional; see `make_genesis_doc` for a full example):
-    markets      [{id, symbol, kind "perp"|"spot", base, base_decimals, tick_size (quote units),
-                   lot_size, min_size (base units), margin_tiers [{notional, max_leverage}],
-                   maker_fee_ppm, taker_fee_ppm, impact_notional (quote units),
+    markets      [{id, symbol, kind "perp"|"spot"|"future", base, base_decimals, tick_size
+                   (quote units), lot_size, min_size (base units), margin_tiers [{notional,
+                   max_leverage}], maker_fee_ppm, taker_fee_ppm, impact_notional (quote units),
+                   future only: expiry_ms (block time, after genesis_time) and
+                   settlement_window_ms (default 3600000; state.futures),
                    funding (perp only, optional: absent = no funding) {interval_ms,
                    interest_rate_8h, premium_clamp_8h, max_rate_per_hour} (rates as decimal
                    fractions, e.g. "0.0001"; each field defaults to Hyperliquid's)}]
@@ -34,8 +36,8 @@ from state import constants as C
 from state.amounts import AmountError, format_amount, parse_amount
 from state.genesis import DEFAULT_FEE_ACCOUNT, DEFAULT_ORACLE, GenesisState
 from state.liquidation_params import LiquidationParams, default_params
-from state.markets import (DEFAULT_FUNDING, PERP, RATE_SCALE, SPOT, FeeParams, FeeTier,
-                           FundingParams, OracleParams)
+from state.markets import (DEFAULT_FUNDING, DEFAULT_SETTLEMENT_WINDOW_MS, FUTURE, PERP,
+                           RATE_SCALE, SPOT, FeeParams, FeeTier, FundingParams, OracleParams)
 from state.params import FaucetParams
 
 
@@ -272,9 +274,9 @@ def _parse_trading(app: dict, quote: str, decimals: dict[str, int], amount) -> d
     funding = []
     for i, m in enumerate(app.get("markets") or []):
         w = f"markets[{i}]"
-        kind = {"perp": PERP, "spot": SPOT}.get(_req(m, "kind", w))
+        kind = {"perp": PERP, "spot": SPOT, "future": FUTURE}.get(_req(m, "kind", w))
         if kind is None:
-            raise GenesisError(f"genesis: {w}.kind must be 'perp' or 'spot'")
+            raise GenesisError(f"genesis: {w}.kind must be 'perp', 'spot' or 'future'")
         bd = _int(_req(m, "base_decimals", w), f"{w}.base_decimals")
         if not 0 <= bd <= C.MAX_ASSET_DECIMALS:
             raise GenesisError(f"genesis: {w}.base_decimals outside 0..{C.MAX_ASSET_DECIMALS}")
@@ -288,6 +290,7 @@ def _parse_trading(app: dict, quote: str, decimals: dict[str, int], amount) -> d
                 _int(_req(m, "maker_fee_ppm", w), f"{w}.maker_fee_ppm"),
                 _int(_req(m, "taker_fee_ppm", w), f"{w}.taker_fee_ppm"),
                 dec(_req(m, "impact_notional", w), qdec, f"{w}.impact_notional")]
+        spec += _future_fields(m, kind, w)
         markets.append((_int(_req(m, "id", w), f"{w}.id"), spec))
         if m.get("funding") is not None:
             funding.append((markets[-1][0], _parse_funding(m["funding"], f"{w}.funding")))
@@ -325,6 +328,30 @@ def _parse_trading(app: dict, quote: str, decimals: dict[str, int], amount) -> d
     if lq:
         out["liquidation"] = _parse_liquidation(lq, qdec, dec)
     return out
+
+
+def _future_fields(m: dict, kind: int, where: str) -> list:
+    """[expiry_ms, settlement_window_ms] of a future's market object; [] for other kinds."""
+    if kind != FUTURE:
+        if "expiry_ms" in m or "settlement_window_ms" in m:
+            raise GenesisError(f"genesis: {where}: expiry_ms and settlement_window_ms are for "
+                               "kind 'future' only")
+        return []
+    return [_int(_req(m, "expiry_ms", where), f"{where}.expiry_ms"),
+            _int(m.get("settlement_window_ms", DEFAULT_SETTLEMENT_WINDOW_MS),
+                 f"{where}.settlement_window_ms")]
+
+
+def future_market_json(market_id: int, symbol: str, expiry_ms: int,
+                       window_ms: int = DEFAULT_SETTLEMENT_WINDOW_MS) -> dict:
+    """A BTC dated future (BTC-USD's numbers, no funding) expiring at `expiry_ms`: what a
+    localnet adds with `perpchain localnet up --future-minutes`."""
+    return {"id": market_id, "symbol": symbol, "kind": "future", "base": "BTC",
+            "base_decimals": 8, "tick_size": "0.1", "lot_size": "0.0001", "min_size": "0.0001",
+            "margin_tiers": [{"notional": "0", "max_leverage": 20},
+                             {"notional": "5000000", "max_leverage": 10}],
+            "maker_fee_ppm": 150, "taker_fee_ppm": 450, "impact_notional": "20000",
+            "expiry_ms": str(expiry_ms), "settlement_window_ms": str(window_ms)}
 
 
 def _parse_funding(f, where: str) -> FundingParams:

@@ -20,7 +20,7 @@ from state.codec import load
 from state.insurance import INSURANCE_FUND, fund_balance
 from state.liquidation import P_LOG
 from state.machine import last_block
-from state.markets import PERP, get as get_market
+from state.markets import get as get_market
 from state.positions import load_account
 from state.risk_index import index_for_reads
 
@@ -102,7 +102,7 @@ async def adl_queue(app, p: dict) -> dict:
     for mid in sorted(acct.entries):
         e = acct.entries[mid]
         m = get_market(view, mid)
-        if not e.size or m.kind != PERP:
+        if not e.size or not m.perp_like:
             continue
         idx = idx or index_for_reads(view)
         out.append({"market": m.symbol, "market_id": m.id,

@@ -15,6 +15,7 @@ from state.amounts import format_amount
 from state.book import Side
 from state.codec import load
 from state.machine import last_block
+from state import futures as FU
 from state import margin as MG
 from state import mark as MK
 from state import markets as MS
@@ -109,13 +110,26 @@ def market_json(f: _Fmt, m: MS.Market) -> dict:
         "tick_size": f.price(m.tick_size), "lot_size": format_amount(m.lot_size, m.base_decimals),
         "min_size": f.sz(m, m.min_size_lots), "tick_size_units": str(m.tick_size),
         "lot_size_units": str(m.lot_size),
-        "max_leverage": m.max_leverage if m.kind == MS.PERP else 1,
+        "max_leverage": m.max_leverage if m.perp_like else 1,
         "margin_tiers": [{"notional": f.amt(t.lower_bound), "max_leverage": t.max_leverage,
                           "maintenance_margin_ppm": t.mmr_ppm} for t in m.tiers]
-        if m.kind == MS.PERP else [],
+        if m.perp_like else [],
         "maker_fee_ppm": m.maker_fee_ppm, "taker_fee_ppm": m.taker_fee_ppm,
         "impact_notional": f.amt(m.impact_notional),
+        **future_json(f, m),
     }
+
+
+def future_json(f: _Fmt, m: MS.Market) -> dict:
+    """A dated future's expiry, window, status (trading / expired / settled) and settlement
+    price (null until settled); {} for other markets."""
+    if m.kind != MS.FUTURE:
+        return {}
+    s = FU.settled(f.view, m.id)
+    status = "settled" if s else \
+        "expired" if FU.expired(m, last_block(f.view)[1]) else "trading"
+    return {"expiry_ms": str(m.expiry_ms), "settlement_window_ms": str(m.settlement_window_ms),
+            "status": status, "settlement_price": f.price(s.price) if s else None}
 
 
 async def markets(app, p: dict) -> dict:
@@ -125,7 +139,7 @@ async def markets(app, p: dict) -> dict:
         j = market_json(f, m)
         o = OR.price(f.view, m.base)
         j["oracle_price"] = f.price(o[0]) if o else None
-        j["mark_price"] = f.price(MG.mark_price(f.view, m)) if m.kind == MS.PERP else None
+        j["mark_price"] = f.price(MG.mark_price(f.view, m)) if m.perp_like else None
         out.append(j)
     fp = MS.fee_params(f.view)
     return {"height": str(_height(app)), "markets": out,
@@ -163,7 +177,7 @@ async def mark_prices(app, p: dict) -> dict:
     view = f.view
     out = []
     for m in MS.list_markets(view):
-        if m.kind != MS.PERP:
+        if not m.perp_like:
             continue
         rec = MK.read(view, m)
         o = OR.price(view, m.base)
@@ -293,7 +307,7 @@ def _positions(f: _Fmt, acct) -> list[dict]:
     for mid in sorted(acct.entries):
         e = acct.entries[mid]
         m = MS.get(f.view, mid)
-        if m.kind != MS.PERP or not (e.size or e.buy_lots or e.sell_lots or e.leverage):
+        if not m.perp_like or not (e.size or e.buy_lots or e.sell_lots or e.leverage):
             continue
         mark = MG.mark_price(f.view, m)
         upnl, im, mm, notional = MG.market_requirements(m, e, mark) if mark else (0, 0, 0, 0)
@@ -314,7 +328,7 @@ def _positions(f: _Fmt, acct) -> list[dict]:
                     "leverage": e.leverage or m.max_leverage,
                     "initial_margin": f.amt(im), "maintenance_margin": f.amt(mm),
                     "open_buy_size": f.sz(m, e.buy_lots), "open_sell_size": f.sz(m, e.sell_lots),
-                    "open_orders": e.orders, "adl": adl})
+                    "open_orders": e.orders, "adl": adl, **future_json(f, m)})
     return out
 
 

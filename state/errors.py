@@ -51,6 +51,7 @@ class Code(IntEnum):
     NOT_GOVERNANCE = 34           # a governance action not signed by the governance authority
     INVALID_GOVERNANCE = 35       # a governance action with a bad height, parameter or value
     INVALID_PRICE = 36            # an oracle price of 0 or over MAX_PRICE
+    MARKET_EXPIRED = 37           # a dated future at or past its expiry: trading has stopped
     # Mempool-only codes (the tx never reached a block).
     MEMPOOL_FULL = 100
     TX_IN_MEMPOOL = 101       # the same bytes are already pending

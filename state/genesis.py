@@ -8,6 +8,7 @@ turns it into the height-0 write set, and app_hash(0) chains over it like any bl
 from dataclasses import dataclass
 
 from state import funding, ledger, constants as C, markets as mk, oracle, params
+from state.futures import check_listing
 from state.liquidation_params import LiquidationParams, check_params, put_params
 from state.errors import InvalidBlock, TxError
 from state.hashing import ZERO_HASH, chain_app_hash, sha256
@@ -97,13 +98,14 @@ def _trading_writes(view: Overlay, g: GenesisState, symbols: dict[str, int]) -> 
         try:
             m = mk.market_from_spec(mid, list(spec), qdec, symbols)
             mk.check_fees_fit(m, fees)
+            check_listing(m, g.genesis_time_ms)
         except ValueError as e:
             raise InvalidBlock(f"genesis market {mid}: {e}") from None
         if m.symbol in seen_symbols:
             raise InvalidBlock(f"genesis lists market symbol {m.symbol} twice")
         seen_symbols.append(m.symbol)
         mk.put_market(view, m)
-        if m.kind == mk.PERP:
+        if m.perp_like:
             oracle_assets.append(m.base)
     for sym in sorted(dict.fromkeys(oracle_assets)):
         mk.put_oracle_asset(view, sym)

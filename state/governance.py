@@ -17,8 +17,9 @@ What this module owns
 from state import constants as C, params
 from state.codec import encode, load
 from state.errors import Code, TxError
+from state.futures import check_listing
 from state.kv import KVView, Overlay
-from state.markets import (PERP, Market, OracleParams, check_fees_fit, fee_params,
+from state.markets import (Market, OracleParams, check_fees_fit, fee_params,
                            get as get_market, gov_authority, market_from_spec, next_market_id,
                            oracle_params, put_market, put_oracle_asset, put_oracle_params)
 
@@ -35,11 +36,12 @@ def _quote_decimals(view: KVView) -> int:
     return params.asset_decimals(view, params.quote_asset(view))
 
 
-def _new_market(view: KVView, spec: list) -> Market:
+def _new_market(view: KVView, spec: list, now_ms: int) -> Market:
     try:
         m = market_from_spec(next_market_id(view), spec, _quote_decimals(view),
                              _asset_decimals(view))
         check_fees_fit(m, fee_params(view))
+        check_listing(m, now_ms)  # a future must expire after the block that lists it
     except ValueError as e:
         raise TxError(Code.INVALID_GOVERNANCE, f"market spec: {e}") from None
     return m
@@ -97,7 +99,7 @@ def do_add_market(view: Overlay, ctx, tx) -> list:
 
     _, spec, height = tx.action
     _check_signer_and_height(view, ctx, tx, height)
-    m = _new_market(view, spec)
+    m = _new_market(view, spec, ctx.time_ms)
     _schedule(view, height, ["add_market", spec])
     return [Event("governance_scheduled", (("action", "add_market"), ("symbol", m.symbol),
                                            ("effective_height", str(height))))]
@@ -131,20 +133,20 @@ def apply_pending(view: Overlay, ctx) -> list:
         view.delete(k)
         try:
             with SubTransaction(view, ctx) as scope:
-                events.append(_apply_change(scope.view, kind, payload))
+                events.append(_apply_change(scope.view, kind, payload, ctx.time_ms))
         except TxError as e:
             events.append(Event("governance_failed", (("action", kind), ("code", str(int(e.code))),
                                                       ("log", e.log))))
     return events
 
 
-def _apply_change(view: Overlay, kind: str, payload: list):
+def _apply_change(view: Overlay, kind: str, payload: list, now_ms: int):
     from state.events import Event
 
     if kind == "add_market":
-        m = _new_market(view, payload)
+        m = _new_market(view, payload, now_ms)
         put_market(view, m)
-        if m.kind == PERP:
+        if m.perp_like:
             put_oracle_asset(view, m.base)
         return Event("governance_applied", (("action", kind), ("market_id", str(m.id)),
                                             ("symbol", m.symbol)))

@@ -26,7 +26,9 @@ The invariants, in the order they are checked (the names are `InvariantViolation
                         the account's resting orders, `orders` counts its resting and waiting
     position_basis      a position's cost basis has the position's sign (zero iff flat); spot
                         markets hold no position
-    positions_net_zero  per perp market, long lots == short lots
+    positions_net_zero  per perp and future market, long lots == short lots
+    settled_future      a settled dated future (state.futures) has no open order and no
+                        position
     pool_balance        the perp settlement pool's quote balance == -(sum of cost bases * q)
     funding_pool        the funding pool's quote balance plus what every position owes in
                         funding not yet settled (state.funding_index) is >= 0: the protocol
@@ -41,14 +43,15 @@ from state.books import Books
 from state.derived import DerivedCache
 from state.kv import KVView
 from state.funding_index import FUNDING_POOL
+from state.futures import settled
 from state.margin import funding_owed
-from state.markets import PERP, Market, funding_params, list_markets
+from state.markets import FUTURE, Market, funding_params, list_markets
 from state.positions import iter_accounts
 from state.settlement import POOL
 
 INVARIANTS = ("order_record", "order_index", "book_crossed", "book_structure",
               "book_matches_records", "order_aggregates", "position_basis",
-              "positions_net_zero", "pool_balance", "money_conserved")
+              "positions_net_zero", "settled_future", "pool_balance", "money_conserved")
 _ALL_MS = 2**64 - 1          # an expiry / trigger bound above every stored one
 _ALL = 2**62                 # a limit above any count of stored entries
 
@@ -91,7 +94,9 @@ def check_invariants(view: KVView, books: dict[int, OrderBook] | None = None) ->
     _check_books(view, markets, resting, books or {})
     accts = dict(iter_accounts(view))
     _check_aggregates(accts, resting, waiting)
-    _check_pool(view, _check_positions(markets, accts))
+    bases_q = _check_positions(markets, accts)
+    _check_settled(view, markets, {**resting, **waiting}, accts)
+    _check_pool(view, bases_q)
     _check_funding_pool(view, accts)
     _check_money(view)
 
@@ -262,7 +267,7 @@ def _check_aggregates(accts: dict, resting: dict, waiting: dict) -> None:
 def _check_positions(markets: list[Market], accts: dict) -> int:
     """Check the positions; return the sum of the perp cost bases * q (quote quantums)."""
     by_id = {m.id: m for m in markets}
-    net = {m.id: 0 for m in markets if m.kind == PERP}
+    net = {m.id: 0 for m in markets if m.perp_like}
     bases_q = 0
     for addr in sorted(accts):
         for mid in sorted(accts[addr].entries):
@@ -273,13 +278,13 @@ def _check_positions(markets: list[Market], accts: dict) -> int:
                 if e.size or e.entry_tl:
                     _fail("position_basis", where, "a position on an unknown market")
                 continue
-            if m.kind != PERP and (e.size or e.entry_tl):
+            if not m.perp_like and (e.size or e.entry_tl):
                 _fail("position_basis", where, f"a position of {e.size} lots (basis "
                       f"{e.entry_tl}) on a spot market")
             if (e.size > 0) != (e.entry_tl > 0) or (e.size < 0) != (e.entry_tl < 0):
                 _fail("position_basis", where, f"size {e.size} lots with cost basis "
                       f"{e.entry_tl} tick-lots")
-            if m.kind == PERP:
+            if m.perp_like:
                 net[mid] += e.size
                 bases_q += e.entry_tl * m.q
     for mid in sorted(net):
@@ -287,6 +292,21 @@ def _check_positions(markets: list[Market], accts: dict) -> int:
             _fail("positions_net_zero", f"market {mid} ({by_id[mid].symbol})",
                   f"positions sum to {net[mid]} lots")
     return bases_q
+
+
+def _check_settled(view: KVView, markets: list[Market], open_orders: dict, accts: dict) -> None:
+    for m in markets:
+        if m.kind != FUTURE or settled(view, m.id) is None:
+            continue
+        where = f"market {m.id} ({m.symbol})"
+        for mid, oid in sorted(open_orders):
+            if mid == m.id:
+                _fail("settled_future", where, f"order {oid} is still open")
+        for addr in sorted(accts):
+            e = accts[addr].entries.get(m.id)
+            if e is not None and (e.size or e.entry_tl):
+                _fail("settled_future", where, f"account {addr.hex()} still holds {e.size} "
+                      "lots")
 
 
 def _check_pool(view: KVView, bases_q: int) -> None:

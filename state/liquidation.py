@@ -38,6 +38,7 @@ from state.codec import encode, load
 from state.errors import TxError
 from state.event_text import price_text, quote_text, size_text
 from state.events import Event
+from state.futures import expired
 from state.insurance import INSURANCE_FUND, fund_balance
 from state.kv import Overlay
 from state.liquidation_params import LiquidationParams, liquidation_params
@@ -173,8 +174,9 @@ class _Job:
             view.delete(key)
 
     def position_markets(self) -> list[int]:
-        acct = self.scope.ledger.account(self.addr)
-        return [mid for mid in sorted(acct.entries) if acct.entries[mid].size]
+        acct, scope = self.scope.ledger.account(self.addr), self.scope
+        return [mid for mid in sorted(acct.entries) if acct.entries[mid].size
+                and not expired(scope.market(mid), scope.ctx.time_ms)]  # (settles instead)
 
     def summary(self) -> Summary:
         scope = self.scope

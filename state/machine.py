@@ -6,7 +6,8 @@ checks the block header against the state, then runs, in this fixed order:
 0. the block's double-sign evidence (checked by consensus) is recorded (state.evidence);
 1. begin-block: validator-set changes and other governance changes scheduled for this
    height, then expiry of good-til-time orders (expiry <= block time), so no expired order
-   can trade in this block;
+   can trade in this block, then dated futures (state.futures: the settlement window's
+   sample, and settlement of the futures whose expiry <= block time);
 2. each tx in block order;
 3. end-block: oracle aggregation (state.oracle), mark prices (state.mark), then the trigger
    orders whose condition the new mark meets, market by market in id order, each trigger in
@@ -40,11 +41,11 @@ from typing import Mapping, NamedTuple
 from state import cancellation, constants as C, ledger, nonces, params, placement
 from state.events import Event
 from state.amounts import format_amount
-from state import evidence, funding, governance, liquidation, mark, oracle, triggers
+from state import evidence, funding, futures, governance, liquidation, mark, oracle, triggers
 from state.evidence import DoubleSign
 from state.derived import Derived, DerivedCache, derived_of
 from state.margin import P_MARK
-from state.markets import PERP, list_markets, oracle_params
+from state.markets import list_markets, oracle_params
 from state.codec import encode, load
 from state.errors import Code, InvalidBlock, TxError
 from state.hashing import chain_app_hash
@@ -118,7 +119,8 @@ BLOCK_EVENTS_LOG = "block"
 # Records that move margins as the clock moves nonce windows: oracle updates and prices, marks,
 # and the funding premium accumulator (it moves only a future rate, as prices do). A funding
 # payment writes balances (`acct/`), which is not a price: that block forces a recheck.
-PRICE_RECORDS = (oracle.P_PRICE.split(b"/")[0] + b"/", P_MARK, funding.P_PREMIUM)
+PRICE_RECORDS = (oracle.P_PRICE.split(b"/")[0] + b"/", P_MARK, funding.P_PREMIUM,
+                 futures.P_WINDOW)
 
 
 @dataclass(frozen=True, slots=True)
@@ -317,19 +319,20 @@ def begin_block(view: Overlay, ctx: Ctx) -> list[Event]:
     events = governance.apply_validator_updates(view, ctx.height)
     events += governance.apply_pending(view, ctx)
     events += triggers.expire_orders(view, ctx)
+    events += futures.begin_block(view, ctx, last_block(view)[1])
     return events
 
 
 def end_block(view: Overlay, ctx: Ctx) -> list[Event]:
-    """Oracle aggregation, then per perp market (ascending id) its mark and its triggers,
-    then funding, then liquidation."""
+    """Oracle aggregation, then per perp or unexpired future market (ascending id) its mark and
+    its triggers, then funding, then liquidation."""
     events: list[Event] = []
     for asset, px in oracle.aggregate(view, ctx.time_ms):
         events.append(Event("oracle_price", (("asset", asset), ("price", str(px)))))
     tau = oracle_params(view).mark_ema_ms
     books = derived_of(view).books
     for m in list_markets(view):
-        if m.kind != PERP:
+        if not m.perp_like or futures.expired(m, ctx.time_ms):
             continue
         p = oracle.price(view, m.base)
         if p is None:

@@ -25,7 +25,7 @@ from state import ledger, constants as C, funding_index as FI, params
 from state.codec import load
 from state.derived import load_memo
 from state.kv import KVView
-from state.markets import PERP, SPOT, Market, collateral, funding_params, get as get_market
+from state.markets import SPOT, Market, collateral, funding_params, get as get_market
 from state.oracle import price
 from state.positions import Account
 
@@ -152,7 +152,7 @@ def summary(view: KVView, acct: Account, quote: str | None = None) -> Summary:
         if not (e.size or e.buy_lots or e.sell_lots):
             continue
         m = get_market(view, mid)
-        if m.kind != PERP:
+        if not m.perp_like:
             continue
         px = mark_price(view, m)
         if px is None:

@@ -2,8 +2,10 @@
 
 What this module owns
 ---------------------
-* `Market`: one perpetual or spot market (symbol, base, tick and lot, minimum size, margin
-  tiers, maker/taker fees, impact notional), stored at `mkt/<id:4>`.
+* `Market`: one perpetual, dated future or spot market (symbol, base, tick and lot, minimum
+  size, margin tiers, maker/taker fees, impact notional; a future also its expiry and
+  settlement window), stored at `mkt/<id:4>`. A future trades like a perp (positions, cross
+  margin, tiers, liquidation) but pays no funding and settles at expiry (state.futures).
 * Exchange parameters: oracle (`params/oracle`), fees (`params/fees`: fee account and volume
   tiers), the governance authority (`params/gov`), collateral weights
   (`params/collateral/<symbol>`) and the oracle assets (`params/oracle_asset/<symbol>`).
@@ -43,7 +45,11 @@ from state.kv import KVView, Overlay
 
 PERP = 0
 SPOT = 1
-KIND_NAMES = {PERP: "perp", SPOT: "spot"}
+FUTURE = 2                          # a dated future (state.futures)
+KIND_NAMES = {PERP: "perp", SPOT: "spot", FUTURE: "future"}
+DEFAULT_SETTLEMENT_WINDOW_MS = 3_600_000   # the TWAP window before expiry (genesis JSON default)
+MAX_SETTLEMENT_WINDOW_MS = 7 * C.DAY_MS
+MAX_EXPIRY_MS = 2**53               # far beyond any block time; keeps expiry arithmetic small
 
 P_MARKET = b"mkt/"
 K_ORACLE = b"params/oracle"          # [max_age_ms, min_power_ppm, mark_ema_ms]
@@ -68,8 +74,8 @@ class MarginTier:
 class Market:
     id: int
     symbol: str
-    kind: int               # PERP or SPOT
-    base: str               # oracle asset (perp) / listed base asset (spot)
+    kind: int               # PERP, SPOT or FUTURE
+    base: str               # oracle asset (perp, future) / listed base asset (spot)
     base_decimals: int
     tick_size: int          # price units (quote quantums per whole base unit)
     lot_size: int           # base quantums
@@ -82,17 +88,29 @@ class Market:
     quote_decimals: int     # derived: the quote asset's decimals (for texts)
     base_scale: int         # derived: 10**base_decimals (base quantums per whole unit)
     max_leverage: int       # derived: the first tier's
+    expiry_ms: int = 0      # FUTURE only: block time at which trading stops and it settles
+    settlement_window_ms: int = 0  # FUTURE only: the TWAP window [expiry - window, expiry)
+
+    @property
+    def perp_like(self) -> bool:
+        """Positions, cross margin, tiers and liquidation apply (a perp or a future)."""
+        return self.kind != SPOT
 
     def spec(self) -> list:
-        """The canonical array form (state and the gov_add_market action)."""
-        return [self.symbol, self.kind, self.base, self.base_decimals, self.tick_size,
-                self.lot_size, self.min_size_lots * self.lot_size,
-                [[t.lower_bound, t.max_leverage] for t in self.tiers],
-                self.maker_fee_ppm, self.taker_fee_ppm, self.impact_notional]
+        """The canonical array form (state and the gov_add_market action); the two future
+        fields only on a FUTURE, so other markets' records never change."""
+        out = [self.symbol, self.kind, self.base, self.base_decimals, self.tick_size,
+               self.lot_size, self.min_size_lots * self.lot_size,
+               [[t.lower_bound, t.max_leverage] for t in self.tiers],
+               self.maker_fee_ppm, self.taker_fee_ppm, self.impact_notional]
+        if self.kind == FUTURE:
+            out += [self.expiry_ms, self.settlement_window_ms]
+        return out
 
 
 SPEC_FIELDS = ("symbol", "kind", "base", "base_decimals", "tick_size", "lot_size", "min_size",
                "tiers", "maker_fee_ppm", "taker_fee_ppm", "impact_notional")
+FUTURE_SPEC_FIELDS = SPEC_FIELDS + ("expiry_ms", "settlement_window_ms")
 
 
 def make_tiers(bounds: list) -> tuple[MarginTier, ...]:
@@ -122,10 +140,10 @@ def make_tiers(bounds: list) -> tuple[MarginTier, ...]:
 
 def market_from_spec(market_id: int, spec: list, quote_decimals: int,
                      asset_decimals: dict[str, int]) -> Market:
-    """Validate a market spec (the array of SPEC_FIELDS); ValueError says what is wrong."""
-    if type(spec) is not list or len(spec) != len(SPEC_FIELDS):
-        raise ValueError(f"a market spec is an array of {len(SPEC_FIELDS)}: "
-                         f"{', '.join(SPEC_FIELDS)}")
+    """Validate a market spec (the array of SPEC_FIELDS, FUTURE_SPEC_FIELDS for a future);
+    ValueError says what is wrong. (Whether a future's expiry is still ahead depends on the
+    time: state.futures.check_listing.)"""
+    spec, expiry, window = _split_future(spec)
     (symbol, kind, base, base_decimals, tick_size, lot_size, min_size, tiers, maker_fee,
      taker_fee, impact) = spec
     if not 1 <= market_id <= C.MAX_MARKETS:
@@ -133,8 +151,6 @@ def market_from_spec(market_id: int, spec: list, quote_decimals: int,
     if type(symbol) is not str or not 0 < len(symbol) <= C.MAX_MARKET_SYMBOL_LEN \
             or not symbol.isascii():
         raise ValueError(f"market symbol must be 1..{C.MAX_MARKET_SYMBOL_LEN} ASCII characters")
-    if type(kind) is not int or kind not in KIND_NAMES:
-        raise ValueError(f"market kind must be {PERP} (perp) or {SPOT} (spot)")
     if type(base) is not str or not base.isascii() or not 0 < len(base) <= C.MAX_ASSET_SYMBOL_LEN:
         raise ValueError("market base must be an asset symbol")
     ints = (base_decimals, tick_size, lot_size, min_size, maker_fee, taker_fee, impact)
@@ -156,7 +172,7 @@ def market_from_spec(market_id: int, spec: list, quote_decimals: int,
                          f"(tick_size {tick_size} * lot_size {lot_size} / 10^{base_decimals})")
     if min_size <= 0 or min_size % lot_size:
         raise ValueError(f"min_size {min_size} must be a positive multiple of lot_size {lot_size}")
-    t = make_tiers(tiers if kind == PERP else [[0, 1]])
+    t = make_tiers(tiers if kind != SPOT else [[0, 1]])
     if not 0 <= taker_fee <= C.PPM or not -C.PPM <= maker_fee <= C.PPM:
         raise ValueError("fees must be within -100%..100% (taker non-negative)")
     if maker_fee + taker_fee < 0:
@@ -165,7 +181,34 @@ def market_from_spec(market_id: int, spec: list, quote_decimals: int,
         raise ValueError("impact_notional must be positive")
     return Market(market_id, symbol, kind, base, base_decimals, tick_size, lot_size,
                   min_size // lot_size, t, maker_fee, taker_fee, impact, q, quote_decimals,
-                  10**base_decimals, t[0].max_leverage)
+                  10**base_decimals, t[0].max_leverage, expiry, window)
+
+
+def _split_future(spec) -> tuple[list, int, int]:
+    """(the SPEC_FIELDS part, expiry_ms, settlement_window_ms; 0, 0 unless a FUTURE)."""
+    if type(spec) is not list or len(spec) < 2:
+        raise ValueError(f"a market spec is an array of {len(SPEC_FIELDS)} "
+                         f"({len(FUTURE_SPEC_FIELDS)} for a future): {', '.join(SPEC_FIELDS)}")
+    kind = spec[1]
+    if type(kind) is not int or kind not in KIND_NAMES:
+        raise ValueError(f"market kind must be {PERP} (perp), {SPOT} (spot) or {FUTURE} "
+                         "(future)")
+    fields = FUTURE_SPEC_FIELDS if kind == FUTURE else SPEC_FIELDS
+    if len(spec) != len(fields):
+        raise ValueError(f"a {KIND_NAMES[kind]} market spec is an array of {len(fields)}: "
+                         f"{', '.join(fields)}")
+    if kind != FUTURE:
+        return spec, 0, 0
+    expiry, window = spec[-2:]
+    if type(expiry) is not int or type(window) is not int:
+        raise ValueError("a future's expiry_ms and settlement_window_ms must be integers")
+    if not 0 < window <= MAX_SETTLEMENT_WINDOW_MS:
+        raise ValueError(f"settlement window {window} ms outside 1..{MAX_SETTLEMENT_WINDOW_MS} "
+                         "ms")
+    if not window <= expiry <= MAX_EXPIRY_MS:
+        raise ValueError(f"expiry {expiry} ms outside {window}..{MAX_EXPIRY_MS} ms (block "
+                         "time, at least the settlement window)")
+    return spec[:-2], expiry, window
 
 
 def _mkey(market_id: int) -> bytes:

@@ -2,7 +2,8 @@
 
 What this module owns
 ---------------------
-`place` (the `order` action, also a batch item) checks the order (shape, tick, lot, size,
+`place` (the `order` action, also a batch item) checks the order (an expired dated future:
+state.futures.check_trading; shape, tick, lot, size,
 notional, expiry, client id, open-order count, reduce-only, oracle freshness), then either
 parks a trigger order (state.triggers fires it) or `execute`s it: match it against the book
 (state.matching, pure), cancel the taker's own orders it reached (self-trade prevention,
@@ -25,8 +26,9 @@ from state.errors import Code, TxError
 from state.events import Event
 from state.event_text import modified_in_place_event, order_event, quote_text, \
     waiting_trigger_event
+from state.futures import check_trading
 from state.margin import margin_check, spot_reserved, summary
-from state.markets import PERP, SPOT, Market
+from state.markets import SPOT, Market
 from state.matching import MatchReject, TimeInForce, match
 from state.oracle import fresh_price
 from state.positions import Account, Entry
@@ -118,6 +120,7 @@ def place(scope, owner: bytes, fields) -> None:
     """The `order` action (also a batch item). Raises TxError on any rejection."""
     (market_id, is_buy, kind, price, size, tif, reduce_only, trigger, cloid, expiry) = fields
     m = scope.market(market_id)
+    check_trading(scope.view, m, scope.ctx.time_ms)
     check_shape(m, kind, tif, reduce_only, trigger)
     ticks = check_price(m, price)
     trigger_ticks = check_price(m, trigger, "trigger price") if trigger else 0
@@ -132,7 +135,7 @@ def place(scope, owner: bytes, fields) -> None:
     check_open_orders(acct)
     if reduce_only:
         lots = reduce_only_size(acct, m, is_buy, lots)
-    elif m.kind == PERP:
+    elif m.perp_like:
         fresh_price(scope.view, m.base, now)
     o = O.OrderRecord(O.next_order_id(scope.view), m.id, owner, is_buy, kind, ticks, lots, lots,
                       tif, reduce_only, trigger_ticks, cloid, expiry, now)
@@ -233,6 +236,7 @@ def modify(scope, owner: bytes, fields) -> None:
     at the same price keeps time priority (the order is reduced in place)."""
     market_id, order_id, price, size = fields
     m = scope.market(market_id)
+    check_trading(scope.view, m, scope.ctx.time_ms)
     o = O.get_resting(scope.view, m.id, order_id)
     if o is None or o.owner != owner:
         if O.get_trigger(scope.view, m.id, order_id) is not None:
@@ -260,10 +264,11 @@ def modify(scope, owner: bytes, fields) -> None:
 def set_leverage(scope, owner: bytes, fields) -> None:
     market_id, leverage = fields
     m = scope.market(market_id)
-    if m.kind != PERP or not 1 <= leverage <= m.max_leverage:
+    check_trading(scope.view, m, scope.ctx.time_ms)
+    if not m.perp_like or not 1 <= leverage <= m.max_leverage:
         raise TxError(Code.INVALID_LEVERAGE, f"leverage {leverage} outside 1.."
-                      f"{m.max_leverage if m.kind == PERP else 1} on {m.symbol}"
-                      + ("" if m.kind == PERP else " (a spot market has no leverage)"))
+                      f"{m.max_leverage if m.perp_like else 1} on {m.symbol}"
+                      + ("" if m.perp_like else " (a spot market has no leverage)"))
     acct = scope.ledger.account(owner)
     acct.entry(m.id).leverage = leverage
     scope.ledger.flush()

@@ -42,7 +42,7 @@ from state.funding_index import INDEX_SCALE, P_FINDEX
 from state.kv import KVView, Overlay
 from state.ledger import P_BAL
 from state.margin import P_MARK
-from state.markets import PERP, collateral, list_markets
+from state.markets import collateral, list_markets
 from state.oracle import P_PRICE
 from state.positions import P_CLEARING, account_from_stored, get_stored
 
@@ -169,7 +169,7 @@ def price_moves(view: Overlay) -> tuple[list[int], int | None]:
     (state.funding_index) counts as a further move of its market's mark by what one lot paid,
     in ppm of a lot's notional at the mark."""
     base = _committed(view)
-    perps = [m for m in list_markets(view) if m.kind == PERP]
+    perps = [m for m in list_markets(view) if m.perp_like]
     moved: list[int] = []
     worst: int | None = 0
     keys = [(P_MARK + m.id.to_bytes(4, "big"), (m.id,), _funding_move(view, base, m))

@@ -5,7 +5,7 @@ What this module owns
 `settle_fill` settles one fill of s lots at p ticks on market m between a taker and a maker
 (notional N = p * s * q quote quantums). It is the one place a trade moves money, used by the
 order path and, later, by liquidation and auto-deleveraging:
-* perp: both positions change (`positions.apply_trade`); realised PnL moves between each
+* perp and future: both positions change (`positions.apply_trade`); realised PnL moves between each
   trader's quote balance and the settlement pool (POOL), so balances + pool always equal the
   supply and pool = -(sum of all cost bases) * q (state.invariants);
 * spot: the buyer pays N quote and receives s * lot_size base; the seller the reverse;
@@ -23,7 +23,7 @@ from state import orders
 from state.event_text import fill_event
 from state.fees import fee_amount, maker_ppm, taker_ppm
 from state.hashing import sha256
-from state.markets import PERP, Market
+from state.markets import Market
 from state.orders import OrderRecord, RestingFields, resting_record
 from state.positions import apply_trade
 
@@ -51,7 +51,7 @@ def settle_fill(scope, m: Market, taker: bytes, taker_buys: bool, maker: bytes,
     m_fee = fee_amount(notional, maker_fee_ppm)
     t_acct = ledger.account(taker)
     m_acct = ledger.account(maker)
-    if m.kind == PERP:
+    if m.perp_like:
         lots = size_lots if taker_buys else -size_lots
         t_pnl = apply_trade(t_acct.entry(m.id), lots, price_ticks) * m.q
         m_pnl = apply_trade(m_acct.entry(m.id), -lots, price_ticks) * m.q

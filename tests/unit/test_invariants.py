@@ -289,3 +289,23 @@ def test_every_invariant_has_a_failing_test():
     src = inspect.getsource(sys.modules[__name__])
     untested = [name for name in INVARIANTS if f"def test_{name}" not in src]
     assert not untested, untested
+
+
+def test_settled_future():
+    """A future marked settled while an order is open or a position is held on it."""
+    from state import futures as FU
+    from tests.unit.test_futures import FUT, Flow, fut_genesis, open_positions
+
+    f = Flow(Chain(fut_genesis()))
+    open_positions(f)                # positions of key 0 and 1, key 2's bid and stop
+    check_invariants(f.chain.kv)
+
+    def settle(ov, kv):
+        ov.put(FU.P_SETTLED + FUT.to_bytes(4, "big"), encode([1, 1, 1, 2]))
+    v = _violation(_corrupt(f.chain, settle))
+    assert v.invariant == "settled_future" and "is still open" in v.detail
+    f = Flow(Chain(fut_genesis()))
+    f.at(1_000, [order(B, f.n(), FUT, False, _px(60_000), _lots(1)),
+                 order(A, f.n(), FUT, True, _px(60_000), _lots(1), tif=IOC)])
+    v = _violation(_corrupt(f.chain, settle))
+    assert v.invariant == "settled_future" and "still holds" in v.detail
