@@ -53,7 +53,7 @@ def cmd_start(a) -> None:
 
     home = Home(Path(a.home))  # (SIGPIPE and faulthandler: node/process_guard.py)
     try:
-        start(home)
+        start(home, a.log_format)
     except KeyboardInterrupt:
         pass
     except Exception as e:  # a fault with a clear message (node/fatal.py), else a bug
@@ -236,7 +236,7 @@ def cmd_localnet_up(a) -> None:
         entries = up(Path(a.dir), a.n, a.base_port, timeout_commit=a.timeout_commit,
                      feeders=not a.no_feeders,
                      prices_csv=Path(a.prices_csv) if a.prices_csv else None,
-                     future_minutes=a.future_minutes)
+                     future_minutes=a.future_minutes, log_format=a.log_format)
     except (LocalnetError, FileExistsError) as e:
         fail(str(e))
     for e in entries:
@@ -320,6 +320,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("start", help="run a node")
     s.add_argument("--home", required=True)
+    s.add_argument("--log-format", choices=("text", "json"), default=None,
+                   help="one JSON object per log line, or text (default: config.toml's "
+                        "log_format, else text)")
     s.set_defaults(fn=cmd_start)
 
     s = sub.add_parser("replay", help="re-execute stored blocks from genesis; check app hashes")
@@ -351,6 +354,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--future-minutes", type=int, default=None,
                    help="a new localnet also lists BTC-FUT, a dated future expiring this many "
                         "minutes after genesis")
+    s.add_argument("--log-format", choices=("text", "json"), default=None,
+                   help="passed to each node's `perpchain start` (default: its config)")
     s.set_defaults(fn=cmd_localnet_up)
     s = ln.add_parser("status", help="height, app hash and RPC URL of each node")
     s.add_argument("--dir", default=".localnet")

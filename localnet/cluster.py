@@ -124,9 +124,11 @@ def create(d: Path, n: int, base_port: int, chain_id: str,
     return entries
 
 
-def start_node(e: NodeEntry) -> int:
+def start_node(e: NodeEntry, log_format: str | None = None) -> int:
+    """Start node `e` in the background; `log_format` ("text"/"json") overrides its config."""
     log = open(e.log_file, "ab")
-    proc = subprocess.Popen([sys.executable, "-m", "cli", "start", "--home", str(e.home)],
+    fmt = ["--log-format", log_format] if log_format else []
+    proc = subprocess.Popen([sys.executable, "-m", "cli", "start", "--home", str(e.home), *fmt],
                             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                             start_new_session=True, cwd=str(e.home))
     log.close()
@@ -177,10 +179,12 @@ def future_genesis(minutes: int):
 def up(d: Path = DEFAULT_DIR, n: int | None = None, base_port: int = 26657,
        chain_id: str = DEFAULT_CHAIN_ID, timeout: float = 30.0,
        timeout_commit: str = "250ms", configure=None, feeders: bool = True,
-       prices_csv: Path | None = None, future_minutes: int | None = None) -> list[NodeEntry]:
+       prices_csv: Path | None = None, future_minutes: int | None = None,
+       log_format: str | None = None) -> list[NodeEntry]:
     """Create (first time) and start the nodes, then one price feeder per validator.
     `future_minutes`: a new localnet also lists a BTC dated future expiring that many minutes
-    after genesis (`future_genesis`)."""
+    after genesis (`future_genesis`). `log_format`, if given, is passed to each node's
+    `perpchain start --log-format`."""
     if _manifest(d).exists():
         entries = load(d)
         if n is not None and n != len(entries):
@@ -192,7 +196,7 @@ def up(d: Path = DEFAULT_DIR, n: int | None = None, base_port: int = 26657,
                          edit)
     for e in entries:
         if e.pid() is None:
-            start_node(e)
+            start_node(e, log_format)
     for e in entries:
         wait_healthy(e, timeout)
     if feeders:

@@ -13,6 +13,7 @@ so each tx's signature is verified once per node.
 
 import hashlib
 import logging
+import time
 from collections import ChainMap
 
 import trio
@@ -81,6 +82,7 @@ class Application:
         self.gossip = None                    # set by the node: callable(list of raw txs)
         self.p2p = None                       # set by the node (for net_info)
         self.driver = None                    # set by the node (for consensus_state)
+        self.last_apply_s = 0.0               # how long the last `execute` took (metrics)
 
     def _load_tip(self) -> ChainTip:
         t = self.store.tip()
@@ -152,8 +154,12 @@ class Application:
     def execute(self, block: Block) -> BlockResult:
         """Apply a block consensus has decided (it has checked the header and evidence)."""
         known = ChainMap(self.mempool.txs, self.prepared) if self.prepared else self.mempool.txs
-        return apply_block(self.store.state, block_input(block), self.tip.app_hash, known,
-                           cache=self.derived_cache)
+        started_s = time.perf_counter()
+        try:
+            return apply_block(self.store.state, block_input(block), self.tip.app_hash, known,
+                               cache=self.derived_cache)
+        finally:
+            self.last_apply_s = time.perf_counter() - started_s   # for /metrics
 
     def committed_derived(self, app_hash: bytes) -> DerivedCache | None:
         """The execution derived cache, if it holds the state of `app_hash` (the mempool copies
@@ -190,7 +196,8 @@ class Application:
         self.prepared.clear()
         self.tip = ChainTip(h, block.header.time_ms, block.hash(), commit, result.app_hash, rhash)
         self.read_model.on_commit(CommittedBlock(h, block.header.time_ms, result.app_hash,
-                                                 result.tx_results, result.block_events))
+                                                 result.tx_results, result.block_events,
+                                                 self.tip.block_hash))
         evicted = self.mempool.update(hashes, self.store.state, next_ctx(self.store.state),
                                       self.cfg.mempool.recheck, result,
                                       self.committed_derived(result.app_hash))

@@ -10,6 +10,10 @@ import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
+from state.constants import MAX_L2_DEPTH
+
+LOG_FORMATS = ("text", "json")
+
 
 class ConfigError(Exception):
     pass
@@ -47,6 +51,19 @@ class RPCConfig:
     # An idle keep-alive connection, or one that sends nothing, is closed after this.
     timeout_idle_connection: str = "5s"
     timeout_broadcast_tx_commit: str = "10s"
+    # A connection whose client takes none of the data sent to it for this long (it stopped
+    # reading: a stuck websocket subscriber) is aborted by the kernel (TCP_USER_TIMEOUT).
+    timeout_send: str = "10s"
+    # Websocket subscriptions (GET /websocket; rpc/ws_hub.py, docs/PROTOCOL.md):
+    # connections open at once (over all clients, and per client IP) ...
+    ws_max_connections: int = 100
+    ws_max_connections_per_ip: int = 10
+    # ... subscriptions per connection, and messages queued per connection: a subscriber
+    # whose queue is full is closed (code 4000 "subscriber too slow") rather than waited for.
+    ws_max_subscriptions: int = 50
+    ws_queue_messages: int = 1000
+    # Levels per side of a `book` subscription's view (at most state MAX_L2_DEPTH).
+    ws_book_depth: int = 100
 
 
 @dataclass
@@ -109,6 +126,9 @@ class StoreConfig:
 @dataclass
 class Config:
     moniker: str = "node"
+    # "text" (one human line per record) or "json" (one JSON object per line; node/logs.py);
+    # `perpchain start --log-format` overrides it.
+    log_format: str = "text"
     rpc: RPCConfig = field(default_factory=RPCConfig)
     p2p: P2PConfig = field(default_factory=P2PConfig)
     consensus: ConsensusConfig = field(default_factory=ConsensusConfig)
@@ -149,6 +169,8 @@ def load_config(path: Path) -> Config:
     for key, value in data.items():
         if key == "moniker":
             cfg.moniker = str(value)
+        elif key == "log_format":
+            cfg.log_format = str(value)
         elif key in _SECTIONS and isinstance(value, dict):
             section = getattr(cfg, key)
             names = {f.name: f.type for f in fields(section)}
@@ -172,7 +194,7 @@ def _check_values(path: Path, cfg: Config) -> None:
     c = cfg.consensus
     for d in (c.timeout_propose, c.timeout_propose_delta, c.timeout_prevote,
               c.timeout_prevote_delta, c.timeout_precommit, c.timeout_precommit_delta,
-              c.timeout_commit, cfg.rpc.timeout_broadcast_tx_commit,
+              c.timeout_commit, cfg.rpc.timeout_broadcast_tx_commit, cfg.rpc.timeout_send,
               cfg.rpc.timeout_idle_connection, cfg.p2p.ban_duration, cfg.p2p.max_ban_duration):
         parse_duration_ms(d)
     p = cfg.p2p
@@ -192,11 +214,19 @@ def _check_values(path: Path, cfg: Config) -> None:
 def _check_limits(path: Path, cfg: Config) -> None:
     r = cfg.rpc
     for name in ("max_body_bytes", "max_batch_requests", "max_batch_queries",
-                 "max_concurrent_requests", "max_concurrent_requests_per_ip", "query_threads"):
+                 "max_concurrent_requests", "max_concurrent_requests_per_ip", "query_threads",
+                 "ws_max_connections", "ws_max_connections_per_ip", "ws_max_subscriptions",
+                 "ws_queue_messages", "ws_book_depth"):
         if getattr(r, name) < 1:
             raise ConfigError(f"{path}: [rpc] {name} must be at least 1")
     if r.max_requests_per_s_per_ip < 0:
         raise ConfigError(f"{path}: [rpc] max_requests_per_s_per_ip must be >= 0 (0 = unlimited)")
+    if parse_duration_ms(r.timeout_send) < 1:
+        raise ConfigError(f"{path}: [rpc] timeout_send must be at least 1ms")
+    if r.ws_book_depth > MAX_L2_DEPTH:
+        raise ConfigError(f"{path}: [rpc] ws_book_depth must be at most {MAX_L2_DEPTH}")
+    if cfg.log_format not in LOG_FORMATS:
+        raise ConfigError(f"{path}: log_format must be one of {', '.join(LOG_FORMATS)}")
     if cfg.store.verify_on_start not in ("full", "tip"):
         raise ConfigError(f"{path}: [store] verify_on_start must be \"full\" or \"tip\"")
     host = cfg.rpc_host_port[0]
@@ -226,7 +256,7 @@ def render_config(cfg: Config) -> str:
         return '"' + str(v).replace("\\", "\\\\").replace('"', '\\"') + '"'
 
     out = ["# perpchain node configuration (local settings; protocol rules live in genesis)",
-           f"moniker = {val(cfg.moniker)}", ""]
+           f"moniker = {val(cfg.moniker)}", f"log_format = {val(cfg.log_format)}", ""]
     for name in _SECTIONS:
         out.append(f"[{name}]")
         section = getattr(cfg, name)

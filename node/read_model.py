@@ -45,6 +45,7 @@ class CommittedBlock:
     app_hash: bytes
     tx_results: tuple[TxResult, ...]
     block_events: tuple[Event, ...] = ()   # begin- and end-block events
+    block_hash: bytes = b""
 
 
 class Projection(Protocol):

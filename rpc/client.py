@@ -3,6 +3,8 @@
     c = Client("http://127.0.0.1:26657", load_key("alice.json"))
     out = c.transfer(bob_address, "12.5")      # waits for the block; raises TxRejected
     c.account()                                 # balances as decimal strings, nonces
+    with c.subscriptions() as ws:               # websocket notifications (rpc/ws_client.py)
+        ws.subscribe("account", address=c.key.address)
 
 Nonces are the current time in milliseconds, made strictly increasing per Client, as
 Hyperliquid's; several Clients for one key may run in parallel (the chain keeps the 100
@@ -61,6 +63,11 @@ class Client:
 
     def close(self) -> None:
         self.http.close()
+
+    def subscriptions(self, **kw):
+        """A websocket connection to this node for `subscribe` (rpc/ws_client.py)."""
+        from rpc.ws_client import Subscriptions
+        return Subscriptions(self.url, **kw)
 
     # -- transport -------------------------------------------------------------------
     def call(self, method: str, **params):

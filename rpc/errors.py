@@ -22,6 +22,7 @@ class RPCCode(IntEnum):
     RATE_LIMITED = -32010       # [rpc] max_requests_per_s_per_ip (HTTP 429)
     SERVER_BUSY = -32011        # [rpc] max_concurrent_requests(_per_ip) (HTTP 503)
     TOO_MUCH_WORK = -32012      # [rpc] max_batch_queries
+    SUBSCRIPTION_LIMIT = -32013  # [rpc] ws_max_subscriptions (websocket `subscribe`)
 
 
 class RPCError(Exception):

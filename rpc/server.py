@@ -3,19 +3,24 @@
     POST /            a JSON-RPC 2.0 request object or a batch (array) of them
     GET  /<method>?k=v  CometBFT's URI form (e.g. /status, /block?height=5, /tx?hash=0x..)
     GET  /            the list of methods
+    GET  /metrics     Prometheus text format (node/metrics.py)
+    GET  /websocket   websocket subscriptions (rpc/ws_server.py, rpc/ws_hub.py)
 
 Batches let a client submit thousands of txs in one HTTP request; their broadcast_tx_sync
 calls are checked together so signatures are verified in parallel. Every failure is a
 JSON-RPC error object with a code from rpc/errors.py and a message saying what was wrong.
 
 Limits ([rpc] in config.toml, docs/SECURITY.md): body size, batch size, queries per batch,
-requests in flight (in all and per IP), requests per second per IP (rpc/limits.py), and idle
-connections are closed. Methods that read stored blocks (OFF_LOOP) run in a few worker
+requests in flight (in all and per IP), requests per second per IP (rpc/limits.py), idle
+connections are closed, and so are connections whose client takes none of what is sent to it
+for [rpc] timeout_send (TCP_USER_TIMEOUT, `listen_socket`). Methods that read stored blocks (OFF_LOOP) run in a few worker
 threads, so however heavy the queries, consensus and p2p keep the event loop.
 """
 
 import json
 import logging
+import socket
+from functools import partial
 from urllib.parse import parse_qsl
 
 import trio
@@ -23,10 +28,13 @@ from hypercorn.config import Config as HyperConfig
 from hypercorn.trio import serve
 
 from node.app import Application
-from node.config import is_loopback, parse_duration_ms
+from node.config import ConfigError, is_loopback, parse_duration_ms
+from node.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE, NodeMetrics
 from rpc.errors import RPCCode, RPCError
 from rpc.limits import Admission
 from rpc.methods import METHODS, check_tx_json, tx_param
+from rpc.ws_hub import Hub
+from rpc.ws_server import MAX_REQUEST_BYTES, serve_websocket
 
 log = logging.getLogger("perpchain.rpc")
 
@@ -72,8 +80,11 @@ def _check_request(req) -> tuple[object, str, dict]:
 
 
 class RPCServer:
-    def __init__(self, app: Application):
-        self.app = app
+    def __init__(self, app: Application, hub: Hub | None = None,
+                 metrics: NodeMetrics | None = None):
+        """`hub` serves /websocket and `metrics` /metrics (both made by serve_rpc; without
+        them those paths answer 404)."""
+        self.app, self.hub, self.metrics = app, hub, metrics
         self.max_body = app.cfg.rpc.max_body_bytes
         self.max_batch = app.cfg.rpc.max_batch_requests
         r = app.cfg.rpc
@@ -81,6 +92,12 @@ class RPCServer:
         self.admission = Admission(r.max_concurrent_requests, r.max_concurrent_requests_per_ip,
                                    r.max_requests_per_s_per_ip)
         self.query_limiter = trio.CapacityLimiter(r.query_threads)
+
+    def count(self, method: str | None, error: RPCError | None) -> None:
+        """Count a call in /metrics (by method; unknown names count as "unknown")."""
+        if self.metrics is not None:
+            self.metrics.rpc_call(method if method in METHODS else "unknown",
+                                  None if error is None else int(error.code))
 
     async def call(self, method: str, params: dict):
         try:
@@ -96,11 +113,14 @@ class RPCServer:
 
     async def handle_one(self, req) -> dict | None:
         id_ = req.get("id") if isinstance(req, dict) else None
+        method = req.get("method") if isinstance(req, dict) else None
         try:
             id_, method, params = _check_request(req)
             result = await self.call(method, params)
         except RPCError as e:
+            self.count(method, e)
             return _error(id_, e)
+        self.count(method, None)
         return {"jsonrpc": "2.0", "id": id_, "result": result}
 
     async def handle_batch(self, reqs: list) -> list:
@@ -113,6 +133,7 @@ class RPCServer:
                     id_, _, params = _check_request(req)
                     raw = tx_param(params)
                 except RPCError as e:
+                    self.count("broadcast_tx_sync", e)
                     out[i] = _error(req.get("id"), e)
                     continue
                 txs.append(raw)
@@ -130,6 +151,7 @@ class RPCServer:
                 out[i] = a
         if txs:
             for (i, id_), (th, r) in zip(tx_slots, await self.app.submit(txs)):
+                self.count("broadcast_tx_sync", None)
                 out[i] = {"jsonrpc": "2.0", "id": id_, "result": check_tx_json(th, r)}
         return out
 
@@ -138,16 +160,20 @@ class RPCServer:
         out = []
         for req in reqs:
             id_ = req.get("id")
+            method = req.get("method")
             try:
                 id_, method, params = _check_request(req)
                 out.append({"jsonrpc": "2.0", "id": id_,
                             "result": _run_to_end(METHODS[method], self.app, params)})
+                self.count(method, None)
             except RPCError as e:
+                self.count(method, e)
                 out.append(_error(id_, e))
             except Exception as e:  # a bug in a method must not kill the server
                 log.exception("method %s failed", req.get("method"))
-                out.append(_error(id_, RPCError(RPCCode.INTERNAL_ERROR,
-                                                f"internal error in {req.get('method')}: {e}")))
+                err = RPCError(RPCCode.INTERNAL_ERROR, f"internal error in {method}: {e}")
+                self.count(method, err)
+                out.append(_error(id_, err))
         return out
 
     async def handle_body(self, body: bytes) -> object:
@@ -180,6 +206,13 @@ class RPCServer:
                 elif msg["type"] == "lifespan.shutdown":
                     await send({"type": "lifespan.shutdown.complete"})
                     return
+        if scope["type"] == "websocket":
+            if self.hub is not None and scope["path"] == "/websocket":
+                await serve_websocket(self.hub, scope, receive, send)
+            else:   # refused at the handshake (HTTP 403)
+                await receive()
+                await send({"type": "websocket.close"})
+            return
         if scope["type"] != "http":
             return
         ip = (scope.get("client") or ("unknown",))[0]
@@ -205,6 +238,10 @@ class RPCServer:
                 payload = await self.handle_body(body)
         elif scope["method"] == "GET":
             name = scope["path"].strip("/")
+            if name == "metrics" and self.metrics is not None:
+                await self._respond_raw(send, 200, self.metrics.exposition(),
+                                        METRICS_CONTENT_TYPE.encode())
+                return
             if not name:
                 payload = {"jsonrpc": "2.0", "id": None,
                            "result": {"methods": sorted(METHODS)}}
@@ -222,8 +259,12 @@ class RPCServer:
     @staticmethod
     async def _respond(send, status: int, payload) -> None:
         data = json.dumps(payload, separators=(",", ":")).encode()
+        await RPCServer._respond_raw(send, status, data, b"application/json")
+
+    @staticmethod
+    async def _respond_raw(send, status: int, data: bytes, content_type: bytes) -> None:
         await send({"type": "http.response.start", "status": status,
-                    "headers": [(b"content-type", b"application/json"),
+                    "headers": [(b"content-type", content_type),
                                 (b"content-length", str(len(data)).encode())]})
         await send({"type": "http.response.body", "body": data})
 
@@ -241,16 +282,43 @@ class RPCServer:
                 return b"".join(chunks), False
 
 
+def listen_socket(host: str, port: int, send_timeout_ms: int) -> socket.socket:
+    """The RPC's listening socket, bound (hypercorn listens on it). Its connections inherit
+    TCP_USER_TIMEOUT = `send_timeout_ms`: the kernel aborts one whose peer has taken none of
+    the data sent to it for that long (a client or websocket subscriber that stopped reading),
+    which frees the task blocked writing to it. hypercorn's writes cannot be cancelled, so
+    without this such a client could hold a task, and the node's shutdown, for ever."""
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    if hasattr(socket, "TCP_USER_TIMEOUT"):   # Linux
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, send_timeout_ms)
+    try:
+        sock.bind((host, port))
+    except OSError as e:
+        sock.close()
+        raise ConfigError(f"cannot listen for RPC on {host}:{port} ([rpc] laddr): "
+                          f"{e.strerror or e}") from None
+    return sock
+
+
 async def serve_rpc(app: Application, task_status=trio.TASK_STATUS_IGNORED) -> None:
     host, port = app.cfg.rpc_host_port
     if not is_loopback(host):
         log.warning("RPC listens on %s, reachable from the network ([rpc] unsafe_public_bind): "
                     "put it behind a proxy with TLS and authentication (docs/SECURITY.md)", host)
     hc = HyperConfig()
-    hc.bind = [f"{host}:{port}"]
+    send_ms = parse_duration_ms(app.cfg.rpc.timeout_send)
+    hc.bind = [f"fd://{listen_socket(host, port, send_ms).detach()}"]
     hc.accesslog = None
     hc.errorlog = logging.getLogger("hypercorn.error")
     idle_s = parse_duration_ms(app.cfg.rpc.timeout_idle_connection) / 1000
     hc.keep_alive_timeout = idle_s
     hc.h11_max_incomplete_size = 64 * 1024
-    await serve(RPCServer(app), hc, task_status=task_status, mode="asgi")
+    hc.websocket_max_message_size = MAX_REQUEST_BYTES
+    metrics = NodeMetrics(app)
+    hub = Hub(app, metrics)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(hub.run)   # the websocket fan-out: its own task, off consensus
+        await nursery.start(partial(serve, RPCServer(app, hub, metrics), hc, mode="asgi"))
+        task_status.started()
