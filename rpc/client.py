@@ -287,6 +287,30 @@ class Client:
                                          self._price_units(m, price),
                                          self._size_units(m, size)]), wait)
 
+    def modify_trigger(self, market, order_id: int, trigger_price: str, price: str, size: str,
+                       wait: bool = True) -> TxOutcome:
+        """Change a waiting trigger order (it keeps its order id)."""
+        m = self.market(market)
+        return self.broadcast(self.sign(["modify_trigger", m["id"], int(order_id),
+                                         self._price_units(m, trigger_price),
+                                         self._price_units(m, price),
+                                         self._size_units(m, size)]), wait)
+
+    def twap_order(self, market, is_buy: bool, size: str, duration_ms: int,
+                   reduce_only: bool = False, wait: bool = True) -> TxOutcome:
+        """A TWAP order: IOC slices every 30 s of block time over `duration_ms`."""
+        m = self.market(market)
+        return self.broadcast(self.sign(["twap_order", m["id"], bool(is_buy),
+                                         self._size_units(m, size), int(duration_ms),
+                                         bool(reduce_only)]), wait)
+
+    def twap_cancel(self, market, twap_id: int, wait: bool = True) -> TxOutcome:
+        return self.broadcast(self.sign(["twap_cancel", self.market(market)["id"],
+                                         int(twap_id)]), wait)
+
+    def twap_orders(self, address: str | None = None) -> dict:
+        return self.call("twap_orders", address=address or self._key().address)
+
     def batch(self, actions: list[list], wait: bool = True) -> TxOutcome:
         """Up to 50 order/cancel/cancel_cloid/cancel_all/modify action arrays in one tx
         (build orders with `order_action`); each gets a `batch_item` event with its code."""

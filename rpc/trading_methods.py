@@ -21,6 +21,7 @@ from state import mark as MK
 from state import markets as MS
 from state import oracle as OR
 from state import orders as O
+from state import twap as TW
 from state.liquidation_price import liquidation_price
 from state.positions import load_account
 from state.risk_index import index_for_reads
@@ -271,6 +272,25 @@ async def order(app, p: dict) -> dict:
                    "cancelled or never placed: see `fills` and the tx events)")
 
 
+async def twap_orders(app, p: dict) -> dict:
+    """The account's active TWAP orders with their progress (state.twap)."""
+    addr = _addr_param(p)
+    f = _Fmt(app)
+    out = []
+    for twap_id in TW.account_twaps(f.view, addr):
+        tw = TW.get(f.view, twap_id)
+        m = MS.get(f.view, tw.market)
+        out.append({"twap_id": str(tw.id), "market": m.symbol, "market_id": m.id,
+                    "side": "buy" if tw.is_buy else "sell", "size": f.sz(m, tw.size_lots),
+                    "filled": f.sz(m, tw.filled_lots), "remaining": f.sz(m, tw.remaining_lots),
+                    "reduce_only": tw.reduce_only, "start_ms": str(tw.start_ms),
+                    "duration_ms": str(tw.duration_ms),
+                    "end_ms": str(tw.start_ms + tw.slices * TW.SLICE_INTERVAL_MS),
+                    "slices": str(tw.slices), "slices_done": str(tw.slices_done),
+                    "slice_size": f.sz(m, tw.normal_lots), "next_slice_ms": str(tw.due_ms())})
+    return {"address": addr.hex(), "height": str(_height(app)), "twaps": out}
+
+
 # -- fills ----------------------------------------------------------------------------------
 
 def fill_json(f: Fill) -> dict:
@@ -370,4 +390,5 @@ async def margin_account(app, p: dict) -> dict:
 
 
 TRADING_METHODS = {fn.__name__: fn for fn in (markets, orderbook, open_orders, order, fills,
-                                              positions, margin_account, oracle, mark_prices)}
+                                              positions, margin_account, oracle, mark_prices,
+                                              twap_orders)}

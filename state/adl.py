@@ -8,7 +8,9 @@ What this module owns
   <= 0 come last; ties by address. The insurance fund and the settlement pool are never in it.
 * `deleverage`: the bankrupt account's position is closed against the ranked counterparties,
   in rank order, at the bankruptcy price, each through `settlement.settle_fill` without fees,
-  at most MAX_ADL_COUNTERPARTIES per position per block; each close is an `adl` event.
+  at most MAX_ADL_COUNTERPARTIES per position per block; each close is an `adl` event, and
+  the counterparty's resting reduce-only orders are brought within its smaller position
+  (state.reduce_only).
 Only holders of an opposite position are ever touched: an account with no position never
 pays for another's loss.
 """
@@ -22,6 +24,7 @@ from state.insurance import INSURANCE_FUND
 from state.margin import mark_price, market_requirements, summary
 from state.markets import Market
 from state.positions import load_account
+from state.reduce_only import enforce as enforce_reduce_only
 from state.settlement import POOL, settle_fill
 
 
@@ -66,6 +69,7 @@ def deleverage(scope, m: Market, addr: bytes, size_lots: int, bp_ticks: int,
             break
         take = min(left, abs(r.size_lots))
         settle_fill(scope, m, addr, size_lots < 0, r.addr, bp_ticks, take, 0, 0)
+        enforce_reduce_only(scope, m, r.addr)
         left -= take
         scope.events.append(Event("adl", (
             ("account", addr.hex()), ("counterparty", r.addr.hex()), ("market", m.symbol),

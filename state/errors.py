@@ -37,7 +37,7 @@ class Code(IntEnum):
     ORDER_TOO_LARGE = 20          # notional over MAX_ORDER_NOTIONAL_QUANTUMS or price over MAX_PRICE
     POST_ONLY_WOULD_CROSS = 21    # an ALO (post-only) order would trade on arrival
     FOK_NOT_FILLABLE = 22         # a fill-or-kill order cannot fill completely now
-    REDUCE_ONLY_WOULD_INCREASE = 23  # reduce-only, but no position or same side as it
+    REDUCE_ONLY_WOULD_INCREASE = 23  # reduce-only, but no position, same side, or already covered
     INSUFFICIENT_MARGIN = 24      # after the order, equity < initial margin (open orders at worst)
     ORACLE_STALE = 25             # no fresh oracle price: risk-increasing orders are halted
     DUPLICATE_CLIENT_ID = 26      # an open order of this account already has this client id

@@ -11,8 +11,9 @@ checks the block header against the state, then runs, in this fixed order:
 2. each tx in block order;
 3. end-block: oracle aggregation (state.oracle), mark prices (state.mark), then the trigger
    orders whose condition the new mark meets, market by market in id order, each trigger in
-   order-id order; then funding (state.funding: premium samples, hourly payments);
-   then liquidation of the accounts below maintenance margin (state.liquidation).
+   order-id order; then the TWAP slices that are due (state.twap); then funding
+   (state.funding: premium samples, hourly payments); then liquidation of the accounts
+   below maintenance margin (state.liquidation).
    (Interest comes with a later issue.)
 It returns per-tx results, the begin/end-block events, the validator changes this block
 made (for consensus, effective at height + 2), the sorted write set and the new app hash. It
@@ -42,6 +43,7 @@ from state import cancellation, constants as C, ledger, nonces, params, placemen
 from state.events import Event
 from state.amounts import format_amount
 from state import evidence, funding, futures, governance, liquidation, mark, oracle, triggers
+from state import twap
 from state.evidence import DoubleSign
 from state.derived import Derived, DerivedCache, derived_of
 from state.margin import P_MARK
@@ -254,6 +256,7 @@ def do_transfer(scope: Scope, tx: Tx) -> None:
     if amount <= 0:
         raise TxError(Code.INVALID_AMOUNT, "transfer amount must be positive")
     ledger.move(view, tx.signer, to, asset, amount, decimals)
+    placement.check_after_withdrawal(scope, tx.signer)
     scope.events.append(Event("transfer", (
         ("sender", tx.signer.hex()), ("recipient", to.hex()), ("asset", asset),
         ("amount", format_amount(amount, decimals)))))
@@ -325,7 +328,7 @@ def begin_block(view: Overlay, ctx: Ctx) -> list[Event]:
 
 def end_block(view: Overlay, ctx: Ctx) -> list[Event]:
     """Oracle aggregation, then per perp or unexpired future market (ascending id) its mark and
-    its triggers, then funding, then liquidation."""
+    its triggers, then TWAP slices, then funding, then liquidation."""
     events: list[Event] = []
     for asset, px in oracle.aggregate(view, ctx.time_ms):
         events.append(Event("oracle_price", (("asset", asset), ("price", str(px)))))
@@ -339,6 +342,7 @@ def end_block(view: Overlay, ctx: Ctx) -> list[Event]:
             continue
         mk = mark.update_mark(view, m, books.book(view, m.id), p[0], ctx.time_ms, tau)
         events += triggers.fire_triggers(view, ctx, m, mk)
+    events += twap.run_slices(view, ctx)
     events += funding.end_block(view, ctx)
     events += liquidation.liquidate(view, ctx)
     return events
@@ -354,4 +358,7 @@ HANDLERS = {"transfer": do_transfer, "faucet": do_faucet, "batch": do_batch,
             "gov_set_param": _view_handler(governance.do_set_param),
             "gov_set_validator": _view_handler(governance.do_set_validator),
             "set_leverage": _action_handler(placement.set_leverage),
+            "modify_trigger": _action_handler(triggers.modify_trigger),
+            "twap_order": _action_handler(twap.place_twap),
+            "twap_cancel": _action_handler(twap.cancel_twap),
             **{name: _action_handler(fn) for name, fn in BATCH_ACTIONS.items()}}

@@ -12,12 +12,15 @@ numeric order):
     cloid/<addr><cloid>         [m, id] of the account's open order with this client id
     exp/<time><m><id>           good-til-time index, ascending expiry
     seq/order                   the next order id (ids double as time priority)
+    rord/<addr><m>              [id, ...] ascending: the account's resting reduce-only orders
+                                on market m (written only while there is one: state.reduce_only)
 
 Record: [owner, is_buy, kind, price_ticks, size_lots, orig_lots, tif, reduce_only,
 trigger_ticks, cloid, expiry_ms, placed_ms]; `size_lots` is what remains.
 Invariant: an order id is under exactly one of ord/ and trg/ while it is open, and then has
-exactly one aord/ entry, a cloid/ entry iff cloid != 0, an exp/ entry iff expiry_ms != 0, and a
-tix/ entry iff it is under trg/.
+exactly one aord/ entry, a cloid/ entry iff cloid != 0, an exp/ entry iff expiry_ms != 0, a
+tix/ entry iff it is under trg/, and its id in the rord/ list of its owner and market iff it is
+under ord/ with reduce_only set.
 """
 
 from dataclasses import dataclass
@@ -33,6 +36,7 @@ P_ACCOUNT_ORDERS = b"aord/"
 P_CLOID = b"cloid/"
 P_EXPIRY = b"exp/"
 K_ORDER_SEQ = b"seq/order"
+P_REDUCE_ONLY = b"rord/"
 
 # Order kinds (the `kind` field of the order action).
 LIMIT = 0
@@ -154,6 +158,25 @@ def cloid_lookup(view: KVView, owner: bytes, cloid: int) -> tuple[int, int] | No
     return None if raw is None else tuple(load(raw))
 
 
+def reduce_only_ids(view: KVView, owner: bytes, market: int) -> list[int]:
+    """Ids of the account's resting reduce-only orders on `market`, ascending (one read)."""
+    key = P_REDUCE_ONLY + owner + market.to_bytes(4, "big")
+    raw = view.get_stored(key) if type(view) is Overlay else view.get(key)
+    return [] if raw is None else raw if type(raw) is list else load(raw)
+
+
+def _note_reduce_only(view: Overlay, o: OrderRecord, add: bool) -> None:
+    """Add or drop a resting reduce-only order's id in its owner's rord/ list (a new list)."""
+    key = P_REDUCE_ONLY + o.owner + o.market.to_bytes(4, "big")
+    ids = [i for i in reduce_only_ids(view, o.owner, o.market) if i != o.id]
+    if add:
+        ids = sorted(ids + [o.id])
+    if ids:
+        view.put(key, ids)
+    else:
+        view.delete(key)
+
+
 def next_order_id(view: Overlay) -> int:
     raw = view.get_stored(K_ORDER_SEQ)
     oid = 1 if raw is None else raw if type(raw) is int else load(raw)
@@ -192,6 +215,8 @@ def rest(view: Overlay, o: OrderRecord) -> None:
     """A new resting order: its record and indexes."""
     view.put(P_ORDER + _mid(o.market, o.id), o.to_stored())
     _open_indexes(view, o)
+    if o.reduce_only:
+        _note_reduce_only(view, o, True)
 
 
 def resize_resting(view: Overlay, o: OrderRecord) -> None:
@@ -202,6 +227,8 @@ def resize_resting(view: Overlay, o: OrderRecord) -> None:
 def remove_resting(view: Overlay, o: OrderRecord) -> None:
     view.delete(P_ORDER + _mid(o.market, o.id))
     _close_indexes(view, o)
+    if o.reduce_only:
+        _note_reduce_only(view, o, False)
 
 
 def put_trigger(view: Overlay, o: OrderRecord) -> None:

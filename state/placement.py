@@ -12,13 +12,14 @@ the `order` event and check margin (`check_margin_after`). The margin check need
 of matching, so it runs after settlement inside the same sub-transaction (state.scope): a
 failure rolls back the books and the writes together.
 
-Reduce-only orders must be IOC, FOK or market (as dYdX): they never rest, so they can never
-increase a position later. `modify` is a cancel-replace keeping the client id and flags; only
+Reduce-only orders may rest (GTC, ALO: as Hyperliquid's); state.reduce_only keeps them within
+the position (clipped at placement, checked at matching, shrunk or cancelled after every
+trade). `modify` is a cancel-replace keeping the client id and flags; only
 a size decrease at the same price keeps time priority. `set_leverage` sets an account's
 leverage on a perp market, if equity still covers the initial margin at it.
 """
 
-from state import constants as C, ledger, orders as O, params
+from state import constants as C, ledger, orders as O, params, reduce_only as RO
 from state.amounts import format_amount
 from state.book import Side
 from state.cancellation import remove_resting
@@ -31,7 +32,7 @@ from state.margin import margin_check, spot_reserved, summary
 from state.markets import SPOT, Market
 from state.matching import MatchReject, TimeInForce, match
 from state.oracle import fresh_price
-from state.positions import Account, Entry
+from state.positions import Account, Entry, load_account
 from state.settlement import settle_taker_fills
 
 _GTC, _IOC, _FOK, _ALO = 0, 1, 2, 3
@@ -82,9 +83,6 @@ def check_shape(m: Market, kind: int, tif: int, reduce_only: bool, trigger: int)
     if (kind in O.TRIGGER_KINDS) != (trigger != 0):
         raise TxError(Code.INVALID_ORDER, "trigger_price must be set exactly for stop and "
                       "take-profit kinds")
-    if reduce_only and tif in (_GTC, _ALO):
-        raise TxError(Code.INVALID_ORDER, "reduce-only orders cannot rest: use IOC, FOK or a "
-                      "market kind")
     if m.kind == SPOT and (reduce_only or kind in O.TRIGGER_KINDS):
         raise TxError(Code.INVALID_ORDER, f"{m.symbol} is a spot market: only limit and market "
                       "orders, without reduce-only")
@@ -135,6 +133,8 @@ def place(scope, owner: bytes, fields) -> None:
     check_open_orders(acct)
     if reduce_only:
         lots = reduce_only_size(acct, m, is_buy, lots)
+        if tif in (_GTC, _ALO) and kind not in O.TRIGGER_KINDS:
+            lots = RO.resting_room(scope, m, owner, is_buy, lots)
     elif m.perp_like:
         fresh_price(scope.view, m.base, now)
     o = O.OrderRecord(O.next_order_id(scope.view), m.id, owner, is_buy, kind, ticks, lots, lots,
@@ -147,15 +147,13 @@ def place(scope, owner: bytes, fields) -> None:
     execute(scope, m, o)
 
 
-def execute(scope, m: Market, o: O.OrderRecord) -> None:
-    """Match a live order, settle its fills, rest a GTC/ALO remainder, then check margin."""
+def execute(scope, m: Market, o: O.OrderRecord) -> int:
+    """Match a live order, settle its fills, rest a GTC/ALO remainder, then check margin.
+    Returns the lots filled."""
     taker = scope.ledger.account(o.owner)
     te = taker.entry(m.id)
     before = (te.size, te.buy_lots, te.sell_lots)
-    rests = o.tif == _GTC or o.tif == _ALO
-    res = match(scope.book(m.id), o.id, o.owner, Side.BUY if o.is_buy else Side.SELL,
-                o.price_ticks, o.size_lots, _TIFS[o.tif],
-                o.resting_fields() if rests else None)
+    res = _match(scope, m, o)
     if res.reject is not None:
         _reject(scope, m, o, res.reject)
     for oid in res.self_trade_cancelled:
@@ -177,6 +175,28 @@ def execute(scope, m: Market, o: O.OrderRecord) -> None:
     scope.events.append(order_event(m, o, status, filled, left))
     scope.ledger.flush()
     check_margin_after(scope, m, o, taker, te, before, res.rested)
+    if res.fills or (res.rested and o.reduce_only):
+        RO.after_trade(scope, m, o.owner, res.fills)
+    return filled
+
+
+def _match(scope, m: Market, o: O.OrderRecord):
+    """Match `o` against its book. A resting reduce-only maker the match would take past its
+    owner's position is first shrunk (or cancelled) and the match runs again from the
+    untouched book (state.reduce_only rule 2)."""
+    rests = o.tif == _GTC or o.tif == _ALO
+    book, books = scope.book(m.id), scope.books
+    while True:
+        books.begin()
+        res = match(book, o.id, o.owner, Side.BUY if o.is_buy else Side.SELL, o.price_ticks,
+                    o.size_lots, _TIFS[o.tif], o.resting_fields() if rests else None)
+        over = RO.first_overshoot(scope, m, o.is_buy, res.fills)
+        if over is None:
+            books.commit()
+            return res
+        books.rollback()
+        oid, lots = over
+        RO.shrink_to(scope, m, oid, lots)
 
 
 def _reject(scope, m: Market, o: O.OrderRecord, why: MatchReject) -> None:
@@ -204,7 +224,8 @@ def _only_reduced(te: Entry, before: tuple[int, int, int]) -> bool:
 def check_margin_after(scope, m: Market, o: O.OrderRecord, taker: Account, te: Entry,
                        before: tuple[int, int, int], rested: bool) -> None:
     """The taker must meet initial margin after its order, unless the order only reduced
-    its position on this market; spot orders need the balances their open orders may spend."""
+    its position on this market (or rests reduce-only); spot orders need the balances their
+    open orders may spend."""
     view = scope.view
     if m.kind == SPOT:
         reserved = spot_reserved(view, taker)
@@ -220,13 +241,39 @@ def check_margin_after(scope, m: Market, o: O.OrderRecord, taker: Account, te: E
         if ledger.balance(view, o.owner, scope.quote) >= 0 and \
                 not any(e.size for e in taker.entries.values()):
             return
-    elif not rested and _only_reduced(te, before):
-        return
+    elif (rested and o.reduce_only) or (not rested and _only_reduced(te, before)):
+        return  # (a resting reduce-only order can never grow the position: state.reduce_only)
     equity, initial = margin_check(view, taker, scope.quote)
     if equity < initial:
         raise TxError(Code.INSUFFICIENT_MARGIN,
                       f"equity {quote_text(m, equity)} would be below the initial margin "
                       f"{quote_text(m, initial)} (positions and open orders at worst case)")
+
+
+def check_after_withdrawal(scope, owner: bytes) -> None:
+    """What an account moves out (a transfer) must leave its positions and open orders
+    covered: equity >= initial margin (positions and open orders at worst case), and every
+    balance >= what its resting spot orders may spend. Reads only: the account's record is
+    not loaded into the ledger, so a transfer writes nothing more than before."""
+    view = scope.view
+    acct = load_account(view, owner)
+    if not acct.entries:
+        return
+    s = summary(view, acct, scope.quote)
+    if s.equity < s.initial_margin:
+        dec = scope.quote_decimals
+        raise TxError(Code.INSUFFICIENT_MARGIN,
+                      f"after the transfer equity {format_amount(s.equity, dec)} would be below "
+                      f"the initial margin {format_amount(s.initial_margin, dec)} of the "
+                      "account's positions and open orders")
+    for asset, need in sorted(spot_reserved(view, acct).items()):
+        have = ledger.balance(view, owner, asset)
+        if have < need:
+            dec = params.asset_decimals(view, asset)
+            raise TxError(Code.INSUFFICIENT_BALANCE,
+                          f"after the transfer the balance {format_amount(have, dec)} {asset} "
+                          f"would not cover the {format_amount(need, dec)} {asset} that this "
+                          "account's open spot orders may spend")
 
 
 # -- modify, leverage --------------------------------------------------------------------------

@@ -11,17 +11,23 @@ What this module owns
   Hyperliquid's: if the live order is rejected (margin, stale oracle, nothing left to
   reduce), the order still leaves, with a `trigger_rejected` event carrying the code.
 Each expiry and each trigger runs in its own sub-transaction (state.scope).
+* `modify_trigger` (the action): a waiting trigger order of the signer gets a new trigger
+  price, limit price and size, keeping its order id, kind, tif, flags, client id and expiry;
+  checked as at placement (tick, lot, size, notional; reduce-only against the position now,
+  else a fresh oracle on a perp). Like any trigger order it is margin-checked when it fires.
 """
 
 from state import constants as C, orders as O
 from state.cancellation import cancel_open, remove_trigger
-from state.event_text import trigger_event
+from state.errors import Code, TxError
+from state.event_text import order_attrs, price_text, trigger_event
 from state.events import Event
+from state.futures import check_trading
 from state.markets import Market, get as get_market
 from state.oracle import fresh_price
-from state.placement import execute, reduce_only_size
+from state.placement import check_notional, check_price, check_size, execute, \
+    reduce_only_size
 from state.scope import SubTransaction
-from state.errors import TxError
 
 
 def expire_orders(view, ctx) -> list[Event]:
@@ -63,3 +69,31 @@ def fire_triggers(view, ctx, m: Market, mark: int) -> list[Event]:
                 ("code", str(int(err.code))), ("log", err.log))))
         events.extend(scope.events)
     return events
+
+
+def modify_trigger(scope, owner: bytes, fields) -> None:
+    """The `modify_trigger` action (see the module docstring)."""
+    market_id, order_id, trigger_price, price, size = fields
+    m = scope.market(market_id)
+    o = O.get_trigger(scope.view, m.id, order_id)
+    if o is None or o.owner != owner:
+        r = O.get_resting(scope.view, m.id, order_id)
+        if r is not None and r.owner == owner:
+            raise TxError(Code.INVALID_ORDER, f"order {order_id} is resting, not a waiting "
+                          "trigger order: use modify")
+        raise TxError(Code.ORDER_NOT_FOUND, f"no waiting trigger order {order_id} of this "
+                      f"account on {m.symbol}")
+    check_trading(scope.view, m, scope.ctx.time_ms)
+    ticks = check_price(m, price)
+    trigger_ticks = check_price(m, trigger_price, "trigger price")
+    lots = check_size(m, size)
+    check_notional(m, ticks, lots)
+    if o.reduce_only:
+        lots = reduce_only_size(scope.ledger.account(owner), m, o.is_buy, lots)
+    elif m.perp_like:
+        fresh_price(scope.view, m.base, scope.ctx.time_ms)
+    O.remove_trigger(scope.view, o)
+    o.price_ticks, o.size_lots, o.orig_lots, o.trigger_ticks = ticks, lots, lots, trigger_ticks
+    O.put_trigger(scope.view, o)
+    scope.events.append(Event("order", order_attrs(m, o) + (
+        ("status", "trigger_modified"), ("trigger_price", price_text(m, trigger_ticks)))))

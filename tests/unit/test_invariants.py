@@ -291,6 +291,62 @@ def test_every_invariant_has_a_failing_test():
     assert not untested, untested
 
 
+# -- order types (issue 9): resting reduce-only orders and TWAPs ----------------------------------
+
+@pytest.fixture(scope="module")
+def ordertyped() -> Chain:
+    """A long 20 lots with resting reduce-only sells of 10 + 10 lots, and an active TWAP."""
+    chain = Chain(trading_genesis(4))
+    n = [chain.time_ms]
+
+    def nonce():
+        n[0] += 1
+        return n[0]
+
+    for txs in ([order(B, nonce(), BTC_PERP, False, _px(60_000), _lots(2)),
+                 order(A, nonce(), BTC_PERP, True, _px(60_000), _lots(2))],
+                [order(A, nonce(), BTC_PERP, False, _px(61_000), _lots(1), reduce_only=True),
+                 order(A, nonce(), BTC_PERP, False, _px(62_000), _lots(1), reduce_only=True),
+                 action(C_, nonce(), "twap_order", BTC_PERP, True, _lots(5), 600_000, False)]):
+        res = chain.block(txs)
+        assert [r.code for r in res.tx_results] == [0] * len(txs), res.tx_results
+    check_invariants(chain.kv)
+    return chain
+
+
+def test_reduce_only_index(ordertyped):
+    key_a = O.P_REDUCE_ONLY + A.pub_key + BTC_PERP.to_bytes(4, "big")
+    v = _violation(_corrupt(ordertyped, lambda ov, kv: ov.delete(key_a)))
+    assert v.invariant == "reduce_only_index" and A.pub_key.hex() in v.where
+    v = _violation(_corrupt(ordertyped, lambda ov, kv: ov.put(
+        O.P_REDUCE_ONLY + B.pub_key + BTC_PERP.to_bytes(4, "big"), encode([1]))))
+    assert v.invariant == "reduce_only_index" and v.where == "rord/"
+
+
+@pytest.mark.parametrize("size, what", [(10, "exceed"), (0, "grow"), (-5, "grow")])
+def test_reduce_only_within_position(ordertyped, size, what):
+    def change(ov, kv):
+        _edit_account(ov, A.pub_key, lambda a: setattr(a.entry(BTC_PERP), "size", size))
+    v = _violation(_corrupt(ordertyped, change))
+    assert v.invariant == "reduce_only_within_position" and what in v.detail
+
+
+@pytest.mark.parametrize("what", ["queue", "account", "filled"])
+def test_twap_index(ordertyped, what):
+    from state import twap
+    (tw,) = list(twap.iter_twaps(ordertyped.kv))
+
+    def change(ov, kv):
+        if what == "queue":
+            ov.delete(twap.P_QUEUE + tw.due_ms().to_bytes(8, "big") + tw.id.to_bytes(8, "big"))
+        elif what == "account":
+            ov.delete(twap.P_ACCOUNT + tw.owner + tw.id.to_bytes(8, "big"))
+        else:
+            tw.filled_lots = tw.size_lots
+            ov.put(twap.P_TWAP + tw.id.to_bytes(8, "big"), encode(tw.to_stored()))
+    assert _violation(_corrupt(ordertyped, change)).invariant == "twap_index"
+
+
 def test_settled_future():
     """A future marked settled while an order is open or a position is held on it."""
     from state import futures as FU

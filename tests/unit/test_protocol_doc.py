@@ -681,6 +681,7 @@ def test_positional_params_follow_the_documented_order(chain):
         "broadcast_evidence": {"evidence": {"vote_a": "AA==", "vote_b": "AA=="}},
         "liquidations": {"address": USER.address, "limit": 5},
         "adl_queue": {"address": MAKER.address},
+        "twap_orders": {"address": USER.address},
     }
     sample["tx"]["hash"] = hashlib.sha256(base64.b64decode(sample["tx"]["hash"])).hexdigest()
     for method, names in documented.items():

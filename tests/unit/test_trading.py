@@ -133,8 +133,9 @@ def test_reduce_only():
     t = T()
     r = t.one(t.order(A, BTC_PERP, False, 60_000, 10, tif=IOC, reduce_only=True))
     assert r.code == Code.REDUCE_ONLY_WOULD_INCREASE and "position 0" in r.log
+    # a resting reduce-only order needs a position too (tests/unit/test_order_types.py)
     r = t.one(t.order(A, BTC_PERP, False, 60_000, 10, tif=GTC, reduce_only=True))
-    assert r.code == Code.INVALID_ORDER and "cannot rest" in r.log
+    assert r.code == Code.REDUCE_ONLY_WOULD_INCREASE and "position 0" in r.log
     t.block(t.order(B, BTC_PERP, False, 60_000, 10), t.order(A, BTC_PERP, True, 60_000, 10))
     assert t.pos(A)[0] == 10
     r = t.one(t.order(A, BTC_PERP, True, 60_000, 10, tif=IOC, reduce_only=True))
@@ -444,3 +445,23 @@ def test_fee_tier_reductions_never_make_fees_negative():
     from state.genesis import genesis_writes
     with pytest.raises(InvalidBlock, match="taker"):
         genesis_writes(trading_genesis(fee_tiers=(FeeTier(0, 0, 0), FeeTier(10, 500, 0))))
+
+
+# -- transfers out of a trading account ------------------------------------------------------
+
+def test_a_transfer_must_leave_positions_and_open_orders_covered():
+    t = T(amount=10_000 * USDC)
+    assert t.one(t.order(B, BTC_PERP, False, 60_000, 1_000)).code == 0
+    assert t.one(t.order(A, BTC_PERP, True, 60_000, 1_000, tif=IOC)).code == 0
+    # A: long 0.1 BTC ($6,000) at 50x: initial margin $120; equity 10,000 - fee 2.7 = 9,997.3
+    out = action(A, t.nonce(), "transfer", C3.pub_key, "USDC", 9_900 * USDC)
+    r = t.one(out)
+    assert r.code == Code.INSUFFICIENT_MARGIN and "below the initial margin 120" in r.log
+    assert t.bal(A) == 9_997_300_000                        # nothing moved
+    assert t.one(action(A, t.nonce(), "transfer", C3.pub_key, "USDC", 9_800 * USDC)).code == 0
+    # C3 (now 19,800) rests a spot buy of 0.1 BTC at $60,000: it may spend $6,003 with the fee
+    assert t.one(t.order(C3, BTC_SPOT, True, 60_000, 1_000)).code == 0
+    r = t.one(action(C3, t.nonce(), "transfer", A.pub_key, "USDC", 14_000 * USDC))
+    assert r.code == Code.INSUFFICIENT_BALANCE and "open spot orders" in r.log
+    # an account without positions or orders only needs the balance
+    assert t.one(action(B, t.nonce(), "transfer", A.pub_key, "USDC", 1 * USDC)).code == 0
