@@ -105,7 +105,8 @@ def load_memo(view, key: bytes, table: str, decode):
     raw = view.get(key)
     if raw is None:
         return None
-    return derived_of(view).memo(table, key, raw, decode)
+    d = (view._root or view).derived if type(view) is Overlay else None  # (derived_of, inline)
+    return (d if d is not None else derived_of(view)).memo(table, key, raw, decode)
 
 
 class DerivedCache:

@@ -27,6 +27,7 @@ from sortedcontainers import SortedList
 from state.codec import encode as _encode
 
 _DELETED = None
+_new = object.__new__
 _MISSING = object()  # Overlay.get: "not written here" (None means deleted here)
 # Below this many writes an overlay filters its write set on each `iterate`; above, it keeps a
 # sorted index (a block's overlay holds tens of thousands of writes, end-block iterates often).
@@ -140,12 +141,12 @@ class Overlay:
     def delete(self, key: bytes) -> None:
         self.writes[key] = _DELETED
 
-    def _mine(self, prefix: bytes) -> list[tuple[bytes, bytes | None]]:
-        """This overlay's writes under `prefix`, ascending by key."""
+    def _sorted_keys(self):
+        """This overlay's written keys as a sorted index, kept up to date from the keys added
+        since it was built; None while the write set is small (callers filter it instead)."""
         w = self.writes
         if len(w) < _INDEX_MIN:
-            return sorted((k, v if v is None or type(v) is bytes else _encode(v))
-                          for k, v in w.items() if k.startswith(prefix))
+            return None
         idx = getattr(self, "_index", None)
         if idx is None or self._index_of is not w or len(w) < self._indexed:
             idx = self._index = SortedList(w)
@@ -153,13 +154,25 @@ class Overlay:
         elif len(w) > self._indexed:
             idx.update(islice(w, self._indexed, None))
         self._indexed = len(w)
+        return idx
+
+    def written_keys(self, prefix: bytes) -> list[bytes]:
+        """The keys under `prefix` this overlay wrote (deletes included), ascending."""
+        idx = self._sorted_keys()
+        if idx is None:
+            return sorted(k for k in self.writes if k.startswith(prefix))
         out = []
         for k in idx.irange(minimum=prefix):
             if not k.startswith(prefix):
                 break
-            v = w[k]
-            out.append((k, v if v is None or type(v) is bytes else _encode(v)))
+            out.append(k)
         return out
+
+    def _mine(self, prefix: bytes) -> list[tuple[bytes, bytes | None]]:
+        """This overlay's writes under `prefix`, ascending by key."""
+        w = self.writes
+        return [(k, v if (v := w[k]) is None or type(v) is bytes else _encode(v))
+                for k in self.written_keys(prefix)]
 
     def iterate(self, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
         mine = self._mine(prefix)
@@ -181,7 +194,16 @@ class Overlay:
                 yield k, v
 
     def child(self) -> "Overlay":
-        return Overlay(self)
+        """`Overlay(self)`, with the fields set in place (one per tx and sub-transaction)."""
+        c = _new(Overlay)
+        c.parent = self
+        c.writes = {}
+        c.derived = None
+        c._up = (self,) + self._up
+        c._base = self._base
+        r = self._root
+        c._root = self if r is None else r
+        return c
 
     def commit(self) -> None:
         """Merge this overlay's writes into its parent (which must be an Overlay)."""

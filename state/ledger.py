@@ -156,6 +156,8 @@ class Ledger:
         """Write back every loaded account and the summed balance changes, then forget them.
         (Their order decides only which of several overflowing balances raises first; they
         all raise the same error.)"""
+        if not self.accounts and not self.deltas:
+            return
         view = self.view
         published = self.published
         for addr, acct in self.accounts.items():

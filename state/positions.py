@@ -133,8 +133,10 @@ class Account:
         """The stored record ([entries, volume]; None: no record), sharing nothing mutable
         with this Account (kept decoded in an overlay: state.kv)."""
         es = self.entries
-        entries = [e.to_stored() for e in (es.values() if len(es) == 1 else
-                                           (es[m] for m in sorted(es))) if not e.empty()]
+        entries = []
+        for e in (es.values() if len(es) == 1 else [es[m] for m in sorted(es)]):
+            if not e.empty():
+                entries.append(e.to_stored())
         if not entries and not self.volume:
             return None
         return [entries, self.volume[:]]
@@ -150,7 +152,10 @@ def account_from_stored(addr: bytes, stored: bytes | list | None) -> Account:
         volume = volume[:]  # (its buckets are never changed in place: add_volume)
     else:
         entries, volume = load(stored)
-    return Account(addr, {e[0]: Entry(*e) for e in entries}, volume)
+    decoded = {}
+    for e in entries:
+        decoded[e[0]] = Entry(*e)
+    return Account(addr, decoded, volume)
 
 
 def get_stored(view: KVView, addr: bytes):

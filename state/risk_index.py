@@ -161,10 +161,10 @@ def written_accounts(view: Overlay, prefixes: tuple[bytes, ...], up_to=None) -> 
     found: dict[bytes, None] = {}
     o = view
     while type(o) is Overlay and o is not up_to:
-        for k in o.writes:
-            for p in prefixes:
-                if k.startswith(p):
-                    found[k[len(p):len(p) + _ADDR]] = None
+        for p in prefixes:
+            n = len(p)
+            for k in o.written_keys(p):
+                found[k[n:n + _ADDR]] = None
         o = o.parent
     return sorted(found)
 

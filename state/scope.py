@@ -34,12 +34,13 @@ class Scope:
     def __init__(self, view: Overlay, ctx) -> None:
         self.view = view
         self.ctx = ctx
-        self.derived: Derived = derived_of(view)
-        self.books = self.derived.books
+        derived: Derived = derived_of(view)
+        self.derived = derived
+        self.books = derived.books
         self.events: list = []
-        self.ledger = Ledger(view, self.derived.published, self.events)
+        self.ledger = Ledger(view, derived.published, self.events)
         self.today = ctx.time_ms // C.DAY_MS
-        self.quote, self.quote_decimals = self.derived.param("quote", _quote, view)
+        self.quote, self.quote_decimals = derived.param("quote", _quote, view)
 
     @property
     def fee_account(self) -> bytes:
@@ -81,9 +82,9 @@ class SubTransaction:
     __slots__ = ("scope", "_books", "_params_version")
 
     def __init__(self, view: Overlay, ctx) -> None:
-        self.scope = Scope(view.child(), ctx)
-        self._books = self.scope.books
-        self._params_version = self.scope.derived.params_version
+        scope = self.scope = Scope(view.child(), ctx)
+        self._books = scope.books
+        self._params_version = scope.derived.params_version
 
     def __enter__(self) -> Scope:
         self._books.begin()
@@ -97,13 +98,14 @@ class SubTransaction:
 
     def __exit__(self, kind, exc, tb) -> bool:
         if exc is None:
+            scope = self.scope
             try:
-                self.scope.ledger.flush()  # may raise BALANCE_OVERFLOW: then rolled back
+                scope.ledger.flush()  # may raise BALANCE_OVERFLOW: then rolled back
             except TxError:
                 self._rollback()
                 raise
             self._books.commit()
-            self.scope.view.commit()
+            scope.view.commit()
         elif isinstance(exc, TxError):
             self._rollback()
         return False

@@ -16,7 +16,7 @@ from state.books import Books
 from state.codec import encode, load
 from state.errors import TxError
 from state.derived import derived_of, load_memo
-from state.event_text import amount_text
+from state.event_text import amount_pair, amount_text
 from state.kv import MemoryKV, Overlay
 from state.ledger import Ledger
 from state.positions import Account, Entry, load_account
@@ -128,6 +128,7 @@ def test_memoised_amount_text_equals_format_amount(decimals):
             [rng.randint(-10**20, 10**20) for _ in range(5000)] + \
             [rng.randint(-1000, 1000) for _ in range(500)]:
         assert amount_text(x, decimals) == format_amount(x, decimals)
+        assert amount_pair("fee", x, decimals) == ("fee", format_amount(x, decimals))
 
 
 def test_fee_tier_volume_is_constant_within_a_day():
