@@ -41,3 +41,38 @@ def test_a_falling_price_liquidates_an_account_and_rpc_shows_it(net):
     # the 30 s cooldown: no second step yet
     time.sleep(1.0)
     assert len(ca.liquidations(alice.address)["events"]) == 1
+
+
+def test_the_price_feeder_drives_the_price_down_until_a_long_is_liquidated(net, tmp_path):
+    """The validator's real feeder process (localnet/feeder.py) publishes a falling series
+    from a CSV; the node liquidates the long when the mark crosses its liquidation price,
+    which `positions` showed beforehand."""
+    from localnet.feeder import start_feeder
+
+    validator = net.client(load_key(net.node.home / "config" / "priv_validator_key.json"))
+    validator.oracle_update({"BTC": "60000", "ETH": "3000"}, wait=True)
+    alice, bob = KeyPair.generate(), KeyPair.generate()
+    ca, cb = net.client(alice), net.client(bob)
+    ca.faucet()
+    cb.faucet()
+    cb.place_order("BTC-USD", False, "60000", "1")
+    ca.place_order("BTC-USD", True, "60000", "1", tif="ioc")   # 1 BTC long, 6x
+    cb.place_order("BTC-USD", True, "40000", "1")              # a bid far below absorbs it
+    liq_px = float(ca.positions()["positions"][0]["liquidation_price"])
+    assert 50_000 < liq_px < 51_000
+    # 60,000 down to 49,000 in $500 steps (the feeder cycles through its rows)
+    rows = [f"{i},{60_000 - 500 * i},3000" for i in range(23)]
+    csv = tmp_path / "falling.csv"
+    csv.write_text("step,BTC,ETH\n" + "\n".join(rows) + "\n")
+    feeder = start_feeder(net.node.home, net.url, tmp_path / "feeder.log", 0.3, csv)
+    try:
+        events = wait_until(lambda: [e for e in ca.liquidations(alice.address)["events"]
+                                     if e["type"] in ("liquidation", "insurance_takeover")],
+                            timeout=60, what="the feeder's prices to liquidate the long")
+    finally:
+        feeder.kill()
+        feeder.wait()
+    mark = float(events[-1]["mark"])
+    assert mark <= liq_px, (mark, liq_px)   # never before the price `positions` showed
+    assert ca.positions()["positions"] == [] or \
+        ca.positions()["positions"][0]["size"] != "1"
