@@ -166,6 +166,17 @@ def perp_market(scope, market_id: int, action: str) -> Market:
     return m
 
 
+def check_leverage_margin(scope, m: Market, acct: Account, leverage: int) -> None:
+    """After a leverage or margin-mode change on `m` (ledger flushed): the cross account's
+    equity must still cover its initial margin, and an isolated position its own."""
+    s = summary(scope.view, acct, scope.quote)
+    if s.equity < s.initial_margin:
+        raise TxError(Code.INSUFFICIENT_MARGIN, f"at {leverage}x the initial margin "
+                      f"{quote_text(m, s.initial_margin)} would exceed equity "
+                      f"{quote_text(m, s.equity)}")
+    check_isolated_leverage(scope.view, m, acct.entry(m.id))
+
+
 def check_isolated_leverage(view, m: Market, e: Entry) -> None:
     """An isolated position must still meet its initial margin at its (new) leverage."""
     if e.isolated and e.size:
@@ -202,13 +213,7 @@ def set_margin_mode(scope, owner: bytes, fields) -> None:
     e.isolated = isolated
     e.leverage = leverage
     scope.ledger.flush()
-    acct = scope.ledger.account(owner)
-    s = summary(scope.view, acct, scope.quote)
-    if s.equity < s.initial_margin:
-        raise TxError(Code.INSUFFICIENT_MARGIN, f"at {leverage}x the initial margin "
-                      f"{quote_text(m, s.initial_margin)} would exceed equity "
-                      f"{quote_text(m, s.equity)}")
-    check_isolated_leverage(scope.view, m, acct.entry(m.id))
+    check_leverage_margin(scope, m, scope.ledger.account(owner), leverage)
     scope.events.append(Event("margin_mode", (("owner", owner.hex()), ("market", m.symbol),
                                               ("mode", MODE_NAMES[isolated]),
                                               ("leverage", str(leverage)))))

@@ -31,7 +31,7 @@ from state.events import Event
 from state.event_text import modified_in_place_event, order_event, quote_text, \
     waiting_trigger_event
 from state.futures import check_trading
-from state.isolated import check_isolated_leverage, fund_after_fills, sizes_before
+from state.isolated import check_leverage_margin, fund_after_fills, sizes_before
 from state.margin import margin_check, spot_reserved, summary
 from state.markets import SPOT, Market
 from state.matching import MatchReject, TimeInForce, match
@@ -329,11 +329,6 @@ def set_leverage(scope, owner: bytes, fields) -> None:
     acct = scope.ledger.account(owner)
     acct.entry(m.id).leverage = leverage
     scope.ledger.flush()
-    s = summary(scope.view, acct)
-    if s.equity < s.initial_margin:
-        raise TxError(Code.INSUFFICIENT_MARGIN, f"at {leverage}x the initial margin "
-                      f"{quote_text(m, s.initial_margin)} would exceed equity "
-                      f"{quote_text(m, s.equity)}")
-    check_isolated_leverage(scope.view, m, acct.entry(m.id))
+    check_leverage_margin(scope, m, acct, leverage)
     scope.events.append(Event("leverage", (("owner", owner.hex()), ("market", m.symbol),
                                            ("leverage", str(leverage)))))

@@ -16,18 +16,11 @@ from localnet.feeder import start_feeder
 from node.keys import KeyPair
 from rpc.ws_client import L2Book, Subscriptions
 from tests.e2e.conftest import Net, fast_timeouts, free_base_port
+from tests.e2e.test_trading import wait_until
 
 pytestmark = pytest.mark.e2e
 
 
-def wait_until(fn, timeout=20.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        v = fn()
-        if v:
-            return v
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @pytest.fixture
