@@ -5,6 +5,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -60,6 +61,17 @@ def fast_timeouts(cfg) -> None:
     c.timeout_propose, c.timeout_propose_delta = "400ms", "200ms"
     c.timeout_prevote, c.timeout_prevote_delta = "200ms", "100ms"
     c.timeout_precommit, c.timeout_precommit_delta = "200ms", "100ms"
+
+
+def wait_until(pred, timeout: float = 20.0, what: str = "condition", poll: float = 0.1):
+    """pred()'s first truthy value, polling every `poll` s for up to `timeout` s."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        v = pred()
+        if v:
+            return v
+        time.sleep(poll)
+    raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
 
 
 class Net:

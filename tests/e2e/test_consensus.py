@@ -12,18 +12,11 @@ import httpx
 import pytest
 
 from node.keys import KeyPair
+from tests.e2e.conftest import wait_until
 
 pytestmark = pytest.mark.e2e
 
 
-def wait_until(pred, timeout: float, what: str, poll: float = 0.1):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        v = pred()
-        if v:
-            return v
-        time.sleep(poll)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 def headers(url: str, upto: int) -> dict[int, tuple[str, str]]:

@@ -48,7 +48,7 @@ from localnet import cluster
 from node.keys import KeyPair
 from rpc.client import RPCClientError
 from state.tx import build_tx
-from tests.e2e.conftest import Net, perpchain
+from tests.e2e.conftest import Net, perpchain, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -190,13 +190,7 @@ class GapMonitor:
 
 
 def wait_for(pred, what: str, ctx: str, timeout_s: float = LIVENESS_S):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        v = pred()
-        if v:
-            return v
-        time.sleep(0.2)
-    raise AssertionError(f"{ctx}: {what} not within {timeout_s:g}s")
+    return wait_until(pred, timeout_s, f"{ctx}: {what}", poll=0.2)
 
 
 def fault_kinds(rng: random.Random):

@@ -9,7 +9,7 @@ from localnet import cluster
 from node.keys import KeyPair, load_key
 from rpc.client import Client, TxRejected
 from tests.e2e.conftest import fast_timeouts, free_base_port
-from tests.e2e.test_trading import wait_until
+from tests.e2e.conftest import wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 

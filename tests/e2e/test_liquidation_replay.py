@@ -11,7 +11,7 @@ import pytest
 
 from node.keys import KeyPair, load_key
 from tests.e2e.conftest import perpchain
-from tests.e2e.test_trading import wait_until
+from tests.e2e.conftest import wait_until
 
 pytestmark = pytest.mark.e2e
 

@@ -1,26 +1,17 @@
 """Trading on a real localnet: price feeders, two accounts trading over JSON-RPC, and every
 node agreeing on positions, balances, fees and the L2 book."""
 
-import time
-
 import pytest
 
 from localnet.feeder import start_feeder
 from node.keys import KeyPair
 from rpc.client import Client, TxRejected
 from state.errors import Code
+from tests.e2e.conftest import wait_until
 
 pytestmark = pytest.mark.e2e
 
 
-def wait_until(fn, timeout=20.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        v = fn()
-        if v:
-            return v
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def snapshot(c: Client, addrs: list[str], fee_account: str) -> dict:

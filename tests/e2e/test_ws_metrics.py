@@ -16,7 +16,7 @@ from localnet.feeder import start_feeder
 from node.keys import KeyPair
 from rpc.ws_client import L2Book, Subscriptions
 from tests.e2e.conftest import Net, fast_timeouts, free_base_port
-from tests.e2e.test_trading import wait_until
+from tests.e2e.conftest import wait_until
 
 pytestmark = pytest.mark.e2e
 

@@ -35,6 +35,7 @@ from node.genesis import GenesisError, load_genesis, make_genesis_doc
 from node.keys import KeyFileError, KeyPair, load_key
 from node.store import StoreError
 from node.store_check import open_verified
+from tests.fuzz.mutation import mutate
 
 FAST = settings(max_examples=200, deadline=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
@@ -68,25 +69,9 @@ def _valid_signer_state() -> bytes:
     return path.read_bytes()
 
 
-def _mutate(draw, data: bytes) -> bytes:
-    kind = draw(st.sampled_from(("flip", "cut", "insert", "splice", "random", "same")))
-    if kind == "random" or not data:
-        return draw(st.binary(max_size=300))
-    if kind == "same":
-        return data
-    i = draw(st.integers(0, len(data) - 1))
-    if kind == "flip":
-        return data[:i] + bytes([data[i] ^ draw(st.integers(1, 255))]) + data[i + 1:]
-    if kind == "cut":
-        return data[:i]
-    if kind == "insert":
-        return data[:i] + draw(st.binary(min_size=1, max_size=12)) + data[i:]
-    return data[:i] + draw(st.binary(max_size=60)) + data[i + draw(st.integers(0, 20)):]
-
-
 @st.composite
 def mutated(draw, valid: bytes) -> bytes:
-    return _mutate(draw, valid)
+    return mutate(draw, valid, fresh=True)
 
 
 json_value = st.recursive(

@@ -40,6 +40,7 @@ from node.app import Application
 from node.p2p import FrameReader, Misbehaviour, P2P, _pack
 from node.store import Store
 from node.run import driver_config
+from tests.fuzz.mutation import mutate
 from tests.sim.driver_harness import (CHAIN_ID, GENESIS_MS, NODE_KEYS, VAL_KEYS, make_config,
                                       make_genesis)
 from tests.sim.test_driver_sim import _calm
@@ -62,21 +63,6 @@ msgpack_obj = st.recursive(leaf, lambda kids: st.one_of(
     max_leaves=20)
 
 
-def _mutate_bytes(draw, data: bytes) -> bytes:
-    """Flip, cut, insert or splice bytes of a valid encoding."""
-    kind = draw(st.sampled_from(("flip", "cut", "insert", "splice", "same")))
-    if kind == "same" or not data:
-        return data
-    i = draw(st.integers(0, len(data) - 1))
-    if kind == "flip":
-        return data[:i] + bytes([data[i] ^ draw(st.integers(1, 255))]) + data[i + 1:]
-    if kind == "cut":
-        return data[:i]
-    if kind == "insert":
-        return data[:i] + draw(st.binary(min_size=1, max_size=8)) + data[i:]
-    return data[:i] + draw(st.binary(max_size=40))
-
-
 def _mutate_obj(draw, obj):
     """Replace one field (at any depth) of a decoded message by an arbitrary value."""
     if type(obj) is not list or not obj or draw(st.booleans()):
@@ -89,11 +75,11 @@ def _mutate_obj(draw, obj):
 
 def _mutated(draw, data: bytes) -> bytes:
     if draw(st.booleans()):
-        return _mutate_bytes(draw, data)
+        return mutate(draw, data)
     try:
         obj = msgpack.unpackb(data, raw=False, use_list=True)
     except Exception:  # noqa: BLE001 - a mutation base that is not msgpack: bytes only
-        return _mutate_bytes(draw, data)
+        return mutate(draw, data)
     try:
         return msgpack.packb(_mutate_obj(draw, obj), use_bin_type=True)
     except (OverflowError, TypeError, ValueError):
