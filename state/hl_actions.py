@@ -63,9 +63,6 @@ def unsupported(what: str) -> TxError:
 
 def check_envelope(tx, ctx) -> None:
     """Authentication-time rules of a Hyperliquid envelope (they leave no trace)."""
-    if tx.vault is not None:
-        raise unsupported("vaults and sub-accounts (vaultAddress) are not supported on this "
-                          "chain: send the action without a vault address")
     if tx.expires_after is not None and tx.expires_after < ctx.time_ms:
         raise TxError(Code.ACTION_EXPIRED, f"action expired: expiresAfter {tx.expires_after} "
                       f"ms is before the block time {ctx.time_ms} ms")
@@ -73,6 +70,9 @@ def check_envelope(tx, ctx) -> None:
 
 def run(scope: Scope, tx) -> None:
     """The `hl` tx handler: run `tx.hl_action` for `tx.signer`."""
+    if tx.vault is not None:
+        raise unsupported("vaults and sub-accounts (vaultAddress) are not supported on this "
+                          "chain: send the action without a vault address")
     HANDLERS[tx.hl_type](scope, tx.signer, tx.hl_action)
 
 
@@ -140,12 +140,12 @@ def order_fields(view, wire, where: str = "order") -> tuple[Market, list]:
     reduce_only = field(wire, "r", bool, where)
     cloid = native_cloid(wire["c"]) if wire.get("c") is not None else 0
     t = field(wire, "t", dict, where)
-    if set(t) == {"limit"}:
+    if list(t) == ["limit"]:
         tif = _TIFS.get(field(t, "limit", dict, where).get("tif"))
         if tif is None:
             raise TxError(Code.INVALID_FIELD, f"{where}: limit tif must be Gtc, Ioc or Alo")
         return m, [m.id, is_buy, O.LIMIT, price, size, tif, reduce_only, 0, cloid, 0]
-    if set(t) == {"trigger"}:
+    if list(t) == ["trigger"]:
         trig = t["trigger"]
         is_market = field(trig, "isMarket", bool, where)
         tpsl = field(trig, "tpsl", str, where)

@@ -139,7 +139,7 @@ def recover(digest: bytes, sig: bytes) -> bytes:
 
 def signature_bytes(sig: dict) -> bytes:
     """The SDK's {"r": "0x..", "s": "0x..", "v": 27} -> r || s || v (65 bytes)."""
-    if type(sig) is not dict or set(sig) != {"r", "s", "v"}:
+    if type(sig) is not dict or sorted(sig) != ["r", "s", "v"]:
         raise SignatureError('signature must be {"r": hex, "s": hex, "v": 27 or 28}')
     r, s, v = sig["r"], sig["s"], sig["v"]
     if type(r) is not str or type(s) is not str or type(v) is not int or not 0 <= v < 256:

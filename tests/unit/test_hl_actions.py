@@ -113,7 +113,7 @@ def test_replayed_nonce_and_mainnet_and_wrong_signer_are_refused():
     assert "mainnet" in r.tx_results[1].log and "recovers to" in r.tx_results[2].log
 
 
-def test_expired_and_vault_envelopes_leave_no_trace():
+def test_expired_and_vault_envelopes_are_refused():
     c = chain()
     w = WALLETS[0]
     r = c.block([l1_tx(w, order_action(limit(BTC, True, "59000", "0.01")), N0,
