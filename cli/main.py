@@ -236,11 +236,13 @@ def cmd_localnet_up(a) -> None:
         entries = up(Path(a.dir), a.n, a.base_port, timeout_commit=a.timeout_commit,
                      feeders=not a.no_feeders,
                      prices_csv=Path(a.prices_csv) if a.prices_csv else None,
-                     future_minutes=a.future_minutes, log_format=a.log_format)
+                     future_minutes=a.future_minutes, log_format=a.log_format,
+                     hl_base_port=a.hl_port)
     except (LocalnetError, FileExistsError) as e:
         fail(str(e))
     for e in entries:
-        print(f"node{e.index}: {e.rpc_url}  (pid {e.pid()}, log {e.log_file})")
+        hl = f"  hyperliquid {e.hl_url}" if e.hl_url else ""
+        print(f"node{e.index}: {e.rpc_url}{hl}  (pid {e.pid()}, log {e.log_file})")
 
 
 def cmd_localnet_status(a) -> None:
@@ -347,6 +349,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="number of validators, 1 to 7 (default 4 for a new localnet)")
     s.add_argument("--dir", default=".localnet")
     s.add_argument("--base-port", type=int, default=26657)
+    s.add_argument("--hl-port", type=int, default=3001,
+                   help="node k of a new localnet serves the Hyperliquid API on this port + 10k "
+                        "(default 3001, the SDK's LOCAL_API_URL, for node0)")
     s.add_argument("--timeout-commit", default="250ms",
                    help="pause after each commit: the idle block interval")
     s.add_argument("--prices-csv", help="oracle prices for the feeders (see localnet/feeder.py)")
