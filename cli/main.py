@@ -229,6 +229,16 @@ def cmd_query_account(a) -> None:
 
 # -- localnet ------------------------------------------------------------------------------
 
+def _funds(values: list[str] | None) -> list[tuple[str, str]]:
+    """--fund ADDRESS=AMOUNT values, checked (localnet/fund.py)."""
+    from localnet.fund import FundError, parse_fund
+
+    try:
+        return [parse_fund(v) for v in values or ()]
+    except FundError as e:
+        fail(str(e))
+
+
 def cmd_localnet_up(a) -> None:
     from localnet.cluster import LocalnetError, up
 
@@ -237,7 +247,7 @@ def cmd_localnet_up(a) -> None:
                      feeders=not a.no_feeders,
                      prices_csv=Path(a.prices_csv) if a.prices_csv else None,
                      future_minutes=a.future_minutes, log_format=a.log_format,
-                     hl_base_port=a.hl_port)
+                     hl_base_port=a.hl_port, funds=_funds(a.fund))
     except (LocalnetError, FileExistsError) as e:
         fail(str(e))
     for e in entries:
@@ -354,6 +364,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "(default 3001, the SDK's LOCAL_API_URL, for node0)")
     s.add_argument("--timeout-commit", default="250ms",
                    help="pause after each commit: the idle block interval")
+    s.add_argument("--fund", action="append", metavar="ADDRESS=AMOUNT",
+                   help="credit AMOUNT of the quote asset at genesis to ADDRESS (64 hex, or an "
+                        "Ethereum 0x address); repeatable; a new localnet only")
     s.add_argument("--prices-csv", help="oracle prices for the feeders (see localnet/feeder.py)")
     s.add_argument("--no-feeders", action="store_true", help="start no price feeders")
     s.add_argument("--future-minutes", type=int, default=None,

@@ -23,6 +23,7 @@ from pathlib import Path
 import httpx
 
 from localnet.feeder import start_feeder
+from localnet.fund import fund_genesis
 from localnet.network import NodeSpec, build_network
 from node.genesis import future_market_json
 
@@ -193,18 +194,26 @@ def up(d: Path = DEFAULT_DIR, n: int | None = None, base_port: int = 26657,
        chain_id: str = DEFAULT_CHAIN_ID, timeout: float = 30.0,
        timeout_commit: str = "250ms", configure=None, feeders: bool = True,
        prices_csv: Path | None = None, future_minutes: int | None = None,
-       log_format: str | None = None, hl_base_port: int | None = None) -> list[NodeEntry]:
+       log_format: str | None = None, hl_base_port: int | None = None,
+       funds: list[tuple[str, str]] = ()) -> list[NodeEntry]:
     """Create (first time) and start the nodes, then one price feeder per validator.
     `future_minutes`: a new localnet also lists a BTC dated future expiring that many minutes
     after genesis (`future_genesis`). `log_format`, if given, is passed to each node's
-    `perpchain start --log-format`. `hl_base_port`: see `create` (a new localnet only)."""
+    `perpchain start --log-format`. `hl_base_port`: see `create` (a new localnet only).
+    `funds`: (account hex, quote amount) credited at genesis (localnet/fund.py; new only)."""
     if _manifest(d).exists():
         entries = load(d)
+        if funds:
+            raise LocalnetError(f"{d} already holds a localnet: --fund credits accounts in a "
+                                "new genesis only (use another --dir, or `localnet down` and "
+                                "remove the directory)")
         if n is not None and n != len(entries):
             raise LocalnetError(f"{d} holds a {len(entries)}-node localnet; use -n "
                                 f"{len(entries)} or another --dir")
     else:
         edit = None if future_minutes is None else future_genesis(future_minutes)
+        if funds:
+            edit = fund_genesis(list(funds), edit)
         entries = create(d, n or DEFAULT_NODES, base_port, chain_id, timeout_commit, configure,
                          edit, hl_base_port)
     for e in entries:
