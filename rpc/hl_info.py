@@ -382,8 +382,10 @@ def _position_now(view, account: bytes, m: MS.Market, acct) -> int:
     return 0 if e is None else e.size * m.lot_size
 
 
-def user_fill_rows(app, account: bytes, fills_newest_first: list) -> list[dict]:
-    """userFills rows, newest first; startPosition walks back from today's position."""
+def user_fill_rows(app, account: bytes, fills_newest_first: list, keep=None) -> list[dict]:
+    """userFills rows of the fills `keep(fill)` selects (all when None), newest first;
+    startPosition walks back from today's position over every fill given, so they must be
+    all of the account's fills from the newest one down."""
     view = app.store.state
     uni = Universe(view)
     acct = load_account(view, account)
@@ -398,7 +400,8 @@ def user_fill_rows(app, account: bytes, fills_newest_first: list) -> list[dict]:
         size = H.fill_size(m, f)
         start = pos[m.id] - (size if H.account_bought(f, me) else -size)
         pos[m.id] = start
-        out.append(H.fill_json(uni, f, me, start, hashes(f.height, f.index)))
+        if keep is None or keep(f):
+            out.append(H.fill_json(uni, f, me, start, hashes(f.height, f.index)))
     return out
 
 
@@ -421,10 +424,9 @@ async def user_fills_by_time(app, body: dict) -> list:
     start, end = _ms(body, "startTime", True), _ms(body, "endTime", False)
     if body.get("aggregateByTime"):
         raise bad("unsupported", "aggregateByTime is not supported: every fill is its own row")
-    every = _account_fills(app, account)
-    rows = user_fill_rows(app, account, every)   # startPosition needs the later fills
-    sel = [r for r in rows if r["time"] >= start and (end is None or r["time"] <= end)]
-    return list(reversed(sel))[:MAX_FILLS]
+    rows = user_fill_rows(app, account, _account_fills(app, account),
+                          lambda f: f.time_ms >= start and (end is None or f.time_ms <= end))
+    return list(reversed(rows))[:MAX_FILLS]
 
 
 # -- funding -------------------------------------------------------------------------------
