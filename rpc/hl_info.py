@@ -23,7 +23,7 @@ from rpc.trading_methods import margin_account, mark_prices
 from state import funding as F, funding_index as FI, ledger, markets as MS, orders as O
 from state import params
 from state.machine import last_block
-from state.margin import spot_reserved
+from state.margin import mark_price, spot_reserved
 from state.positions import load_account
 from state.hl_universe import sz_decimals
 from state.risk_index import index_for_reads
@@ -175,7 +175,8 @@ async def meta_and_asset_ctxs(app, body: dict) -> list:
 
 def mids(app) -> dict:
     """Each market's book mid; a market with a one-sided or empty book shows its last trade
-    price if the read model holds one (as Hyperliquid falls back), else nothing."""
+    price if the read model holds one (as Hyperliquid falls back), else a perp-like market
+    its mark price (so the SDK's market_open works on a fresh localnet), else nothing."""
     uni = Universe(app.store.state)
     out, missing = {}, {}
     for m in uni.perps + uni.spots:
@@ -191,6 +192,11 @@ def mids(app) -> dict:
                 out[coin] = H.num(f.attr("price"))
                 if not missing:
                     break
+    for sym, coin in missing.items():
+        m = uni.by_symbol[sym]
+        mark = mark_price(uni.view, m) if m.perp_like else None
+        if mark is not None:
+            out[coin] = H.amt(mark, uni.qdec)
     return out
 
 
