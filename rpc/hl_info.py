@@ -98,9 +98,10 @@ def spot_meta_json(uni: Universe) -> dict:
     out_tokens = []
     for i, t in enumerate(tokens):
         dec = params.asset_decimals(uni.view, t)
+        token_id = "0x" + hashlib.sha256(t.encode()).hexdigest()[:32]   # stable, 16 bytes
         out_tokens.append({"name": t, "szDecimals": sz.get(t, dec), "weiDecimals": dec,
-                           "index": i, "tokenId": "0x" + hashlib.sha256(t.encode()).hexdigest()[:32],
-                           "isCanonical": True, "evmContract": None, "fullName": None})
+                           "index": i, "tokenId": token_id, "isCanonical": True,
+                           "evmContract": None, "fullName": None})
     return {"universe": [{"tokens": [index[m.base], index[uni.quote]],
                           "name": uni.name[m.id], "index": i, "isCanonical": True}
                          for i, m in enumerate(uni.spots)],

@@ -3,7 +3,7 @@ default: the official SDK's LOCAL_API_URL). Served by hypercorn on trio beside t
 server (cli/run.py starts both):
 
     POST /info        rpc/hl_info.py        (answers from committed state and the read model)
-    POST /exchange    rpc/hl_exchange.py    (signed actions; JSON 501 until it exists)
+    POST /exchange    rpc/hl_exchange.py    (signed actions; a JSON 404 until it exists)
     GET  /ws          rpc/hl_ws.py          (subscriptions, post, ping)
 
 Every refusal is an HTTP 4xx whose body is JSON {"code", "msg", "data"} (the SDK reads

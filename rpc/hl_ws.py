@@ -258,8 +258,9 @@ class HLHub:
         if "l2Book" in kinds:
             for key in [k for k in self.topics if k[0] == "l2Book"]:
                 m = uni.markets[key[1]]
+                before = self.last_books.pop(m.id, None)
                 data = self._book(uni, m)
-                if data["levels"] != self.last_books.get(m.id):
+                if data["levels"] != before:
                     self._send(key, channel("l2Book", data))
         if "allMids" in kinds:
             mids = hl_info.mids(self.app)
@@ -268,8 +269,11 @@ class HLHub:
                 self._send(("allMids", None, None, None), channel("allMids", {"mids": mids}))
 
     def _book(self, uni: Universe, m) -> dict:
+        """The coin's l2Book data now. The levels last published are remembered, so the
+        next pass sends only a changed book; a new subscriber's snapshot sets them only
+        when nobody followed the coin (the others must still get the change)."""
         levels = H.levels_json(m, self.app.read_model.books.book(m.id), hl_info.L2_DEPTH)
-        self.last_books[m.id] = levels
+        self.last_books.setdefault(m.id, levels)
         return {"coin": uni.name[m.id], "time": hl_info._now_ms(self.app), "levels": levels}
 
     def _trades(self, uni: Universe, fills: list[Fill]) -> None:
@@ -387,7 +391,7 @@ async def call_exchange(app, body) -> tuple[int, dict]:
     """`POST /exchange` and a websocket `post` of type "action": rpc/hl_exchange.py's
     `exchange(app, body)` (the Hyperliquid signature scheme), imported at call time."""
     if importlib.util.find_spec("rpc.hl_exchange") is None:
-        return 501, {"code": "exchange_unavailable", "msg": "exchange not available",
+        return 404, {"code": "exchange_unavailable", "msg": "exchange not available",
                      "data": None}
     from rpc.hl_exchange import exchange
     if not isinstance(body, dict):
