@@ -114,6 +114,10 @@ def test_sdk_exchange_round_trip(hl_net):
     [st] = statuses(r)
     assert "filled" in st and st["filled"]["totalSz"] == "0.03", r
     assert [p["size"] for p in c.positions(acct(ALICE))["positions"]] in ([], ["0"])
+    # replay from genesis re-verifies every secp256k1 signature and reproduces the app hashes
+    perpchain("localnet", "down", "--dir", str(e0.home.parent), check=True, timeout=60)
+    rep = perpchain("replay", "--home", str(hl_net[3].home), timeout=300)
+    assert rep.returncode == 0 and "OK:" in rep.stdout, rep.stdout + rep.stderr
 
 
 def _post(url: str, body: dict) -> dict:
