@@ -106,7 +106,9 @@ def test_sdk_exchange_round_trip(hl_net):
     [st] = statuses(r)
     assert "filled" in st and st["filled"]["totalSz"] == "0.01", r
     pos = c.positions(acct(ALICE))["positions"]
-    assert [(p["market"], p["size"]) for p in pos] == [("BTC-USD", "0.03")], pos
+    # (the leverage is update_leverage's, set before the position opened)
+    assert [(p["market"], p["size"], p["leverage"]) for p in pos] == [("BTC-USD", "0.03", 10)], \
+        pos
     # market_close (mid from /info allMids - 5%): bob bids near the ask, alice closes her
     # whole position (reduce-only IOC)
     statuses(b.order("BTC", True, 0.05, ask - 10, {"limit": {"tif": "Gtc"}}))
