@@ -25,10 +25,11 @@ the EIP-712 encoding is eth-account's `encode_typed_data`; keccak is eth-hash's.
 is a hand-written curve or hash.
 """
 
-from eth_account.messages import encode_typed_data
 from eth_hash.auto import keccak
-from eth_keys import keys
-from eth_keys.exceptions import BadSignature, ValidationError
+
+# eth-account and eth-keys are imported on first use (`_digest`, `recover`): importing them
+# costs seconds of CPU on a busy machine, and every process that imports state.tx (each node,
+# verifier worker and CLI command) would pay it, Hyperliquid-signed txs or not.
 
 L1_SOURCE = "b"            # the only phantom-agent source a perpchain chain accepts
 MAINNET_SOURCE = "a"       # Hyperliquid mainnet's: refused with a clear error
@@ -78,6 +79,8 @@ def action_hash(action_bytes: bytes, nonce: int, vault: bytes | None,
 
 def _digest(full_message: dict) -> bytes:
     """The EIP-712 digest keccak(0x19 || 0x01 || domain separator || struct hash)."""
+    from eth_account.messages import encode_typed_data
+
     try:
         m = encode_typed_data(full_message=full_message)
     except (ValueError, TypeError, KeyError, OverflowError) as e:
@@ -129,6 +132,9 @@ def split_signature(sig: bytes) -> tuple[int, int, int]:
 
 def recover(digest: bytes, sig: bytes) -> bytes:
     """The 20-byte address whose key signed `digest`; SignatureError if none can."""
+    from eth_keys import keys
+    from eth_keys.exceptions import BadSignature, ValidationError
+
     r, s, v = split_signature(sig)
     try:
         pub = keys.Signature(vrs=(v - 27, r, s)).recover_public_key_from_msg_hash(digest)

@@ -127,3 +127,21 @@ def test_usd_send_helper_signs_what_the_envelope_checks():
     raw = usd_send_tx(WALLETS[1], "0x" + "33" * 20, "1", NONCE)
     tx = decode_tx(raw)
     assert signature_ok(tx) and tx.address == address20(WALLETS[1])
+
+
+@pytest.mark.parametrize("threads,processes", [(-1, 0), (1, 0), (0, 1)])
+def test_verifier_checks_hyperliquid_envelopes_in_every_mode(threads, processes):
+    """Mixed Ed25519 and secp256k1 txs, good and bad, in the verifier's workers."""
+    import trio
+
+    from node.verifier import Verifier
+    from tests.chain_helpers import key, transfer
+    good_hl = decode_tx(l1_tx(WALLETS[0], ORDER, NONCE))
+    bad_hl = decode_tx(l1_tx(WALLETS[0], ORDER, NONCE, signer=WALLETS[1]))
+    ed = decode_tx(transfer(key(0), NONCE, key(1).pub_key, 1))
+    txs = [good_hl, ed, bad_hl] * 12
+    v = Verifier(threads, processes)
+    try:
+        assert trio.run(v.verify, txs) == [True, True, False] * 12
+    finally:
+        v.close()
