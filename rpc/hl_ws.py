@@ -257,6 +257,8 @@ class HLHub:
                 else:
                     events.append((cb.time_ms, e))
         kinds = {k[0] for k in self.topics}
+        if fills:   # a restarted node's fill history starts once something reads it
+            self.app.read_model.fills.catch_up(last_block(self.app.store.state)[0])
         if fills and "trades" in kinds:
             self._trades(uni, fills)
         if fills and "candle" in kinds:
@@ -316,8 +318,6 @@ class HLHub:
     # -- per-user channels ------------------------------------------------------------------
     def _users(self, uni: Universe, first_height: int, fills: list[Fill], events) -> None:
         wanted = sorted({k[2] for k in self.topics if k[0] in USER_SUBS})
-        if fills:
-            self.app.read_model.fills.catch_up(last_block(self.app.store.state)[0])
         for account in wanted:
             me, user = account.hex(), H.user_text(account)
             mine = [f for f in fills if f.involves(me, None)]
