@@ -186,6 +186,7 @@ def mids(app) -> dict:
         else:
             out[uni.name[m.id]] = mid
     if missing:
+        app.read_model.fills.catch_up(last_block(uni.view)[0])
         for f in reversed(app.read_model.fills.fills):
             coin = missing.pop(f.attr("market"), None)
             if coin is not None:
