@@ -11,6 +11,7 @@ import shutil
 import subprocess
 import tempfile
 import time
+from contextlib import ExitStack
 from pathlib import Path
 
 import httpx
@@ -41,11 +42,12 @@ class Browser:
                                      stderr=subprocess.PIPE)
         self.problems: list[str] = []   # the page's uncaught exceptions and console errors
         self._next_id = 0
+        self._stack = ExitStack()   # the DevTools websocket (websockets wants a context manager)
         try:
             port = self._devtools_port(start_timeout_s)
             pages = httpx.get(f"http://127.0.0.1:{port}/json/list", timeout=10).json()
             url = next(t["webSocketDebuggerUrl"] for t in pages if t["type"] == "page")
-            self.ws = connect(url, max_size=None, open_timeout=10)
+            self.ws = self._stack.enter_context(connect(url, max_size=None, open_timeout=10))
             self.send("Runtime.enable")
         except BaseException:
             self.close()
@@ -87,8 +89,15 @@ class Browser:
             self.problems.append(" ".join(str(a.get("value", a.get("description")))
                                           for a in p.get("args", [])))
 
-    def open(self, url: str) -> None:
-        self.send("Page.navigate", url=url)
+    def open(self, url: str, timeout_s: float = 30.0) -> None:
+        """Navigate to `url` and wait until its document has loaded."""
+        loader = self.send("Page.navigate", url=url).get("loaderId")
+        check = f"location.href === {json.dumps(url)} && document.readyState === 'complete'"
+        deadline = time.monotonic() + timeout_s
+        while not self.evaluate(check):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{url} (loader {loader}) did not load in {timeout_s:g}s")
+            time.sleep(0.05)
 
     def evaluate(self, expression: str):
         """The value of a JavaScript expression in the page (JSON-able values only)."""
@@ -98,9 +107,7 @@ class Browser:
         return r["result"].get("value")
 
     def close(self) -> None:
-        ws = getattr(self, "ws", None)
-        if ws is not None:
-            ws.close()
+        self._stack.close()
         if self.proc.poll() is None:
             self.proc.terminate()
             try:
