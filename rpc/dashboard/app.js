@@ -18,6 +18,7 @@
   const live = {
     ws: null, nextId: 1, replies: new Map(), subs: new Map(), books: new Map(),
     markets: new Map(), retryMs: 1000, refreshing: false, again: false, pools: true,
+    loaded: false,
   };
 
   // -- rendering helpers (text only) ------------------------------------------------------
@@ -190,6 +191,7 @@
       }
     }
     applyPerBlock(rest);
+    live.loaded = Boolean(st.result);
   }
 
   async function refresh() {   // coalesced: one batch in flight, one more if blocks came
@@ -307,10 +309,14 @@
       setConn(true, "connected");
       await request("subscribe", {topic: "blocks"});
       await request("subscribe", {topic: "funding"});
+      if (live.loaded) {
+        refresh();   // what happened while (re)connecting
+      } else {       // the node was not reachable when the page loaded
+        await load().catch((e) => showError(`cannot reach the node: ${e.message}`));
+      }
       for (const symbol of Array.from(live.markets.keys()).slice(0, MAX_BOOKS)) {
         await subscribeBook(symbol);
       }
-      refresh();   // what happened while (re)connecting
     };
     ws.onclose = (ev) => {
       live.replies.clear();

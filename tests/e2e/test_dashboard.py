@@ -38,13 +38,27 @@ def localnet4(tmp_path):
         cluster.down(d)
 
 
+def _page_wait(page, pred, what: str, timeout: float = 60.0):
+    """wait_until, and on a timeout say what the page shows (generous: CI machines are busy)."""
+    try:
+        return wait_until(pred, timeout=timeout, what=what)
+    except AssertionError as e:
+        shown = page.evaluate("({conn: document.getElementById('conn').textContent, "
+                              "height: document.getElementById('height').textContent, "
+                              "error: document.getElementById('error').textContent, "
+                              "markets: document.querySelector('#markets tbody').innerText})")
+        raise AssertionError(f"{e}; the page shows {shown}; page errors: {page.problems}") \
+            from None
+
+
 def test_dashboard_shows_the_height_advancing_and_a_best_bid(chromium, localnet4):
     url = localnet4[0].rpc_url
     with Browser(chromium) as page:
         page.open(url + "/")
-        first = wait_until(lambda: page.evaluate(HEIGHT), what="a height on the page")
+        first = _page_wait(page, lambda: page.evaluate(HEIGHT), "a height on the page")
+        _page_wait(page, lambda: page.evaluate(BEST_BID), "the markets table")
         # advancing: live from the websocket's `blocks` notifications
-        wait_until(lambda: page.evaluate(HEIGHT) >= first + 3, what="the height to advance")
+        _page_wait(page, lambda: page.evaluate(HEIGHT) >= first + 3, "the height to advance")
         assert page.evaluate("document.getElementById('conn').textContent") == "connected"
         assert page.evaluate("document.getElementById('chain-id').textContent") == \
             Client(url).status()["node_info"]["network"]
@@ -55,13 +69,14 @@ def test_dashboard_shows_the_height_advancing_and_a_best_bid(chromium, localnet4
         key = KeyPair.generate()
         c = Client(url, key)
         c.faucet()
-        wait_until(lambda: all(not a["stale"] for a in c.oracle()["assets"]), what="oracle")
+        wait_until(lambda: all(not a["stale"] for a in c.oracle()["assets"]), timeout=60,
+                   what="oracle prices")
         out = c.place_order("BTC-USD", True, "51234.5", "0.01")   # rests: far below the mark
         assert c.orderbook("BTC-USD")["bids"][0]["price"] == "51234.5"
-        wait_until(lambda: page.evaluate(BEST_BID) == "51234.5", timeout=20,
-                   what=f"the best bid of the order placed at height {out.height}")
+        _page_wait(page, lambda: page.evaluate(BEST_BID) == "51234.5",
+                   f"the best bid of the order placed at height {out.height}")
         # the rest of the row came from market_stats, refreshed by the same blocks
-        wait_until(lambda: page.evaluate(
+        _page_wait(page, lambda: page.evaluate(
             "document.querySelector('#markets tr[data-market=\"BTC-USD\"] td.mark')"
-            ".textContent") not in ("", "—"), what="the BTC-USD mark price")
+            ".textContent") not in ("", "—"), "the BTC-USD mark price")
         assert page.problems == [], page.problems
