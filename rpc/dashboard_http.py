@@ -19,7 +19,7 @@ FILES = {"/dashboard": ("index.html", b"text/html; charset=utf-8"),
          "/dashboard/app.js": ("app.js", b"text/javascript; charset=utf-8"),
          "/dashboard/style.css": ("style.css", b"text/css; charset=utf-8")}
 CSP = (b"default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "
-       b"img-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
+       b"img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
 HEADERS = ((b"content-security-policy", CSP), (b"x-content-type-options", b"nosniff"),
            (b"referrer-policy", b"no-referrer"), (b"cache-control", b"no-cache"))
 

@@ -61,18 +61,21 @@ async def validator_votes(app, p: dict) -> dict:
             "validators": rows}
 
 
+def _rate(ppb: int) -> str:
+    return format_amount(ppb, F.RATE_DECIMALS)
+
+
 def _funding_json(view, m: MS.Market, fp: MS.FundingParams | None) -> dict:
     """The last settled and the predicted 8h rate and the next settlement time (nulls when
     the market pays no funding or has no window or settlement yet)."""
-    rate = lambda ppb: format_amount(ppb, F.RATE_DECIMALS)  # noqa: E731
     last = F.history(view, m.id)[-1:] if fp is not None else []
     acc = F.read_accumulator(view, m.id) if fp is not None else None
     predicted = next_ms = None
     if acc is not None:
         w = F.Window(acc.window_start_ms, acc.window_start_ms + fp.interval_ms,
                      acc.weighted_sum, acc.weight_ms)
-        predicted, next_ms = rate(F.rate_8h(F.average_premium(w), fp)), str(w.end_ms)
-    return {"funding_rate_8h": rate(last[0].rate_8h) if last else None,
+        predicted, next_ms = _rate(F.rate_8h(F.average_premium(w), fp)), str(w.end_ms)
+    return {"funding_rate_8h": _rate(last[0].rate_8h) if last else None,
             "predicted_funding_rate_8h": predicted, "next_funding_ms": next_ms}
 
 
@@ -80,7 +83,10 @@ async def market_stats(app, p: dict) -> dict:
     """No parameters. One row per market (see the module docstring)."""
     view = app.store.state
     qdec = params.asset_decimals(view, params.quote_asset(view))
-    price = lambda units: None if units is None else format_amount(units, qdec)  # noqa: E731
+
+    def price(units: int | None) -> str | None:
+        return None if units is None else format_amount(units, qdec)
+
     _, oi = app.read_model.open_interest.by_market()
     fps = MS.funding_params(view)
     rows = []

@@ -1,4 +1,4 @@
-// perpchain dashboard: the page rpc/dashboard/index.html, served by the node (rpc/dashboard_http.py).
+// perpchain dashboard: the script of rpc/dashboard/index.html, served by rpc/dashboard_http.py.
 //
 // Data: one JSON-RPC batch on load (status, blockchain, validator_votes, market_stats,
 // lending_pools), then the node's websocket (/websocket): `blocks` (height, recent blocks),

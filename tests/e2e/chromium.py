@@ -19,7 +19,8 @@ from websockets.sync.client import connect
 
 FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--disable-dev-shm-usage", "--remote-debugging-port=0", "--remote-debugging-address=127.0.0.1")
+         "--disable-dev-shm-usage", "--remote-debugging-port=0",
+         "--remote-debugging-address=127.0.0.1")
 CANDIDATES = ("/usr/bin/chromium", "chromium", "chromium-browser")
 
 

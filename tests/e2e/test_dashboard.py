@@ -13,7 +13,8 @@ from tests.e2e.conftest import fast_timeouts, free_base_port, wait_until
 pytestmark = pytest.mark.e2e
 
 HEIGHT = "Number(document.getElementById('height').dataset.height || 0)"
-BEST_BID = "(document.querySelector('#markets tr[data-market=\"BTC-USD\"] td.bid') || {}).textContent"
+BEST_BID = ("(document.querySelector('#markets tr[data-market=\"BTC-USD\"] td.bid') || {})"
+            ".textContent")
 
 
 @pytest.fixture
