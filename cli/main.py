@@ -10,7 +10,7 @@
     perpchain tx order|cancel|set-leverage ...     trading (cli/trading.py)
     perpchain query account ADDR [--json]
     perpchain query book|markets|positions|orders|fills|margin ...   (cli/trading.py)
-    perpchain bench [--node URL] ...               load a running node, print figures
+    perpchain bench [--rate R] [--duration S] ...  load a running localnet, print figures
 
 Exit status: 0 on success, 1 when the chain or a tx said no, 2 on bad usage.
 """
@@ -268,14 +268,29 @@ def cmd_testnet(a) -> None:
 def cmd_bench(a) -> None:
     import httpx
 
-    from localnet.loadgen import run_bench
+    from localnet.cluster import LocalnetError
 
-    urls = [u.rstrip("/") for u in (a.node or [DEFAULT_NODE])]
     try:
-        run_bench(urls, accounts=a.accounts, txs=a.txs, batch=a.batch,
-                  connections=a.connections, rate=a.rate, seconds=a.seconds)
+        if a.mode == "transfers":
+            from localnet.loadgen import run_bench
+            urls = [u.rstrip("/") for u in (a.node or [DEFAULT_NODE])]
+            run_bench(urls, accounts=a.accounts, txs=a.txs, batch=a.batch,
+                      connections=a.connections, rate=a.rate or 2500, seconds=a.duration)
+            return
+        from localnet.order_bench import print_summary, run_order_bench, targets_for, write_json
+        targets = targets_for(a.node, Path(a.dir))
+        summary = run_order_bench(targets, rate_tps=a.rate or 200, duration_s=a.duration,
+                                  accounts=a.accounts, market=a.market)
     except httpx.HTTPError as e:
         fail(f"cannot reach the node: {e}")
+    except LocalnetError as e:
+        fail(f"{e}; or name the nodes with --node URL")
+    except (ValueError, RuntimeError) as e:
+        fail(str(e))
+    print_summary(summary)
+    if a.json_out:
+        write_json(summary, a.json_out)
+        print(f"summary written to {a.json_out}")
 
 
 # -- parser --------------------------------------------------------------------------------
@@ -375,15 +390,26 @@ def build_parser() -> argparse.ArgumentParser:
     add_query_commands(q)
     add_alias_commands(sub)
 
-    s = sub.add_parser("bench", help="drive a running network with signed transfers; print figures")
+    s = sub.add_parser("bench", help="load a running network with signed order flow (or "
+                                     "transfers); print throughput, latency, memory")
+    s.add_argument("--mode", choices=("orders", "transfers"), default="orders",
+                   help="orders: many accounts place, cross and cancel orders at --rate for "
+                        "--duration; transfers: verify rate, saturation and steady transfers")
     s.add_argument("--node", action="append",
-                   help="RPC URL of a node to submit to (repeat to spread the load)")
-    s.add_argument("--rate", type=int, default=2500, help="txs/s of the steady-load phase")
-    s.add_argument("--seconds", type=float, default=10.0, help="length of the steady phase")
-    s.add_argument("--accounts", type=int, default=200)
-    s.add_argument("--txs", type=int, default=40_000)
-    s.add_argument("--batch", type=int, default=500, help="txs per JSON-RPC batch request")
-    s.add_argument("--connections", type=int, default=4)
+                   help="RPC URL of a node to submit to (repeat to spread the load; default: "
+                        "every node of the localnet at --dir)")
+    s.add_argument("--dir", default=".localnet",
+                   help="localnet directory: its nodes and their pids (for memory)")
+    s.add_argument("--rate", type=float, default=None,
+                   help="txs/s to submit (default 200 orders, 2500 transfers)")
+    s.add_argument("--duration", "--seconds", dest="duration", type=float, default=10.0,
+                   help="seconds of load")
+    s.add_argument("--accounts", type=int, default=200, help="signing accounts (faucet-funded)")
+    s.add_argument("--market", default="BTC-USD", help="perp market of the order flow")
+    s.add_argument("--json-out", help="also write the summary as JSON to this file")
+    s.add_argument("--txs", type=int, default=40_000, help="transfers: saturation burst size")
+    s.add_argument("--batch", type=int, default=500, help="transfers: txs per JSON-RPC batch")
+    s.add_argument("--connections", type=int, default=4, help="transfers: parallel senders")
     s.set_defaults(fn=cmd_bench)
     return p
 
