@@ -239,7 +239,8 @@ def print_summary(s: dict, out=print) -> None:
     out(f"submitted {s['submitted']:,} txs ({s['mix']['place']:,} place, {s['mix']['cross']:,} "
         f"cross, {s['mix']['cancel']:,} cancel): accepted {s['accepted']:,}, refused "
         f"{s['refused']:,}; committed {s['committed']:,} ({s['committed_failed']:,} failed in "
-        f"the block), {s['uncommitted']:,} not seen committed")
+        f"the block), {s['uncommitted']:,} not seen committed (dropped by the mempool's recheck "
+        f"after a block, or still pending)")
     out(f"throughput: accepted {s['accepted_tps']:,.1f} txs/s, committed "
         f"{s['committed_tps']:,.1f} txs/s (target {s['rate_target_tps']:g})")
     out(f"submit-to-commit latency: p50 {lat['p50']} ms, p90 {lat['p90']} ms, "
@@ -256,6 +257,8 @@ def print_summary(s: dict, out=print) -> None:
             f"end {m['rss_end_mib']} MiB, max {m['rss_max_mib']} MiB{growth}")
     for why, n in s["refused_reasons"].items():
         out(f"  refused {n:,}x: {why}")
+    if s["refused"]:
+        out("  (a cancel is refused when its order filled meanwhile: crosses take resting orders)")
     if s["watcher_error"]:
         out(f"warning: {s['watcher_error']}")
 
