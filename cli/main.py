@@ -275,7 +275,7 @@ def cmd_bench(a) -> None:
             from localnet.loadgen import run_bench
             urls = [u.rstrip("/") for u in (a.node or [DEFAULT_NODE])]
             run_bench(urls, accounts=a.accounts, txs=a.txs, batch=a.batch,
-                      connections=a.connections, rate=a.rate or 2500, seconds=a.duration)
+                      connections=a.connections, rate=int(a.rate or 2500), seconds=a.duration)
             return
         from localnet.order_bench import print_summary, run_order_bench, targets_for, write_json
         targets = targets_for(a.node, Path(a.dir))

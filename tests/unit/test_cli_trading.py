@@ -152,15 +152,13 @@ def test_bad_usage_is_one_line_and_exit_2_without_sending(fake, capsys, argv, me
     (json.JSONDecodeError("x", "doc", 0), 1, "did not answer with JSON"),
     (AmountError("'1e9' is not a non-negative decimal number like '12.5'"), 2, "'1e9' is not"),
 ])
-def test_client_failures_are_one_line_and_non_zero(fake, capsys, monkeypatch, exc, code,
-                                                   message):
-    monkeypatch.delenv("PERPCHAIN_NODE", raising=False)
+def test_client_failures_are_one_line_and_non_zero(fake, capsys, exc, code, message):
     _, kf, set_error = fake
     set_error(exc)
     got, out, err = run(capsys, "tx", "order", "--key", kf, "--market", "BTC-USD", "--side",
                         "buy", "--size", "1", "--price", "1", "--node", "http://127.0.0.1:26657")
     assert (got, out) == (code, "") and message in err and err.count("\n") == 1
-    got, _, err = run(capsys, "query", "book", "BTC-USD")
+    got, _, err = run(capsys, "query", "book", "BTC-USD", "--node", "http://127.0.0.1:26657")
     assert got == code and message in err and err.count("\n") == 1
 
 

@@ -54,3 +54,16 @@ def test_memory_growth_is_measured_from_the_first_minute():
 def test_refusals_are_grouped_without_their_numbers():
     assert order_bench._reason("no open order with client id 9 of this account") == \
         order_bench._reason("no open order with client id 12 of this account")
+
+
+def test_the_progress_bar_shows_the_counters(capsys):
+    class Counted:
+        accepted, committed = 1234, 1200
+
+    bar, tick = order_bench._progress(10, Counted, Counted, enabled=True)
+    tick(Sample(3.4, [7, None], [50.0, None]))
+    assert bar.n == 3
+    bar.refresh()
+    bar.close()
+    err = capsys.readouterr().err
+    assert "accepted 1,234 committed 1,200 mempool 7" in err
