@@ -3,7 +3,8 @@ cancel orders in one perp market.
 
 Tx k of the stream (round-robin over the accounts) is, by k mod 10:
 * 0-3 place: a GTC limit order of 1-3 lots resting 1-20 ticks from the mid, bids and asks
-  alternating, with a fresh client order id that the account remembers;
+  alternating, with a fresh client order id that the account remembers, expiring after
+  `ORDER_LIFETIME_S` (the chain cancels it then, so the book stays bounded whatever fills);
 * 4-6 cross: an IOC limit of 1-3 lots 30 ticks through the mid, which takes resting orders
   (a taker that meets its own order cancels it: the chain's self-trade rule);
 * 7-9 cancel: the account's oldest remembered order, by client id, once it was signed at
@@ -25,6 +26,7 @@ RESTING_TICKS = 20
 CROSS_TICKS = 30
 MAX_REMEMBERED = 50   # per account: older client ids are forgotten (they filled or rest on)
 CANCEL_AFTER_S = 2.0
+ORDER_LIFETIME_S = 60
 
 
 @dataclass(frozen=True)
@@ -63,7 +65,7 @@ class OrderFlow:
         self.resting: list[deque] = [deque(maxlen=MAX_REMEMBERED) for _ in keys]
         self.mix = {"place": 0, "cross": 0, "cancel": 0}
 
-    def action(self, acct: int, k: int, now_s: float) -> tuple[str, list]:
+    def action(self, acct: int, k: int, now_s: float, wall_ms: int) -> tuple[str, list]:
         kind = KINDS[k % 10]
         rest = self.resting[acct]
         if kind == "cancel" and (not rest or rest[0][1] > now_s - CANCEL_AFTER_S):
@@ -80,15 +82,16 @@ class OrderFlow:
         self.cloids[acct] += 1
         rest.append((self.cloids[acct], now_s))
         return kind, ["order", m.id, is_buy, 0, px, lots * m.lot_units, 0, False, 0,
-                      self.cloids[acct], 0]
+                      self.cloids[acct], wall_ms + ORDER_LIFETIME_S * 1000]
 
-    def take(self, n: int, now_s: float) -> list[bytes]:
-        """The next n signed txs; `now_s` is a monotonic clock reading (cancel ages)."""
+    def take(self, n: int, now_s: float, wall_ms: int) -> list[bytes]:
+        """The next n signed txs; `now_s` is a monotonic clock reading (cancel ages),
+        `wall_ms` the time in ms (expiries)."""
         out = []
         for _ in range(n):
             k = self.k
             acct = k % len(self.keys)
-            kind, act = self.action(acct, k // len(self.keys) + acct, now_s)
+            kind, act = self.action(acct, k // len(self.keys) + acct, now_s, wall_ms)
             self.mix[kind] += 1
             out.append(build_tx(self.chain_id, self.keys[acct].private,
                                 self.nonce_base_ms + self.sent[acct], act))

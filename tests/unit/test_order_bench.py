@@ -3,7 +3,7 @@ without a network: what is signed, and how figures are summarised."""
 
 from localnet import order_bench
 from localnet.bench_probes import Sample, Target
-from localnet.order_flow import CANCEL_AFTER_S, MarketSpec, OrderFlow
+from localnet.order_flow import CANCEL_AFTER_S, ORDER_LIFETIME_S, MarketSpec, OrderFlow
 from node.keys import KeyPair
 from state.tx import decode_tx
 
@@ -18,7 +18,8 @@ def actions(raws: list[bytes]) -> list[tuple]:
 def test_the_flow_places_crosses_and_cancels_with_increasing_nonces():
     keys = [KeyPair.generate() for _ in range(3)]
     flow = OrderFlow("c", keys, SPEC, 1_000)
-    txs = actions(flow.take(60, now_s=0.0) + flow.take(60, now_s=CANCEL_AFTER_S + 1))
+    txs = actions(flow.take(60, now_s=0.0, wall_ms=5_000) +
+                  flow.take(60, now_s=CANCEL_AFTER_S + 1, wall_ms=8_000))
     assert flow.mix["place"] + flow.mix["cross"] + flow.mix["cancel"] == 120
     assert flow.mix["cancel"] > 0 and flow.mix["cross"] > 0
     # no cancel before its order is old enough: the first 60 only place and cross
@@ -34,6 +35,9 @@ def test_the_flow_places_crosses_and_cancels_with_increasing_nonces():
         if a[0] == "order":
             assert a[4] % SPEC.tick_units == 0 and a[5] % SPEC.lot_units == 0
             resting, buy, px = a[6] == 0, a[2], a[4]
+            # resting orders expire (the book stays bounded), IOCs need no expiry
+            assert a[10] in ((5_000 + ORDER_LIFETIME_S * 1000, 8_000 + ORDER_LIFETIME_S * 1000)
+                             if resting else (0,))
             # resting orders stay on their side of the mid; IOCs cross it
             assert (px < SPEC.mid_units) == (buy if resting else not buy)
 
