@@ -55,22 +55,39 @@ def _reason(log: str) -> str:
     return re.sub(r"\d+", "N", log)[:120]
 
 
-class Senders:
-    """One thread per node submitting queued batches; counts accepted and refused txs."""
+MAX_BACKLOG_BATCHES = 50    # per node: beyond this the network is behind; ticks are skipped
 
-    def __init__(self, targets: list[Target], pending: Pending):
-        self.pending = pending
+
+class Senders:
+    """One thread per node taking batch sizes from its queue, signing that many txs of the
+    flow just before it submits them (so expiries and nonces are fresh even when a slow
+    network makes batches wait), and counting accepted and refused txs."""
+
+    def __init__(self, targets: list[Target], pending: Pending, flow: OrderFlow):
+        self.pending, self.flow = pending, flow
         self.queues = [queue.Queue() for _ in targets]
         self.lock = threading.Lock()
-        self.submitted = self.accepted = self.refused = 0
+        self.sign_lock = threading.Lock()
+        self.submitted = self.accepted = self.refused = self.skipped = 0
         self.reasons: dict[str, int] = {}
         self.threads = [threading.Thread(target=self._run, args=(t.url, q), daemon=True)
                         for t, q in zip(targets, self.queues)]
         for th in self.threads:
             th.start()
 
-    def put(self, k: int, raws: list[bytes]) -> None:
-        self.queues[k % len(self.queues)].put(raws)
+    def put(self, k: int, n: int) -> None:
+        """Queue a batch of n txs for node k (mod the nodes), or skip it if that node's
+        queue is full: the bench then offers less than the target rate, and says so."""
+        q = self.queues[k % len(self.queues)]
+        if q.qsize() >= MAX_BACKLOG_BATCHES:
+            with self.lock:
+                self.skipped += n
+            return
+        q.put(n)
+
+    def _sign(self, n: int) -> list[bytes]:
+        with self.sign_lock:
+            return self.flow.take(n, time.perf_counter(), time.time_ns() // 10**6)
 
     def _post(self, http: httpx.Client, url: str, raws: list[bytes]) -> list[dict]:
         self.pending.add(raws, time.perf_counter())
@@ -84,7 +101,8 @@ class Senders:
 
     def _run(self, url: str, q: queue.Queue) -> None:
         http = httpx.Client(timeout=30)
-        while (raws := q.get()) is not None:
+        while (n := q.get()) is not None:
+            raws = self._sign(n)
             resp = self._post(http, url, raws)
             refused = [(r, x) for r, x in zip(raws, resp)
                        if "result" not in x or x["result"]["code"] != 0]
@@ -120,9 +138,9 @@ def _progress(duration_s: float, senders: Senders, watcher: CommitWatcher, enabl
     return bar, tick
 
 
-def drive(flow: OrderFlow, senders: Senders, rate_tps: float, duration_s: float,
-          tick_s: float, t0: float) -> None:
-    """Sign and queue txs so that by time t the count is rate × t."""
+def drive(senders: Senders, rate_tps: float, duration_s: float, tick_s: float,
+          t0: float) -> None:
+    """Queue batches so that by time t the count is rate × t."""
     n_ticks = max(1, int(duration_s / tick_s))
     done = 0
     for i in range(n_ticks):
@@ -131,7 +149,7 @@ def drive(flow: OrderFlow, senders: Senders, rate_tps: float, duration_s: float,
             time.sleep(delay)
         due = round(rate_tps * (i + 1) * tick_s)
         if due > done:
-            senders.put(i, flow.take(due - done, time.perf_counter(), time.time_ns() // 10**6))
+            senders.put(i, due - done)
             done = due
 
 
@@ -152,14 +170,14 @@ def run_order_bench(targets: list[Target], rate_tps: float = 200, duration_s: fl
     t0 = time.perf_counter()
     sampler = Sampler(targets, t0)
     first = sampler.sample()
-    senders = Senders(targets, pending)
+    senders = Senders(targets, pending, flow)
     bar, sampler.on_tick = _progress(duration_s, senders, watcher,
                                      sys.stderr.isatty() if progress is None else progress)
     watcher.start()
     sampler.start()
     try:
         try:
-            drive(flow, senders, rate_tps, duration_s, tick_s, t0)
+            drive(senders, rate_tps, duration_s, tick_s, t0)
         except KeyboardInterrupt:
             log("interrupted: reporting what was sent so far")
         senders.close()   # waits for the queued batches: a slow network stretches the run
@@ -220,7 +238,7 @@ def summarize(targets, flow, senders, watcher, samples, t0, send_s, rate_tps, du
         "mode": "orders", "market": flow.m.symbol, "nodes": [t.name for t in targets],
         "accounts": len(flow.keys), "rate_target_tps": rate_tps, "duration_s": duration_s,
         "submitted": senders.submitted, "accepted": senders.accepted,
-        "refused": senders.refused,
+        "refused": senders.refused, "skipped": senders.skipped,
         "refused_reasons": dict(sorted(senders.reasons.items(), key=lambda kv: -kv[1])[:5]),
         "committed": watcher.committed,
         "uncommitted": uncommitted, "mix": dict(flow.mix),
@@ -244,6 +262,9 @@ def print_summary(s: dict, out=print) -> None:
         f"cross, {s['mix']['cancel']:,} cancel): accepted {s['accepted']:,}, refused "
         f"{s['refused']:,}; committed {s['committed']:,}, {s['uncommitted']:,} not seen committed "
         f"(dropped by the mempool's recheck after a block, or still pending)")
+    if s["skipped"]:
+        out(f"skipped {s['skipped']:,} txs: the nodes fell behind the target rate (more than "
+            f"{MAX_BACKLOG_BATCHES} batches waiting for one node)")
     out(f"throughput: accepted {s['accepted_tps']:,.1f} txs/s, committed "
         f"{s['committed_tps']:,.1f} txs/s (target {s['rate_target_tps']:g}; sending took "
         f"{s['send_s']:g} s for {s['duration_s']:g} s of load)")

@@ -123,7 +123,7 @@ def test_bench_runs_and_writes_its_summary(node, tmp_path):
                   "--rate", "40", "--accounts", "8", "--json-out", str(out), timeout=180)
     assert p.returncode == 0, p.stdout + p.stderr
     s = json.loads(out.read_text())
-    for field in ("submitted", "accepted", "committed", "accepted_tps", "committed_tps",
+    for field in ("submitted", "skipped", "accepted", "committed", "accepted_tps", "committed_tps",
                   "latency_ms", "block_interval_ms", "mempool_depth", "memory", "mix"):
         assert field in s, field
     assert s["submitted"] == sum(s["mix"].values()) > 0
