@@ -344,3 +344,5 @@ from rpc.funding_methods import FUNDING_METHODS  # noqa: E402
 METHODS.update(FUNDING_METHODS)
 from rpc.risk_methods import RISK_METHODS  # noqa: E402  (liquidations, insurance fund, ADL)
 METHODS.update(RISK_METHODS)
+from rpc.dashboard_methods import DASHBOARD_METHODS  # noqa: E402  (validator votes, market rows)
+METHODS.update(DASHBOARD_METHODS)
