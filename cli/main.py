@@ -95,6 +95,12 @@ def cmd_replay(a) -> None:
             print(f"OK: every state invariant holds at the {rep.invariant_checks} audited heights")
     else:
         print(f"MISMATCH: {rep.error}")
+        if rep.diverged_at is not None:
+            print(f"first diverging height: {rep.diverged_at}")
+        for d in rep.diffs:
+            print(f"  key {d.describe()}")
+        if rep.more_diffs:
+            print(f"  ... and {rep.more_diffs} more key(s)")
         sys.exit(1)
 
 
