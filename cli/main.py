@@ -4,6 +4,8 @@
     perpchain start --home DIR                     run a node
     perpchain replay --home DIR [--check-invariants [N]]  re-execute the chain, check every app
                                                    hash (and audit the state every N blocks)
+    perpchain export --home DIR [--height H] [--out FILE]  the full state at a height as
+                                                   canonical JSON lines with a digest
     perpchain keys new [--out FILE] | show FILE    account keys (files are mode 0600)
     perpchain localnet up [-n N] [--dir DIR] | status | down
     perpchain tx faucet|transfer --key FILE ...    sign, send, wait for the block
@@ -64,22 +66,16 @@ def cmd_start(a) -> None:
 
 
 def cmd_replay(a) -> None:
-    from node.genesis import load_genesis
-    from node.home import Home
     from node.replay import replay
-    from node.store import StoreError
-    from node.store_check import open_verified
 
     if a.check_invariants is not None and a.check_invariants < 1:
         fail(f"--check-invariants {a.check_invariants}: the interval must be at least 1 block", 2)
-    home = Home(Path(a.home))
-    genesis = load_genesis(home.genesis_file)
-    if not home.db_path.exists():
-        fail(f"no chain data at {home.db_path}")
-    try:
-        store = open_verified(home.db_path)
-    except StoreError as e:
-        fail(str(e))
+    genesis, store = _open_stopped_store(a)
+    if store.base_height() > 1:
+        store.close()
+        fail(f"this store has no blocks below height {store.base_height()} (pruned with "
+             "[store] keep_blocks, or the node started from a snapshot): a replay from "
+             "genesis needs a store that kept every block")
     from node.gc_tuning import tune_gc
 
     tune_gc()  # as `start` does (node/gc_tuning.py)
@@ -102,6 +98,44 @@ def cmd_replay(a) -> None:
         if rep.more_diffs:
             print(f"  ... and {rep.more_diffs} more key(s)")
         sys.exit(1)
+
+
+def _open_stopped_store(a):
+    """(genesis, store) of a stopped node's home, or exit with the reason."""
+    from node.genesis import load_genesis
+    from node.home import Home
+    from node.store import StoreError
+    from node.store_check import open_verified
+
+    home = Home(Path(a.home))
+    genesis = load_genesis(home.genesis_file)
+    if not home.db_path.exists():
+        fail(f"no chain data at {home.db_path}")
+    try:
+        return genesis, open_verified(home.db_path)
+    except StoreError as e:
+        fail(str(e))
+
+
+def cmd_export(a) -> None:
+    from node.export import ExportError, state_at, write_export
+
+    genesis, store = _open_stopped_store(a)
+    try:
+        height = store.tip().height if a.height is None else a.height
+        pairs, app_hash = state_at(store, genesis, height, None)
+        out = open(a.out, "wb") if a.out else sys.stdout.buffer
+        try:
+            n, digest = write_export(pairs, out, genesis.chain_id, height, app_hash)
+        finally:
+            if a.out:
+                out.close()
+    except ExportError as e:
+        fail(str(e))
+    finally:
+        store.close()
+    print(f"exported {n} keys at height {height} (app hash {app_hash.hex()}); digest {digest}",
+          file=sys.stderr)
 
 
 # -- keys ----------------------------------------------------------------------------------
@@ -312,6 +346,22 @@ def cmd_bench(a) -> None:
 
 # -- parser --------------------------------------------------------------------------------
 
+def add_audit_parsers(sub) -> None:
+    """`replay` and `export` (node/replay.py, node/export.py)."""
+    s = sub.add_parser("replay", help="re-execute stored blocks from genesis; check app hashes")
+    s.add_argument("--home", required=True)
+    s.add_argument("--check-invariants", type=int, nargs="?", const=1, metavar="EVERY",
+                   help="also audit the whole state (state/invariants.py) after every block, "
+                        "or every EVERY blocks and the last; stops at the first broken one")
+    s.set_defaults(fn=cmd_replay)
+    s = sub.add_parser("export", help="write the full state at a height as canonical JSON "
+                                      "lines with a digest (also a state-sync snapshot)")
+    s.add_argument("--home", required=True)
+    s.add_argument("--height", type=int, default=None, help="default: the store's tip")
+    s.add_argument("--out", help="file to write (default: standard output)")
+    s.set_defaults(fn=cmd_export)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="perpchain", description="perpchain node and client")
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -331,12 +381,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "log_format, else text)")
     s.set_defaults(fn=cmd_start)
 
-    s = sub.add_parser("replay", help="re-execute stored blocks from genesis; check app hashes")
-    s.add_argument("--home", required=True)
-    s.add_argument("--check-invariants", type=int, nargs="?", const=1, metavar="EVERY",
-                   help="also audit the whole state (state/invariants.py) after every block, "
-                        "or every EVERY blocks and the last; stops at the first broken one")
-    s.set_defaults(fn=cmd_replay)
+    add_audit_parsers(sub)
 
     keys = sub.add_parser("keys", help="account keys").add_subparsers(dest="keys_cmd", required=True)
     s = keys.add_parser("new", help="generate a key (file mode 0600); prints the address")

@@ -61,32 +61,40 @@ def replay(store: Store, genesis: Genesis, progress: bool | None = None,
            check_every: int = 0) -> ReplayReport:
     """Replay every stored block; `check_every` > 0: audit the state's invariants after
     every `check_every`-th block and after the last (see the module docstring)."""
+    rep, kv, last_written = replay_to(store, genesis, None, progress, check_every)
+    if kv is not None and (rep.ok or rep.diverged_at is not None):
+        return _compare_state(store, kv, last_written, rep)
+    return rep
+
+
+def replay_to(store: Store, genesis: Genesis, height: int | None, progress: bool | None = None,
+              check_every: int = 0) -> tuple[ReplayReport, MemoryKV | None, dict]:
+    """Replay from genesis up to `height` (None: the tip): the report, the replayed state
+    (None if the replay could not start) and each key's last writing height."""
     t0 = time.perf_counter()
     writes, app_hash = genesis_writes(genesis.state)
     if store.genesis_app_hash() != app_hash:
         return ReplayReport(False, 0, 0.0, 0, app_hash, "genesis app hash differs from the "
-                            "stored one: this data directory belongs to another genesis")
+                            "stored one: this data directory belongs to another genesis"), None, {}
     kv = MemoryKV()
     kv.apply(writes)
     last_written = dict.fromkeys((k for k, _ in writes), 0)
     if check_every > 0 and (broken := _audit(kv, None, 0)):
-        return _fail(t0, 0, 0, app_hash, broken)
-    stored_tip = store.tip()
+        return _fail(t0, 0, 0, app_hash, broken), None, {}
+    tip_height = store.tip().height if height is None else height
     if progress is None:
         progress = sys.stderr.isatty()
     bar = None
     if progress:
         from tqdm import tqdm
-        bar = tqdm(total=stored_tip.height, unit="block", file=sys.stderr)
+        bar = tqdm(total=tip_height, unit="block", file=sys.stderr)
     try:
-        rep = _run(store, genesis, kv, app_hash, stored_tip.height, check_every, bar,
+        rep = _run(store, genesis, kv, app_hash, tip_height, check_every, bar,
                    last_written, t0)
     finally:
         if bar is not None:
             bar.close()
-    if rep.ok or rep.diverged_at is not None:
-        return _compare_state(store, kv, last_written, rep)
-    return rep
+    return rep, kv, last_written
 
 
 def _run(store, genesis, kv, app_hash, tip_height, check_every, bar, last_written,

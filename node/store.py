@@ -11,6 +11,9 @@ last committed height with no half-written block.
     a/<height:8>         app hash after executing that height
     m/tip                [height, block_hash, time_ms, app_hash, results_hash]
     m/genesis            [app_hash_0, chain_id]
+    m/base               the lowest height whose block is kept (absent: 1); blocks below it
+                         were pruned ([store] keep_blocks) or never held (a node started
+                         from a snapshot at base - 1... see node/snapshot.py)
     v/<height:8>         the validator set with proposer priorities for that height
 
 The tx index entry is [height, index, tx, result offset, result length]: the tx's own
@@ -44,6 +47,7 @@ P_TXINDEX = b"t/"
 P_APPHASH = b"a/"
 K_TIP = b"m/tip"
 K_GENESIS = b"m/genesis"
+K_BASE = b"m/base"
 P_VALSET = b"v/"
 
 
@@ -243,6 +247,11 @@ class Store:
     def tip(self) -> Tip | None:
         raw = self.db.get(K_TIP)
         return None if raw is None else Tip(*_dec(raw))
+
+    def base_height(self) -> int:
+        """The lowest height whose block, commit and results this store keeps."""
+        raw = self.db.get(K_BASE)
+        return 1 if raw is None else _dec(raw)
 
     def genesis_app_hash(self) -> bytes | None:
         raw = self.db.get(K_GENESIS)
