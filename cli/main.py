@@ -54,6 +54,8 @@ def cmd_start(a) -> None:
     from cli.run import start
 
     home = Home(Path(a.home))  # (SIGPIPE and faulthandler: node/process_guard.py)
+    if a.snapshot:
+        _state_sync(a, home)
     try:
         start(home, a.log_format)
     except KeyboardInterrupt:
@@ -115,6 +117,39 @@ def _open_stopped_store(a):
         return genesis, open_verified(home.db_path)
     except StoreError as e:
         fail(str(e))
+
+
+def _state_sync(a, home) -> None:
+    """Create the store of `home` from a snapshot, checked against the trusted hash."""
+    from node.genesis import load_genesis
+    from node.snapshot import SnapshotError, bootstrap, fetch_context, read_snapshot
+    from node.store import Store, StoreError, is_empty_dir
+
+    if not a.trust_hash or not a.trust_rpc:
+        fail("--snapshot needs --trust-hash (the hash of block H+1, from a source you trust) "
+             "and --trust-rpc (a node to fetch blocks H and H+1 from)", 2)
+    try:
+        trust = bytes.fromhex(a.trust_hash)
+    except ValueError:
+        fail(f"--trust-hash {a.trust_hash!r} is not hex", 2)
+    if not is_empty_dir(home.db_path):
+        fail(f"{home.db_path} already holds chain data: --snapshot starts an empty node only "
+             "(move the data directory aside first)")
+    try:
+        snap = read_snapshot(Path(a.snapshot))
+        ctx = fetch_context(a.trust_rpc, snap.height)
+        genesis = load_genesis(home.genesis_file)
+        store = Store(home.db_path)
+        try:
+            tip = bootstrap(store, genesis, snap, ctx, trust)
+        finally:
+            store.close()
+    except (SnapshotError, StoreError) as e:
+        import shutil
+        shutil.rmtree(home.db_path, ignore_errors=True)   # it was empty: leave it so
+        fail(f"state sync refused: {e}")
+    print(f"state sync: started from the snapshot at height {tip.height} (app hash "
+          f"{tip.app_hash.hex()}); syncing later blocks from peers", file=sys.stderr)
 
 
 def cmd_export(a) -> None:
@@ -346,6 +381,18 @@ def cmd_bench(a) -> None:
 
 # -- parser --------------------------------------------------------------------------------
 
+def add_state_sync_args(s) -> None:
+    """`start --snapshot FILE --trust-hash HEX --trust-rpc URL` (node/snapshot.py)."""
+    s.add_argument("--snapshot", metavar="FILE",
+                   help="state sync: start an empty node from this `perpchain export` file (at "
+                        "a digest height H), then sync blocks from peers")
+    s.add_argument("--trust-hash", metavar="HEX",
+                   help="with --snapshot: the hash of block H+1, from a source you trust")
+    s.add_argument("--trust-rpc", metavar="URL",
+                   help="with --snapshot: a node's RPC to fetch blocks H, H+1 and the "
+                        "validator sets from (all checked against --trust-hash)")
+
+
 def add_audit_parsers(sub) -> None:
     """`replay` and `export` (node/replay.py, node/export.py)."""
     s = sub.add_parser("replay", help="re-execute stored blocks from genesis; check app hashes")
@@ -379,6 +426,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--log-format", choices=("text", "json"), default=None,
                    help="one JSON object per log line, or text (default: config.toml's "
                         "log_format, else text)")
+    add_state_sync_args(s)
     s.set_defaults(fn=cmd_start)
 
     add_audit_parsers(sub)

@@ -314,6 +314,28 @@ class Store:
         self.state.note_writes(writes)
         self._committed(0)
 
+    def commit_snapshot(self, pairs, genesis_app_hash: bytes, chain_id: str, tip: Tip,
+                        block: bytes, commit: bytes, results: bytes, prev_app_hash: bytes,
+                        valsets: dict[int, bytes]) -> None:
+        """Create the store at tip `tip.height` from a checked state snapshot (node/snapshot.py):
+        the state, the tip's block, commit and results, the app hashes of the tip and the
+        height before (its block names it), the validator sets, and base height = the tip."""
+        h, hb = tip.height, _h(tip.height)
+        with self.db.write_batch(transaction=True, sync=True) as wb:
+            for k, v in pairs:
+                wb.put(P_STATE + k, v)
+            for vh, v in valsets.items():
+                wb.put(P_VALSET + _h(vh), v)
+            wb.put(K_GENESIS, _enc([genesis_app_hash, chain_id]))
+            wb.put(P_BLOCK + hb, block)
+            wb.put(P_COMMIT + hb, commit)
+            wb.put(P_RESULTS + hb, results)
+            wb.put(P_APPHASH + hb, tip.app_hash)
+            wb.put(P_APPHASH + _h(h - 1), prev_app_hash)
+            wb.put(K_BASE, _enc(h))
+            wb.put(K_TIP, _enc([h, tip.block_hash, tip.time_ms, tip.app_hash, tip.results_hash]))
+        self._committed(h)
+
     def _committed(self, height: int) -> None:
         try:
             _write_marker(self._marker_fd, height)

@@ -70,8 +70,10 @@ async def status(app: Application, p: dict) -> dict:
     tip = app.tip
     me = app.node_key
     val = app.validator_key.pub_key if app.validator_key else None
-    first = app.store.block_bytes(1)
+    base = app.store.base_height()   # 1, or above if pruned or started from a snapshot
+    first = app.store.block_bytes(base)
     first_block = Block.decode(first) if first else None
+    best_peer, behind = app.sync_progress()
     return {
         "node_info": {
             "protocol_version": {"p2p": "8", "block": "11", "app": "1"},
@@ -86,9 +88,11 @@ async def status(app: Application, p: dict) -> dict:
             "latest_block_time": ms_to_rfc3339(tip.time_ms),
             "earliest_block_hash": _hex(first_block.hash()) if first_block else "",
             "earliest_app_hash": _hex(first_block.header.app_hash) if first_block else "",
-            "earliest_block_height": "1" if first_block else "0",
+            "earliest_block_height": str(base) if first_block else "0",
             "earliest_block_time": ms_to_rfc3339(first_block.header.time_ms) if first_block else "",
             "catching_up": app.catching_up(),
+            "best_peer_height": str(best_peer),   # the highest height a live peer reported
+            "heights_behind": str(behind),        # how far this node's tip is below it
         },
         "validator_info": {
             "address": val.hex() if val else "",
@@ -344,3 +348,5 @@ from rpc.funding_methods import FUNDING_METHODS  # noqa: E402
 METHODS.update(FUNDING_METHODS)
 from rpc.risk_methods import RISK_METHODS  # noqa: E402  (liquidations, insurance fund, ADL)
 METHODS.update(RISK_METHODS)
+from rpc.sync_methods import SYNC_METHODS  # noqa: E402  (state sync: node/snapshot.py)
+METHODS.update(SYNC_METHODS)
