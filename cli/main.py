@@ -73,9 +73,10 @@ def cmd_replay(a) -> None:
     if a.check_invariants is not None and a.check_invariants < 1:
         fail(f"--check-invariants {a.check_invariants}: the interval must be at least 1 block", 2)
     genesis, store = _open_stopped_store(a)
-    if store.base_height() > 1:
+    base = store.base_height()
+    if base > 1:
         store.close()
-        fail(f"this store has no blocks below height {store.base_height()} (pruned with "
+        fail(f"this store has no blocks below height {base} (pruned with "
              "[store] keep_blocks, or the node started from a snapshot): a replay from "
              "genesis needs a store that kept every block")
     from node.gc_tuning import tune_gc

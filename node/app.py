@@ -64,6 +64,7 @@ class Application:
         elif stored != app_hash0:
             raise GenesisMismatch("the data directory was created from a different genesis.json")
         self.tip = self._load_tip()
+        store.keep_blocks = cfg.store.keep_blocks   # pruning, done with each commit
         m = cfg.mempool
         self.mempool = Mempool(MempoolLimits(m.size, m.max_txs_bytes, m.max_tx_bytes),
                                store.state, next_ctx(store.state),

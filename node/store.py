@@ -99,6 +99,7 @@ class Tip:
 
 
 STATE_CACHE_ENTRIES = 500_000
+PRUNE_BATCH = 1_000   # heights pruned per commit at most
 RECENT_TX_HASHES = 200_000
 
 
@@ -235,6 +236,7 @@ class Store:
             raise StoreUnwritable(f"cannot write {self.path / K_MARKER_FILE}: "
                                   f"{e.strerror}") from None
         self.state = StateView(self.db)
+        self.keep_blocks = 0   # [store] keep_blocks: 0 keeps every block (see _prune)
         # Hashes of the most recently committed txs, so the mempool can name a replayed tx
         # without a disk read; older replays are refused by the nonce rules anyway.
         self.recent_txs: dict[bytes, None] = {}
@@ -286,6 +288,8 @@ class Store:
             return None
         entry = _dec(raw)
         height, index = entry[0], entry[1]
+        if height < self.base_height():
+            return None       # its block was pruned ([store] keep_blocks)
         results = self.results_bytes(height)
         block = self.block_bytes(height) if len(entry) != 5 else b""
         if block is None or results is None:
@@ -389,6 +393,23 @@ class Store:
                 seen.add(th)
             put(K_TIP, _enc([tip.height, tip.block_hash, tip.time_ms, tip.app_hash,
                              tip.results_hash]))
+            if self.keep_blocks:
+                self._prune(wb, height)
+
+    def _prune(self, wb, height: int) -> None:
+        """Delete the blocks, commits, results and validator sets below
+        height - keep_blocks + 1 (at most PRUNE_BATCH heights per commit, so turning pruning
+        on for a long chain spreads the work), and raise the base height. App hashes (32
+        bytes a height) and tx index entries are kept; `tx_record` forgets txs below the base."""
+        base = self.base_height()
+        new_base = min(height - self.keep_blocks + 1, base + PRUNE_BATCH)
+        if new_base <= base:
+            return
+        for h in range(base, new_base):
+            hb = _h(h)
+            for prefix in (P_BLOCK, P_COMMIT, P_RESULTS, P_VALSET):
+                wb.delete(prefix + hb)
+        wb.put(K_BASE, _enc(new_base))
 
 
 def _unpacker_at(data: bytes, skip_first: int) -> tuple[msgpack.Unpacker, int]:

@@ -44,9 +44,10 @@ def _height_param(app: Application, p: dict) -> int:
         raise RPCError(RPCCode.HEIGHT_NOT_AVAILABLE, "no block has been committed yet")
     if h is None:
         return latest
-    if not 1 <= h <= latest:
+    base = app.store.base_height()   # above 1 if pruned or started from a snapshot
+    if not base <= h <= latest:
         raise RPCError(RPCCode.HEIGHT_NOT_AVAILABLE,
-                       f"height {h} is not available: blocks 1..{latest} are stored")
+                       f"height {h} is not available: blocks {base}..{latest} are stored")
     return h
 
 
@@ -153,7 +154,7 @@ async def blockchain(app: Application, p: dict) -> dict:
     lo_param = P.optional_height(p, "minHeight", 0)
     hi_param = P.optional_height(p, "maxHeight", 1)
     hi = latest if not hi_param else min(hi_param, latest)
-    lo = max(lo_param or 1, 1, hi - BLOCKCHAIN_MAX + 1)
+    lo = max(lo_param or 1, app.store.base_height(), hi - BLOCKCHAIN_MAX + 1)
     if lo > hi:
         raise RPCError(RPCCode.HEIGHT_NOT_AVAILABLE, f"no blocks in [{lo}, {hi}]; latest is {latest}")
     metas = []
