@@ -2,6 +2,8 @@
 
     perpchain init --home DIR --chain-id ID        keys, config.toml, genesis.json
     perpchain start --home DIR                     run a node
+    perpchain start --home DIR --snapshot FILE --trust-hash HEX --trust-rpc URL
+                                                   state sync: start from an export (node/snapshot.py)
     perpchain replay --home DIR [--check-invariants [N]]  re-execute the chain, check every app
                                                    hash (and audit the state every N blocks)
     perpchain export --home DIR [--height H] [--out FILE]  the full state at a height as
