@@ -351,3 +351,5 @@ from rpc.risk_methods import RISK_METHODS  # noqa: E402  (liquidations, insuranc
 METHODS.update(RISK_METHODS)
 from rpc.sync_methods import SYNC_METHODS  # noqa: E402  (state sync: node/snapshot.py)
 METHODS.update(SYNC_METHODS)
+from rpc.dashboard_methods import DASHBOARD_METHODS  # noqa: E402  (validator votes, market rows)
+METHODS.update(DASHBOARD_METHODS)
