@@ -288,7 +288,8 @@ class RPCServer:
                 return b"".join(chunks), False
 
 
-def listen_socket(host: str, port: int, send_timeout_ms: int) -> socket.socket:
+def listen_socket(host: str, port: int, send_timeout_ms: int,
+                  service: str = "RPC", key: str = "[rpc] laddr") -> socket.socket:
     """The RPC's listening socket, bound (hypercorn listens on it). Its connections inherit
     TCP_USER_TIMEOUT = `send_timeout_ms`: the kernel aborts one whose peer has taken none of
     the data sent to it for that long (a client or websocket subscriber that stopped reading),
@@ -303,7 +304,7 @@ def listen_socket(host: str, port: int, send_timeout_ms: int) -> socket.socket:
         sock.bind((host, port))
     except OSError as e:
         sock.close()
-        raise ConfigError(f"cannot listen for RPC on {host}:{port} ([rpc] laddr): "
+        raise ConfigError(f"cannot listen for {service} on {host}:{port} ({key}): "
                           f"{e.strerror or e}") from None
     return sock
 

@@ -57,6 +57,9 @@ class Code(IntEnum):
     MARGIN_MODE_LOCKED = 50       # margin mode change with a position or open orders there
     NO_ISOLATED_POSITION = 51     # isolated_margin without an isolated position on the market
     NOT_A_PERP_MARKET = 52        # a margin-mode action on a spot market
+    # Hyperliquid-signed actions (issue 11), numbered from 70.
+    HL_UNSUPPORTED = 70           # a Hyperliquid action or option this chain does not offer
+    ACTION_EXPIRED = 71           # a Hyperliquid envelope's expiresAfter is before the block time
     # Mempool-only codes (the tx never reached a block).
     MEMPOOL_FULL = 100
     TX_IN_MEMPOOL = 101       # the same bytes are already pending

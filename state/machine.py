@@ -45,7 +45,7 @@ from state import cancellation, constants as C, ledger, nonces, params, placemen
 from state.events import Event
 from state.amounts import format_amount
 from state import evidence, funding, futures, governance, liquidation, mark, oracle, triggers
-from state import isolated
+from state import hl_actions, isolated
 from state import state_digest, twap
 from state.evidence import DoubleSign
 from state.derived import Derived, DerivedCache, derived_of
@@ -252,6 +252,9 @@ def apply_tx(overlay: Overlay, ctx: Ctx, raw: bytes, tx: Tx | None) -> TxResult:
 
 def check_chain_id(tx: Tx, ctx: Ctx) -> None:
     if tx.chain_id != ctx.chain_id:
+        if tx.chain_id is None:   # a Hyperliquid envelope (state.tx.HlTx): its own rules
+            hl_actions.check_envelope(tx, ctx)
+            return
         raise TxError(Code.WRONG_CHAIN_ID,
                       f"tx is for chain {tx.chain_id!r}; this chain is {ctx.chain_id!r}")
 
@@ -370,4 +373,5 @@ HANDLERS = {"transfer": do_transfer, "faucet": do_faucet, "batch": do_batch,
             "modify_trigger": _action_handler(triggers.modify_trigger),
             "twap_order": _action_handler(twap.place_twap),
             "twap_cancel": _action_handler(twap.cancel_twap),
+            "hl": hl_actions.run,
             **{name: _action_handler(fn) for name, fn in BATCH_ACTIONS.items()}}
