@@ -2,13 +2,19 @@
 
     perpchain init --home DIR --chain-id ID        keys, config.toml, genesis.json
     perpchain start --home DIR                     run a node
+    perpchain start --home DIR --snapshot FILE --trust-hash HEX --trust-rpc URL
+                                                   state sync: start from an export (node/snapshot.py)
     perpchain replay --home DIR [--check-invariants [N]]  re-execute the chain, check every app
                                                    hash (and audit the state every N blocks)
+    perpchain export --home DIR [--height H] [--out FILE]  the full state at a height as
+                                                   canonical JSON lines with a digest
     perpchain keys new [--out FILE] | show FILE    account keys (files are mode 0600)
     perpchain localnet up [-n N] [--dir DIR] | status | down
     perpchain tx faucet|transfer --key FILE ...    sign, send, wait for the block
+    perpchain tx order|cancel|set-leverage ...     trading (cli/trading.py)
     perpchain query account ADDR [--json]
-    perpchain bench [--node URL] ...               load a running node, print figures
+    perpchain query book|markets|positions|orders|fills|margin ...   (cli/trading.py)
+    perpchain bench [--rate R] [--duration S] ...  load a running localnet, print figures
 
 Exit status: 0 on success, 1 when the chain or a tx said no, 2 on bad usage.
 """
@@ -20,12 +26,9 @@ import sys
 import time
 from pathlib import Path
 
+from cli.output import fail, print_outcome
+
 DEFAULT_NODE = os.environ.get("PERPCHAIN_NODE", "http://127.0.0.1:26657")
-
-
-def fail(msg: str, code: int = 1) -> "NoReturn":  # noqa: F821
-    print(f"error: {msg}", file=sys.stderr)
-    sys.exit(code)
 
 
 # -- node commands ---------------------------------------------------------------------
@@ -52,6 +55,8 @@ def cmd_start(a) -> None:
     from cli.run import start
 
     home = Home(Path(a.home))  # (SIGPIPE and faulthandler: node/process_guard.py)
+    if a.snapshot:
+        _state_sync(a, home)
     try:
         start(home, a.log_format)
     except KeyboardInterrupt:
@@ -64,22 +69,17 @@ def cmd_start(a) -> None:
 
 
 def cmd_replay(a) -> None:
-    from node.genesis import load_genesis
-    from node.home import Home
     from node.replay import replay
-    from node.store import StoreError
-    from node.store_check import open_verified
 
     if a.check_invariants is not None and a.check_invariants < 1:
         fail(f"--check-invariants {a.check_invariants}: the interval must be at least 1 block", 2)
-    home = Home(Path(a.home))
-    genesis = load_genesis(home.genesis_file)
-    if not home.db_path.exists():
-        fail(f"no chain data at {home.db_path}")
-    try:
-        store = open_verified(home.db_path)
-    except StoreError as e:
-        fail(str(e))
+    genesis, store = _open_stopped_store(a)
+    base = store.base_height()
+    if base > 1:
+        store.close()
+        fail(f"this store has no blocks below height {base} (pruned with "
+             "[store] keep_blocks, or the node started from a snapshot): a replay from "
+             "genesis needs a store that kept every block")
     from node.gc_tuning import tune_gc
 
     tune_gc()  # as `start` does (node/gc_tuning.py)
@@ -95,7 +95,84 @@ def cmd_replay(a) -> None:
             print(f"OK: every state invariant holds at the {rep.invariant_checks} audited heights")
     else:
         print(f"MISMATCH: {rep.error}")
+        if rep.diverged_at is not None:
+            print(f"first diverging height: {rep.diverged_at}")
+        for d in rep.diffs:
+            print(f"  key {d.describe()}")
+        if rep.more_diffs:
+            print(f"  ... and {rep.more_diffs} more key(s)")
         sys.exit(1)
+
+
+def _open_stopped_store(a):
+    """(genesis, store) of a stopped node's home, or exit with the reason."""
+    from node.genesis import load_genesis
+    from node.home import Home
+    from node.store import StoreError
+    from node.store_check import open_verified
+
+    home = Home(Path(a.home))
+    genesis = load_genesis(home.genesis_file)
+    if not home.db_path.exists():
+        fail(f"no chain data at {home.db_path}")
+    try:
+        return genesis, open_verified(home.db_path)
+    except StoreError as e:
+        fail(str(e))
+
+
+def _state_sync(a, home) -> None:
+    """Create the store of `home` from a snapshot, checked against the trusted hash."""
+    from node.genesis import load_genesis
+    from node.snapshot import SnapshotError, bootstrap, fetch_context, read_snapshot
+    from node.store import Store, StoreError, is_empty_dir
+
+    if not a.trust_hash or not a.trust_rpc:
+        fail("--snapshot needs --trust-hash (the hash of block H+1, from a source you trust) "
+             "and --trust-rpc (a node to fetch blocks H and H+1 from)", 2)
+    try:
+        trust = bytes.fromhex(a.trust_hash)
+    except ValueError:
+        fail(f"--trust-hash {a.trust_hash!r} is not hex", 2)
+    if not is_empty_dir(home.db_path):
+        fail(f"{home.db_path} already holds chain data: --snapshot starts an empty node only "
+             "(move the data directory aside first)")
+    try:
+        snap = read_snapshot(Path(a.snapshot))
+        ctx = fetch_context(a.trust_rpc, snap.height)
+        genesis = load_genesis(home.genesis_file)
+        store = Store(home.db_path)
+        try:
+            tip = bootstrap(store, genesis, snap, ctx, trust)
+        finally:
+            store.close()
+    except (SnapshotError, StoreError) as e:
+        import shutil
+        shutil.rmtree(home.db_path, ignore_errors=True)   # it was empty: leave it so
+        fail(f"state sync refused: {e}")
+    print(f"state sync: started from the snapshot at height {tip.height} (app hash "
+          f"{tip.app_hash.hex()}); syncing later blocks from peers", file=sys.stderr)
+
+
+def cmd_export(a) -> None:
+    from node.export import ExportError, state_at, write_export
+
+    genesis, store = _open_stopped_store(a)
+    try:
+        height = store.tip().height if a.height is None else a.height
+        pairs, app_hash = state_at(store, genesis, height, None)
+        out = open(a.out, "wb") if a.out else sys.stdout.buffer
+        try:
+            n, digest = write_export(pairs, out, genesis.chain_id, height, app_hash)
+        finally:
+            if a.out:
+                out.close()
+    except ExportError as e:
+        fail(str(e))
+    finally:
+        store.close()
+    print(f"exported {n} keys at height {height} (app hash {app_hash.hex()}); digest {digest}",
+          file=sys.stderr)
 
 
 # -- keys ----------------------------------------------------------------------------------
@@ -153,10 +230,7 @@ def _send(a, fn) -> None:
         fail(f"cannot reach the node at {a.node}: {e}")
     except ValueError as e:
         fail(str(e), 2)
-    print(f"committed at height {out.height}: tx {out.hash} code {out.code}")
-    for ev in out.events:
-        attrs = " ".join(f"{x['key']}={x['value']}" for x in ev["attributes"])
-        print(f"  {ev['type']}: {attrs}")
+    print_outcome(out, getattr(a, "json", False))
 
 
 def cmd_tx_faucet(a) -> None:
@@ -167,28 +241,6 @@ def cmd_tx_faucet(a) -> None:
 def cmd_tx_transfer(a) -> None:
     c = _client(a)
     _send(a, lambda: c.transfer(a.to, a.amount, a.asset))
-
-
-def cmd_order(a) -> None:
-    c = _client(a)
-    is_buy = a.side == "buy"
-    if a.price is None:
-        _send(a, lambda: c.market_order(a.market, is_buy, a.size))
-    else:
-        _send(a, lambda: c.place_order(a.market, is_buy, a.price, a.size, tif=a.tif,
-                                       reduce_only=a.reduce_only, cloid=a.cloid))
-
-
-def cmd_cancel(a) -> None:
-    c = _client(a)
-    if a.all:
-        _send(a, lambda: c.cancel_all(a.market))
-    elif a.cloid is not None:
-        _send(a, lambda: c.cancel_by_cloid(a.market, a.cloid))
-    elif a.id is not None:
-        _send(a, lambda: c.cancel(a.market, a.id))
-    else:
-        fail("give --id, --cloid or --all", 2)
 
 
 def _query(a, fn) -> None:
@@ -306,17 +358,60 @@ def cmd_testnet(a) -> None:
 def cmd_bench(a) -> None:
     import httpx
 
-    from localnet.loadgen import run_bench
+    from localnet.cluster import LocalnetError
 
-    urls = [u.rstrip("/") for u in (a.node or [DEFAULT_NODE])]
     try:
-        run_bench(urls, accounts=a.accounts, txs=a.txs, batch=a.batch,
-                  connections=a.connections, rate=a.rate, seconds=a.seconds)
+        if a.mode == "transfers":
+            from localnet.loadgen import run_bench
+            urls = [u.rstrip("/") for u in (a.node or [DEFAULT_NODE])]
+            run_bench(urls, accounts=a.accounts, txs=a.txs, batch=a.batch,
+                      connections=a.connections, rate=int(a.rate or 2500), seconds=a.duration)
+            return
+        from localnet.order_bench import print_summary, run_order_bench, targets_for, write_json
+        targets = targets_for(a.node, Path(a.dir))
+        summary = run_order_bench(targets, rate_tps=a.rate or 200, duration_s=a.duration,
+                                  accounts=a.accounts, market=a.market)
     except httpx.HTTPError as e:
         fail(f"cannot reach the node: {e}")
+    except LocalnetError as e:
+        fail(f"{e}; or name the nodes with --node URL")
+    except (ValueError, RuntimeError) as e:
+        fail(str(e))
+    print_summary(summary)
+    if a.json_out:
+        write_json(summary, a.json_out)
+        print(f"summary written to {a.json_out}")
 
 
 # -- parser --------------------------------------------------------------------------------
+
+def add_state_sync_args(s) -> None:
+    """`start --snapshot FILE --trust-hash HEX --trust-rpc URL` (node/snapshot.py)."""
+    s.add_argument("--snapshot", metavar="FILE",
+                   help="state sync: start an empty node from this `perpchain export` file (at "
+                        "a digest height H), then sync blocks from peers")
+    s.add_argument("--trust-hash", metavar="HEX",
+                   help="with --snapshot: the hash of block H+1, from a source you trust")
+    s.add_argument("--trust-rpc", metavar="URL",
+                   help="with --snapshot: a node's RPC to fetch blocks H, H+1 and the "
+                        "validator sets from (all checked against --trust-hash)")
+
+
+def add_audit_parsers(sub) -> None:
+    """`replay` and `export` (node/replay.py, node/export.py)."""
+    s = sub.add_parser("replay", help="re-execute stored blocks from genesis; check app hashes")
+    s.add_argument("--home", required=True)
+    s.add_argument("--check-invariants", type=int, nargs="?", const=1, metavar="EVERY",
+                   help="also audit the whole state (state/invariants.py) after every block, "
+                        "or every EVERY blocks and the last; stops at the first broken one")
+    s.set_defaults(fn=cmd_replay)
+    s = sub.add_parser("export", help="write the full state at a height as canonical JSON "
+                                      "lines with a digest (also a state-sync snapshot)")
+    s.add_argument("--home", required=True)
+    s.add_argument("--height", type=int, default=None, help="default: the store's tip")
+    s.add_argument("--out", help="file to write (default: standard output)")
+    s.set_defaults(fn=cmd_export)
+
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="perpchain", description="perpchain node and client")
@@ -335,14 +430,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--log-format", choices=("text", "json"), default=None,
                    help="one JSON object per log line, or text (default: config.toml's "
                         "log_format, else text)")
+    add_state_sync_args(s)
     s.set_defaults(fn=cmd_start)
 
-    s = sub.add_parser("replay", help="re-execute stored blocks from genesis; check app hashes")
-    s.add_argument("--home", required=True)
-    s.add_argument("--check-invariants", type=int, nargs="?", const=1, metavar="EVERY",
-                   help="also audit the whole state (state/invariants.py) after every block, "
-                        "or every EVERY blocks and the last; stops at the first broken one")
-    s.set_defaults(fn=cmd_replay)
+    add_audit_parsers(sub)
 
     keys = sub.add_parser("keys", help="account keys").add_subparsers(dest="keys_cmd", required=True)
     s = keys.add_parser("new", help="generate a key (file mode 0600); prints the address")
@@ -388,6 +479,7 @@ def build_parser() -> argparse.ArgumentParser:
         s = tx.add_parser(name)
         s.add_argument("--key", required=True, help="key file (perpchain keys new --out FILE)")
         s.add_argument("--node", default=DEFAULT_NODE)
+        s.add_argument("--json", action="store_true", help="print the committed tx as JSON")
         if name == "transfer":
             s.add_argument("--to", required=True, help="recipient address (64 hex chars)")
             s.add_argument("--amount", required=True, help="decimal amount, e.g. 12.5")
@@ -401,27 +493,6 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true")
     s.set_defaults(fn=cmd_query_account)
 
-    s = sub.add_parser("order", help="place an order (a market order without --price)")
-    s.add_argument("--key", required=True)
-    s.add_argument("--node", default=DEFAULT_NODE)
-    s.add_argument("--market", required=True, help="e.g. BTC-USD")
-    s.add_argument("--side", required=True, choices=("buy", "sell"))
-    s.add_argument("--size", required=True, help="decimal size in base units, e.g. 0.01")
-    s.add_argument("--price", help="decimal limit price; omit for a market order")
-    s.add_argument("--tif", default="gtc", choices=("gtc", "ioc", "fok", "alo"))
-    s.add_argument("--reduce-only", action="store_true")
-    s.add_argument("--cloid", type=int, default=0, help="your client order id")
-    s.set_defaults(fn=cmd_order)
-
-    s = sub.add_parser("cancel", help="cancel orders")
-    s.add_argument("--key", required=True)
-    s.add_argument("--node", default=DEFAULT_NODE)
-    s.add_argument("--market", help="market (all markets with --all and no --market)")
-    s.add_argument("--id", type=int)
-    s.add_argument("--cloid", type=int)
-    s.add_argument("--all", action="store_true")
-    s.set_defaults(fn=cmd_cancel)
-
     s = sub.add_parser("testnet", help="write node homes for a network spread over machines")
     s.add_argument("--v", type=int, required=True, help="number of validators")
     s.add_argument("--hostname", action="append", default=[], required=True,
@@ -434,33 +505,31 @@ def build_parser() -> argparse.ArgumentParser:
                    help="RPC listen host on each machine (0.0.0.0 exposes it)")
     s.set_defaults(fn=cmd_testnet)
 
-    for name, help_, fn in (
-            ("positions", "an account's positions", lambda a: _query(a, lambda c: c.positions(a.address))),
-            ("orders", "an account's open orders", lambda a: _query(a, lambda c: c.open_orders(a.address))),
-            ("margin", "an account's equity, margin used, free collateral",
-             lambda a: _query(a, lambda c: c.margin_account(a.address)))):
-        s = q.add_parser(name, help=help_)
-        s.add_argument("address")
-        s.add_argument("--node", default=DEFAULT_NODE)
-        s.set_defaults(fn=fn)
-    s = q.add_parser("book", help="a market's L2 order book")
-    s.add_argument("market")
-    s.add_argument("--depth", type=int, default=10)
-    s.add_argument("--node", default=DEFAULT_NODE)
-    s.set_defaults(fn=lambda a: _query(a, lambda c: c.orderbook(a.market, a.depth)))
-    s = q.add_parser("markets", help="every market and its parameters")
-    s.add_argument("--node", default=DEFAULT_NODE)
-    s.set_defaults(fn=lambda a: _query(a, lambda c: c.call("markets")))
+    from cli.trading import add_alias_commands, add_query_commands, add_tx_commands
+    add_tx_commands(tx)
+    add_query_commands(q)
+    add_alias_commands(sub)
 
-    s = sub.add_parser("bench", help="drive a running network with signed transfers; print figures")
+    s = sub.add_parser("bench", help="load a running network with signed order flow (or "
+                                     "transfers); print throughput, latency, memory")
+    s.add_argument("--mode", choices=("orders", "transfers"), default="orders",
+                   help="orders: many accounts place, cross and cancel orders at --rate for "
+                        "--duration; transfers: verify rate, saturation and steady transfers")
     s.add_argument("--node", action="append",
-                   help="RPC URL of a node to submit to (repeat to spread the load)")
-    s.add_argument("--rate", type=int, default=2500, help="txs/s of the steady-load phase")
-    s.add_argument("--seconds", type=float, default=10.0, help="length of the steady phase")
-    s.add_argument("--accounts", type=int, default=200)
-    s.add_argument("--txs", type=int, default=40_000)
-    s.add_argument("--batch", type=int, default=500, help="txs per JSON-RPC batch request")
-    s.add_argument("--connections", type=int, default=4)
+                   help="RPC URL of a node to submit to (repeat to spread the load; default: "
+                        "every node of the localnet at --dir)")
+    s.add_argument("--dir", default=".localnet",
+                   help="localnet directory: its nodes and their pids (for memory)")
+    s.add_argument("--rate", type=float, default=None,
+                   help="txs/s to submit (default 200 orders, 2500 transfers)")
+    s.add_argument("--duration", "--seconds", dest="duration", type=float, default=10.0,
+                   help="seconds of load")
+    s.add_argument("--accounts", type=int, default=200, help="signing accounts (faucet-funded)")
+    s.add_argument("--market", default="BTC-USD", help="perp market of the order flow")
+    s.add_argument("--json-out", help="also write the summary as JSON to this file")
+    s.add_argument("--txs", type=int, default=40_000, help="transfers: saturation burst size")
+    s.add_argument("--batch", type=int, default=500, help="transfers: txs per JSON-RPC batch")
+    s.add_argument("--connections", type=int, default=4, help="transfers: parallel senders")
     s.set_defaults(fn=cmd_bench)
     return p
 

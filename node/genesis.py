@@ -20,6 +20,8 @@ Trading sections of app_state (all optional; see `make_genesis_doc` for a full e
     liquidation  {step_threshold, step_ppm, cooldown_ms, fee_ppm, backstop_ppm,
                   max_notional_per_block, max_fund_loss_per_block}   each optional
                  (state.liquidation_params: defaults; amounts in quote units)
+    state_digest_interval  N: the app hash commits to the whole state every N blocks
+                 (state.state_digest; snapshots for state sync); absent = off
 Prices, sizes and notionals are decimal strings; ppm values and decimals are integers.
 """
 
@@ -327,6 +329,12 @@ def _parse_trading(app: dict, quote: str, decimals: dict[str, int], amount) -> d
     lq = app.get("liquidation")
     if lq:
         out["liquidation"] = _parse_liquidation(lq, qdec, dec)
+    if app.get("state_digest_interval") is not None:
+        n = _int(app["state_digest_interval"], "state_digest_interval")
+        if n <= 0:
+            raise GenesisError("genesis: state_digest_interval must be a positive number of "
+                               "blocks (omit it to turn the full-state digest off)")
+        out["state_digest_interval"] = n
     return out
 
 

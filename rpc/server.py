@@ -2,7 +2,7 @@
 
     POST /            a JSON-RPC 2.0 request object or a batch (array) of them
     GET  /<method>?k=v  CometBFT's URI form (e.g. /status, /block?height=5, /tx?hash=0x..)
-    GET  /            the list of methods
+    GET  /            the list of methods; the dashboard for a browser (rpc/dashboard_http.py)
     GET  /metrics     Prometheus text format (node/metrics.py)
     GET  /websocket   websocket subscriptions (rpc/ws_server.py, rpc/ws_hub.py)
 
@@ -30,6 +30,7 @@ from hypercorn.trio import serve
 from node.app import Application
 from node.config import ConfigError, is_loopback, parse_duration_ms
 from node.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE, NodeMetrics
+from rpc.dashboard_http import dashboard_file
 from rpc.errors import RPCCode, RPCError
 from rpc.limits import Admission
 from rpc.methods import METHODS, check_tx_json, tx_param
@@ -237,6 +238,10 @@ class RPCServer:
             else:
                 payload = await self.handle_body(body)
         elif scope["method"] == "GET":
+            page = dashboard_file(scope)
+            if page is not None:
+                await self._respond_raw(send, 200, page.body, page.content_type, page.headers)
+                return
             name = scope["path"].strip("/")
             if name == "metrics" and self.metrics is not None:
                 await self._respond_raw(send, 200, self.metrics.exposition(),
@@ -262,10 +267,11 @@ class RPCServer:
         await RPCServer._respond_raw(send, status, data, b"application/json")
 
     @staticmethod
-    async def _respond_raw(send, status: int, data: bytes, content_type: bytes) -> None:
+    async def _respond_raw(send, status: int, data: bytes, content_type: bytes,
+                           headers=()) -> None:
         await send({"type": "http.response.start", "status": status,
                     "headers": [(b"content-type", content_type),
-                                (b"content-length", str(len(data)).encode())]})
+                                (b"content-length", str(len(data)).encode()), *headers]})
         await send({"type": "http.response.body", "body": data})
 
     async def _read_body(self, receive) -> tuple[bytes, bool]:
