@@ -57,7 +57,7 @@ from state.placement import execute
 from state.positions import P_CLEARING, load_account
 from state.derived import derived_of
 from state.risk_index import HolderIndex, candidates, holder_index, price_moves, \
-    written_accounts
+    risk_inputs, written_accounts
 from state.scope import SubTransaction
 from state.settlement import POOL, settle_fill
 
@@ -125,7 +125,8 @@ def check_account(view: Overlay, ctx, p: LiquidationParams, idx: HolderIndex,
         quote = params.quote_asset(view)
         # (one quantum of rounding per position for its value, one for its funding owed)
         idx.note_checked(addr, s, 2 * len(acct.entries) + len(collateral(view)),
-                         s.collateral - ledger.balance(view, addr, quote), list(iso.values()))
+                         s.collateral - ledger.balance(view, addr, quote), list(iso.values()),
+                         risk_inputs(acct))
         return []
     events: list[Event] = []
     for mid in due:
