@@ -365,6 +365,7 @@ def test_open_order_changes_keep_the_band_a_fill_does_not(monkeypatch):
     t = L({A: 1_000, B: 100_000, C: 100_000}, warm=True)
     open_long(t)
     assert A.pub_key in checked  # a new position: a full check, which finds a band
+    assert C.pub_key not in checked  # C's bids rest, but C holds no position: no check
     checked.clear()
     t.block(t.order(A, False, 61_000, 1_000))  # rests: only A's open orders change
     assert A.pub_key not in checked
