@@ -4,7 +4,9 @@ What this module owns
 ---------------------
 `liquidate` runs after the marks (and funding) of every block, over the accounts whose risk
 could have changed (state.risk_index), by address, at most MAX_RISK_CHECKS_PER_BLOCK of them
-(the rest next block, from a stored cursor). A cross account whose equity is below its
+(the rest next block, from a stored cursor); one without a position and without a liquidation
+in progress is passed over (nothing of it can be below maintenance margin, and it has no
+in-progress record to drop). A cross account whose equity is below its
 maintenance margin (state.margin), in its own sub-transaction (state.scope):
 1. has its open orders cancelled (state.cancellation, reason "liquidation");
 2. if equity >= backstop (backstop_ppm of maintenance margin): each position, ascending market
@@ -57,7 +59,7 @@ from state.placement import execute
 from state.positions import P_CLEARING, load_account
 from state.derived import derived_of
 from state.risk_index import HolderIndex, candidates, holder_index, price_moves, \
-    written_accounts
+    risk_inputs, written_accounts
 from state.scope import SubTransaction
 from state.settlement import POOL, settle_fill
 
@@ -87,8 +89,11 @@ def liquidate(view: Overlay, ctx) -> list[Event]:
     events: list[Event] = []
     p = liquidation_params(view)
     for addr in order[:C.MAX_RISK_CHECKS_PER_BLOCK]:
-        if addr not in _SKIP and not idx.is_safe(addr):
-            events += check_account(view, ctx, p, idx, addr, active.get(addr, ()))
+        if addr in _SKIP or idx.is_safe(addr):
+            continue
+        if addr not in idx.by_account and addr not in active:
+            continue  # no position and no liquidation in progress: its check finds nothing
+        events += check_account(view, ctx, p, idx, addr, active.get(addr, ()))
     return events
 
 
@@ -125,7 +130,8 @@ def check_account(view: Overlay, ctx, p: LiquidationParams, idx: HolderIndex,
         quote = params.quote_asset(view)
         # (one quantum of rounding per position for its value, one for its funding owed)
         idx.note_checked(addr, s, 2 * len(acct.entries) + len(collateral(view)),
-                         s.collateral - ledger.balance(view, addr, quote), list(iso.values()))
+                         s.collateral - ledger.balance(view, addr, quote), list(iso.values()),
+                         risk_inputs(acct))
         return []
     events: list[Event] = []
     for mid in due:

@@ -28,7 +28,7 @@ from typing import NamedTuple
 
 from state import ledger, constants as C, funding_index as FI, params
 from state.codec import load
-from state.derived import load_memo
+from state.derived import derived_of, load_memo
 from state.kv import KVView
 from state.markets import SPOT, Market, collateral, funding_params, get as get_market
 from state.oracle import price
@@ -76,8 +76,13 @@ def maintenance_margin(m: Market, notional: int) -> int:
 def initial_margin(m: Market, notional: int, leverage: int) -> int:
     """max(notional / leverage, 2 * maintenance margin), rounded up: the chosen leverage
     (0: the market's max), never more than the tier allows at that notional."""
-    by_leverage = -(-notional // (leverage or m.max_leverage))
-    by_tier = 2 * maintenance_margin(m, notional)
+    return _initial(notional, leverage or m.max_leverage, maintenance_margin(m, notional))
+
+
+def _initial(notional: int, leverage: int, maintenance: int) -> int:
+    """`initial_margin` of `notional` at a non-zero `leverage`, given its maintenance margin."""
+    by_leverage = -(-notional // leverage)
+    by_tier = 2 * maintenance
     return by_leverage if by_leverage >= by_tier else by_tier
 
 
@@ -129,7 +134,8 @@ def market_requirements(m: Market, e, px: int) -> tuple[int, int, int, int]:
     scale = m.base_scale
     upnl = size * lp // scale - e.entry_tl * m.q                 # value(m, size, px) - basis
     n = -(-((size if size >= 0 else -size) * lp) // scale)        # notional_up(m, size, px)
-    im = initial_margin(m, n, lev) if size else 0
+    mm = maintenance_margin(m, n) if size else 0
+    im = _initial(n, lev, mm) if size else 0
     if e.buy_lots:
         after = size + e.buy_lots
         worst = initial_margin(m, -(-((after if after >= 0 else -after) * lp) // scale), lev)
@@ -142,7 +148,6 @@ def market_requirements(m: Market, e, px: int) -> tuple[int, int, int, int]:
         loss = e.sell_lots * lp // scale - e.sell_tl * m.q
         worst += loss if loss > 0 else 0
         im = worst if worst > im else im
-    mm = maintenance_margin(m, n) if size else 0
     return upnl, im, mm, n
 
 
@@ -152,11 +157,13 @@ def summary(view: KVView, acct: Account, quote: str | None = None) -> Summary:
     coll = collateral_value(view, acct.addr, quote)
     upnl = im = mm = notional = 0
     funded = funding_params(view)
-    for mid in sorted(acct.entries):
-        e = acct.entries[mid]
+    markets = derived_of(view).markets  # (get_market's decoded markets, without the call)
+    entries = acct.entries
+    for mid in sorted(entries):
+        e = entries[mid]
         if not (e.size or e.buy_lots or e.sell_lots):
             continue
-        m = get_market(view, mid)
+        m = markets.get(mid) or get_market(view, mid)
         if not m.perp_like:
             continue
         px = mark_price(view, m)

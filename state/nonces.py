@@ -48,7 +48,10 @@ def use_nonce(view: Overlay, addr: bytes, nonce: int, block_time_ms: int) -> Non
     kept: list[int] = [] if raw is None else raw if type(raw) is list else load(raw)
     check_nonce(kept, nonce, block_time_ms)
     # kept + [nonce], sorted, then only the highest NONCE_SET_SIZE, as a new list (a stored
-    # list is never mutated: state.kv).
+    # list is never mutated: state.kv). A kept list is never longer than NONCE_SET_SIZE, and
+    # when it is full check_nonce has refused a nonce below kept[0]: kept[0] is the one dropped.
     i = bisect.bisect_left(kept, nonce)
-    new = kept[:i] + [nonce] + kept[i:]
-    view.put(key, new[len(new) - C.NONCE_SET_SIZE:] if len(new) > C.NONCE_SET_SIZE else new)
+    new = kept[1 if len(kept) >= C.NONCE_SET_SIZE else 0:i]
+    new.append(nonce)
+    new += kept[i:]
+    view.put(key, new)

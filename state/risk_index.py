@@ -30,8 +30,10 @@ weighted value of its non-quote collateral (equity moves by at most their move, 
 half of the notional's as mmr <= 1/2; both grow by at most (1 + R) per block). So a check that
 finds slack = equity - MM (less one quantum per position and collateral asset and two for
 rounding) > 0 stores safe_until = ceil(G0 * (slack + 2 N0) / (2 N0)), and the account is safe
-while G < safe_until. Any write to the account's record or balances, a new price or a
-parameter change drops the band (a full check next time). An account with isolated positions
+while G < safe_until. A write to the account's balances, a change to what its equity or MM
+depends on in its record (`risk_inputs`: a position's size, basis, funding index, margin mode
+or isolated margin; not its leverage or open orders, which move only initial margin), a new
+price or a parameter change drops the band (a full check next time). An account with isolated positions
 (state.isolated) gets the smallest of the bands of its cross summary (if it has cross positions)
 and of each isolated position's own summary (N0 its notional). A cold node has no bands and checks every candidate: both liquidate the same
 accounts, because a skipped account is provably above maintenance margin.
@@ -56,7 +58,8 @@ _G_MAX = 1 << 256  # then G and every band start again
 class HolderIndex:
     """Per perp market, holder address -> position size in lots (see the module docstring)."""
 
-    __slots__ = ("height", "markets", "by_account", "growth", "safe_until", "params_version")
+    __slots__ = ("height", "markets", "by_account", "growth", "safe_until", "params_version",
+                 "checked_inputs")
 
     def __init__(self) -> None:
         self.height = -1
@@ -65,22 +68,26 @@ class HolderIndex:
         self.growth = _G0                       # G (see the module docstring)
         self.safe_until: dict[bytes, int] = {}  # addr -> the G below which it is safe
         self.params_version = -1
+        self.checked_inputs: dict[bytes, tuple] = {}  # addr -> risk_inputs at its band's check
 
     def build(self, view: KVView) -> None:
         """Rebuild from every clearing record (ascending by address)."""
         self.markets = {}
         self.by_account = {}
         self.safe_until = {}
+        self.checked_inputs = {}
         n = len(P_CLEARING)
         for k, raw in view.iterate(P_CLEARING):
             self.set_account(k[n:], raw)
 
     def set_account(self, addr: bytes, stored) -> None:
-        """Bring the account's entries up to date from its stored record (None: no record)."""
-        self.safe_until.pop(addr, None)
+        """Bring the account's entries up to date from its stored record (None: no record);
+        its band goes if the record's risk inputs changed since the band's check."""
+        acct = account_from_stored(addr, stored)
+        if addr in self.safe_until and self.checked_inputs.get(addr) != risk_inputs(acct):
+            del self.safe_until[addr]
         for mid in self.by_account.pop(addr, ()):
             self.markets[mid].pop(addr, None)
-        acct = account_from_stored(addr, stored)
         held = tuple(mid for mid in sorted(acct.entries) if acct.entries[mid].size)
         for mid in held:
             self.markets.setdefault(mid, {})[addr] = acct.entries[mid].size
@@ -96,6 +103,7 @@ class HolderIndex:
         if max_move_ppm is None or params_version != self.params_version \
                 or self.growth > _G_MAX:
             self.safe_until = {}
+            self.checked_inputs = {}
             self.growth = _G0
             self.params_version = params_version
         elif max_move_ppm:
@@ -106,12 +114,13 @@ class HolderIndex:
         return t is not None and self.growth < t
 
     def note_checked(self, addr: bytes, s, n_terms: int, other_collateral: int,
-                     isolated=()) -> None:
+                     isolated=(), inputs: tuple = ()) -> None:
         """A full check found margin summary `s` (state.margin.Summary); `other_collateral`:
         the weighted value of its non-quote collateral; `n_terms`: its positions and
         collateral assets (one quantum of rounding each); `isolated`: the summaries of its
         isolated positions (state.isolated), each banded on its own: the account is safe
-        while all of them are (a cross account without positions then sets no bound)."""
+        while all of them are (a cross account without positions then sets no bound);
+        `inputs`: the `risk_inputs` of the account record it checked."""
         if addr not in self.by_account:
             return
         bands = [self._band(x, 4, 0) for x in isolated]
@@ -119,6 +128,7 @@ class HolderIndex:
             bands.append(self._band(s, n_terms, other_collateral))
         if None not in bands:
             self.safe_until[addr] = min(bands)
+            self.checked_inputs[addr] = inputs
 
     def _band(self, s, n_terms: int, other_collateral: int) -> int | None:
         slack = s.equity - s.maintenance_margin - n_terms - 2
@@ -131,6 +141,16 @@ class HolderIndex:
         """(address, size lots) of the market's holders, ascending by address."""
         h = self.markets.get(market_id, {})
         return [(a, h[a]) for a in sorted(h)]
+
+
+def risk_inputs(acct) -> tuple:
+    """What of an account's record (state.positions.Account) its equity and maintenance
+    margin depend on, besides its balances, prices and parameters: per entry, its market,
+    size, basis, funding index, margin mode and isolated margin (not its leverage nor its open
+    orders: they move only initial margin)."""
+    es = acct.entries
+    return tuple((mid, e.size, e.entry_tl, e.funding_index, e.isolated, e.iso_margin)
+                 for mid in sorted(es) for e in (es[mid],))
 
 
 def holder_index(view: Overlay, height: int) -> HolderIndex:
@@ -231,9 +251,10 @@ def _price_of(raw) -> int | None:
 def candidates(view: Overlay, idx: HolderIndex, moved: list[int],
                extra: list[bytes]) -> list[bytes]:
     """The accounts whose risk could have changed this block (see the module docstring);
-    drops the safety band of every account the block wrote."""
+    drops the safety band of every account whose balances the block wrote (`idx` is synced
+    with the block's clearing records: `holder_index`)."""
     written = written_accounts(view, (P_CLEARING, P_BAL))
-    for addr in written:
+    for addr in written_accounts(view, (P_BAL,)):
         idx.safe_until.pop(addr, None)
     found: dict[bytes, None] = dict.fromkeys(written)
     if len(moved) == len(idx.markets) and all(mid in idx.markets for mid in moved):

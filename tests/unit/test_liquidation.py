@@ -352,6 +352,27 @@ def _bounded(monkeypatch, warm: bool):
     return per_block, liquidated, [r.app_hash for r in t.results]
 
 
+def test_open_order_changes_keep_the_band_a_fill_does_not(monkeypatch):
+    """A warm node's safety band (state.risk_index) survives a block that changed only the
+    account's open orders (they move only initial margin), so the account is not checked
+    again; a fill changes its position, which drops the band: checked again."""
+    from state import liquidation
+    checked: list[bytes] = []
+    real = liquidation.check_account
+    monkeypatch.setattr(liquidation, "check_account",
+                        lambda view, ctx, p, idx, addr, *rest: checked.append(addr) or
+                        real(view, ctx, p, idx, addr, *rest))
+    t = L({A: 1_000, B: 100_000, C: 100_000}, warm=True)
+    open_long(t)
+    assert A.pub_key in checked  # a new position: a full check, which finds a band
+    assert C.pub_key not in checked  # C's bids rest, but C holds no position: no check
+    checked.clear()
+    t.block(t.order(A, False, 61_000, 1_000))  # rests: only A's open orders change
+    assert A.pub_key not in checked
+    t.block(t.order(B, True, 61_000, 1_000, tif=IOC))  # fills A's order: A's position shrinks
+    assert A.pub_key in checked and t.size(A) == 4_000
+
+
 def test_the_check_bound_resumes_next_block_from_the_cursor(monkeypatch):
     per_block, liquidated, hashes = _bounded(monkeypatch, True)
     assert all(len(c) <= 1 for c in per_block)

@@ -161,3 +161,24 @@ def test_deeply_nested_tx_in_a_block_is_rejected_not_a_halt():
     c = Chain()
     r = c.block([b"\x91" * 2000 + b"\x00"])
     assert r.tx_results[0].code == Code.MALFORMED_TX
+
+
+def test_nonce_set_in_any_order_keeps_the_highest_accepted():
+    """Nonces used in random order: the kept set is always the highest NONCE_SET_SIZE of those
+    accepted, ascending, and a refused nonce changes nothing (a reference model)."""
+    import random
+
+    from state.kv import MemoryKV, Overlay
+    rng = random.Random(5)
+    view, addr, now = Overlay(MemoryKV()), b"\x01" * 32, 10**12
+    model: list[int] = []
+    for n in rng.sample(range(now - 10_000, now + 10_000), 3 * C.NONCE_SET_SIZE):
+        ok = n not in model and (len(model) < C.NONCE_SET_SIZE or n > model[0])
+        try:
+            nonces.use_nonce(view, addr, n, now)
+        except Exception as e:
+            assert not ok and e.code in (Code.NONCE_TOO_LOW, Code.NONCE_DUPLICATE)
+        else:
+            assert ok
+            model = sorted(model + [n])[-C.NONCE_SET_SIZE:]
+        assert view.get_stored(nonces.P_NONCE + addr) == (model or None)
