@@ -120,8 +120,8 @@ def check_invariants(view: KVView, books: dict[int, OrderBook] | None = None) ->
     _check_pool(view, bases_q)
     _check_funding_pool(view, accts)
     iso = _check_isolated(accts)
-    _check_money(view, iso)
     _check_lending(view, iso)
+    _check_money(view, iso)
 
 
 def _open_orders(view: KVView, markets: list[Market]) -> tuple[dict, dict]:
