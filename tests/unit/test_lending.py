@@ -263,3 +263,37 @@ def test_a_chain_without_pools_writes_nothing_of_lending():
     assert res.tx_results[0].code == 0
     assert res.tx_results[1].code == Code.INSUFFICIENT_BALANCE
     assert bal(c, 0) == 99_900 * USDC
+
+
+# -- queries -----------------------------------------------------------------------------------
+
+def test_rpc_shows_pools_accounts_and_history():
+    import trio
+    from types import SimpleNamespace
+
+    from rpc import lending_methods as RM
+    from rpc.methods import METHODS, account
+
+    assert 10**RM.RATE_DECIMALS == L.RATE_SCALE == L.UTIL_SCALE
+    assert 10**RM.INDEX_DECIMALS == L.INDEX_SCALE
+    c = supplier_and_borrower()
+    ok(c.block([withdraw(c, 1, "USDC", 500_000 * USDC)]))
+    c.block([], dt_ms=YEAR)
+    app = SimpleNamespace(store=SimpleNamespace(state=c.kv))
+    pools = {p["asset"]: p for p in trio.run(METHODS["lending_pools"], app, {})["pools"]}
+    usdc = pools["USDC"]
+    assert (usdc["supplied"], usdc["borrowed"]) == ("1022500", "525000")
+    assert usdc["borrow_index"] == "1.05" and usdc["supply_index"] == "1.0225"
+    assert usdc["borrow_apr"] == "0.05" and usdc["reserve_total"] == "2500"
+    assert usdc["params"]["slope2"] == "0.95" and pools["BTC"]["params"]["borrow_weight"] == "1.1"
+    acct = trio.run(account, app, {"address": key(1).pub_key.hex()})["lending"]
+    rows = {r["asset"]: r for r in acct["assets"]}
+    assert rows["USDC"] == {"asset": "USDC", "balance": "-525000", "interest": "-25000",
+                            "lent": False}
+    assert acct["borrow_limit"] == "3900000" and acct["borrowed_value"] == "525000"
+    assert acct["equity"] == "3375000" and acct["healthy"] is True
+    sup = trio.run(account, app, {"address": key(0).pub_key.hex()})["lending"]
+    assert [r["interest"] for r in sup["assets"] if r["asset"] == "USDC"] == ["22500"]
+    hist = trio.run(METHODS["interest_history"], app, {"asset": "USDC"})["history"]
+    assert hist[0]["borrow_apr"] == "0.05" and hist[0]["utilisation"] == "0.513447432762"
+    assert len(hist) == 1       # the first block was in genesis's hour
