@@ -11,7 +11,9 @@ from decimal import Decimal
 
 import pytest
 
-from node.keys import KeyPair, load_key
+import json
+
+from node.keys import KeyPair, load_key, save_key
 from tests.e2e.conftest import perpchain, wait_until
 
 pytestmark = pytest.mark.e2e
@@ -51,6 +53,14 @@ def test_btc_collateral_borrows_pay_interest_and_replay(net):
     assert _usdc(later) < debt                       # interest, block by block
     assert Decimal([r for r in later["lending"]["assets"]
                     if r["asset"] == "USDC"][0]["interest"]) < 0
+    # the command line: deposit ETH, read the pools
+    save_key(net.dir / "alice.json", alice)
+    dep = perpchain("tx", "deposit", "--key", str(net.dir / "alice.json"), "--asset", "ETH",
+                    "--amount", "2", "--node", net.url)
+    assert dep.returncode == 0 and "deposit: " in dep.stdout, dep.stdout + dep.stderr
+    q = perpchain("query", "pools", "--node", net.url)
+    pools = {p["asset"]: p for p in json.loads(q.stdout)["pools"]}
+    assert pools["ETH"]["supplied"] == "2" and pools["USDC"]["borrow_apr"] == "0.05"
     top = a.height()
     net.down()
     for e in net.entries:
