@@ -297,3 +297,26 @@ def test_rpc_shows_pools_accounts_and_history():
     hist = trio.run(METHODS["interest_history"], app, {"asset": "USDC"})["history"]
     assert hist[0]["borrow_apr"] == "0.05" and hist[0]["utilisation"] == "0.513447432762"
     assert len(hist) == 1       # the first block was in genesis's hour
+
+
+def test_a_trade_that_would_borrow_beyond_initial_margin_is_refused_and_changes_nothing():
+    # 0.01 BTC = 600 at 60,000, worth 390 as collateral; key 2 holds no USDC
+    c = Chain(lending_genesis(((key(2).pub_key, "BTC", BTC // 100),
+                               (key(3).pub_key, "USDC", 100_000 * USDC))))
+    ok(c.block([order(key(3), N(c), BTC_PERP, False, 60_000 * PRICE, BTC)]))
+    res = c.block([order(key(2), N(c), BTC_PERP, True, 60_000 * PRICE, BTC, tif=1)])
+    assert res.tx_results[0].code == Code.INSUFFICIENT_MARGIN
+    assert (bal(c, 2), bal(c, 2, "BTC")) == (0, BTC // 100)
+    # 0.005 BTC: notional 300, initial margin 6 at 50x; the 0.135 taker fee is borrowed
+    ok(c.block([order(key(2), N(c), BTC_PERP, True, 60_000 * PRICE, BTC // 200, tif=1)]))
+    assert bal(c, 2) == -135_000
+
+
+def test_a_borrowed_asset_counts_at_its_borrow_weight():
+    from state.margin import summary
+    from state.positions import load_account
+    c = Chain(lending_genesis(((key(0).pub_key, "BTC", 10 * BTC),
+                               (key(1).pub_key, "USDC", 100_000 * USDC))))
+    ok(c.block([withdraw(c, 1, "BTC", BTC)]))
+    s = summary(c.kv, load_account(c.kv, key(1).pub_key))
+    assert s.equity == 34_000 * USDC        # 100,000 - 1 BTC x 60,000 x 1.1 (no interest yet)
