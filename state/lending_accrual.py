@@ -2,11 +2,15 @@
 
 What this module owns
 ---------------------
-`begin_block` moves each pool's indices forward by the block time elapsed since its last
-accrual (state.lending.accrue, at the utilisation the previous block left) and pays the
-reserve to the insurance fund (a raw balance: state.lending_pools.RAW_ACCOUNTS). Accounts are
-not visited: their scaled balances are worth more (suppliers) or owe more (borrowers) through
-the indices alone. The cost is O(pooled assets) per block.
+`begin_block` moves the indices of each pool with borrows forward by the block time elapsed
+since its last accrual (state.lending.accrue, at the utilisation the previous block left) and
+pays the reserve to the insurance fund (a raw balance: state.lending_pools.RAW_ACCOUNTS).
+Accounts are not visited: their scaled balances are worth more (suppliers) or owe more
+(borrowers) through the indices alone. The cost is O(pooled assets) per block.
+A pool without borrows accrues nothing and is not written (an idle chain's blocks stay as
+light as without lending: the mempool keeps its check state across them); its clock restarts
+with its next first borrow (state.lending_pools.store sets `last_ms` to 0: from the end of
+that block, `last_block_ms` at the next accrual).
 
 History: at the first accrual of each hour of block time a record
     lend/hist/<symbol>\\x00<seq:8> -> [time_ms, utilisation, borrow rate, supply rate,
@@ -39,19 +43,20 @@ class HistoryPoint(NamedTuple):
     borrow_index: int
 
 
-def begin_block(view: Overlay, ctx) -> list[Event]:
-    """Accrue every pool to the block time (sorted by symbol)."""
+def begin_block(view: Overlay, ctx, last_block_ms: int) -> list[Event]:
+    """Accrue every pool with borrows to the block time (sorted by symbol)."""
     events: list[Event] = []
     for sym, prm in sorted(LP.pool_params(view).items()):
         p = LP.get_pool(view, sym)
-        if ctx.time_ms <= p.last_ms:
+        start = p.last_ms or last_block_ms
+        if p.scaled_borrowed == 0 or ctx.time_ms <= start:
             continue
         a = L.accrue(prm, p.scaled_supplied, p.scaled_borrowed, p.supply_index,
-                     p.borrow_index, ctx.time_ms - p.last_ms)
+                     p.borrow_index, ctx.time_ms - start)
         new = p._replace(supply_index=a.supply_index, borrow_index=a.borrow_index,
                          last_ms=ctx.time_ms, interest_total=p.interest_total + a.interest,
                          reserve_total=p.reserve_total + a.reserve)
-        if ctx.time_ms // HOUR_MS != p.last_ms // HOUR_MS:
+        if ctx.time_ms // HOUR_MS != start // HOUR_MS:
             new = _record(view, sym, prm, new)
         LP.put_pool(view, sym, new)
         if a.reserve:

@@ -5,7 +5,8 @@ What this module owns
 ---------------------
     params/lending/<symbol>  -> state.lending.PoolParams (genesis, governance)
     lend/pool/<symbol>       -> [scaled supplied, scaled borrowed, supply index, borrow index,
-                                 last accrual ms, interest total, reserve total, history seq]
+                                 last accrual ms (0: from the end of the block that made the
+                                 first borrow), interest total, reserve total, history seq]
     lend/optout/<addr32>     -> 1 (the account's positive balances are not lent)
     lend/flow/<addr32><sym>  -> the real quantums credited to the balance (signed): what the
                                 balance would be without interest (interest = real - flow)
@@ -165,8 +166,11 @@ def store(view: Overlay, addr: bytes, symbol: str, old: int, delta: int) -> int:
         os_, ob = _totals(how, old)
         ns, nb = _totals(how, new)
         if (os_, ob) != (ns, nb):
+            borrowed = p.scaled_borrowed - ob + nb
+            # a first borrow restarts the pool's clock at the end of this block (accrual)
+            last = 0 if p.scaled_borrowed == 0 and borrowed else p.last_ms
             put_pool(view, symbol, p._replace(scaled_supplied=p.scaled_supplied - os_ + ns,
-                                              scaled_borrowed=p.scaled_borrowed - ob + nb))
+                                              scaled_borrowed=borrowed, last_ms=last))
     if how != RAW and delta:
         key = P_FLOW + addr + symbol.encode()
         raw = view.get(key)

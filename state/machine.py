@@ -321,7 +321,8 @@ def _batch_item(i: int, action: str, code: int, log: str) -> Event:
 
 
 def begin_block(view: Overlay, ctx: Ctx) -> list[Event]:
-    events = lending_accrual.begin_block(view, ctx)  # (at the parameters the interval had)
+    # (first: the interval before this block accrues at the parameters it had)
+    events = lending_accrual.begin_block(view, ctx, last_block(view)[1])
     events += governance.apply_validator_updates(view, ctx.height)
     events += governance.apply_pending(view, ctx)
     events += triggers.expire_orders(view, ctx)
