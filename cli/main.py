@@ -7,8 +7,10 @@
     perpchain keys new [--out FILE] | show FILE    account keys (files are mode 0600)
     perpchain localnet up [-n N] [--dir DIR] | status | down
     perpchain tx faucet|transfer --key FILE ...    sign, send, wait for the block
+    perpchain tx order|cancel|set-leverage ...     trading (cli/trading.py)
     perpchain query account ADDR [--json]
-    perpchain bench [--node URL] ...               load a running node, print figures
+    perpchain query book|markets|positions|orders|fills|margin ...   (cli/trading.py)
+    perpchain bench [--rate R] [--duration S] ...  load a running localnet, print figures
 
 Exit status: 0 on success, 1 when the chain or a tx said no, 2 on bad usage.
 """
@@ -20,12 +22,9 @@ import sys
 import time
 from pathlib import Path
 
+from cli.output import fail, print_outcome
+
 DEFAULT_NODE = os.environ.get("PERPCHAIN_NODE", "http://127.0.0.1:26657")
-
-
-def fail(msg: str, code: int = 1) -> "NoReturn":  # noqa: F821
-    print(f"error: {msg}", file=sys.stderr)
-    sys.exit(code)
 
 
 # -- node commands ---------------------------------------------------------------------
@@ -153,10 +152,7 @@ def _send(a, fn) -> None:
         fail(f"cannot reach the node at {a.node}: {e}")
     except ValueError as e:
         fail(str(e), 2)
-    print(f"committed at height {out.height}: tx {out.hash} code {out.code}")
-    for ev in out.events:
-        attrs = " ".join(f"{x['key']}={x['value']}" for x in ev["attributes"])
-        print(f"  {ev['type']}: {attrs}")
+    print_outcome(out, getattr(a, "json", False))
 
 
 def cmd_tx_faucet(a) -> None:
@@ -167,28 +163,6 @@ def cmd_tx_faucet(a) -> None:
 def cmd_tx_transfer(a) -> None:
     c = _client(a)
     _send(a, lambda: c.transfer(a.to, a.amount, a.asset))
-
-
-def cmd_order(a) -> None:
-    c = _client(a)
-    is_buy = a.side == "buy"
-    if a.price is None:
-        _send(a, lambda: c.market_order(a.market, is_buy, a.size))
-    else:
-        _send(a, lambda: c.place_order(a.market, is_buy, a.price, a.size, tif=a.tif,
-                                       reduce_only=a.reduce_only, cloid=a.cloid))
-
-
-def cmd_cancel(a) -> None:
-    c = _client(a)
-    if a.all:
-        _send(a, lambda: c.cancel_all(a.market))
-    elif a.cloid is not None:
-        _send(a, lambda: c.cancel_by_cloid(a.market, a.cloid))
-    elif a.id is not None:
-        _send(a, lambda: c.cancel(a.market, a.id))
-    else:
-        fail("give --id, --cloid or --all", 2)
 
 
 def _query(a, fn) -> None:
@@ -229,6 +203,16 @@ def cmd_query_account(a) -> None:
 
 # -- localnet ------------------------------------------------------------------------------
 
+def _funds(values: list[str] | None) -> list[tuple[str, str]]:
+    """--fund ADDRESS=AMOUNT values, checked (localnet/fund.py)."""
+    from localnet.fund import FundError, parse_fund
+
+    try:
+        return [parse_fund(v) for v in values or ()]
+    except FundError as e:
+        fail(str(e))
+
+
 def cmd_localnet_up(a) -> None:
     from localnet.cluster import LocalnetError, up
 
@@ -236,11 +220,13 @@ def cmd_localnet_up(a) -> None:
         entries = up(Path(a.dir), a.n, a.base_port, timeout_commit=a.timeout_commit,
                      feeders=not a.no_feeders,
                      prices_csv=Path(a.prices_csv) if a.prices_csv else None,
-                     future_minutes=a.future_minutes, log_format=a.log_format)
+                     future_minutes=a.future_minutes, log_format=a.log_format,
+                     hl_base_port=a.hl_port, funds=_funds(a.fund))
     except (LocalnetError, FileExistsError) as e:
         fail(str(e))
     for e in entries:
-        print(f"node{e.index}: {e.rpc_url}  (pid {e.pid()}, log {e.log_file})")
+        hl = f"  hyperliquid {e.hl_url}" if e.hl_url else ""
+        print(f"node{e.index}: {e.rpc_url}{hl}  (pid {e.pid()}, log {e.log_file})")
 
 
 def cmd_localnet_status(a) -> None:
@@ -294,14 +280,29 @@ def cmd_testnet(a) -> None:
 def cmd_bench(a) -> None:
     import httpx
 
-    from localnet.loadgen import run_bench
+    from localnet.cluster import LocalnetError
 
-    urls = [u.rstrip("/") for u in (a.node or [DEFAULT_NODE])]
     try:
-        run_bench(urls, accounts=a.accounts, txs=a.txs, batch=a.batch,
-                  connections=a.connections, rate=a.rate, seconds=a.seconds)
+        if a.mode == "transfers":
+            from localnet.loadgen import run_bench
+            urls = [u.rstrip("/") for u in (a.node or [DEFAULT_NODE])]
+            run_bench(urls, accounts=a.accounts, txs=a.txs, batch=a.batch,
+                      connections=a.connections, rate=int(a.rate or 2500), seconds=a.duration)
+            return
+        from localnet.order_bench import print_summary, run_order_bench, targets_for, write_json
+        targets = targets_for(a.node, Path(a.dir))
+        summary = run_order_bench(targets, rate_tps=a.rate or 200, duration_s=a.duration,
+                                  accounts=a.accounts, market=a.market)
     except httpx.HTTPError as e:
         fail(f"cannot reach the node: {e}")
+    except LocalnetError as e:
+        fail(f"{e}; or name the nodes with --node URL")
+    except (ValueError, RuntimeError) as e:
+        fail(str(e))
+    print_summary(summary)
+    if a.json_out:
+        write_json(summary, a.json_out)
+        print(f"summary written to {a.json_out}")
 
 
 # -- parser --------------------------------------------------------------------------------
@@ -347,8 +348,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="number of validators, 1 to 7 (default 4 for a new localnet)")
     s.add_argument("--dir", default=".localnet")
     s.add_argument("--base-port", type=int, default=26657)
+    s.add_argument("--hl-port", type=int, default=3001,
+                   help="node k of a new localnet serves the Hyperliquid API on this port + 10k "
+                        "(default 3001, the SDK's LOCAL_API_URL, for node0)")
     s.add_argument("--timeout-commit", default="250ms",
                    help="pause after each commit: the idle block interval")
+    s.add_argument("--fund", action="append", metavar="ADDRESS=AMOUNT",
+                   help="credit AMOUNT of the quote asset at genesis to ADDRESS (64 hex, or an "
+                        "Ethereum 0x address); repeatable; a new localnet only")
     s.add_argument("--prices-csv", help="oracle prices for the feeders (see localnet/feeder.py)")
     s.add_argument("--no-feeders", action="store_true", help="start no price feeders")
     s.add_argument("--future-minutes", type=int, default=None,
@@ -370,6 +377,7 @@ def build_parser() -> argparse.ArgumentParser:
         s = tx.add_parser(name)
         s.add_argument("--key", required=True, help="key file (perpchain keys new --out FILE)")
         s.add_argument("--node", default=DEFAULT_NODE)
+        s.add_argument("--json", action="store_true", help="print the committed tx as JSON")
         if name == "transfer":
             s.add_argument("--to", required=True, help="recipient address (64 hex chars)")
             s.add_argument("--amount", required=True, help="decimal amount, e.g. 12.5")
@@ -383,27 +391,6 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true")
     s.set_defaults(fn=cmd_query_account)
 
-    s = sub.add_parser("order", help="place an order (a market order without --price)")
-    s.add_argument("--key", required=True)
-    s.add_argument("--node", default=DEFAULT_NODE)
-    s.add_argument("--market", required=True, help="e.g. BTC-USD")
-    s.add_argument("--side", required=True, choices=("buy", "sell"))
-    s.add_argument("--size", required=True, help="decimal size in base units, e.g. 0.01")
-    s.add_argument("--price", help="decimal limit price; omit for a market order")
-    s.add_argument("--tif", default="gtc", choices=("gtc", "ioc", "fok", "alo"))
-    s.add_argument("--reduce-only", action="store_true")
-    s.add_argument("--cloid", type=int, default=0, help="your client order id")
-    s.set_defaults(fn=cmd_order)
-
-    s = sub.add_parser("cancel", help="cancel orders")
-    s.add_argument("--key", required=True)
-    s.add_argument("--node", default=DEFAULT_NODE)
-    s.add_argument("--market", help="market (all markets with --all and no --market)")
-    s.add_argument("--id", type=int)
-    s.add_argument("--cloid", type=int)
-    s.add_argument("--all", action="store_true")
-    s.set_defaults(fn=cmd_cancel)
-
     s = sub.add_parser("testnet", help="write node homes for a network spread over machines")
     s.add_argument("--v", type=int, required=True, help="number of validators")
     s.add_argument("--hostname", action="append", default=[], required=True,
@@ -416,33 +403,31 @@ def build_parser() -> argparse.ArgumentParser:
                    help="RPC listen host on each machine (0.0.0.0 exposes it)")
     s.set_defaults(fn=cmd_testnet)
 
-    for name, help_, fn in (
-            ("positions", "an account's positions", lambda a: _query(a, lambda c: c.positions(a.address))),
-            ("orders", "an account's open orders", lambda a: _query(a, lambda c: c.open_orders(a.address))),
-            ("margin", "an account's equity, margin used, free collateral",
-             lambda a: _query(a, lambda c: c.margin_account(a.address)))):
-        s = q.add_parser(name, help=help_)
-        s.add_argument("address")
-        s.add_argument("--node", default=DEFAULT_NODE)
-        s.set_defaults(fn=fn)
-    s = q.add_parser("book", help="a market's L2 order book")
-    s.add_argument("market")
-    s.add_argument("--depth", type=int, default=10)
-    s.add_argument("--node", default=DEFAULT_NODE)
-    s.set_defaults(fn=lambda a: _query(a, lambda c: c.orderbook(a.market, a.depth)))
-    s = q.add_parser("markets", help="every market and its parameters")
-    s.add_argument("--node", default=DEFAULT_NODE)
-    s.set_defaults(fn=lambda a: _query(a, lambda c: c.call("markets")))
+    from cli.trading import add_alias_commands, add_query_commands, add_tx_commands
+    add_tx_commands(tx)
+    add_query_commands(q)
+    add_alias_commands(sub)
 
-    s = sub.add_parser("bench", help="drive a running network with signed transfers; print figures")
+    s = sub.add_parser("bench", help="load a running network with signed order flow (or "
+                                     "transfers); print throughput, latency, memory")
+    s.add_argument("--mode", choices=("orders", "transfers"), default="orders",
+                   help="orders: many accounts place, cross and cancel orders at --rate for "
+                        "--duration; transfers: verify rate, saturation and steady transfers")
     s.add_argument("--node", action="append",
-                   help="RPC URL of a node to submit to (repeat to spread the load)")
-    s.add_argument("--rate", type=int, default=2500, help="txs/s of the steady-load phase")
-    s.add_argument("--seconds", type=float, default=10.0, help="length of the steady phase")
-    s.add_argument("--accounts", type=int, default=200)
-    s.add_argument("--txs", type=int, default=40_000)
-    s.add_argument("--batch", type=int, default=500, help="txs per JSON-RPC batch request")
-    s.add_argument("--connections", type=int, default=4)
+                   help="RPC URL of a node to submit to (repeat to spread the load; default: "
+                        "every node of the localnet at --dir)")
+    s.add_argument("--dir", default=".localnet",
+                   help="localnet directory: its nodes and their pids (for memory)")
+    s.add_argument("--rate", type=float, default=None,
+                   help="txs/s to submit (default 200 orders, 2500 transfers)")
+    s.add_argument("--duration", "--seconds", dest="duration", type=float, default=10.0,
+                   help="seconds of load")
+    s.add_argument("--accounts", type=int, default=200, help="signing accounts (faucet-funded)")
+    s.add_argument("--market", default="BTC-USD", help="perp market of the order flow")
+    s.add_argument("--json-out", help="also write the summary as JSON to this file")
+    s.add_argument("--txs", type=int, default=40_000, help="transfers: saturation burst size")
+    s.add_argument("--batch", type=int, default=500, help="transfers: txs per JSON-RPC batch")
+    s.add_argument("--connections", type=int, default=4, help="transfers: parallel senders")
     s.set_defaults(fn=cmd_bench)
     _lending_parsers(tx, q)
     return p

@@ -1,6 +1,6 @@
 """`perpchain localnet up | status | down`: N nodes on 127.0.0.1 under one directory.
 
-    DIR/localnet.json     chain id and each node's ports
+    DIR/localnet.json     chain id and each node's ports (RPC, p2p, Hyperliquid API)
     DIR/nodeK/            a node home (node/home.py) plus node.pid and node.log
 
 `up` creates the homes on first use (keys, one genesis shared by all with every node as
@@ -23,6 +23,7 @@ from pathlib import Path
 import httpx
 
 from localnet.feeder import start_feeder
+from localnet.fund import fund_genesis
 from localnet.network import NodeSpec, build_network
 from node.genesis import future_market_json
 
@@ -42,10 +43,16 @@ class NodeEntry:
     home: Path
     rpc_port: int
     p2p_port: int
+    hl_port: int | None = None      # the Hyperliquid API (rpc/hl_server.py)
 
     @property
     def rpc_url(self) -> str:
         return f"http://127.0.0.1:{self.rpc_port}"
+
+    @property
+    def hl_url(self) -> str | None:
+        """The Hyperliquid API's base URL (the SDK's base_url), if the node serves it."""
+        return None if self.hl_port is None else f"http://127.0.0.1:{self.hl_port}"
 
     @property
     def pid_file(self) -> Path:
@@ -101,26 +108,33 @@ def load(d: Path) -> list[NodeEntry]:
         m = json.loads(_manifest(d).read_text())
     except FileNotFoundError:
         raise LocalnetError(f"no localnet in {d} (run `perpchain localnet up` first)") from None
-    return [NodeEntry(n["index"], d / n["home"], n["rpc_port"], n["p2p_port"]) for n in m["nodes"]]
+    return [NodeEntry(n["index"], d / n["home"], n["rpc_port"], n["p2p_port"], n.get("hl_port"))
+            for n in m["nodes"]]
 
 
 def create(d: Path, n: int, base_port: int, chain_id: str,
-           timeout_commit: str = "250ms", configure=None, edit_genesis=None) -> list[NodeEntry]:
+           timeout_commit: str = "250ms", configure=None, edit_genesis=None,
+           hl_base_port: int | None = None) -> list[NodeEntry]:
     """`configure(cfg)`, if given, may adjust each node's Config before it is written;
-    `edit_genesis(doc, genesis_time_ms)` the genesis document."""
+    `edit_genesis(doc, genesis_time_ms)` the genesis document. Node k listens for RPC on
+    base_port + 10k, p2p one below, and serves the Hyperliquid API on hl_base_port + 10k
+    (default: base_port - 2 + 10k, inside the node's block of ports; the CLI passes 3001)."""
     if not 1 <= n <= MAX_NODES:
         raise LocalnetError(f"-n {n}: a localnet has 1 to {MAX_NODES} validators")
     d = d.resolve()  # absolute: node and feeder processes run in other directories
     d.mkdir(parents=True, exist_ok=True)
-    entries = [NodeEntry(k, d / f"node{k}", base_port + 10 * k, base_port - 1 + 10 * k)
-               for k in range(n)]
+    hl_base = base_port - 2 if hl_base_port is None else hl_base_port
+    entries = [NodeEntry(k, d / f"node{k}", base_port + 10 * k, base_port - 1 + 10 * k,
+                         hl_base + 10 * k) for k in range(n)]
     build_network([NodeSpec(e.home, f"node{e.index}", f"tcp://127.0.0.1:{e.p2p_port}",
-                            f"127.0.0.1:{e.p2p_port}", f"tcp://127.0.0.1:{e.rpc_port}")
+                            f"127.0.0.1:{e.p2p_port}", f"tcp://127.0.0.1:{e.rpc_port}",
+                            f"tcp://127.0.0.1:{e.hl_port}")
                    for e in entries], chain_id, timeout_commit, configure, edit_genesis)
     _manifest(d).write_text(json.dumps({
         "chain_id": chain_id,
         "nodes": [{"index": e.index, "home": e.home.name, "rpc_port": e.rpc_port,
-                   "p2p_port": e.p2p_port} for e in entries]}, indent=2) + "\n")
+                   "p2p_port": e.p2p_port, "hl_port": e.hl_port} for e in entries]},
+        indent=2) + "\n")
     return entries
 
 
@@ -180,20 +194,28 @@ def up(d: Path = DEFAULT_DIR, n: int | None = None, base_port: int = 26657,
        chain_id: str = DEFAULT_CHAIN_ID, timeout: float = 30.0,
        timeout_commit: str = "250ms", configure=None, feeders: bool = True,
        prices_csv: Path | None = None, future_minutes: int | None = None,
-       log_format: str | None = None) -> list[NodeEntry]:
+       log_format: str | None = None, hl_base_port: int | None = None,
+       funds: list[tuple[str, str]] = ()) -> list[NodeEntry]:
     """Create (first time) and start the nodes, then one price feeder per validator.
     `future_minutes`: a new localnet also lists a BTC dated future expiring that many minutes
     after genesis (`future_genesis`). `log_format`, if given, is passed to each node's
-    `perpchain start --log-format`."""
+    `perpchain start --log-format`. `hl_base_port`: see `create` (a new localnet only).
+    `funds`: (account hex, quote amount) credited at genesis (localnet/fund.py; new only)."""
     if _manifest(d).exists():
         entries = load(d)
+        if funds:
+            raise LocalnetError(f"{d} already holds a localnet: --fund credits accounts in a "
+                                "new genesis only (use another --dir, or `localnet down` and "
+                                "remove the directory)")
         if n is not None and n != len(entries):
             raise LocalnetError(f"{d} holds a {len(entries)}-node localnet; use -n "
                                 f"{len(entries)} or another --dir")
     else:
         edit = None if future_minutes is None else future_genesis(future_minutes)
+        if funds:
+            edit = fund_genesis(list(funds), edit)
         entries = create(d, n or DEFAULT_NODES, base_port, chain_id, timeout_commit, configure,
-                         edit)
+                         edit, hl_base_port)
     for e in entries:
         if e.pid() is None:
             start_node(e, log_format)
@@ -210,7 +232,8 @@ def up(d: Path = DEFAULT_DIR, n: int | None = None, base_port: int = 26657,
 def status(d: Path = DEFAULT_DIR) -> list[dict]:
     out = []
     for e in load(d):
-        row = {"node": f"node{e.index}", "rpc": e.rpc_url, "pid": e.pid(), "running": False,
+        row = {"node": f"node{e.index}", "rpc": e.rpc_url, "hl": e.hl_url, "pid": e.pid(),
+               "running": False,
                "height": None, "app_hash": None, "peers": 0, "round": 0,
                "feeder": e.feeder_pid() is not None}
         if row["pid"] is not None:

@@ -22,6 +22,7 @@ class NodeSpec:
     p2p_laddr: str        # where it listens, e.g. tcp://0.0.0.0:26656
     p2p_public: str       # how peers reach it, e.g. 10.0.0.2:26656
     rpc_laddr: str
+    hl_laddr: str | None = None   # [hyperliquid] laddr (None: the default, 127.0.0.1:3001)
 
 
 def build_network(specs: list[NodeSpec], chain_id: str, timeout_commit: str = "250ms",
@@ -36,6 +37,8 @@ def build_network(specs: list[NodeSpec], chain_id: str, timeout_commit: str = "2
         # --rpc-host asked for a non-loopback RPC: record that it was on purpose.
         cfg.rpc.unsafe_public_bind = not is_loopback(cfg.rpc_host_port[0])
         cfg.p2p.laddr = spec.p2p_laddr
+        if spec.hl_laddr is not None:
+            cfg.hyperliquid.laddr = spec.hl_laddr
         cfg.consensus.timeout_commit = timeout_commit
         if configure is not None:
             configure(cfg)

@@ -34,7 +34,7 @@ from state.errors import Code, TxError
 from state.evidence import DoubleSign, evidence_key
 from state.genesis import genesis_writes
 from state.machine import BlockInput, BlockResult, TxResult, apply_block, next_ctx
-from state.tx import Tx, decode_tx, tx_hash
+from state.tx import Tx, decode_tx, signature_error_log, tx_hash
 
 log = logging.getLogger("perpchain.app")
 
@@ -107,8 +107,7 @@ class Application:
         oks = await self.verifier.verify(to_verify)
         for i, tx, ok in zip(idx, to_verify, oks):
             if not ok:
-                res = TxResult(int(Code.BAD_SIGNATURE), "signature does not verify for this "
-                               "signer, chain id and tx body")
+                res = TxResult(int(Code.BAD_SIGNATURE), signature_error_log(tx))
             else:
                 res = self.mempool.admit(tx)
             out[i] = (tx.hash, res)

@@ -124,6 +124,14 @@ class StoreConfig:
 
 
 @dataclass
+class HyperliquidConfig:
+    # The Hyperliquid-compatible API (rpc/hl_server.py, docs/HYPERLIQUID.md): POST /info,
+    # POST /exchange and the websocket /ws. 3001 is the official SDK's LOCAL_API_URL; "" turns
+    # it off. Loopback only unless [rpc] unsafe_public_bind = true; the [rpc] limits apply.
+    laddr: str = "tcp://127.0.0.1:3001"
+
+
+@dataclass
 class Config:
     moniker: str = "node"
     # "text" (one human line per record) or "json" (one JSON object per line; node/logs.py);
@@ -135,6 +143,12 @@ class Config:
     mempool: MempoolConfig = field(default_factory=MempoolConfig)
     verifier: VerifierConfig = field(default_factory=VerifierConfig)
     store: StoreConfig = field(default_factory=StoreConfig)
+    hyperliquid: HyperliquidConfig = field(default_factory=HyperliquidConfig)
+
+    @property
+    def hl_host_port(self) -> tuple[str, int] | None:
+        """The Hyperliquid façade's listen address, or None when it is off."""
+        return _host_port(self.hyperliquid.laddr) if self.hyperliquid.laddr else None
 
     @property
     def rpc_host_port(self) -> tuple[str, int]:
@@ -153,7 +167,8 @@ def _host_port(laddr: str) -> tuple[str, int]:
 
 
 _SECTIONS = {"rpc": RPCConfig, "p2p": P2PConfig, "consensus": ConsensusConfig,
-             "mempool": MempoolConfig, "verifier": VerifierConfig, "store": StoreConfig}
+             "mempool": MempoolConfig, "verifier": VerifierConfig, "store": StoreConfig,
+             "hyperliquid": HyperliquidConfig}
 
 
 def load_config(path: Path) -> Config:
@@ -208,6 +223,11 @@ def _check_values(path: Path, cfg: Config) -> None:
                           "max_ban_duration")
     cfg.rpc_host_port
     cfg.p2p_host_port
+    hl = cfg.hl_host_port
+    if hl is not None and not is_loopback(hl[0]) and not cfg.rpc.unsafe_public_bind:
+        raise ConfigError(f"{path}: [hyperliquid] laddr {cfg.hyperliquid.laddr} is not a "
+                          "loopback address: set [rpc] unsafe_public_bind = true to allow it "
+                          "(see docs/SECURITY.md)")
     _check_limits(path, cfg)
 
 

@@ -32,7 +32,7 @@ from state.tx import Tx, decode_tx, tx_hash
 # time (`ctx`, from `next_ctx`), not at the node's clock (docs/PROTOCOL.md section 6); their
 # logs say so, since the state machine's words "block time" would name the wrong block.
 TIME_JUDGED = frozenset({Code.NONCE_OUT_OF_WINDOW, Code.FAUCET_RATE_LIMITED, Code.ORACLE_STALE,
-                         Code.ORDER_EXPIRED})
+                         Code.ORDER_EXPIRED, Code.ACTION_EXPIRED})
 
 
 @dataclass

@@ -11,6 +11,8 @@ disagree with the chain:
 * `FillHistory`: the last MAX_FILLS fills, newest last. Fills are events in the block
   results (tx results, and the end-block entry for triggered orders), not state, as
   Hyperliquid's and dYdX's indexers serve them.
+* `OpenInterest` (node/open_interest.py): each perp market's open interest, counted from the
+  committed state on the first read at a height.
 
 Application.commit calls `ReadModel.on_commit` once per committed block, after the store
 write and before anyone waiting on that block wakes. Every projection sees every
@@ -25,6 +27,7 @@ from dataclasses import dataclass
 from typing import NamedTuple, Protocol
 
 from consensus.types import Block
+from node.open_interest import OpenInterest
 from state.book import OrderBook
 from state.books import Books
 from state.derived import DerivedCache
@@ -61,6 +64,7 @@ class ReadModel:
         `execution_cache`: the Application's DerivedCache; `height`/`app_hash`: its tip."""
         self.books = CommittedBooks(store, execution_cache, height, app_hash)
         self.fills = FillHistory(store, max_fills)
+        self.open_interest = OpenInterest(store)   # counted on demand, once per height
         self.projections: list[Projection] = [self.books, self.fills]
 
     def attach(self, projection: Projection) -> None:

@@ -1,4 +1,6 @@
-"""Ed25519 signature checks off the event loop: in worker processes or threads.
+"""Signature checks off the event loop: in worker processes or threads.
+
+Ed25519 (state.tx.Tx) and secp256k1 (Hyperliquid envelopes, state.tx.HlTx) alike.
 
 Each tx is verified once per node: the Tx objects that pass are kept by the mempool and
 handed to block execution as already verified (state.machine.apply_block's `known`).
@@ -32,7 +34,7 @@ import trio
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from state.tx import Tx, signature_ok
+from state.tx import HlTx, Tx, decode_tx, signature_ok
 
 MIN_CHUNK = 32
 PR_SET_PDEATHSIG = 1
@@ -59,10 +61,22 @@ def _key(raw: bytes) -> Ed25519PublicKey:
     return Ed25519PublicKey.from_public_bytes(raw)
 
 
-def _verify_raw(items: list[tuple[bytes, bytes, bytes]]) -> list[bool]:
-    """In a worker process: (public key, signature, signed bytes) -> ok."""
+def _item(t: "Tx | HlTx") -> tuple:
+    """What a worker process needs to check `t`: (public key, signature, signed bytes) for
+    Ed25519; (None, None, wire bytes) for a Hyperliquid envelope, decoded and checked
+    (hashing, EIP-712, secp256k1 recovery) wholly in the worker."""
+    if type(t) is HlTx:
+        return (None, None, t.raw)
+    return (t.signer, t.signature, t.sign_bytes())
+
+
+def _verify_raw(items: list[tuple]) -> list[bool]:
+    """In a worker process: `_item` tuples -> ok."""
     out = []
     for pub, sig, msg in items:
+        if pub is None:
+            out.append(signature_ok(decode_tx(msg)))
+            continue
         try:
             _key(pub).verify(sig, msg)
             out.append(True)
@@ -117,7 +131,7 @@ class Verifier:
                 results[i] = await trio.to_thread.run_sync(_verify_chunk, chunks[i],
                                                            limiter=self.limiter)
                 return
-            items = [(t.signer, t.signature, t.sign_bytes()) for t in chunks[i]]
+            items = [_item(t) for t in chunks[i]]
             for _ in range(2):
                 pool = self.pool
                 try:

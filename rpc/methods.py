@@ -351,3 +351,5 @@ from rpc.risk_methods import RISK_METHODS  # noqa: E402  (liquidations, insuranc
 METHODS.update(RISK_METHODS)
 from rpc.lending_methods import LENDING_METHODS  # noqa: E402  (pools, interest, borrow limits)
 METHODS.update(LENDING_METHODS)
+from rpc.dashboard_methods import DASHBOARD_METHODS  # noqa: E402  (validator votes, market rows)
+METHODS.update(DASHBOARD_METHODS)

@@ -2,7 +2,7 @@
 
     POST /            a JSON-RPC 2.0 request object or a batch (array) of them
     GET  /<method>?k=v  CometBFT's URI form (e.g. /status, /block?height=5, /tx?hash=0x..)
-    GET  /            the list of methods
+    GET  /            the list of methods; the dashboard for a browser (rpc/dashboard_http.py)
     GET  /metrics     Prometheus text format (node/metrics.py)
     GET  /websocket   websocket subscriptions (rpc/ws_server.py, rpc/ws_hub.py)
 
@@ -30,6 +30,7 @@ from hypercorn.trio import serve
 from node.app import Application
 from node.config import ConfigError, is_loopback, parse_duration_ms
 from node.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE, NodeMetrics
+from rpc.dashboard_http import dashboard_file
 from rpc.errors import RPCCode, RPCError
 from rpc.limits import Admission
 from rpc.methods import METHODS, check_tx_json, tx_param
@@ -237,6 +238,10 @@ class RPCServer:
             else:
                 payload = await self.handle_body(body)
         elif scope["method"] == "GET":
+            page = dashboard_file(scope)
+            if page is not None:
+                await self._respond_raw(send, 200, page.body, page.content_type, page.headers)
+                return
             name = scope["path"].strip("/")
             if name == "metrics" and self.metrics is not None:
                 await self._respond_raw(send, 200, self.metrics.exposition(),
@@ -262,10 +267,11 @@ class RPCServer:
         await RPCServer._respond_raw(send, status, data, b"application/json")
 
     @staticmethod
-    async def _respond_raw(send, status: int, data: bytes, content_type: bytes) -> None:
+    async def _respond_raw(send, status: int, data: bytes, content_type: bytes,
+                           headers=()) -> None:
         await send({"type": "http.response.start", "status": status,
                     "headers": [(b"content-type", content_type),
-                                (b"content-length", str(len(data)).encode())]})
+                                (b"content-length", str(len(data)).encode()), *headers]})
         await send({"type": "http.response.body", "body": data})
 
     async def _read_body(self, receive) -> tuple[bytes, bool]:
@@ -282,7 +288,8 @@ class RPCServer:
                 return b"".join(chunks), False
 
 
-def listen_socket(host: str, port: int, send_timeout_ms: int) -> socket.socket:
+def listen_socket(host: str, port: int, send_timeout_ms: int,
+                  service: str = "RPC", key: str = "[rpc] laddr") -> socket.socket:
     """The RPC's listening socket, bound (hypercorn listens on it). Its connections inherit
     TCP_USER_TIMEOUT = `send_timeout_ms`: the kernel aborts one whose peer has taken none of
     the data sent to it for that long (a client or websocket subscriber that stopped reading),
@@ -297,7 +304,7 @@ def listen_socket(host: str, port: int, send_timeout_ms: int) -> socket.socket:
         sock.bind((host, port))
     except OSError as e:
         sock.close()
-        raise ConfigError(f"cannot listen for RPC on {host}:{port} ([rpc] laddr): "
+        raise ConfigError(f"cannot listen for {service} on {host}:{port} ({key}): "
                           f"{e.strerror or e}") from None
     return sock
 

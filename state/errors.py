@@ -62,6 +62,9 @@ class Code(IntEnum):
     LENDING_CAP = 61              # a deposit over the supply cap / a borrow over the borrow cap
     DEPOSIT_DISABLED = 62         # `deposit` on a chain without a faucet (not a localnet)
     NOTHING_TO_SETTLE = 63        # settle_pnl without a cross position on the market
+    # Hyperliquid-signed actions (issue 11), numbered from 70.
+    HL_UNSUPPORTED = 70           # a Hyperliquid action or option this chain does not offer
+    ACTION_EXPIRED = 71           # a Hyperliquid envelope's expiresAfter is before the block time
     # Mempool-only codes (the tx never reached a block).
     MEMPOOL_FULL = 100
     TX_IN_MEMPOOL = 101       # the same bytes are already pending

@@ -43,7 +43,7 @@ from state import cancellation, constants as C, ledger, nonces, params, placemen
 from state.events import Event
 from state.amounts import format_amount
 from state import evidence, funding, futures, governance, liquidation, mark, oracle, triggers
-from state import isolated
+from state import hl_actions, isolated
 from state import twap
 from state import lending_accrual, lending_actions
 from state.evidence import DoubleSign
@@ -247,6 +247,9 @@ def apply_tx(overlay: Overlay, ctx: Ctx, raw: bytes, tx: Tx | None) -> TxResult:
 
 def check_chain_id(tx: Tx, ctx: Ctx) -> None:
     if tx.chain_id != ctx.chain_id:
+        if tx.chain_id is None:   # a Hyperliquid envelope (state.tx.HlTx): its own rules
+            hl_actions.check_envelope(tx, ctx)
+            return
         raise TxError(Code.WRONG_CHAIN_ID,
                       f"tx is for chain {tx.chain_id!r}; this chain is {ctx.chain_id!r}")
 
@@ -369,4 +372,5 @@ HANDLERS = {"transfer": do_transfer, "faucet": do_faucet, "batch": do_batch,
             "twap_cancel": _action_handler(twap.cancel_twap),
             **{name: _action_handler(getattr(lending_actions, name))
                for name in ("withdraw", "deposit", "set_lending", "settle_pnl")},
+            "hl": hl_actions.run,
             **{name: _action_handler(fn) for name, fn in BATCH_ACTIONS.items()}}

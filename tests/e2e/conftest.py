@@ -46,11 +46,12 @@ def perpchain(*args: str, check: bool = False, timeout: float = 120) -> subproce
 
 
 def free_base_port(n: int) -> int:
-    """A base port p such that p + 10k and p - 1 + 10k are free for k < n."""
+    """A base port p such that p + 10k, p - 1 + 10k (RPC, p2p) and p - 2 + 10k (the
+    Hyperliquid API) are free for k < n."""
     for _ in range(200):
         p = free_port_pair()
-        if p + 10 * n < 32_700 and all(_free(q) for k in range(1, n)
-                                       for q in (p + 10 * k, p - 1 + 10 * k)):
+        if p + 10 * n < 32_700 and all(_free(q) for k in range(n)
+                                       for q in (p + 10 * k, p - 1 + 10 * k, p - 2 + 10 * k)):
             return p
     raise RuntimeError("no free ports")
 

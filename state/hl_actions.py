@@ -1,0 +1,377 @@
+"""Hyperliquid actions, run as perpchain's own actions (the `hl` tx type of state.tx.HlTx).
+
+Each Hyperliquid action is translated, deterministically, into the native actions the state
+machine already runs (state.placement, state.cancellation, state.isolated, state.ledger), for
+the account `eth_account(signer address)` (state.hl_universe), with asset ids, decimal prices
+and sizes mapped by state.hl_universe. Nothing here keeps state of its own.
+
+Mapping
+-------
+- `order` {orders: [wire], grouping}: each order runs as its own sub-transaction (as a native
+  batch item). wire = {a asset, b isBuy, p price, s size, r reduceOnly, t type, c cloid?}.
+  t.limit.tif Gtc / Ioc / Alo -> kind limit, tif GTC / IOC / ALO. t.trigger {triggerPx,
+  isMarket, tpsl}: tpsl "sl" -> stop (stop_market if isMarket, else stop_limit), "tp" ->
+  take-profit (take_profit_market / take_profit_limit); a market trigger is IOC with `p` as
+  its worst price, a limit trigger GTC. Only grouping "na" is supported (normalTpsl and
+  positionTpsl, which link a parent to its tp/sl children, are refused with HL_UNSUPPORTED);
+  a builder fee is refused too.
+- Client ids: Hyperliquid's cloid is 16 bytes; a native cloid is a uint64. The cloid
+  0x0000000000000000XXXXXXXXXXXXXXXX (first 8 bytes zero, as the SDK's Cloid.from_int makes)
+  is the native cloid XXXXXXXXXXXXXXXX; any other (or the zero cloid) is refused with
+  INVALID_FIELD, so a cloid maps one-to-one and the façade can print it back.
+- `cancel` {cancels: [{a, o}]} -> cancel; `cancelByCloid` {cancels: [{asset, cloid}]} ->
+  cancel_cloid; each its own sub-transaction.
+- `modify` {oid, order} and `batchModify` {modifies: [...]}: oid is an order id or a cloid
+  string. A resting limit order whose new wire keeps its side, tif, reduce-only flag and
+  cloid is the native `modify` (a size decrease at the same price keeps priority); any other
+  change (or a trigger order) is cancel + a new order (keeping the old cloid unless the wire
+  names one), in one sub-transaction.
+- `updateLeverage` {asset, isCross, leverage} -> set_margin_mode(cross/isolated, leverage).
+- `updateIsolatedMargin` {asset, isBuy, ntli}: ntli is signed USD with 6 decimals (the SDK's
+  float_to_usd_int) -> isolated_margin of that many quote units.
+- `usdSend` {destination, amount, time}: a transfer of the quote asset to the 0x address's
+  account (a 64-hex destination is an Ed25519 account).
+- `usdClassTransfer` (perp <-> spot): perpchain has one account per address whose quote
+  balance is both the spot balance and the perp collateral, so there is nothing to move:
+  a valid request (amount > 0, at most the quote balance, no sub-account) succeeds and
+  changes nothing.
+- `withdraw3` and `scheduleCancel`: no bridge and no dead-man switch here: HL_UNSUPPORTED.
+
+Results: every order, cancel and modify item adds one `hl_status` event, in item order, with
+`index` and `status` = resting (oid, cloid) | filled (oid, cloid, total_sz, avg_px) |
+success | error (error text), from which rpc/hl_exchange.py answers in Hyperliquid's shape.
+"""
+
+from state import cancellation, hl_universe as U, isolated, ledger, orders as O, placement
+from state import constants as C
+from state.amounts import AmountError, format_amount, parse_amount
+from state.errors import Code, TxError
+from state.events import Event
+from state.markets import Market
+from state.scope import Scope, SubTransaction
+
+USD_DECIMALS = 6          # the SDK's float_to_usd_int (updateIsolatedMargin.ntli)
+CLOID_HEX_LEN = 34        # "0x" + 16 bytes
+_TIFS = {"Gtc": 0, "Ioc": 1, "Alo": 3}
+_LIVE = ("open", "partially_filled_open", "filled", "partially_filled_cancelled",
+         "cancelled_unfilled", "waiting_trigger", "modified_in_place")
+
+
+def unsupported(what: str) -> TxError:
+    return TxError(Code.HL_UNSUPPORTED, what)
+
+
+def check_envelope(tx, ctx) -> None:
+    """Authentication-time rules of a Hyperliquid envelope (they leave no trace)."""
+    if tx.expires_after is not None and tx.expires_after < ctx.time_ms:
+        raise TxError(Code.ACTION_EXPIRED, f"action expired: expiresAfter {tx.expires_after} "
+                      f"ms is before the block time {ctx.time_ms} ms")
+
+
+def run(scope: Scope, tx) -> None:
+    """The `hl` tx handler: run `tx.hl_action` for `tx.signer`."""
+    if tx.vault is not None:
+        raise unsupported("vaults and sub-accounts (vaultAddress) are not supported on this "
+                          "chain: send the action without a vault address")
+    HANDLERS[tx.hl_type](scope, tx.signer, tx.hl_action)
+
+
+# -- field access --------------------------------------------------------------------------
+
+def field(d, key: str, kind, where: str):
+    """d[key], which must be of type `kind` (bool is never an int); INVALID_FIELD otherwise."""
+    if type(d) is not dict or key not in d:
+        raise TxError(Code.INVALID_FIELD, f"{where}: missing field {key!r}")
+    v = d[key]
+    if type(v) is not kind:
+        raise TxError(Code.INVALID_FIELD, f"{where}: field {key!r} must be a {kind.__name__}")
+    return v
+
+
+def items(action: dict, key: str) -> list:
+    v = field(action, key, list, action["type"])
+    if not v:
+        raise TxError(Code.INVALID_FIELD, f"{action['type']}: {key!r} is empty")
+    if len(v) > C.MAX_BATCH_ACTIONS:
+        raise TxError(Code.BATCH_TOO_LARGE, f"{action['type']} has {len(v)} items; the limit "
+                      f"is {C.MAX_BATCH_ACTIONS}")
+    return v
+
+
+def native_cloid(text) -> int:
+    """A Hyperliquid cloid "0x" + 32 hex -> the native uint64 client id (see the docstring)."""
+    if type(text) is not str or len(text) != CLOID_HEX_LEN or not text.startswith("0x"):
+        raise TxError(Code.INVALID_FIELD, f"cloid {text!r} must be '0x' and 32 hex digits")
+    try:
+        value = int(text[2:], 16)
+    except ValueError:
+        raise TxError(Code.INVALID_FIELD, f"cloid {text!r} is not hex") from None
+    if not 0 < value <= C.MAX_UINT64:
+        raise TxError(Code.INVALID_FIELD, f"cloid {text} is not supported: this chain keeps "
+                      "64-bit client ids, so a cloid's first 8 bytes must be zero and the "
+                      "rest not all zero (e.g. the SDK's Cloid.from_int(n))")
+    return value
+
+
+def cloid_text(cloid: int) -> str:
+    return "0x" + cloid.to_bytes(16, "big").hex() if cloid else ""
+
+
+def quote_amount(scope: Scope, text, where: str) -> int:
+    if type(text) is not str:
+        raise TxError(Code.INVALID_FIELD, f"{where}: amount must be a decimal string")
+    try:
+        amount = parse_amount(text, scope.quote_decimals)
+    except AmountError as e:
+        raise TxError(Code.INVALID_AMOUNT, f"{where}: amount {text!r}: {e}") from None
+    if amount <= 0:
+        raise TxError(Code.INVALID_AMOUNT, f"{where}: amount must be positive")
+    return amount
+
+
+# -- orders --------------------------------------------------------------------------------
+
+def order_fields(view, wire, where: str = "order") -> tuple[Market, list]:
+    """An order wire -> (market, native `order` fields)."""
+    m = U.market_for_asset(view, field(wire, "a", int, where))
+    is_buy = field(wire, "b", bool, where)
+    price = U.ticks_of(m, field(wire, "p", str, where)) * m.tick_size
+    size = U.lots_of(m, field(wire, "s", str, where)) * m.lot_size
+    reduce_only = field(wire, "r", bool, where)
+    cloid = native_cloid(wire["c"]) if wire.get("c") is not None else 0
+    t = field(wire, "t", dict, where)
+    if list(t) == ["limit"]:
+        tif = _TIFS.get(field(t, "limit", dict, where).get("tif"))
+        if tif is None:
+            raise TxError(Code.INVALID_FIELD, f"{where}: limit tif must be Gtc, Ioc or Alo")
+        return m, [m.id, is_buy, O.LIMIT, price, size, tif, reduce_only, 0, cloid, 0]
+    if list(t) == ["trigger"]:
+        trig = t["trigger"]
+        is_market = field(trig, "isMarket", bool, where)
+        tpsl = field(trig, "tpsl", str, where)
+        if tpsl not in ("tp", "sl"):
+            raise TxError(Code.INVALID_FIELD, f"{where}: trigger tpsl must be tp or sl")
+        trigger = U.ticks_of(m, field(trig, "triggerPx", str, where)) * m.tick_size
+        kind = {("sl", True): O.STOP_MARKET, ("sl", False): O.STOP_LIMIT,
+                ("tp", True): O.TAKE_PROFIT_MARKET, ("tp", False): O.TAKE_PROFIT_LIMIT}[
+            (tpsl, is_market)]
+        return m, [m.id, is_buy, kind, price, size, 1 if is_market else 0, reduce_only,
+                   trigger, cloid, 0]
+    raise TxError(Code.INVALID_FIELD, f"{where}: order type t must be {{limit: ...}} or "
+                  "{trigger: ...}")
+
+
+def _attrs(e: Event) -> dict:
+    return dict(e.attrs)
+
+
+def placed_status(scope: Scope, m: Market, owner: bytes, events, index: int) -> Event:
+    """The Hyperliquid status of the order an item placed, from that item's events."""
+    me = owner.hex()
+    order = next((_attrs(e) for e in events if e.type == "order"
+                  and _attrs(e)["owner"] == me and _attrs(e)["status"] in _LIVE), None)
+    if order is None:
+        return status(index, "error", ("error", "no order was placed"))
+    oid, cloid = order["order_id"], cloid_text(int(order["cloid"]))
+    asset = str(U.asset_of_market(scope.view, m.id))
+    if order["status"] in ("open", "partially_filled_open", "waiting_trigger",
+                           "modified_in_place"):
+        return status(index, "resting", ("oid", oid), ("cloid", cloid))
+    if order["status"] == "cancelled_unfilled":
+        return status(index, "error", ("error", "Order could not immediately match against "
+                                       f"any resting orders. asset={asset}"))
+    lots = notional = 0
+    for e in events:
+        a = _attrs(e) if e.type == "fill" else None
+        if a is not None and a["taker_order_id"] == oid:
+            size_lots = U.lots_of(m, a["size"])
+            lots += size_lots
+            notional += U.ticks_of(m, a["price"]) * m.tick_size * size_lots
+    avg = notional // lots if lots else 0   # quote quantums per whole base unit, rounded down
+    return status(index, "filled", ("oid", oid), ("cloid", cloid),
+                  ("total_sz", U.size_text(m, lots)),
+                  ("avg_px", format_amount(avg, m.quote_decimals)))
+
+
+def status(index: int, kind: str, *attrs: tuple[str, str]) -> Event:
+    return Event("hl_status", (("index", str(index)), ("status", kind)) + attrs)
+
+
+def _item(scope: Scope, index: int, work) -> None:
+    """Run `work(item_scope) -> status Event` as its own sub-transaction; a TxError becomes
+    an `error` status and leaves no trace."""
+    try:
+        with SubTransaction(scope.view, scope.ctx) as item:
+            st = work(item)
+    except TxError as e:
+        scope.events.append(status(index, "error", ("error", e.log)))
+        return
+    scope.events.extend(item.events)
+    scope.events.append(st)
+
+
+def do_order(scope: Scope, owner: bytes, action: dict) -> None:
+    grouping = action.get("grouping", "na")
+    if grouping != "na":
+        raise unsupported(f"order grouping {grouping!r} is not supported (only 'na'): send "
+                          "the parent and its tp/sl orders as separate orders")
+    if action.get("builder") is not None:
+        raise unsupported("builder fees are not supported on this chain")
+    for i, wire in enumerate(items(action, "orders")):
+        def place(item: Scope, wire=wire, i=i) -> Event:
+            m, fields = order_fields(item.view, wire, f"order {i}")
+            placement.place(item, owner, fields)
+            return placed_status(item, m, owner, item.events, i)
+        _item(scope, i, place)
+
+
+# -- cancels -------------------------------------------------------------------------------
+
+def _not_found(e: TxError, asset: int) -> TxError:
+    if e.code == Code.ORDER_NOT_FOUND:
+        return TxError(e.code, f"Order was never placed, already canceled, or filled. "
+                       f"asset={asset}")
+    return e
+
+
+def do_cancel(scope: Scope, owner: bytes, action: dict) -> None:
+    by_cloid = action["type"] == "cancelByCloid"
+    for i, c in enumerate(items(action, "cancels")):
+        def cancel(item: Scope, c=c, i=i) -> Event:
+            where = f"cancel {i}"
+            asset = field(c, "asset" if by_cloid else "a", int, where)
+            m = U.market_for_asset(item.view, asset)
+            try:
+                if by_cloid:
+                    cancellation.cancel_cloid(item, owner, [m.id, native_cloid(c.get("cloid"))])
+                else:
+                    cancellation.cancel(item, owner, [m.id, field(c, "o", int, where)])
+            except TxError as e:
+                raise _not_found(e, asset) from None
+            return status(i, "success")
+        _item(scope, i, cancel)
+
+
+# -- modify --------------------------------------------------------------------------------
+
+def _find(scope: Scope, owner: bytes, m: Market, oid) -> O.OrderRecord:
+    if type(oid) is str:
+        hit = O.cloid_lookup(scope.view, owner, native_cloid(oid))
+        o = O.get_open(scope.view, m.id, hit[1]) if hit is not None and hit[0] == m.id else None
+    elif type(oid) is int and 0 <= oid <= C.MAX_UINT64:
+        o = O.get_open(scope.view, m.id, oid)
+    else:
+        raise TxError(Code.INVALID_FIELD, "modify: oid must be an order id or a cloid string")
+    if o is None or o.owner != owner:
+        raise TxError(Code.ORDER_NOT_FOUND, f"Cannot modify canceled or filled order "
+                      f"(oid {oid} on {m.symbol})")
+    return o
+
+
+def modify_one(item: Scope, owner: bytes, mod, index: int) -> Event:
+    m, f = order_fields(item.view, field(mod, "order", dict, f"modify {index}"),
+                        f"modify {index}")
+    o = _find(item, owner, m, mod.get("oid"))
+    _, is_buy, kind, price, size, tif, reduce_only, _, cloid, _ = f
+    same = (kind == O.LIMIT and o.kind == O.LIMIT and o.trigger_ticks == 0
+            and is_buy == o.is_buy and tif == o.tif and reduce_only == o.reduce_only
+            and cloid in (0, o.cloid) and O.get_resting(item.view, m.id, o.id) is not None)
+    if same:
+        placement.modify(item, owner, [m.id, o.id, price, size])
+    else:
+        cancellation.cancel(item, owner, [m.id, o.id])
+        f[8] = cloid or o.cloid
+        placement.place(item, owner, f)
+    return placed_status(item, m, owner, item.events, index)
+
+
+def do_modify(scope: Scope, owner: bytes, action: dict) -> None:
+    mods = [action] if action["type"] == "modify" else items(action, "modifies")
+    for i, mod in enumerate(mods):
+        _item(scope, i, lambda item, mod=mod, i=i: modify_one(item, owner, mod, i))
+
+
+# -- leverage, margin, transfers -----------------------------------------------------------
+
+def do_update_leverage(scope: Scope, owner: bytes, action: dict) -> None:
+    m = U.market_for_asset(scope.view, field(action, "asset", int, "updateLeverage"))
+    is_cross = field(action, "isCross", bool, "updateLeverage")
+    leverage = field(action, "leverage", int, "updateLeverage")
+    if not 0 < leverage <= C.MAX_UINT64:
+        raise TxError(Code.INVALID_LEVERAGE, f"leverage {leverage} must be positive")
+    isolated.set_margin_mode(scope, owner, [m.id, isolated.CROSS if is_cross
+                                            else isolated.ISOLATED, leverage])
+
+
+def do_update_isolated_margin(scope: Scope, owner: bytes, action: dict) -> None:
+    where = "updateIsolatedMargin"
+    m = U.market_for_asset(scope.view, field(action, "asset", int, where))
+    ntli = field(action, "ntli", int, where)
+    d = scope.quote_decimals
+    if d >= USD_DECIMALS:
+        amount = ntli * 10 ** (d - USD_DECIMALS)
+    elif ntli % 10 ** (USD_DECIMALS - d):
+        raise TxError(Code.INVALID_AMOUNT, f"{where}: ntli {ntli} is finer than the quote "
+                      f"asset's {d} decimals")
+    else:
+        amount = ntli // 10 ** (USD_DECIMALS - d)
+    if not -C.MAX_INT64 <= amount <= C.MAX_INT64:
+        raise TxError(Code.INVALID_AMOUNT, f"{where}: ntli {ntli} is out of range")
+    isolated.update_isolated_margin(scope, owner, [m.id, amount])
+
+
+def destination_account(text) -> bytes:
+    """A 0x address (20 bytes) or an Ed25519 address (32 bytes hex) -> its account."""
+    if type(text) is str:
+        h = text[2:] if text[:2] in ("0x", "0X") else text
+        try:
+            raw = bytes.fromhex(h)
+        except ValueError:
+            raw = b""
+        if len(raw) == 20:
+            return U.eth_account(raw)
+        if len(raw) == 32:
+            return raw
+    raise TxError(Code.INVALID_FIELD, f"destination {text!r} must be a 0x address (40 hex "
+                  "digits) or a perpchain address (64 hex digits)")
+
+
+def do_usd_send(scope: Scope, owner: bytes, action: dict) -> None:
+    to = destination_account(action.get("destination"))
+    amount = quote_amount(scope, action.get("amount"), "usdSend")
+    ledger.move(scope.view, owner, to, scope.quote, amount, scope.quote_decimals)
+    placement.check_after_withdrawal(scope, owner)
+    scope.events.append(Event("transfer", (
+        ("sender", owner.hex()), ("recipient", to.hex()), ("asset", scope.quote),
+        ("amount", format_amount(amount, scope.quote_decimals)))))
+
+
+def do_usd_class_transfer(scope: Scope, owner: bytes, action: dict) -> None:
+    text = action.get("amount")
+    if type(text) is str and " subaccount:" in text:
+        raise unsupported("usdClassTransfer to or from a sub-account is not supported")
+    field(action, "toPerp", bool, "usdClassTransfer")
+    amount = quote_amount(scope, text, "usdClassTransfer")
+    have = ledger.balance(scope.view, owner, scope.quote)
+    if amount > have:
+        raise TxError(Code.INSUFFICIENT_BALANCE, f"usdClassTransfer of "
+                      f"{format_amount(amount, scope.quote_decimals)} exceeds the balance "
+                      f"{format_amount(have, scope.quote_decimals)} {scope.quote}")
+    # Nothing moves: the quote balance is both the spot balance and the perp collateral.
+
+
+def do_withdraw(scope: Scope, owner: bytes, action: dict) -> None:
+    raise unsupported("withdraw3: this chain has no bridge to withdraw to; balances stay on "
+                      "chain (usdSend moves them to another address)")
+
+
+def do_schedule_cancel(scope: Scope, owner: bytes, action: dict) -> None:
+    raise unsupported("scheduleCancel (dead-man switch) is not supported on this chain yet: "
+                      "cancel open orders explicitly")
+
+
+HANDLERS = {"order": do_order, "cancel": do_cancel, "cancelByCloid": do_cancel,
+            "modify": do_modify, "batchModify": do_modify,
+            "scheduleCancel": do_schedule_cancel, "updateLeverage": do_update_leverage,
+            "updateIsolatedMargin": do_update_isolated_margin, "usdSend": do_usd_send,
+            "usdClassTransfer": do_usd_class_transfer, "withdraw3": do_withdraw}
