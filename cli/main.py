@@ -2,8 +2,12 @@
 
     perpchain init --home DIR --chain-id ID        keys, config.toml, genesis.json
     perpchain start --home DIR                     run a node
+    perpchain start --home DIR --snapshot FILE --trust-hash HEX --trust-rpc URL
+                                                   state sync: start from an export (node/snapshot.py)
     perpchain replay --home DIR [--check-invariants [N]]  re-execute the chain, check every app
                                                    hash (and audit the state every N blocks)
+    perpchain export --home DIR [--height H] [--out FILE]  the full state at a height as
+                                                   canonical JSON lines with a digest
     perpchain keys new [--out FILE] | show FILE    account keys (files are mode 0600)
     perpchain localnet up [-n N] [--dir DIR] | status | down
     perpchain tx faucet|transfer --key FILE ...    sign, send, wait for the block
@@ -51,6 +55,8 @@ def cmd_start(a) -> None:
     from cli.run import start
 
     home = Home(Path(a.home))  # (SIGPIPE and faulthandler: node/process_guard.py)
+    if a.snapshot:
+        _state_sync(a, home)
     try:
         start(home, a.log_format)
     except KeyboardInterrupt:
@@ -63,22 +69,17 @@ def cmd_start(a) -> None:
 
 
 def cmd_replay(a) -> None:
-    from node.genesis import load_genesis
-    from node.home import Home
     from node.replay import replay
-    from node.store import StoreError
-    from node.store_check import open_verified
 
     if a.check_invariants is not None and a.check_invariants < 1:
         fail(f"--check-invariants {a.check_invariants}: the interval must be at least 1 block", 2)
-    home = Home(Path(a.home))
-    genesis = load_genesis(home.genesis_file)
-    if not home.db_path.exists():
-        fail(f"no chain data at {home.db_path}")
-    try:
-        store = open_verified(home.db_path)
-    except StoreError as e:
-        fail(str(e))
+    genesis, store = _open_stopped_store(a)
+    base = store.base_height()
+    if base > 1:
+        store.close()
+        fail(f"this store has no blocks below height {base} (pruned with "
+             "[store] keep_blocks, or the node started from a snapshot): a replay from "
+             "genesis needs a store that kept every block")
     from node.gc_tuning import tune_gc
 
     tune_gc()  # as `start` does (node/gc_tuning.py)
@@ -94,7 +95,84 @@ def cmd_replay(a) -> None:
             print(f"OK: every state invariant holds at the {rep.invariant_checks} audited heights")
     else:
         print(f"MISMATCH: {rep.error}")
+        if rep.diverged_at is not None:
+            print(f"first diverging height: {rep.diverged_at}")
+        for d in rep.diffs:
+            print(f"  key {d.describe()}")
+        if rep.more_diffs:
+            print(f"  ... and {rep.more_diffs} more key(s)")
         sys.exit(1)
+
+
+def _open_stopped_store(a):
+    """(genesis, store) of a stopped node's home, or exit with the reason."""
+    from node.genesis import load_genesis
+    from node.home import Home
+    from node.store import StoreError
+    from node.store_check import open_verified
+
+    home = Home(Path(a.home))
+    genesis = load_genesis(home.genesis_file)
+    if not home.db_path.exists():
+        fail(f"no chain data at {home.db_path}")
+    try:
+        return genesis, open_verified(home.db_path)
+    except StoreError as e:
+        fail(str(e))
+
+
+def _state_sync(a, home) -> None:
+    """Create the store of `home` from a snapshot, checked against the trusted hash."""
+    from node.genesis import load_genesis
+    from node.snapshot import SnapshotError, bootstrap, fetch_context, read_snapshot
+    from node.store import Store, StoreError, is_empty_dir
+
+    if not a.trust_hash or not a.trust_rpc:
+        fail("--snapshot needs --trust-hash (the hash of block H+1, from a source you trust) "
+             "and --trust-rpc (a node to fetch blocks H and H+1 from)", 2)
+    try:
+        trust = bytes.fromhex(a.trust_hash)
+    except ValueError:
+        fail(f"--trust-hash {a.trust_hash!r} is not hex", 2)
+    if not is_empty_dir(home.db_path):
+        fail(f"{home.db_path} already holds chain data: --snapshot starts an empty node only "
+             "(move the data directory aside first)")
+    try:
+        snap = read_snapshot(Path(a.snapshot))
+        ctx = fetch_context(a.trust_rpc, snap.height)
+        genesis = load_genesis(home.genesis_file)
+        store = Store(home.db_path)
+        try:
+            tip = bootstrap(store, genesis, snap, ctx, trust)
+        finally:
+            store.close()
+    except (SnapshotError, StoreError) as e:
+        import shutil
+        shutil.rmtree(home.db_path, ignore_errors=True)   # it was empty: leave it so
+        fail(f"state sync refused: {e}")
+    print(f"state sync: started from the snapshot at height {tip.height} (app hash "
+          f"{tip.app_hash.hex()}); syncing later blocks from peers", file=sys.stderr)
+
+
+def cmd_export(a) -> None:
+    from node.export import ExportError, state_at, write_export
+
+    genesis, store = _open_stopped_store(a)
+    try:
+        height = store.tip().height if a.height is None else a.height
+        pairs, app_hash = state_at(store, genesis, height, None)
+        out = open(a.out, "wb") if a.out else sys.stdout.buffer
+        try:
+            n, digest = write_export(pairs, out, genesis.chain_id, height, app_hash)
+        finally:
+            if a.out:
+                out.close()
+    except ExportError as e:
+        fail(str(e))
+    finally:
+        store.close()
+    print(f"exported {n} keys at height {height} (app hash {app_hash.hex()}); digest {digest}",
+          file=sys.stderr)
 
 
 # -- keys ----------------------------------------------------------------------------------
@@ -307,6 +385,34 @@ def cmd_bench(a) -> None:
 
 # -- parser --------------------------------------------------------------------------------
 
+def add_state_sync_args(s) -> None:
+    """`start --snapshot FILE --trust-hash HEX --trust-rpc URL` (node/snapshot.py)."""
+    s.add_argument("--snapshot", metavar="FILE",
+                   help="state sync: start an empty node from this `perpchain export` file (at "
+                        "a digest height H), then sync blocks from peers")
+    s.add_argument("--trust-hash", metavar="HEX",
+                   help="with --snapshot: the hash of block H+1, from a source you trust")
+    s.add_argument("--trust-rpc", metavar="URL",
+                   help="with --snapshot: a node's RPC to fetch blocks H, H+1 and the "
+                        "validator sets from (all checked against --trust-hash)")
+
+
+def add_audit_parsers(sub) -> None:
+    """`replay` and `export` (node/replay.py, node/export.py)."""
+    s = sub.add_parser("replay", help="re-execute stored blocks from genesis; check app hashes")
+    s.add_argument("--home", required=True)
+    s.add_argument("--check-invariants", type=int, nargs="?", const=1, metavar="EVERY",
+                   help="also audit the whole state (state/invariants.py) after every block, "
+                        "or every EVERY blocks and the last; stops at the first broken one")
+    s.set_defaults(fn=cmd_replay)
+    s = sub.add_parser("export", help="write the full state at a height as canonical JSON "
+                                      "lines with a digest (also a state-sync snapshot)")
+    s.add_argument("--home", required=True)
+    s.add_argument("--height", type=int, default=None, help="default: the store's tip")
+    s.add_argument("--out", help="file to write (default: standard output)")
+    s.set_defaults(fn=cmd_export)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="perpchain", description="perpchain node and client")
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -324,14 +430,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--log-format", choices=("text", "json"), default=None,
                    help="one JSON object per log line, or text (default: config.toml's "
                         "log_format, else text)")
+    add_state_sync_args(s)
     s.set_defaults(fn=cmd_start)
 
-    s = sub.add_parser("replay", help="re-execute stored blocks from genesis; check app hashes")
-    s.add_argument("--home", required=True)
-    s.add_argument("--check-invariants", type=int, nargs="?", const=1, metavar="EVERY",
-                   help="also audit the whole state (state/invariants.py) after every block, "
-                        "or every EVERY blocks and the last; stops at the first broken one")
-    s.set_defaults(fn=cmd_replay)
+    add_audit_parsers(sub)
 
     keys = sub.add_parser("keys", help="account keys").add_subparsers(dest="keys_cmd", required=True)
     s = keys.add_parser("new", help="generate a key (file mode 0600); prints the address")

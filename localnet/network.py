@@ -13,6 +13,7 @@ from node.home import Home, init_home
 from node.keys import load_key
 
 VALIDATOR_POWER = 10
+STATE_DIGEST_INTERVAL = 100
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,9 @@ def build_network(specs: list[NodeSpec], chain_id: str, timeout_commit: str = "2
         vals.append((val_key.pub_key, VALIDATOR_POWER, spec.moniker))
     ids = [load_key(h.node_key_file).node_id for h in homes]
     doc = make_genesis_doc(chain_id, genesis_time, vals)
+    # The app hash commits to the whole state every STATE_DIGEST_INTERVAL blocks, so a node
+    # can join from a snapshot (state/state_digest.py, docs/OPERATIONS.md "State sync").
+    doc["app_state"]["state_digest_interval"] = STATE_DIGEST_INTERVAL
     if edit_genesis is not None:
         edit_genesis(doc, genesis_time)
     for i, (home, cfg) in enumerate(zip(homes, cfgs)):

@@ -64,6 +64,7 @@ class Application:
         elif stored != app_hash0:
             raise GenesisMismatch("the data directory was created from a different genesis.json")
         self.tip = self._load_tip()
+        store.keep_blocks = cfg.store.keep_blocks   # pruning, done with each commit
         m = cfg.mempool
         self.mempool = Mempool(MempoolLimits(m.size, m.max_txs_bytes, m.max_tx_bytes),
                                store.state, next_ctx(store.state),
@@ -240,6 +241,15 @@ class Application:
         tip = self.tip.height
         return any(h > tip + 1 for p, h in dict(getattr(d, "peer_heights", {})).items()
                    if live is None or p in live)
+
+    def sync_progress(self) -> tuple[int, int]:
+        """(the highest committed height a connected peer reported, how many heights this
+        node's tip is below it: 0 when level or ahead). Thread-safe as `catching_up`."""
+        live = set(self.p2p.peers) if self.p2p is not None else None
+        heights = [h for p, h in dict(getattr(self.driver, "peer_heights", {})).items()
+                   if live is None or p in live]
+        best = max(heights, default=0)
+        return best, max(0, best - self.tip.height)
 
 
 def block_input(block: Block) -> BlockInput:

@@ -116,11 +116,17 @@ class VerifierConfig:
     threads: int = 0
 
 
+MIN_KEEP_BLOCKS = 2   # the tip and the block before it (state sync serves H and H+1)
+
+
 @dataclass
 class StoreConfig:
     # Checks on start (node/store_check.py): "full" reads every table block with its
     # checksum (about 1 s per million entries) and checks the tip; "tip" checks the tip only.
     verify_on_start: str = "full"
+    # Blocks to keep: 0 keeps every block; N >= MIN_KEEP_BLOCKS prunes blocks, commits, results
+    # and validator sets below tip - N + 1 (node/store.py; docs/OPERATIONS.md "Pruning").
+    keep_blocks: int = 0
 
 
 @dataclass
@@ -249,6 +255,9 @@ def _check_limits(path: Path, cfg: Config) -> None:
         raise ConfigError(f"{path}: log_format must be one of {', '.join(LOG_FORMATS)}")
     if cfg.store.verify_on_start not in ("full", "tip"):
         raise ConfigError(f"{path}: [store] verify_on_start must be \"full\" or \"tip\"")
+    if cfg.store.keep_blocks != 0 and cfg.store.keep_blocks < MIN_KEEP_BLOCKS:
+        raise ConfigError(f"{path}: [store] keep_blocks must be 0 (keep every block) or at "
+                          f"least {MIN_KEEP_BLOCKS}")
     host = cfg.rpc_host_port[0]
     if not is_loopback(host) and not r.unsafe_public_bind:
         raise ConfigError(f"{path}: [rpc] laddr {r.laddr} is not a loopback address: the RPC "

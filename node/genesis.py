@@ -25,6 +25,8 @@ Trading sections of app_state (all optional; see `make_genesis_doc` for a full e
                    withdraw_ceiling_ppm, collateral_weight_ppm (non-quote: makes it
                    collateral)}]   one pool per entry (state.lending); each field but `asset`
                  optional, defaulting to Hyperliquid's portfolio margin (`DEFAULT_LENDING`)
+    state_digest_interval  N: the app hash commits to the whole state every N blocks
+                 (state.state_digest; snapshots for state sync); absent = off
 Prices, sizes and notionals are decimal strings; ppm values and decimals are integers.
 """
 
@@ -348,6 +350,12 @@ def _parse_trading(app: dict, quote: str, decimals: dict[str, int], amount) -> d
                                    f"collateral and {w} in lending")
             have[sym] = w
         out["collateral"] = tuple(sorted(have.items()))
+    if app.get("state_digest_interval") is not None:
+        n = _int(app["state_digest_interval"], "state_digest_interval")
+        if n <= 0:
+            raise GenesisError("genesis: state_digest_interval must be a positive number of "
+                               "blocks (omit it to turn the full-state digest off)")
+        out["state_digest_interval"] = n
     return out
 
 

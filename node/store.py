@@ -11,6 +11,9 @@ last committed height with no half-written block.
     a/<height:8>         app hash after executing that height
     m/tip                [height, block_hash, time_ms, app_hash, results_hash]
     m/genesis            [app_hash_0, chain_id]
+    m/base               the lowest height whose block is kept (absent: 1); blocks below it
+                         were pruned ([store] keep_blocks) or never held (a node started
+                         from a snapshot at base - 1... see node/snapshot.py)
     v/<height:8>         the validator set with proposer priorities for that height
 
 The tx index entry is [height, index, tx, result offset, result length]: the tx's own
@@ -44,6 +47,7 @@ P_TXINDEX = b"t/"
 P_APPHASH = b"a/"
 K_TIP = b"m/tip"
 K_GENESIS = b"m/genesis"
+K_BASE = b"m/base"
 P_VALSET = b"v/"
 
 
@@ -95,6 +99,7 @@ class Tip:
 
 
 STATE_CACHE_ENTRIES = 500_000
+PRUNE_BATCH = 1_000   # heights pruned per commit at most
 RECENT_TX_HASHES = 200_000
 
 
@@ -231,6 +236,7 @@ class Store:
             raise StoreUnwritable(f"cannot write {self.path / K_MARKER_FILE}: "
                                   f"{e.strerror}") from None
         self.state = StateView(self.db)
+        self.keep_blocks = 0   # [store] keep_blocks: 0 keeps every block (see _prune)
         # Hashes of the most recently committed txs, so the mempool can name a replayed tx
         # without a disk read; older replays are refused by the nonce rules anyway.
         self.recent_txs: dict[bytes, None] = {}
@@ -243,6 +249,11 @@ class Store:
     def tip(self) -> Tip | None:
         raw = self.db.get(K_TIP)
         return None if raw is None else Tip(*_dec(raw))
+
+    def base_height(self) -> int:
+        """The lowest height whose block, commit and results this store keeps."""
+        raw = self.db.get(K_BASE)
+        return 1 if raw is None else _dec(raw)
 
     def genesis_app_hash(self) -> bytes | None:
         raw = self.db.get(K_GENESIS)
@@ -277,6 +288,8 @@ class Store:
             return None
         entry = _dec(raw)
         height, index = entry[0], entry[1]
+        if height < self.base_height():
+            return None       # its block was pruned ([store] keep_blocks)
         results = self.results_bytes(height)
         block = self.block_bytes(height) if len(entry) != 5 else b""
         if block is None or results is None:
@@ -304,6 +317,28 @@ class Store:
             wb.put(K_TIP, _enc([0, b"", time_ms, app_hash, b""]))
         self.state.note_writes(writes)
         self._committed(0)
+
+    def commit_snapshot(self, pairs, genesis_app_hash: bytes, chain_id: str, tip: Tip,
+                        block: bytes, commit: bytes, results: bytes, prev_app_hash: bytes,
+                        valsets: dict[int, bytes]) -> None:
+        """Create the store at tip `tip.height` from a checked state snapshot (node/snapshot.py):
+        the state, the tip's block, commit and results, the app hashes of the tip and the
+        height before (its block names it), the validator sets, and base height = the tip."""
+        h, hb = tip.height, _h(tip.height)
+        with self.db.write_batch(transaction=True, sync=True) as wb:
+            for k, v in pairs:
+                wb.put(P_STATE + k, v)
+            for vh, v in valsets.items():
+                wb.put(P_VALSET + _h(vh), v)
+            wb.put(K_GENESIS, _enc([genesis_app_hash, chain_id]))
+            wb.put(P_BLOCK + hb, block)
+            wb.put(P_COMMIT + hb, commit)
+            wb.put(P_RESULTS + hb, results)
+            wb.put(P_APPHASH + hb, tip.app_hash)
+            wb.put(P_APPHASH + _h(h - 1), prev_app_hash)
+            wb.put(K_BASE, _enc(h))
+            wb.put(K_TIP, _enc([h, tip.block_hash, tip.time_ms, tip.app_hash, tip.results_hash]))
+        self._committed(h)
 
     def _committed(self, height: int) -> None:
         try:
@@ -358,6 +393,23 @@ class Store:
                 seen.add(th)
             put(K_TIP, _enc([tip.height, tip.block_hash, tip.time_ms, tip.app_hash,
                              tip.results_hash]))
+            if self.keep_blocks:
+                self._prune(wb, height)
+
+    def _prune(self, wb, height: int) -> None:
+        """Delete the blocks, commits, results and validator sets below
+        height - keep_blocks + 1 (at most PRUNE_BATCH heights per commit, so turning pruning
+        on for a long chain spreads the work), and raise the base height. App hashes (32
+        bytes a height) and tx index entries are kept; `tx_record` forgets txs below the base."""
+        base = self.base_height()
+        new_base = min(height - self.keep_blocks + 1, base + PRUNE_BATCH)
+        if new_base <= base:
+            return
+        for h in range(base, new_base):
+            hb = _h(h)
+            for prefix in (P_BLOCK, P_COMMIT, P_RESULTS, P_VALSET):
+                wb.delete(prefix + hb)
+        wb.put(K_BASE, _enc(new_base))
 
 
 def _unpacker_at(data: bytes, skip_first: int) -> tuple[msgpack.Unpacker, int]:

@@ -23,7 +23,7 @@ from rpc.trading_methods import margin_account, mark_prices
 from state import funding as F, funding_index as FI, ledger, markets as MS, orders as O
 from state import params
 from state.machine import last_block
-from state.margin import spot_reserved
+from state.margin import mark_price, spot_reserved
 from state.positions import load_account
 from state.hl_universe import sz_decimals
 from state.risk_index import index_for_reads
@@ -175,7 +175,8 @@ async def meta_and_asset_ctxs(app, body: dict) -> list:
 
 def mids(app) -> dict:
     """Each market's book mid; a market with a one-sided or empty book shows its last trade
-    price if the read model holds one (as Hyperliquid falls back), else nothing."""
+    price if the read model holds one (as Hyperliquid falls back), else a perp-like market
+    its mark price (so the SDK's market_open works on a fresh localnet), else nothing."""
     uni = Universe(app.store.state)
     out, missing = {}, {}
     for m in uni.perps + uni.spots:
@@ -185,12 +186,18 @@ def mids(app) -> dict:
         else:
             out[uni.name[m.id]] = mid
     if missing:
+        app.read_model.fills.catch_up(last_block(uni.view)[0])
         for f in reversed(app.read_model.fills.fills):
             coin = missing.pop(f.attr("market"), None)
             if coin is not None:
                 out[coin] = H.num(f.attr("price"))
                 if not missing:
                     break
+    for sym, coin in missing.items():
+        m = uni.by_symbol[sym]
+        mark = mark_price(uni.view, m) if m.perp_like else None
+        if mark is not None:
+            out[coin] = H.amt(mark, uni.qdec)
     return out
 
 
@@ -382,8 +389,10 @@ def _position_now(view, account: bytes, m: MS.Market, acct) -> int:
     return 0 if e is None else e.size * m.lot_size
 
 
-def user_fill_rows(app, account: bytes, fills_newest_first: list) -> list[dict]:
-    """userFills rows, newest first; startPosition walks back from today's position."""
+def user_fill_rows(app, account: bytes, fills_newest_first: list, keep=None) -> list[dict]:
+    """userFills rows of the fills `keep(fill)` selects (all when None), newest first;
+    startPosition walks back from today's position over every fill given, so they must be
+    all of the account's fills from the newest one down."""
     view = app.store.state
     uni = Universe(view)
     acct = load_account(view, account)
@@ -398,7 +407,8 @@ def user_fill_rows(app, account: bytes, fills_newest_first: list) -> list[dict]:
         size = H.fill_size(m, f)
         start = pos[m.id] - (size if H.account_bought(f, me) else -size)
         pos[m.id] = start
-        out.append(H.fill_json(uni, f, me, start, hashes(f.height, f.index)))
+        if keep is None or keep(f):
+            out.append(H.fill_json(uni, f, me, start, hashes(f.height, f.index)))
     return out
 
 
@@ -421,10 +431,9 @@ async def user_fills_by_time(app, body: dict) -> list:
     start, end = _ms(body, "startTime", True), _ms(body, "endTime", False)
     if body.get("aggregateByTime"):
         raise bad("unsupported", "aggregateByTime is not supported: every fill is its own row")
-    every = _account_fills(app, account)
-    rows = user_fill_rows(app, account, every)   # startPosition needs the later fills
-    sel = [r for r in rows if r["time"] >= start and (end is None or r["time"] <= end)]
-    return list(reversed(sel))[:MAX_FILLS]
+    rows = user_fill_rows(app, account, _account_fills(app, account),
+                          lambda f: f.time_ms >= start and (end is None or f.time_ms <= end))
+    return list(reversed(rows))[:MAX_FILLS]
 
 
 # -- funding -------------------------------------------------------------------------------

@@ -130,7 +130,15 @@ class HLHub:
 
     # -- requests ---------------------------------------------------------------------------
     async def handle(self, conn: Connection, text: str) -> None:
-        """Answer one client frame (replies go on the connection's queue)."""
+        """Answer one client frame (replies go on the connection's queue); a bug answers an
+        error and is logged, never ends the connection."""
+        try:
+            await self._handle(conn, text)
+        except Exception as e:
+            log.exception("Hyperliquid websocket request failed")
+            conn.push(channel("error", f"internal error: {e}"))
+
+    async def _handle(self, conn: Connection, text: str) -> None:
         try:
             msg = json.loads(text)
         except (json.JSONDecodeError, UnicodeDecodeError):
@@ -249,6 +257,8 @@ class HLHub:
                 else:
                     events.append((cb.time_ms, e))
         kinds = {k[0] for k in self.topics}
+        if fills:   # a restarted node's fill history starts once something reads it
+            self.app.read_model.fills.catch_up(last_block(self.app.store.state)[0])
         if fills and "trades" in kinds:
             self._trades(uni, fills)
         if fills and "candle" in kinds:
@@ -288,7 +298,8 @@ class HLHub:
             self._send(("trades", mid, None, None), channel("trades", rows))
 
     def _candles(self, uni: Universe, fills: list[Fill]) -> None:
-        history = list(self.app.read_model.fills.fills)
+        """The candles this batch's fills touched, each whole (from the read model)."""
+        history = self.app.read_model.fills
         for key in [k for k in self.topics if k[0] == "candle"]:
             m = uni.markets[key[1]]
             mine = [f for f in fills if f.attr("market") == m.symbol]
@@ -296,14 +307,17 @@ class HLHub:
                 continue
             width = hl_info.INTERVAL_MS[key[3]]
             start = mine[0].time_ms - mine[0].time_ms % width
-            for c in hl_info.candles(uni, m, key[3], history, start, 2**63):
+            tail = []
+            for f in reversed(history.fills):
+                if f.time_ms < start:
+                    break
+                tail.append(f)
+            for c in hl_info.candles(uni, m, key[3], reversed(tail), start, 2**63):
                 self._send(key, channel("candle", c))
 
     # -- per-user channels ------------------------------------------------------------------
     def _users(self, uni: Universe, first_height: int, fills: list[Fill], events) -> None:
         wanted = sorted({k[2] for k in self.topics if k[0] in USER_SUBS})
-        if fills:
-            self.app.read_model.fills.catch_up(last_block(self.app.store.state)[0])
         for account in wanted:
             me, user = account.hex(), H.user_text(account)
             mine = [f for f in fills if f.involves(me, None)]
@@ -333,9 +347,9 @@ class HLHub:
             if f.involves(me, None):
                 newest.append(f)
         wanted = {(f.height, f.index, H.tid(f)) for f in mine}
-        rows = hl_info.user_fill_rows(self.app, account, newest)
-        keep = [r for f, r in zip(newest, rows) if (f.height, f.index, H.tid(f)) in wanted]
-        return list(reversed(keep))
+        rows = hl_info.user_fill_rows(self.app, account, newest,
+                                      lambda f: (f.height, f.index, H.tid(f)) in wanted)
+        return list(reversed(rows))
 
     @staticmethod
     def _funding(uni: Universe, time_ms: int, a: dict) -> dict:

@@ -44,9 +44,10 @@ def _height_param(app: Application, p: dict) -> int:
         raise RPCError(RPCCode.HEIGHT_NOT_AVAILABLE, "no block has been committed yet")
     if h is None:
         return latest
-    if not 1 <= h <= latest:
+    base = app.store.base_height()   # above 1 if pruned or started from a snapshot
+    if not base <= h <= latest:
         raise RPCError(RPCCode.HEIGHT_NOT_AVAILABLE,
-                       f"height {h} is not available: blocks 1..{latest} are stored")
+                       f"height {h} is not available: blocks {base}..{latest} are stored")
     return h
 
 
@@ -70,8 +71,10 @@ async def status(app: Application, p: dict) -> dict:
     tip = app.tip
     me = app.node_key
     val = app.validator_key.pub_key if app.validator_key else None
-    first = app.store.block_bytes(1)
+    base = app.store.base_height()   # 1, or above if pruned or started from a snapshot
+    first = app.store.block_bytes(base)
     first_block = Block.decode(first) if first else None
+    best_peer, behind = app.sync_progress()
     return {
         "node_info": {
             "protocol_version": {"p2p": "8", "block": "11", "app": "1"},
@@ -86,9 +89,11 @@ async def status(app: Application, p: dict) -> dict:
             "latest_block_time": ms_to_rfc3339(tip.time_ms),
             "earliest_block_hash": _hex(first_block.hash()) if first_block else "",
             "earliest_app_hash": _hex(first_block.header.app_hash) if first_block else "",
-            "earliest_block_height": "1" if first_block else "0",
+            "earliest_block_height": str(base) if first_block else "0",
             "earliest_block_time": ms_to_rfc3339(first_block.header.time_ms) if first_block else "",
             "catching_up": app.catching_up(),
+            "best_peer_height": str(best_peer),   # the highest height a live peer reported
+            "heights_behind": str(behind),        # how far this node's tip is below it
         },
         "validator_info": {
             "address": val.hex() if val else "",
@@ -149,7 +154,7 @@ async def blockchain(app: Application, p: dict) -> dict:
     lo_param = P.optional_height(p, "minHeight", 0)
     hi_param = P.optional_height(p, "maxHeight", 1)
     hi = latest if not hi_param else min(hi_param, latest)
-    lo = max(lo_param or 1, 1, hi - BLOCKCHAIN_MAX + 1)
+    lo = max(lo_param or 1, app.store.base_height(), hi - BLOCKCHAIN_MAX + 1)
     if lo > hi:
         raise RPCError(RPCCode.HEIGHT_NOT_AVAILABLE, f"no blocks in [{lo}, {hi}]; latest is {latest}")
     metas = []
@@ -351,5 +356,7 @@ from rpc.risk_methods import RISK_METHODS  # noqa: E402  (liquidations, insuranc
 METHODS.update(RISK_METHODS)
 from rpc.lending_methods import LENDING_METHODS  # noqa: E402  (pools, interest, borrow limits)
 METHODS.update(LENDING_METHODS)
+from rpc.sync_methods import SYNC_METHODS  # noqa: E402  (state sync: node/snapshot.py)
+METHODS.update(SYNC_METHODS)
 from rpc.dashboard_methods import DASHBOARD_METHODS  # noqa: E402  (validator votes, market rows)
 METHODS.update(DASHBOARD_METHODS)

@@ -17,6 +17,7 @@ MAX_INT64 = 2**63 - 1
 # Wire limits.
 MAX_TX_BYTES = 16 * 1024
 MAX_CHAIN_ID_LEN = 50  # as CometBFT
+MAX_STATE_DIGEST_INTERVAL = 1_000_000  # blocks between full-state digests (state.state_digest)
 MAX_ASSET_SYMBOL_LEN = 16
 MAX_ASSET_DECIMALS = 18
 

@@ -9,6 +9,8 @@ from dataclasses import dataclass
 
 from state import funding, ledger, constants as C, markets as mk, oracle, params
 from state import lending as L, lending_pools as LP
+from state import funding, ledger, constants as C, markets as mk, oracle, params, state_digest
+from state.codec import encode
 from state.futures import check_listing
 from state.liquidation_params import LiquidationParams, check_params, put_params
 from state.errors import InvalidBlock, TxError
@@ -43,6 +45,7 @@ class GenesisState:
     # (symbol, its lending pool's parameters): only these assets have a pool (state.lending);
     # a non-quote one must be collateral
     lending: tuple[tuple[str, L.PoolParams], ...] = ()
+    state_digest_interval: int | None = None            # None: no full-state digest
 
 
 def genesis_writes(g: GenesisState) -> tuple[list[tuple[bytes, bytes | None]], bytes]:
@@ -70,6 +73,14 @@ def genesis_writes(g: GenesisState) -> tuple[list[tuple[bytes, bytes | None]], b
         params.put_validator(view, pub_key, power)
     _trading_writes(view, g, symbols)
     put_last_block(view, 0, g.genesis_time_ms)
+    if g.state_digest_interval is not None:
+        if not 0 < g.state_digest_interval <= C.MAX_STATE_DIGEST_INTERVAL:
+            raise InvalidBlock(f"genesis state_digest_interval must be 1.."
+                               f"{C.MAX_STATE_DIGEST_INTERVAL} blocks")
+        view.put(state_digest.K_INTERVAL, encode(g.state_digest_interval))
+        lanes = state_digest.of_pairs(view.sorted_writes())
+        view.put(state_digest.K_DIGEST, encode(lanes))
+        return view.sorted_writes(), state_digest.folded_app_hash(lanes)  # 0 % N == 0
     writes = view.sorted_writes()
     return writes, chain_app_hash(ZERO_HASH, writes)
 

@@ -15,6 +15,8 @@ checks the block header against the state, then runs, in this fixed order:
    order-id order; then the TWAP slices that are due (state.twap); then funding
    (state.funding: premium samples, hourly payments); then liquidation of the accounts
    below maintenance margin (state.liquidation).
+Then, if genesis turned the full-state digest on, it is updated from the write set and, every
+N blocks, becomes the app hash (state.state_digest).
 It returns per-tx results, the begin/end-block events, the validator changes this block
 made (for consensus, effective at height + 2), the sorted write set and the new app hash. It
 never writes to `view`: the node commits `writes` atomically with the block.
@@ -44,7 +46,7 @@ from state.events import Event
 from state.amounts import format_amount
 from state import evidence, funding, futures, governance, liquidation, mark, oracle, triggers
 from state import hl_actions, isolated
-from state import twap
+from state import state_digest, twap
 from state import lending_accrual, lending_actions
 from state.evidence import DoubleSign
 from state.derived import Derived, DerivedCache, derived_of
@@ -181,7 +183,11 @@ def apply_block(view: KVView, block: BlockInput, prev_app_hash: bytes,
     block_events += _step(overlay, steps_wrote, lambda v: end_block(v, ctx))
     put_last_block(overlay, block.height, block.time_ms)
     writes = overlay.sorted_writes()
-    app_hash = chain_app_hash(prev_app_hash, writes)
+    app_hash = None
+    if every := state_digest.interval(view):   # the full-state digest (state.state_digest)
+        writes, app_hash = state_digest.seal(view, overlay, writes, block.height, every)
+    if app_hash is None:
+        app_hash = chain_app_hash(prev_app_hash, writes)
     if cache is not None:
         cache.derived = overlay.derived
         cache.app_hash = app_hash

@@ -1,19 +1,48 @@
 """The official Hyperliquid Python SDK, unchanged, against a 4-node localnet's Hyperliquid API
 (rpc/hl_server.py): Info.meta, l2_snapshot, user_state, open_orders, user_fills, all_mids and
-a websocket subscription, each answer checked against the native JSON-RPC of the same node."""
+websocket subscriptions, each answer checked against the native JSON-RPC; then SDK-signed
+orders (rpc/hl_exchange.py) whose fill reaches another node's websocket."""
 
 import threading
 from decimal import Decimal
 
 import pytest
 
-from localnet.feeder import start_feeder
+from localnet import cluster
 from node.keys import KeyPair
-from tests.e2e.conftest import wait_until
+from rpc.client import Client
+from tests.e2e.conftest import free_base_port, perpchain, wait_until
 
 pytestmark = pytest.mark.e2e
 hyperliquid_info = pytest.importorskip("hyperliquid.info")
 hyperliquid_error = pytest.importorskip("hyperliquid.utils.error")
+eth_account = pytest.importorskip("eth_account")
+
+ALICE_0X = eth_account.Account.from_key("0x" + "d4" * 32)
+BOB_0X = eth_account.Account.from_key("0x" + "e5" * 32)
+
+
+@pytest.fixture(scope="module")
+def nodes(tmp_path_factory):
+    """`perpchain localnet up` with 4 nodes, their price feeders, and the two 0x keys funded
+    at genesis (--fund); node K's Hyperliquid API on base - 2 + 10K (--hl-port)."""
+    d, base = tmp_path_factory.mktemp("hl") / "localnet", free_base_port(4)
+    perpchain("localnet", "up", "-n", "4", "--dir", str(d), "--base-port", str(base),
+              "--hl-port", str(base - 2), "--timeout-commit", "100ms",
+              "--fund", f"{ALICE_0X.address}=100000", "--fund", f"{BOB_0X.address}=100000",
+              check=True, timeout=180)
+    try:
+        entries = cluster.load(d)
+        c = Client(entries[0].rpc_url)
+        wait_until(lambda: all(not a["stale"] for a in c.oracle()["assets"]), timeout=60,
+                   what="a fresh oracle price")
+        yield entries
+    finally:
+        perpchain("localnet", "down", "--dir", str(d), timeout=60)
+
+
+def btc_oracle(c: Client) -> Decimal:
+    return Decimal(next(a["price"] for a in c.oracle()["assets"] if a["asset"] == "BTC"))
 
 
 class Inbox:
@@ -41,18 +70,15 @@ def _hl_levels(book: dict) -> list[list[tuple]]:
             for side in book["levels"]]
 
 
-def test_the_official_sdk_reads_a_localnet_and_follows_its_fills(net4):
-    net = net4
-    feeders = [start_feeder(e.home, e.rpc_url, interval_s=0.5) for e in net.entries]
+def test_the_official_sdk_reads_a_localnet_and_follows_its_fills(nodes):
     ws = None
     try:
         alice, bob = KeyPair.generate(), KeyPair.generate()
-        ca, cb = net.client(alice), net.client(bob)
+        ca, cb = Client(nodes[0].rpc_url, alice), Client(nodes[0].rpc_url, bob)
         ca.faucet()
         cb.faucet()
-        wait_until(lambda: all(not a["stale"] for a in ca.oracle()["assets"]),
-                   what="oracle prices")
-        info = hyperliquid_info.Info(net.entries[0].hl_url, skip_ws=True)
+        px = int(btc_oracle(ca) * Decimal("0.97"))   # below the market: only bob takes it
+        info = hyperliquid_info.Info(nodes[0].hl_url, skip_ws=True)
         markets = {m["symbol"]: m for m in ca.markets()["markets"]}
         meta = info.meta()
         assert [u["name"] for u in meta["universe"]] == ["BTC", "ETH"]
@@ -61,7 +87,7 @@ def test_the_official_sdk_reads_a_localnet_and_follows_its_fills(net4):
             assert Decimal(1).scaleb(-u["szDecimals"]) == Decimal(markets[sym]["lot_size"])
 
         inbox = Inbox()   # the websocket of another node
-        ws = hyperliquid_info.Info(net.entries[1].hl_url, skip_ws=False)
+        ws = hyperliquid_info.Info(nodes[1].hl_url, skip_ws=False)
         user = "0x" + alice.address
         for sub in ({"type": "l2Book", "coin": "BTC"}, {"type": "trades", "coin": "BTC"},
                     {"type": "userFills", "user": user}):
@@ -69,17 +95,17 @@ def test_the_official_sdk_reads_a_localnet_and_follows_its_fills(net4):
         wait_until(lambda: inbox.of("userFills"), what="the userFills snapshot")
 
         ca.set_leverage("BTC-USD", 10)
-        ca.place_order("BTC-USD", True, "59000", "0.05", cloid=7)
-        out = cb.place_order("BTC-USD", False, "59000", "0.01")
+        ca.place_order("BTC-USD", True, str(px), "0.05", cloid=7)
+        out = cb.place_order("BTC-USD", False, str(px), "0.01")
         assert any(e["type"] == "fill" for e in out.events)
 
         # l2_snapshot: the native book, on every node
-        for e in net.entries:
-            c = net.client(k=e.index)
+        bids = [(Decimal(px), Decimal("0.04"), 1)]
+        for e in nodes:
+            c = Client(e.rpc_url)
             sdk = hyperliquid_info.Info(e.hl_url, skip_ws=True, meta=meta)
             wait_until(lambda: _hl_levels(sdk.l2_snapshot("BTC")) ==
-                       _levels(c.orderbook("BTC-USD", 20)) ==
-                       [[(Decimal(59000), Decimal("0.04"), 1)], []],
+                       _levels(c.orderbook("BTC-USD", 20)) == [bids, []],
                        what=f"node{e.index}'s l2Book equal to its orderbook")
 
         (order,) = info.open_orders(user)
@@ -102,7 +128,7 @@ def test_the_official_sdk_reads_a_localnet_and_follows_its_fills(net4):
         (native_pos,) = ca.positions()["positions"]
         assert (Decimal(pos["position"]["szi"]), Decimal(pos["position"]["entryPx"])) == \
             (Decimal(native_pos["size"]), Decimal(native_pos["entry_price"])) == \
-            (Decimal("0.01"), Decimal(59000))
+            (Decimal("0.01"), Decimal(px))
         assert pos["position"]["leverage"] == {"type": "cross", "value": 10}
 
         def same_equity():
@@ -113,7 +139,7 @@ def test_the_official_sdk_reads_a_localnet_and_follows_its_fills(net4):
         wait_until(same_equity, what="accountValue equal to the native equity")
 
         # no ask: the mid falls back to the last trade, as Hyperliquid's does
-        assert info.all_mids()["BTC"] == "59000.0"
+        assert info.all_mids()["BTC"] == f"{px}.0"
 
         # the websocket of node1 saw the fill and the new book
         wait_until(lambda: any(not d.get("isSnapshot") and d["fills"]
@@ -123,9 +149,9 @@ def test_the_official_sdk_reads_a_localnet_and_follows_its_fills(net4):
         assert ws_fill == fill
         trades = [t for d in inbox.of("trades") for t in d]
         assert [(t["px"], t["sz"], t["side"], t["tid"]) for t in trades] == \
-            [("59000.0", "0.01", "A", fill["tid"])]
-        wait_until(lambda: any(_hl_levels(b) == [[(Decimal(59000), Decimal("0.04"), 1)], []]
-                               for b in inbox.of("l2Book")), what="the l2Book update")
+            [(f"{px}.0", "0.01", "A", fill["tid"])]
+        wait_until(lambda: any(_hl_levels(b) == [bids, []] for b in inbox.of("l2Book")),
+                   what="the l2Book update")
 
         # a bad request is the SDK's ClientError with our code and message
         with pytest.raises(hyperliquid_error.ClientError) as e:
@@ -134,6 +160,48 @@ def test_the_official_sdk_reads_a_localnet_and_follows_its_fills(net4):
     finally:
         if ws is not None:
             ws.disconnect_websocket()
-        for f in feeders:
-            f.terminate()
-            f.wait()
+
+
+def test_an_sdk_order_fill_reaches_the_websocket_of_another_node(nodes):
+    """An SDK Exchange.order (signed by a 0x key, sent to node0) fills a resting SDK order
+    (sent to node1), and node2's websocket delivers the fill to the SDK's userFills and
+    orderUpdates subscriptions, as /info and the native RPC show it."""
+    from hyperliquid.exchange import Exchange
+
+    alice, bob = ALICE_0X, BOB_0X
+    ws = None
+    try:
+        c = Client(nodes[0].rpc_url)
+        px = int(btc_oracle(c) * Decimal("1.01"))   # above the first test's bid
+        user = alice.address.lower()
+        inbox = Inbox()
+        ws = hyperliquid_info.Info(nodes[2].hl_url, skip_ws=False)
+        ws.subscribe({"type": "userFills", "user": alice.address}, inbox)
+        ws.subscribe({"type": "orderUpdates", "user": alice.address}, inbox)
+        wait_until(lambda: inbox.of("userFills"), what="the userFills snapshot")
+
+        resting = Exchange(bob, nodes[1].hl_url).order("BTC", False, 0.01, px,
+                                                       {"limit": {"tif": "Gtc"}})
+        assert "resting" in resting["response"]["data"]["statuses"][0], resting
+        taken = Exchange(alice, nodes[0].hl_url).order("BTC", True, 0.01, px,
+                                                       {"limit": {"tif": "Ioc"}})
+        (status,) = taken["response"]["data"]["statuses"]
+        assert status["filled"]["totalSz"] == "0.01", taken
+
+        wait_until(lambda: [f for d in inbox.of("userFills") if not d.get("isSnapshot")
+                            for f in d["fills"]], what="alice's fill on node2's websocket")
+        (ws_fill,) = [f for d in inbox.of("userFills") if not d.get("isSnapshot")
+                      for f in d["fills"]]
+        info = hyperliquid_info.Info(nodes[0].hl_url, skip_ws=True)
+        assert info.user_fills(user) == [ws_fill]
+        (native,) = c.fills("00" * 12 + user[2:])["fills"]
+        assert (Decimal(ws_fill["px"]), Decimal(ws_fill["sz"]), ws_fill["oid"]) == \
+            (Decimal(native["price"]), Decimal(native["size"]), int(native["taker_order_id"]))
+        assert (ws_fill["side"], ws_fill["crossed"], ws_fill["dir"]) == ("B", True, "Open Long")
+        assert ws_fill["oid"] == status["filled"]["oid"]
+        wait_until(lambda: any(u["status"] == "filled" and u["order"]["oid"] == ws_fill["oid"]
+                               for d in inbox.of("orderUpdates") for u in d),
+                   what="the order's filled update")
+    finally:
+        if ws is not None:
+            ws.disconnect_websocket()

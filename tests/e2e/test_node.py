@@ -183,18 +183,22 @@ def test_kill9_mid_load_loses_no_committed_tx_and_replay_agrees(net):
     t = threading.Thread(target=load)
     t.start()
     try:
-        deadline = time.time() + 60  # a loaded machine makes blocks slowly: wait for them
-        while c.height() < 15 and time.time() < deadline:
+        # A loaded machine makes blocks slowly: read blocks as they commit until the load
+        # has reached some of them (not a fixed time), then kill.
+        deadline = time.time() + 180
+        seen = 0
+        while (seen < 15 or len(committed) <= 20 + len(keys)) and time.time() < deadline:
+            for h in range(seen + 1, c.height() + 1):
+                for raw in c.call("block", height=str(h))["block"]["data"]["txs"]:
+                    committed[raw] = h
+                seen = h
             time.sleep(0.05)
-        h_before = c.height()
-        for h in range(1, h_before + 1):
-            for raw in c.call("block", height=str(h))["block"]["data"]["txs"]:
-                committed[raw] = h
+        h_before = seen
         net.kill9()
     finally:
         stop.set()
         t.join()
-    assert len(committed) > 20, "the load must have reached blocks before the kill"
+    assert len(committed) > 20 + len(keys), "the load must have reached blocks before the kill"
     net.restart()
     c = net.client()
     for raw, h in committed.items():
@@ -202,7 +206,7 @@ def test_kill9_mid_load_loses_no_committed_tx_and_replay_agrees(net):
         assert int(c.tx(th)["height"]) == h
     h_after = c.height()
     assert h_after >= h_before
-    deadline = time.time() + 10
+    deadline = time.time() + 60
     while c.height() < h_after + 3 and time.time() < deadline:
         time.sleep(0.05)
     assert c.height() >= h_after + 3, "the chain must go on after the restart"
