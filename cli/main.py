@@ -531,7 +531,50 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--batch", type=int, default=500, help="transfers: txs per JSON-RPC batch")
     s.add_argument("--connections", type=int, default=4, help="transfers: parallel senders")
     s.set_defaults(fn=cmd_bench)
+    _lending_parsers(tx, q)
     return p
+
+
+def _lending_parsers(tx, q) -> None:
+    """`tx withdraw|deposit|lending|settle-pnl` and `query pools|interest` (state/lending*)."""
+    def market_id(c, name: str) -> int:
+        ms = c.call("markets")["markets"]
+        for m in ms:
+            if name in (m["symbol"], str(m["id"])):
+                return int(m["id"])
+        raise ValueError(f"unknown market {name!r}")
+
+    for name, help_, fn in (
+            ("withdraw", "burn a balance for a bridge (beyond the balance: a borrow)",
+             lambda a: _send(a, lambda: _client(a).withdraw(a.asset, a.amount))),
+            ("deposit", "localnet only: credit an asset to your key",
+             lambda a: _send(a, lambda: _client(a).deposit(a.asset, a.amount)))):
+        s = tx.add_parser(name, help=help_)
+        s.add_argument("--key", required=True)
+        s.add_argument("--node", default=DEFAULT_NODE)
+        s.add_argument("--asset", required=True, help="asset symbol, e.g. BTC")
+        s.add_argument("--amount", required=True, help="decimal amount in asset units")
+        s.set_defaults(fn=fn)
+    s = tx.add_parser("lending", help="lend your positive balances (on) or opt out (off)")
+    s.add_argument("state", choices=("on", "off"))
+    s.add_argument("--key", required=True)
+    s.add_argument("--node", default=DEFAULT_NODE)
+    s.set_defaults(fn=lambda a: _send(a, lambda: _client(a).set_lending(a.state == "on")))
+    s = tx.add_parser("settle-pnl", help="realise a perp position's PnL into your balance")
+    s.add_argument("--market", required=True, help="e.g. BTC-USD")
+    s.add_argument("--key", required=True)
+    s.add_argument("--node", default=DEFAULT_NODE)
+    s.set_defaults(fn=lambda a: _send(a, lambda: (lambda c: c.settle_pnl(
+        market_id(c, a.market)))(_client(a))))
+    s = q.add_parser("pools", help="lending pools: supplied, borrowed, utilisation, APRs")
+    s.add_argument("--node", default=DEFAULT_NODE)
+    s.set_defaults(fn=lambda a: _query(a, lambda c: c.call("lending_pools")))
+    s = q.add_parser("interest", help="an asset's hourly interest-rate history")
+    s.add_argument("asset")
+    s.add_argument("--limit", type=int, default=24)
+    s.add_argument("--node", default=DEFAULT_NODE)
+    s.set_defaults(fn=lambda a: _query(a, lambda c: c.call("interest_history", asset=a.asset,
+                                                           limit=a.limit)))
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -58,3 +58,27 @@ def trading_genesis(n_accounts: int = 4, amount: int = 100_000 * USDC, btc: int 
         fees=FeeParams(FEE_ACCOUNT, tuple(fee_tiers or (FeeTier(0, 0, 0),
                                                         FeeTier(5_000_000 * USDC, 50, 30)))),
         gov_authority=GOV.pub_key)
+
+
+# -- lending (issue 10): Hyperliquid portfolio margin's anchor --------------------------------
+# borrow APR 5% + 4.75 x max(0, U - 80%) (slope2 = 4.75 x 20% = 95%), 10% reserve, borrow
+# weight 1 for USDC and 1.1 for BTC and ETH, withdrawals up to 90% utilisation, no caps.
+def pool_params(borrow_weight_ppm: int = 1_000_000):
+    from state.lending import PoolParams
+    return PoolParams(base_ppm=50_000, slope1_ppm=0, slope2_ppm=950_000, optimal_ppm=800_000,
+                      reserve_ppm=100_000, borrow_weight_ppm=borrow_weight_ppm, supply_cap=0,
+                      borrow_cap=0, withdraw_ceiling_ppm=900_000)
+
+
+LENDING_COLLATERAL = (("BTC", 650_000), ("ETH", 600_000))   # LTV 0.65 and 0.6
+
+
+def lending_genesis(balances: tuple = (), **kw) -> GenesisState:
+    """`trading_genesis` with pools for USDC, BTC and ETH, BTC and ETH as collateral at LTV
+    0.65 / 0.6; `balances`: (address, symbol, quantums) instead of the default USDC ones."""
+    import dataclasses
+    g = trading_genesis(**kw)
+    return dataclasses.replace(
+        g, balances=tuple(balances) or g.balances, collateral=LENDING_COLLATERAL,
+        lending=(("USDC", pool_params()), ("BTC", pool_params(1_100_000)),
+                 ("ETH", pool_params(1_100_000))))

@@ -20,6 +20,11 @@ Trading sections of app_state (all optional; see `make_genesis_doc` for a full e
     liquidation  {step_threshold, step_ppm, cooldown_ms, fee_ppm, backstop_ppm,
                   max_notional_per_block, max_fund_loss_per_block}   each optional
                  (state.liquidation_params: defaults; amounts in quote units)
+    lending      [{asset, base_ppm, slope1_ppm, slope2_ppm, optimal_ppm, reserve_ppm,
+                   borrow_weight_ppm, supply_cap, borrow_cap (asset units, "0" = none),
+                   withdraw_ceiling_ppm, collateral_weight_ppm (non-quote: makes it
+                   collateral)}]   one pool per entry (state.lending); each field but `asset`
+                 optional, defaulting to Hyperliquid's portfolio margin (`DEFAULT_LENDING`)
     state_digest_interval  N: the app hash commits to the whole state every N blocks
                  (state.state_digest; snapshots for state sync); absent = off
 Prices, sizes and notionals are decimal strings; ppm values and decimals are integers.
@@ -91,7 +96,8 @@ def default_funding_json() -> dict:
 
 def default_trading_app_state(authority: bytes) -> dict:
     """A realistic localnet exchange: BTC-USD and ETH-USD perps (paying funding), a BTC/USDC
-    spot market, BTC as collateral at 90%, Hyperliquid-like fees and volume tiers."""
+    spot market, lending pools for USDC, BTC and ETH (BTC and ETH collateral at 65% / 60%),
+    Hyperliquid-like fees and volume tiers."""
     return {
         "markets": [
             {"id": 1, "symbol": "BTC-USD", "kind": "perp", "base": "BTC", "base_decimals": 8,
@@ -112,7 +118,13 @@ def default_trading_app_state(authority: bytes) -> dict:
              "margin_tiers": [], "maker_fee_ppm": 400, "taker_fee_ppm": 700,
              "impact_notional": "20000"},
         ],
-        "collateral": [{"asset": "BTC", "weight_ppm": 900_000}],
+        "collateral": [],
+        # pools for USDC, BTC and ETH; BTC and ETH collateral at LTV 0.65 / 0.6 (state.lending)
+        "lending": [{"asset": "USDC"},
+                    {"asset": "BTC", "collateral_weight_ppm": 650_000,
+                     "borrow_weight_ppm": 1_100_000},
+                    {"asset": "ETH", "collateral_weight_ppm": 600_000,
+                     "borrow_weight_ppm": 1_100_000}],
         "oracle": {"max_age_ms": str(DEFAULT_ORACLE.max_age_ms),
                    "min_power_ppm": DEFAULT_ORACLE.min_power_ppm,
                    "mark_ema_ms": str(DEFAULT_ORACLE.mark_ema_ms),
@@ -329,6 +341,15 @@ def _parse_trading(app: dict, quote: str, decimals: dict[str, int], amount) -> d
     lq = app.get("liquidation")
     if lq:
         out["liquidation"] = _parse_liquidation(lq, qdec, dec)
+    if app.get("lending"):
+        out["lending"], weights = _parse_lending(app["lending"], amount)
+        have = dict(out["collateral"])
+        for sym, w in weights:
+            if have.get(sym, w) != w:
+                raise GenesisError(f"genesis: {sym} has collateral weight {have[sym]} in "
+                                   f"collateral and {w} in lending")
+            have[sym] = w
+        out["collateral"] = tuple(sorted(have.items()))
     if app.get("state_digest_interval") is not None:
         n = _int(app["state_digest_interval"], "state_digest_interval")
         if n <= 0:
@@ -336,6 +357,34 @@ def _parse_trading(app: dict, quote: str, decimals: dict[str, int], amount) -> d
                                "blocks (omit it to turn the full-state digest off)")
         out["state_digest_interval"] = n
     return out
+
+
+DEFAULT_LENDING = {"base_ppm": 50_000, "slope1_ppm": 0, "slope2_ppm": 950_000,
+                   "optimal_ppm": 800_000, "reserve_ppm": 100_000,
+                   "borrow_weight_ppm": 1_000_000, "supply_cap": "0", "borrow_cap": "0",
+                   "withdraw_ceiling_ppm": 900_000}
+
+
+def _parse_lending(entries, amount) -> tuple[tuple, list[tuple[str, int]]]:
+    """((symbol, PoolParams), ...) and the (symbol, collateral weight) pairs it names."""
+    from state.lending import FIELDS, PoolParams
+
+    if not isinstance(entries, list):
+        raise GenesisError("genesis: lending must be a list of pools")
+    pools, weights = [], []
+    for i, e in enumerate(entries):
+        w = f"lending[{i}]"
+        sym = _req(e, "asset", w)
+        unknown = sorted(set(e) - set(DEFAULT_LENDING) - {"asset", "collateral_weight_ppm"})
+        if unknown:
+            raise GenesisError(f"genesis: {w} has unknown fields {unknown}")
+        f = {**DEFAULT_LENDING, **e}
+        vals = [amount(f[k], sym, f"{w}.{k}") if k.endswith("_cap") else _int(f[k], f"{w}.{k}")
+                for k in FIELDS]
+        pools.append((sym, PoolParams(*vals)))
+        if "collateral_weight_ppm" in e:
+            weights.append((sym, _int(e["collateral_weight_ppm"], f"{w}.collateral_weight_ppm")))
+    return tuple(pools), weights
 
 
 def _future_fields(m: dict, kind: int, where: str) -> list:

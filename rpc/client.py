@@ -181,6 +181,26 @@ class Client:
     def faucet(self, wait: bool = True) -> TxOutcome:
         return self.broadcast(self.sign(["faucet"]), wait)
 
+    # -- lending (issue 10) --------------------------------------------------------------
+    def withdraw(self, asset: str, amount: str, wait: bool = True) -> TxOutcome:
+        """Burn `amount` (decimal, asset units) for a bridge; beyond the balance a borrow."""
+        q = parse_amount(amount, self.decimals(asset))
+        return self.broadcast(self.sign(["withdraw", asset, q]), wait)
+
+    def deposit(self, asset: str, amount: str, wait: bool = True) -> TxOutcome:
+        """Localnet only: mint `amount` of `asset` to this key (a bridge deposit stand-in)."""
+        q = parse_amount(amount, self.decimals(asset))
+        return self.broadcast(self.sign(["deposit", asset, q]), wait)
+
+    def set_lending(self, enabled: bool, wait: bool = True) -> TxOutcome:
+        return self.broadcast(self.sign(["set_lending", 1 if enabled else 0]), wait)
+
+    def settle_pnl(self, market: int, wait: bool = True) -> TxOutcome:
+        return self.broadcast(self.sign(["settle_pnl", market]), wait)
+
+    def lending_pools(self) -> dict:
+        return self.call("lending_pools")
+
     def set_validator(self, pub_key_hex: str, power: int, wait: bool = True) -> TxOutcome:
         """Governance: give a validator `power` (0 removes it) from two heights on."""
         return self.broadcast(self.sign(["gov_set_validator", parse_address(pub_key_hex),

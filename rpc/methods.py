@@ -245,9 +245,14 @@ async def account(app: Application, p: dict) -> dict:
            for sym, q in ledger.balances(view, addr).items()}
     last_faucet = view.get(P_FAUCET_LAST + addr)
     height, _ = last_block(view)
-    return {"address": addr.hex(), "height": str(height), "balances": bal,
-            "nonces": [str(n) for n in nonces.nonces(view, addr)],
-            "last_faucet_ms": None if last_faucet is None else str(load(last_faucet))}
+    out = {"address": addr.hex(), "height": str(height), "balances": bal,
+           "nonces": [str(n) for n in nonces.nonces(view, addr)],
+           "last_faucet_ms": None if last_faucet is None else str(load(last_faucet))}
+    from rpc.lending_methods import account_lending
+    lending = account_lending(view, addr)
+    if lending is not None:  # (a chain with lending pools: state/lending_pools.py)
+        out["lending"] = lending
+    return out
 
 
 async def assets(app: Application, p: dict) -> dict:
@@ -349,6 +354,8 @@ from rpc.funding_methods import FUNDING_METHODS  # noqa: E402
 METHODS.update(FUNDING_METHODS)
 from rpc.risk_methods import RISK_METHODS  # noqa: E402  (liquidations, insurance fund, ADL)
 METHODS.update(RISK_METHODS)
+from rpc.lending_methods import LENDING_METHODS  # noqa: E402  (pools, interest, borrow limits)
+METHODS.update(LENDING_METHODS)
 from rpc.sync_methods import SYNC_METHODS  # noqa: E402  (state sync: node/snapshot.py)
 METHODS.update(SYNC_METHODS)
 from rpc.dashboard_methods import DASHBOARD_METHODS  # noqa: E402  (validator votes, market rows)

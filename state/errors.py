@@ -57,6 +57,11 @@ class Code(IntEnum):
     MARGIN_MODE_LOCKED = 50       # margin mode change with a position or open orders there
     NO_ISOLATED_POSITION = 51     # isolated_margin without an isolated position on the market
     NOT_A_PERP_MARKET = 52        # a margin-mode action on a spot market
+    # Lending (issue 10), numbered from 60.
+    POOL_ILLIQUID = 60            # a withdrawal needs more than the pool holds / its U ceiling
+    LENDING_CAP = 61              # a deposit over the supply cap / a borrow over the borrow cap
+    DEPOSIT_DISABLED = 62         # `deposit` on a chain without a faucet (not a localnet)
+    NOTHING_TO_SETTLE = 63        # settle_pnl without a cross position on the market
     # Hyperliquid-signed actions (issue 11), numbered from 70.
     HL_UNSUPPORTED = 70           # a Hyperliquid action or option this chain does not offer
     ACTION_EXPIRED = 71           # a Hyperliquid envelope's expiresAfter is before the block time

@@ -7,6 +7,8 @@ turns it into the height-0 write set, and app_hash(0) chains over it like any bl
 
 from dataclasses import dataclass
 
+from state import funding, ledger, constants as C, markets as mk, oracle, params
+from state import lending as L, lending_pools as LP
 from state import funding, ledger, constants as C, markets as mk, oracle, params, state_digest
 from state.codec import encode
 from state.futures import check_listing
@@ -40,6 +42,9 @@ class GenesisState:
     # (perp market id, its funding parameters): only these markets pay funding (state.funding)
     funding: tuple[tuple[int, mk.FundingParams], ...] = ()
     liquidation: LiquidationParams | None = None        # None: the defaults, no record
+    # (symbol, its lending pool's parameters): only these assets have a pool (state.lending);
+    # a non-quote one must be collateral
+    lending: tuple[tuple[str, L.PoolParams], ...] = ()
     state_digest_interval: int | None = None            # None: no full-state digest
 
 
@@ -56,6 +61,7 @@ def genesis_writes(g: GenesisState) -> tuple[list[tuple[bytes, bytes | None]], b
         if g.faucet.asset not in symbols:
             raise InvalidBlock(f"faucet asset {g.faucet.asset!r} is not among the assets")
         params.put_faucet(view, g.faucet)
+    _lending_writes(view, g, symbols)  # before the balances: they are stored scaled
     for addr, symbol, amount in sorted(g.balances):
         if symbol not in symbols:
             raise InvalidBlock(f"genesis balance in unknown asset {symbol!r}")
@@ -150,3 +156,21 @@ def _funding_writes(view: Overlay, g: GenesisState) -> None:
             raise InvalidBlock(f"genesis funding for market {mid}: {e}") from None
         mk.put_funding_params(view, mid, p)
         funding.start(view, mid, g.genesis_time_ms)
+
+
+def _lending_writes(view: Overlay, g: GenesisState, symbols: dict[str, int]) -> None:
+    """The lending pools (state.lending_pools), empty, their indices at 1 at genesis time."""
+    weights = dict(g.collateral)
+    if len(dict(g.lending)) != len(g.lending):
+        raise InvalidBlock("genesis gives an asset lending parameters twice")
+    for sym, p in sorted(g.lending):
+        if sym not in symbols:
+            raise InvalidBlock(f"genesis lending pool for unknown asset {sym!r}")
+        if sym != g.quote_asset and sym not in weights:
+            raise InvalidBlock(f"genesis lending pool for {sym}: not a collateral asset")
+        try:
+            L.check_params(p)
+        except ValueError as e:
+            raise InvalidBlock(f"genesis lending pool for {sym}: {e}") from None
+        LP.put_params(view, sym, p)
+        LP.put_pool(view, sym, LP.new_pool(g.genesis_time_ms))

@@ -6,7 +6,8 @@ What this module owns
 
 * `gov_add_market [spec, effective_height]` lists a new market (state.markets spec) with the next
   free id; `gov_set_param [market, param, value, effective_height]` changes one market parameter
-  (market > 0: SET_MARKET_PARAMS) or an exchange parameter (market 0: SET_GLOBAL_PARAMS).
+  (market > 0: SET_MARKET_PARAMS) or an exchange parameter (market 0: SET_GLOBAL_PARAMS, or a
+  lending pool's `L.<symbol>.<field>`: state.lending_gov).
 * Only the governance authority of genesis may sign them (NOT_GOVERNANCE). The height must be
   after the current block and at most MAX_GOVERNANCE_DELAY_BLOCKS ahead, and the change must be
   valid against today's state (INVALID_GOVERNANCE); it is validated again when it takes effect
@@ -17,6 +18,7 @@ What this module owns
 from state import constants as C, params
 from state.codec import encode, load
 from state.errors import Code, TxError
+from state import lending_gov
 from state.futures import check_listing
 from state.kv import KVView, Overlay
 from state.markets import (Market, OracleParams, check_fees_fit, fee_params,
@@ -112,6 +114,8 @@ def do_set_param(view: Overlay, ctx, tx) -> list:
     _check_signer_and_height(view, ctx, tx, height)
     if market_id:
         _changed_market(view, market_id, param, value)
+    elif lending_gov.is_lending_param(param):
+        lending_gov.check(view, param, value)
     else:
         _changed_oracle(view, param, value)
     _schedule(view, height, ["set_param", [market_id, param, value]])
@@ -153,6 +157,8 @@ def _apply_change(view: Overlay, kind: str, payload: list, now_ms: int):
     market_id, param, value = payload
     if market_id:
         put_market(view, _changed_market(view, market_id, param, value))
+    elif lending_gov.is_lending_param(param):
+        lending_gov.apply(view, param, value)
     else:
         put_oracle_params(view, _changed_oracle(view, param, value))
     return Event("governance_applied", (("action", kind), ("market", str(market_id)),

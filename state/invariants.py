@@ -44,10 +44,17 @@ The invariants, in the order they are checked (the names are `InvariantViolation
                         holding a position: a cross or flat entry holds none
     money_conserved     per asset, the sum of every balance (accounts, pool, fee account, ...)
                         equals the asset's supply; for the quote asset, the balances plus
-                        every isolated margin
+                        every isolated margin. For an asset with a lending pool the real
+                        balances (interest included, rounded against each account) sum to at
+                        most the supply: the protocol keeps the rounding
+    lending_pool        per pooled asset (state.lending_pools): the pool's scaled totals equal
+                        the sums of its accounts' scaled balances (supplied: positive balances
+                        of lending accounts; borrowed: negative ones), and the pool's cash
+                        (the supply less what is held outside it: raw balances of opted-out
+                        and protocol accounts, isolated margins) covers supplied - borrowed
 """
 
-from state import constants as C, ledger, orders as O, params, twap
+from state import constants as C, ledger, lending_pools as LP, orders as O, params, twap
 from state.book import OrderBook, Side
 from state.books import Books
 from state.derived import DerivedCache
@@ -63,7 +70,7 @@ INVARIANTS = ("order_record", "order_index", "book_crossed", "book_structure",
               "book_matches_records", "order_aggregates", "reduce_only_index",
               "reduce_only_within_position", "twap_index", "position_basis",
               "positions_net_zero", "settled_future", "pool_balance",
-              "funding_pool", "isolated_margin", "money_conserved")
+              "funding_pool", "isolated_margin", "money_conserved", "lending_pool")
 _ALL_MS = 2**64 - 1          # an expiry / trigger bound above every stored one
 _ALL = 2**62                 # a limit above any count of stored entries
 
@@ -112,7 +119,9 @@ def check_invariants(view: KVView, books: dict[int, OrderBook] | None = None) ->
     _check_settled(view, markets, {**resting, **waiting}, accts)
     _check_pool(view, bases_q)
     _check_funding_pool(view, accts)
-    _check_money(view, _check_isolated(accts))
+    iso = _check_isolated(accts)
+    _check_lending(view, iso)
+    _check_money(view, iso)
 
 
 def _open_orders(view: KVView, markets: list[Market]) -> tuple[dict, dict]:
@@ -419,6 +428,36 @@ def _check_money(view: KVView, isolated_total: int = 0) -> None:
         sums[quote] = sums.get(quote, 0) + isolated_total
     for asset in sorted({**sums, **{a: 0 for a in params.list_assets(view)}}):
         have, supply = sums.get(asset, 0), ledger.supply(view, asset)
-        if have != supply:
+        if have != supply and not (asset in LP.pool_params(view) and have <= supply):
             _fail("money_conserved", f"asset {asset}", f"balances sum to {have} quantums; "
                   f"the supply is {supply}")
+
+
+def _check_lending(view: KVView, isolated_total: int) -> None:
+    """The `lending_pool` invariant (see the module docstring)."""
+    pools = LP.pool_params(view)
+    if not pools:
+        return
+    quote, start = params.quote_asset(view), len(ledger.P_BAL)
+    for sym in sorted(pools):
+        sup = bor = outside = 0
+        for k, _ in view.iterate(ledger.P_BAL):
+            if k[start + C.PUBKEY_BYTES:].decode() != sym:
+                continue
+            addr = k[start:start + C.PUBKEY_BYTES]
+            stored, how = ledger.stored_balance(view, addr, sym), LP.mode(view, addr)
+            if stored > 0 and how == LP.LENDING:
+                sup += stored
+            elif stored < 0 and how != LP.RAW:
+                bor -= stored
+            else:
+                outside += stored
+        p = LP.get_pool(view, sym)
+        if (sup, bor) != (p.scaled_supplied, p.scaled_borrowed):
+            _fail("lending_pool", f"asset {sym}", f"accounts hold {sup} scaled supplied and "
+                  f"{bor} borrowed; the pool records {p.scaled_supplied} and "
+                  f"{p.scaled_borrowed}")
+        cash = ledger.supply(view, sym) - outside - (isolated_total if sym == quote else 0)
+        if cash < p.supplied - p.borrowed:
+            _fail("lending_pool", f"asset {sym}", f"cash {cash} quantums is less than "
+                  f"supplied {p.supplied} - borrowed {p.borrowed}")

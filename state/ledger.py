@@ -22,13 +22,16 @@ Loading an account into a Ledger first settles what its positions owe in funding
 `funding_payment` event per position that paid or received; `flush` stamps every entry of a
 funded market with the market's current index, so a position opened meanwhile starts there.
 
+For an asset with a lending pool the stored balance is a scaled amount (state.lending_pools):
+`balance` returns the real one, and every write goes through `lending_pools.store`.
+
 Values stay decoded in overlays (state.kv: an int or a list stands for its encoding), and an
 Account written by `flush` is handed back to the next `Ledger.account` of the same root
 without decoding while the record it was written as is still the one the view holds
 (state.derived rule 3: a stored list is never mutated, every write is a new object).
 """
 
-from state import constants as C, funding_index as FI, params
+from state import constants as C, funding_index as FI, lending_pools as LP, params
 from state.amounts import format_amount
 from state.codec import load
 from state.derived import derived_of
@@ -48,12 +51,25 @@ def balance(view: KVView, addr: bytes, asset: str) -> int:
     raw = view.get_stored(key) if type(view) is Overlay else view.get(key)
     if raw is None:
         return 0
-    return raw if type(raw) is int else load(raw)
+    v = raw if type(raw) is int else load(raw)
+    if asset in LP.pool_params(view):
+        return LP.real(view, addr, asset, v)
+    return v
 
 
 def balances(view: KVView, addr: bytes) -> dict[str, int]:
     prefix = P_BAL + addr
-    return {k[len(prefix):].decode(): load(v) for k, v in view.iterate(prefix)}
+    pools = LP.pool_params(view)
+    out = {k[len(prefix):].decode(): load(v) for k, v in view.iterate(prefix)}
+    for asset in pools.keys() & out.keys():
+        out[asset] = LP.real(view, addr, asset, out[asset])
+    return out
+
+
+def stored_balance(view: KVView, addr: bytes, asset: str) -> int:
+    """The balance record as stored (scaled for an asset with a lending pool)."""
+    raw = view.get(P_BAL + addr + asset.encode())
+    return 0 if raw is None else raw if type(raw) is int else load(raw)
 
 
 def supply(view: KVView, asset: str) -> int:
@@ -61,8 +77,11 @@ def supply(view: KVView, asset: str) -> int:
     return 0 if raw is None else load(raw)
 
 
-def _set_balance(view: Overlay, addr: bytes, asset: str, amount: int) -> None:
-    _put_balance(view, P_BAL + addr + asset.encode(), amount)
+def _add_balance(view: Overlay, addr: bytes, asset: str, delta: int) -> None:
+    old = stored_balance(view, addr, asset)
+    new = LP.store(view, addr, asset, old, delta) if asset in LP.pool_params(view) else \
+        old + delta
+    _put_balance(view, P_BAL + addr + asset.encode(), new)
 
 
 def _put_balance(view: Overlay, key: bytes, amount: int) -> None:
@@ -79,7 +98,7 @@ def mint(view: Overlay, addr: bytes, asset: str, amount: int) -> None:
     total = supply(view, asset) + amount
     if total > C.MAX_INT64:
         raise TxError(Code.BALANCE_OVERFLOW, f"total supply of {asset} would leave the int64 range")
-    _set_balance(view, addr, asset, balance(view, addr, asset) + amount)
+    _add_balance(view, addr, asset, amount)
     view.put(P_SUPPLY + asset.encode(), total)
 
 
@@ -90,14 +109,33 @@ def move(view: Overlay, src: bytes, dst: bytes, asset: str, amount: int, decimal
         raise TxError(Code.INSUFFICIENT_BALANCE,
                       f"balance {format_amount(have, decimals)} {asset} is less than "
                       f"{format_amount(amount, decimals)} {asset}")
-    _set_balance(view, src, asset, have - amount)
-    _set_balance(view, dst, asset, balance(view, dst, asset) + amount)
+    _add_balance(view, src, asset, -amount)
+    _add_balance(view, dst, asset, amount)
+
+
+def pay_reserve(view: Overlay, addr: bytes, asset: str, amount: int) -> None:
+    """Credit a lending pool's reserve: interest the borrowers now owe, so no new supply
+    (state.lending_accrual)."""
+    _add_balance(view, addr, asset, amount)
+
+
+def set_stored(view: Overlay, addr: bytes, asset: str, stored: int) -> None:
+    """Rewrite a balance record as stored (state.lending_actions, converting a balance between
+    lent and not lent; it keeps the pool's totals)."""
+    _put_balance(view, P_BAL + addr + asset.encode(), stored)
+
+
+def burn(view: Overlay, addr: bytes, asset: str, amount: int) -> None:
+    """Destroy `amount` of `asset` from `addr` (a withdrawal; the balance may go negative:
+    a borrow, which the caller has checked)."""
+    _add_balance(view, addr, asset, -amount)
+    view.put(P_SUPPLY + asset.encode(), supply(view, asset) - amount)
 
 
 class Ledger:
     """One sub-transaction's accounts and pending balance changes (see the module docstring)."""
 
-    __slots__ = ("view", "published", "accounts", "deltas", "events", "funded")
+    __slots__ = ("view", "published", "accounts", "deltas", "events", "funded", "pools")
 
     def __init__(self, view: Overlay, published: dict | None = None,
                  events: list | None = None):
@@ -107,6 +145,7 @@ class Ledger:
         self.deltas: dict[tuple[bytes, str], int] = {}
         self.events = [] if events is None else events
         self.funded = funding_params(view)  # market id -> FundingParams (decoded once)
+        self.pools = LP.pool_params(view)    # symbol -> lending PoolParams (decoded once)
 
     def account(self, addr: bytes) -> Account:
         """The account's clearing record, loaded once (written back by `flush`), with what
@@ -174,11 +213,13 @@ class Ledger:
         if len(published) > _MAX_PUBLISHED:
             published.clear()  # (only speed is lost)
         self.accounts = {}
+        pools = self.pools
         for (addr, asset), delta in self.deltas.items():
             key = P_BAL + addr + asset.encode()
             raw = view.get_stored(key)
-            _put_balance(view, key, delta + (0 if raw is None else raw if type(raw) is int
-                                             else load(raw)))
+            old = 0 if raw is None else raw if type(raw) is int else load(raw)
+            _put_balance(view, key, LP.store(view, addr, asset, old, delta)
+                         if pools and asset in pools else delta + old)
         self.deltas = {}
 
 

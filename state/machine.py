@@ -4,7 +4,8 @@
 
 checks the block header against the state, then runs, in this fixed order:
 0. the block's double-sign evidence (checked by consensus) is recorded (state.evidence);
-1. begin-block: validator-set changes and other governance changes scheduled for this
+1. begin-block: interest accrual of each lending pool over the time since the last block
+   (state.lending_accrual), then validator-set changes and other governance changes scheduled for this
    height, then expiry of good-til-time orders (expiry <= block time), so no expired order
    can trade in this block, then dated futures (state.futures: the settlement window's
    sample, and settlement of the futures whose expiry <= block time);
@@ -14,7 +15,6 @@ checks the block header against the state, then runs, in this fixed order:
    order-id order; then the TWAP slices that are due (state.twap); then funding
    (state.funding: premium samples, hourly payments); then liquidation of the accounts
    below maintenance margin (state.liquidation).
-   (Interest comes with a later issue.)
 Then, if genesis turned the full-state digest on, it is updated from the write set and, every
 N blocks, becomes the app hash (state.state_digest).
 It returns per-tx results, the begin/end-block events, the validator changes this block
@@ -47,6 +47,7 @@ from state.amounts import format_amount
 from state import evidence, funding, futures, governance, liquidation, mark, oracle, triggers
 from state import hl_actions, isolated
 from state import state_digest, twap
+from state import lending_accrual, lending_actions
 from state.evidence import DoubleSign
 from state.derived import Derived, DerivedCache, derived_of
 from state.margin import P_MARK
@@ -329,7 +330,9 @@ def _batch_item(i: int, action: str, code: int, log: str) -> Event:
 
 
 def begin_block(view: Overlay, ctx: Ctx) -> list[Event]:
-    events = governance.apply_validator_updates(view, ctx.height)
+    # (first: the interval before this block accrues at the parameters it had)
+    events = lending_accrual.begin_block(view, ctx, last_block(view)[1])
+    events += governance.apply_validator_updates(view, ctx.height)
     events += governance.apply_pending(view, ctx)
     events += triggers.expire_orders(view, ctx)
     events += futures.begin_block(view, ctx, last_block(view)[1])
@@ -373,5 +376,7 @@ HANDLERS = {"transfer": do_transfer, "faucet": do_faucet, "batch": do_batch,
             "modify_trigger": _action_handler(triggers.modify_trigger),
             "twap_order": _action_handler(twap.place_twap),
             "twap_cancel": _action_handler(twap.cancel_twap),
+            **{name: _action_handler(getattr(lending_actions, name))
+               for name in ("withdraw", "deposit", "set_lending", "settle_pnl")},
             "hl": hl_actions.run,
             **{name: _action_handler(fn) for name, fn in BATCH_ACTIONS.items()}}

@@ -20,13 +20,17 @@ maintenance margin do not count here. Only the open orders on its market do, in 
 the extra initial margin they could need beyond the position's own (its worst case less the
 position's initial margin), which the cross account must be able to move in when they fill.
 
+With lending pools (state.lending_pools) the collateral part is state.lending_margin's:
+every balance, positive ones at their collateral weight, negative ones at their borrow weight.
+
 Rounding is always against the account: values of what it holds round down (floor), notionals
 that set requirements round up.
 """
 
 from typing import NamedTuple
 
-from state import ledger, constants as C, funding_index as FI, params
+from state import ledger, constants as C, funding_index as FI, lending_margin, params
+from state.lending_pools import pool_params
 from state.codec import load
 from state.derived import derived_of, load_memo
 from state.kv import KVView
@@ -105,6 +109,8 @@ def funding_owed(view: KVView, e) -> int:
 
 
 def collateral_value(view: KVView, addr: bytes, quote: str | None = None) -> int:
+    if pool_params(view):  # lending: borrows count at their borrow weight (state.lending_margin)
+        return lending_margin.collateral_value(view, addr, quote or params.quote_asset(view))
     return ledger.balance(view, addr, quote or params.quote_asset(view)) + \
         _other_collateral(view, addr)
 

@@ -64,6 +64,11 @@ ACTION_SCHEMAS: dict[str, tuple[tuple[str, str], ...]] = {
                       ("effective_height", "uint")),
     "gov_add_market": (("spec", "list"), ("effective_height", "uint")),
     "gov_set_validator": (("pub_key", "addr"), ("power", "uint")),
+    # lending (state.lending_actions)
+    "withdraw": (("asset", "str"), ("amount", "uint")),
+    "deposit": (("asset", "str"), ("amount", "uint")),
+    "set_lending": (("enabled", "uint"),),
+    "settle_pnl": (("market", "uint"),),
 }
 # Actions a batch may carry (each runs as its own sub-transaction with its own result).
 BATCHABLE = ("order", "cancel", "cancel_cloid", "cancel_all", "modify")

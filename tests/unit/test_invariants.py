@@ -410,3 +410,29 @@ def test_settled_future():
                  order(A, f.n(), FUT, True, _px(60_000), _lots(1), tif=IOC)])
     v = _violation(_corrupt(f.chain, settle))
     assert v.invariant == "settled_future" and "still holds" in v.detail
+
+
+def test_lending_pool():
+    """A scaled balance changed behind the pool's back, or a pool that records more supplied
+    than its cash covers, breaks `lending_pool`."""
+    from localnet.fixtures import lending_genesis
+    from state import lending_pools as LP
+    from tests.chain_helpers import USDC, action, key
+    chain = Chain(lending_genesis(((key(0).pub_key, "USDC", 1_000 * USDC),
+                                   (key(1).pub_key, "BTC", 10**8))))
+    chain.block([action(key(1), chain.time_ms + 1, "withdraw", "USDC", 400 * USDC)])
+    check_invariants(chain.kv)
+
+    def scaled(ov, kv):
+        ov.put(ledger.P_BAL + key(1).pub_key + b"USDC", encode(-401 * USDC))
+    v = _violation(_corrupt(chain, scaled))
+    assert v.invariant == "lending_pool" and v.where == "asset USDC"
+
+    def pool(ov, kv):
+        p = LP.get_pool(kv, "USDC")
+        LP.put_pool(ov, "USDC", p._replace(scaled_supplied=p.scaled_supplied + 1,
+                                           scaled_borrowed=p.scaled_borrowed))
+        ov.put(ledger.P_BAL + key(0).pub_key + b"USDC",
+               encode(ledger.stored_balance(kv, key(0).pub_key, "USDC") + 1))
+    v = _violation(_corrupt(chain, pool))
+    assert v.invariant == "lending_pool" and "cash" in v.detail

@@ -682,6 +682,8 @@ def test_positional_params_follow_the_documented_order(chain):
         "liquidations": {"address": USER.address, "limit": 5},
         "adl_queue": {"address": MAKER.address},
         "twap_orders": {"address": USER.address},
+        "lending_account": {"address": USER.address},
+        "interest_history": {"asset": "USDC", "limit": 5},
         "sync_context": {"height": 3},
     }
     sample["tx"]["hash"] = hashlib.sha256(base64.b64decode(sample["tx"]["hash"])).hexdigest()
