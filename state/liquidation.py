@@ -53,6 +53,7 @@ from state.insurance import INSURANCE_FUND, fund_balance
 from state.kv import Overlay
 from state.liquidation_params import LiquidationParams, liquidation_params
 from state.isolated import iso_summary, isolated_summaries
+from state.lending_margin import borrowed_value
 from state.margin import Summary, mark_price, notional_up, summary, value
 from state.markets import Market, collateral, get as get_market
 from state.placement import execute
@@ -128,6 +129,11 @@ def check_account(view: Overlay, ctx, p: LiquidationParams, idx: HolderIndex,
     _drop_done(view, addr, due, active_keys)
     if not due:
         quote = params.quote_asset(view)
+        if borrowed_value(view, addr, quote):
+            # Interest on a borrow lowers equity with no write and no price move, which the
+            # band does not bound: a borrower gets no band (a full check each time, warm or
+            # cold alike).
+            return []
         # (one quantum of rounding per position for its value, one for its funding owed)
         idx.note_checked(addr, s, 2 * len(acct.entries) + len(collateral(view)),
                          s.collateral - ledger.balance(view, addr, quote), list(iso.values()),

@@ -33,7 +33,8 @@ rounding) > 0 stores safe_until = ceil(G0 * (slack + 2 N0) / (2 N0)), and the ac
 while G < safe_until. A write to the account's balances, a change to what its equity or MM
 depends on in its record (`risk_inputs`: a position's size, basis, funding index, margin mode
 or isolated margin; not its leverage or open orders, which move only initial margin), a new
-price or a parameter change drops the band (a full check next time). An account with isolated positions
+price or a parameter change drops the band (a full check next time). An account that borrows from a
+lending pool gets no band: interest lowers its equity with no write and no price move. An account with isolated positions
 (state.isolated) gets the smallest of the bands of its cross summary (if it has cross positions)
 and of each isolated position's own summary (N0 its notional). A cold node has no bands and checks every candidate: both liquidate the same
 accounts, because a skipped account is provably above maintenance margin.

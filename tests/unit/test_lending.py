@@ -320,3 +320,32 @@ def test_a_borrowed_asset_counts_at_its_borrow_weight():
     ok(c.block([withdraw(c, 1, "BTC", BTC)]))
     s = summary(c.kv, load_account(c.kv, key(1).pub_key))
     assert s.equity == 34_000 * USDC        # 100,000 - 1 BTC x 60,000 x 1.1 (no interest yet)
+
+
+def test_a_borrower_gets_no_liquidation_safety_band():
+    """Interest lowers a borrower's equity with no write and no price move, which the
+    liquidation step's safety band (state.risk_index) does not bound: a healthy borrower must
+    be checked in full every time, or a warm node could skip an account a cold node (replay)
+    liquidates."""
+    from state.kv import Overlay
+    from state.liquidation import check_account
+    from state.liquidation_params import liquidation_params
+    from state.risk_index import HolderIndex
+
+    c = supplier_and_borrower()
+    c2 = Chain(lending_genesis(((key(0).pub_key, "USDC", 1_000_000 * USDC),
+                                (key(1).pub_key, "BTC", 100 * BTC),
+                                (key(1).pub_key, "USDC", 1_000 * USDC),
+                                (key(2).pub_key, "BTC", 100 * BTC))))
+    for chain in (c, c2):
+        ok(chain.block([order(key(2 if chain is c2 else 0), N(chain), BTC_PERP, False,
+                              60_000 * PRICE, BTC),
+                        order(key(1), N(chain), BTC_PERP, True, 60_000 * PRICE, BTC)]))
+    ok(c.block([withdraw(c, 1, "USDC", 10_000 * USDC)]))        # key 1 borrows on c only
+    assert bal(c, 1) < 0 and bal(c2, 1) >= 0
+    for chain, banded in ((c, False), (c2, True)):
+        view = Overlay(chain.kv)
+        idx = HolderIndex()
+        idx.build(view)
+        assert check_account(view, None, liquidation_params(view), idx, key(1).pub_key) == []
+        assert idx.is_safe(key(1).pub_key) is banded
