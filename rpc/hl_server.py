@@ -21,6 +21,7 @@ from hypercorn.config import Config as HyperConfig
 from hypercorn.trio import serve
 
 from node.config import is_loopback, parse_duration_ms
+from rpc.asgi import lifespan_or_websocket
 from rpc.errors import RPCError
 from rpc.hl_format import HLError
 from rpc.hl_info import info
@@ -47,20 +48,8 @@ class HLServer:
                                    r.max_requests_per_s_per_ip)
 
     async def __call__(self, scope, receive, send):
-        if scope["type"] == "lifespan":
-            while True:
-                msg = await receive()
-                if msg["type"] == "lifespan.startup":
-                    await send({"type": "lifespan.startup.complete"})
-                elif msg["type"] == "lifespan.shutdown":
-                    await send({"type": "lifespan.shutdown.complete"})
-                    return
-        if scope["type"] == "websocket":
-            if self.hub is not None and scope["path"] == "/ws":
-                await serve_hl_websocket(self.hub, scope, receive, send)
-            else:   # refused at the handshake (HTTP 403)
-                await receive()
-                await send({"type": "websocket.close"})
+        serve_ws = None if self.hub is None else partial(serve_hl_websocket, self.hub)
+        if await lifespan_or_websocket(scope, receive, send, "/ws", serve_ws):
             return
         if scope["type"] != "http":
             return

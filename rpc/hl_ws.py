@@ -27,16 +27,15 @@ import json
 import logging
 from collections import OrderedDict
 
-import trio
-
 from node.commit_feed import CommitFeed
 from node.read_model import Fill
 from rpc import hl_format as H, hl_info
 from rpc.hl_format import HLError, Universe
 from rpc.limits import Admission
 from rpc.errors import RPCError
-from rpc.ws_hub import CLOSE_FELL_BEHIND, CLOSE_TRY_AGAIN, Connection, Refused
+from rpc.ws_hub import CLOSE_FELL_BEHIND, Connection, admit_connection
 from rpc.ws_messages import block_events
+from rpc.ws_server import serve_connection
 from state.machine import last_block
 
 log = logging.getLogger("perpchain.hl_ws")
@@ -45,7 +44,6 @@ COIN_SUBS = ("l2Book", "trades")
 USER_SUBS = ("userFills", "userEvents", "orderUpdates")
 SUB_TYPES = ("allMids", "l2Book", "trades", "candle") + USER_SUBS
 MAX_REMEMBERED_ORDERS = 10_000    # orders of subscribed users, for cancel updates
-CLOSE_GOING_AWAY = 1001
 _CANCEL_STATUS = {"self_trade": "selfTradeCanceled", "liquidation": "liquidatedCanceled",
                   "reduce_only": "reduceOnlyCanceled"}
 _ORDER_STATUS = {"open": "open", "partially_filled_open": "open", "filled": "filled",
@@ -95,13 +93,7 @@ class HLHub:
 
     # -- connections ------------------------------------------------------------------------
     def open(self, ip: str) -> Connection:
-        if len(self.connections) >= self.max_connections:
-            raise Refused(f"too many websocket connections: limit [rpc] ws_max_connections = "
-                          f"{self.max_connections}")
-        n = self.per_ip.get(ip, 0)
-        if n >= self.max_per_ip:
-            raise Refused(f"too many websocket connections from {ip}: limit [rpc] "
-                          f"ws_max_connections_per_ip = {self.max_per_ip}")
+        n = admit_connection(self, ip)
         conn = Connection(ip, self.queue_messages)
         self.connections.add(conn)
         self.subs[conn] = {}
@@ -417,48 +409,5 @@ async def call_exchange(app, body) -> tuple[int, dict]:
 # -- the ASGI websocket --------------------------------------------------------------------
 
 async def serve_hl_websocket(hub: HLHub, scope, receive, send) -> None:
-    """One connection: a reader task answers frames, the writer sends the queue in order."""
-    if (await receive())["type"] != "websocket.connect":
-        return
-    await send({"type": "websocket.accept"})
-    ip = (scope.get("client") or ("unknown",))[0]
-    try:
-        conn = hub.open(ip)
-    except Refused as e:
-        await send({"type": "websocket.close", "code": CLOSE_TRY_AGAIN, "reason": str(e)})
-        return
-    try:
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(_reader, hub, conn, receive, nursery.cancel_scope)
-            await _writer(conn, send)
-            nursery.cancel_scope.cancel()
-    finally:
-        hub.close(conn)
-
-
-async def _reader(hub: HLHub, conn: Connection, receive, scope: trio.CancelScope) -> None:
-    while True:
-        msg = await receive()
-        if msg["type"] != "websocket.receive":
-            scope.cancel()
-            return
-        text = msg.get("text")
-        if text is None:
-            text = (msg.get("bytes") or b"").decode("utf-8", "replace")
-        await hub.handle(conn, text)
-
-
-async def _writer(conn: Connection, send) -> None:
-    try:
-        async for text in conn.recv_ch:
-            if conn.close_reason is not None:
-                break
-            await send({"type": "websocket.send", "text": text})
-    except trio.Cancelled:
-        with trio.move_on_after(1) as cs:
-            cs.shield = True
-            await send({"type": "websocket.close", "code": CLOSE_GOING_AWAY,
-                        "reason": "node shutting down"})
-        raise
-    code, reason = conn.close_reason
-    await send({"type": "websocket.close", "code": code, "reason": reason})
+    """One connection (rpc/ws_server.serve_connection): each frame goes to `hub.handle`."""
+    await serve_connection(hub, scope, receive, send, hub.handle)

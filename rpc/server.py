@@ -30,6 +30,7 @@ from hypercorn.trio import serve
 from node.app import Application
 from node.config import ConfigError, is_loopback, parse_duration_ms
 from node.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE, NodeMetrics
+from rpc.asgi import lifespan_or_websocket
 from rpc.dashboard_http import dashboard_file
 from rpc.errors import RPCCode, RPCError
 from rpc.limits import Admission
@@ -199,20 +200,8 @@ class RPCServer:
 
     # -- ASGI ----------------------------------------------------------------------------
     async def __call__(self, scope, receive, send):
-        if scope["type"] == "lifespan":
-            while True:
-                msg = await receive()
-                if msg["type"] == "lifespan.startup":
-                    await send({"type": "lifespan.startup.complete"})
-                elif msg["type"] == "lifespan.shutdown":
-                    await send({"type": "lifespan.shutdown.complete"})
-                    return
-        if scope["type"] == "websocket":
-            if self.hub is not None and scope["path"] == "/websocket":
-                await serve_websocket(self.hub, scope, receive, send)
-            else:   # refused at the handshake (HTTP 403)
-                await receive()
-                await send({"type": "websocket.close"})
+        serve_ws = None if self.hub is None else partial(serve_websocket, self.hub)
+        if await lifespan_or_websocket(scope, receive, send, "/websocket", serve_ws):
             return
         if scope["type"] != "http":
             return

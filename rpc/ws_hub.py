@@ -88,6 +88,20 @@ def _dumps(obj) -> str:
     return json.dumps(obj, separators=(",", ":"))
 
 
+def admit_connection(hub, ip: str) -> int:
+    """The number of connections `ip` has open (`hub.per_ip`), if one more is within the
+    limits ([rpc] ws_max_connections, ws_max_connections_per_ip); Refused otherwise. Shared
+    with the Hyperliquid hub (rpc/hl_ws.py)."""
+    if len(hub.connections) >= hub.max_connections:
+        raise Refused(f"too many websocket connections: limit [rpc] ws_max_connections = "
+                      f"{hub.max_connections}")
+    n = hub.per_ip.get(ip, 0)
+    if n >= hub.max_per_ip:
+        raise Refused(f"too many websocket connections from {ip}: limit [rpc] "
+                      f"ws_max_connections_per_ip = {hub.max_per_ip}")
+    return n
+
+
 class Hub:
     def __init__(self, app, metrics=None):
         r = app.cfg.rpc
@@ -105,13 +119,7 @@ class Hub:
 
     # -- connections ------------------------------------------------------------------------
     def open(self, ip: str) -> Connection:
-        if len(self.connections) >= self.max_connections:
-            raise Refused(f"too many websocket connections: limit [rpc] ws_max_connections = "
-                          f"{self.max_connections}")
-        n = self.per_ip.get(ip, 0)
-        if n >= self.max_per_ip:
-            raise Refused(f"too many websocket connections from {ip}: limit [rpc] "
-                          f"ws_max_connections_per_ip = {self.max_per_ip}")
+        n = admit_connection(self, ip)
         conn = Connection(ip, self.queue_messages, self._dropped)
         self.connections.add(conn)
         self.per_ip[ip] = n + 1

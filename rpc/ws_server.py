@@ -71,7 +71,16 @@ def _call(hub: Hub, conn: Connection, req) -> dict:
 
 
 async def serve_websocket(hub: Hub, scope, receive, send) -> None:
-    """The ASGI websocket handler."""
+    """The ASGI websocket handler of the JSON-RPC subscriptions."""
+    async def on_text(conn: Connection, text: str) -> None:
+        conn.push(answer(hub, conn, text))
+    await serve_connection(hub, scope, receive, send, on_text)
+
+
+async def serve_connection(hub, scope, receive, send, on_text) -> None:
+    """One websocket connection of a hub (this one, or the Hyperliquid one in rpc/hl_ws.py):
+    a reader task hands each text frame to `on_text(conn, text)`, the writer sends the
+    connection's bounded queue in order, then the close frame."""
     if (await receive())["type"] != "websocket.connect":
         return
     await send({"type": "websocket.accept"})
@@ -83,14 +92,14 @@ async def serve_websocket(hub: Hub, scope, receive, send) -> None:
         return
     try:
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(_reader, hub, conn, receive, nursery.cancel_scope)
+            nursery.start_soon(_reader, on_text, conn, receive, nursery.cancel_scope)
             await _writer(conn, send)
             nursery.cancel_scope.cancel()
     finally:
         hub.close(conn)
 
 
-async def _reader(hub: Hub, conn: Connection, receive, scope: trio.CancelScope) -> None:
+async def _reader(on_text, conn: Connection, receive, scope: trio.CancelScope) -> None:
     while True:
         msg = await receive()
         if msg["type"] != "websocket.receive":
@@ -99,7 +108,7 @@ async def _reader(hub: Hub, conn: Connection, receive, scope: trio.CancelScope) 
         text = msg.get("text")
         if text is None:
             text = (msg.get("bytes") or b"").decode("utf-8", "replace")
-        conn.push(answer(hub, conn, text))
+        await on_text(conn, text)
 
 
 async def _writer(conn: Connection, send) -> None:
