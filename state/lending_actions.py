@@ -23,8 +23,8 @@ from state import ledger, lending_pools as LP, params
 from state.amounts import format_amount
 from state.errors import Code, TxError
 from state.events import Event
-from state.margin import mark_price, spot_reserved, summary
-from state.positions import load_account
+from state.margin import mark_price
+from state.placement import check_covered
 from state.settlement import POOL
 
 
@@ -50,7 +50,7 @@ def withdraw(scope, signer: bytes, fields: tuple) -> None:
     if asset in pools:
         _check_pool(view, signer, asset, amount, have, dec)
     ledger.burn(view, signer, asset, amount)
-    check_initial_margin(scope, signer, "the withdrawal")
+    check_covered(scope, signer, "the withdrawal")
     scope.events.append(Event("withdrawal", (
         ("account", signer.hex()), ("asset", asset), ("amount", format_amount(amount, dec)),
         ("borrowed", format_amount(borrowed, dec)))))
@@ -78,28 +78,6 @@ def _check_pool(view, signer: bytes, asset: str, amount: int, have: int, dec: in
                       f"{format_amount(borrowed, dec)} borrowed of "
                       f"{format_amount(max(supplied, 0), dec)} supplied, above its withdrawal "
                       f"utilisation ceiling of {format_amount(prm.withdraw_ceiling_ppm, 4)}%")
-
-
-def check_initial_margin(scope, owner: bytes, what: str) -> None:
-    """equity >= initial margin (borrows at their borrow weight) and the open spot orders'
-    balances covered, after `what`."""
-    view = scope.view
-    acct = load_account(view, owner)
-    s = summary(view, acct, scope.quote)
-    if s.equity < s.initial_margin:
-        q = scope.quote_decimals
-        raise TxError(Code.INSUFFICIENT_MARGIN,
-                      f"after {what} equity {format_amount(s.equity, q)} would be below the "
-                      f"initial margin {format_amount(s.initial_margin, q)} (positions, open "
-                      "orders at worst case, borrows at their borrow weight)")
-    for asset, need in sorted(spot_reserved(view, acct).items()):
-        have = ledger.balance(view, owner, asset)
-        if have < need:
-            dec = params.asset_decimals(view, asset)
-            raise TxError(Code.INSUFFICIENT_BALANCE,
-                          f"after {what} the balance {format_amount(have, dec)} {asset} would "
-                          f"not cover the {format_amount(need, dec)} {asset} that open spot "
-                          "orders may spend")
 
 
 def deposit(scope, signer: bytes, fields: tuple) -> None:
@@ -157,7 +135,7 @@ def settle_pnl(scope, signer: bytes, fields: tuple) -> None:
     scope.ledger.credit(POOL, scope.quote, -pnl)
     scope.ledger.flush()
     if ledger.balance(view, signer, scope.quote) < 0:
-        check_initial_margin(scope, signer, "settling the PnL")
+        check_covered(scope, signer, "settling the PnL")
     scope.events.append(Event("settle_pnl", (
         ("account", signer.hex()), ("market", m.symbol),
         ("pnl", format_amount(pnl, scope.quote_decimals)))))

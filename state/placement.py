@@ -262,27 +262,34 @@ def check_margin_after(scope, m: Market, o: O.OrderRecord, taker: Account, te: E
 
 def check_after_withdrawal(scope, owner: bytes) -> None:
     """What an account moves out (a transfer) must leave its positions and open orders
-    covered: equity >= initial margin (positions and open orders at worst case), and every
-    balance >= what its resting spot orders may spend. Reads only: the account's record is
-    not loaded into the ledger, so a transfer writes nothing more than before."""
+    covered (`check_covered`). An account with no positions and no open orders has nothing
+    to cover; the check is then skipped."""
+    acct = load_account(scope.view, owner)
+    if acct.entries:
+        check_covered(scope, owner, "the transfer", acct)
+
+
+def check_covered(scope, owner: bytes, what: str, acct=None) -> None:
+    """After `what`: equity >= initial margin (positions and open orders at worst case,
+    borrows at their borrow weight), and every balance >= what its resting spot orders may
+    spend. Reads only: the account's record is not loaded into the ledger, so the check
+    writes nothing."""
     view = scope.view
-    acct = load_account(view, owner)
-    if not acct.entries:
-        return
+    acct = acct if acct is not None else load_account(view, owner)
     s = summary(view, acct, scope.quote)
     if s.equity < s.initial_margin:
         dec = scope.quote_decimals
         raise TxError(Code.INSUFFICIENT_MARGIN,
-                      f"after the transfer equity {format_amount(s.equity, dec)} would be below "
-                      f"the initial margin {format_amount(s.initial_margin, dec)} of the "
-                      "account's positions and open orders")
+                      f"after {what} equity {format_amount(s.equity, dec)} would be below the "
+                      f"initial margin {format_amount(s.initial_margin, dec)} (positions and "
+                      "open orders at worst case, borrows at their borrow weight)")
     for asset, need in sorted(spot_reserved(view, acct).items()):
         have = ledger.balance(view, owner, asset)
         if have < need:
             dec = params.asset_decimals(view, asset)
             raise TxError(Code.INSUFFICIENT_BALANCE,
-                          f"after the transfer the balance {format_amount(have, dec)} {asset} "
-                          f"would not cover the {format_amount(need, dec)} {asset} that this "
+                          f"after {what} the balance {format_amount(have, dec)} {asset} would "
+                          f"not cover the {format_amount(need, dec)} {asset} that this "
                           "account's open spot orders may spend")
 
 
