@@ -35,14 +35,17 @@ Mapping
   balance is both the spot balance and the perp collateral, so there is nothing to move:
   a valid request (amount > 0, at most the quote balance, no sub-account) succeeds and
   changes nothing.
-- `withdraw3` and `scheduleCancel`: no bridge and no dead-man switch here: HL_UNSUPPORTED.
+- `withdraw3` {destination, amount, time}: the native `withdraw` of the quote asset (burned,
+  a `withdrawal` event with the destination for a bridge). `scheduleCancel`: no dead-man
+  switch here: HL_UNSUPPORTED.
 
 Results: every order, cancel and modify item adds one `hl_status` event, in item order, with
 `index` and `status` = resting (oid, cloid) | filled (oid, cloid, total_sz, avg_px) |
 success | error (error text), from which rpc/hl_exchange.py answers in Hyperliquid's shape.
 """
 
-from state import cancellation, hl_universe as U, isolated, ledger, orders as O, placement
+from state import cancellation, hl_universe as U, isolated, ledger, lending_actions, placement
+from state import orders as O
 from state import constants as C
 from state.amounts import AmountError, format_amount, parse_amount
 from state.errors import Code, TxError
@@ -361,8 +364,12 @@ def do_usd_class_transfer(scope: Scope, owner: bytes, action: dict) -> None:
 
 
 def do_withdraw(scope: Scope, owner: bytes, action: dict) -> None:
-    raise unsupported("withdraw3: this chain has no bridge to withdraw to; balances stay on "
-                      "chain (usdSend moves them to another address)")
+    """The native `withdraw` of the quote asset (state.lending_actions): burned, with a
+    `withdrawal` event naming the destination for a bridge."""
+    dest = destination_account(action.get("destination"))
+    amount = quote_amount(scope, action.get("amount"), "withdraw3")
+    lending_actions.withdraw(scope, owner, (scope.quote, amount), "0x" + (
+        U.eth_address_of(dest) or dest).hex())
 
 
 def do_schedule_cancel(scope: Scope, owner: bytes, action: dict) -> None:

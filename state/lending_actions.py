@@ -35,7 +35,10 @@ def _amount(view, asset: str, amount: int) -> int:
     return dec
 
 
-def withdraw(scope, signer: bytes, fields: tuple) -> None:
+def withdraw(scope, signer: bytes, fields: tuple, destination: str | None = None) -> None:
+    """Burn `amount` of `asset` (borrowing it if the balance is short and the pool allows)
+    and emit the `withdrawal` event a bridge reads; `destination`: where the bridge should
+    pay (a Hyperliquid `withdraw3`), else the account itself."""
     asset, amount = fields
     view = scope.view
     dec = _amount(view, asset, amount)
@@ -53,7 +56,8 @@ def withdraw(scope, signer: bytes, fields: tuple) -> None:
     check_covered(scope, signer, "the withdrawal")
     scope.events.append(Event("withdrawal", (
         ("account", signer.hex()), ("asset", asset), ("amount", format_amount(amount, dec)),
-        ("borrowed", format_amount(borrowed, dec)))))
+        ("borrowed", format_amount(borrowed, dec)))
+        + ((("destination", destination),) if destination is not None else ())))
 
 
 def _check_pool(view, signer: bytes, asset: str, amount: int, have: int, dec: int) -> None:

@@ -47,6 +47,13 @@ def usd_send_tx(wallet, destination: str, amount: str, nonce: int,
                        signature_bytes(sig))
 
 
+def withdraw3_tx(wallet, destination: str, amount: str, nonce: int) -> bytes:
+    action = {"destination": destination, "amount": amount, "time": nonce, "type": "withdraw3"}
+    sig = sdk.sign_withdraw_from_bridge_action(wallet, action, False)
+    return build_hl_tx(address20(wallet), msgpack.packb(action), nonce, None, None,
+                       signature_bytes(sig))
+
+
 def order_action(*wires: dict, grouping="na") -> dict:
     return {"type": "order", "orders": list(wires), "grouping": grouping}
 

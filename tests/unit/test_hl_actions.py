@@ -7,7 +7,7 @@ from state.errors import Code
 from state.machine import BlockInput, apply_block
 from tests.chain_helpers import Chain, order
 from tests.hl_helpers import (WALLETS, account32, hl_genesis, l1_tx, limit, order_action,
-                              statuses, usd_send_tx)
+                              statuses, usd_send_tx, withdraw3_tx)
 
 N0 = GENESIS_MS + 500
 BTC = 0   # asset id of BTC-USD (the first perp market)
@@ -150,3 +150,17 @@ def test_replay_from_genesis_reverifies_and_matches_warm():
     fresh = chain()
     res = apply_block(fresh.kv, BlockInput(1, N0, (bytes(bad),)), fresh.app_hash)
     assert res.tx_results[0].code == Code.BAD_SIGNATURE
+
+
+def test_withdraw3_burns_the_quote_and_names_the_destination_for_a_bridge():
+    c = chain()
+    dest = "0x" + "44" * 20
+    before = ledger.balance(c.kv, account32(WALLETS[0]), "USDC")
+    r = c.block([withdraw3_tx(WALLETS[0], dest, "7.25", N0),
+                 withdraw3_tx(WALLETS[0], dest, "10000000", N0 + 1)])
+    assert r.tx_results[0].code == 0, r.tx_results[0].log
+    assert ledger.balance(c.kv, account32(WALLETS[0]), "USDC") == before - 7_250_000
+    ev = [e for e in r.tx_results[0].events if e.type == "withdrawal"]
+    assert len(ev) == 1 and ("destination", dest) in ev[0].attrs
+    assert ("amount", "7.25") in ev[0].attrs and ("asset", "USDC") in ev[0].attrs
+    assert r.tx_results[1].code == Code.INSUFFICIENT_BALANCE, r.tx_results[1].log
