@@ -61,8 +61,9 @@ def balances(view: KVView, addr: bytes) -> dict[str, int]:
     prefix = P_BAL + addr
     pools = LP.pool_params(view)
     out = {k[len(prefix):].decode(): load(v) for k, v in view.iterate(prefix)}
-    for asset in pools.keys() & out.keys():
-        out[asset] = LP.real(view, addr, asset, out[asset])
+    for asset in sorted(pools):
+        if asset in out:
+            out[asset] = LP.real(view, addr, asset, out[asset])
     return out
 
 

@@ -37,7 +37,17 @@ def determinism_violations(path: Path) -> list[str]:
             out.append(f"{where} true division (use // with a stated rounding)")
         elif isinstance(node, ast.Set | ast.SetComp):
             out.append(f"{where} set literal (iteration in hash order)")
+        elif isinstance(node, ast.BinOp) and \
+                isinstance(node.op, ast.BitAnd | ast.BitOr | ast.BitXor | ast.Sub) and \
+                any(_is_view_call(x) for x in (node.left, node.right)):
+            out.append(f"{where} set operation on dict keys/items (iteration in hash order)")
     return out
+
+
+def _is_view_call(node) -> bool:
+    """`x.keys()` or `x.items()`: a set-like view; & | ^ - on it make a hash-ordered set."""
+    return isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and \
+        node.func.attr in ("keys", "items")
 
 
 def test_state_is_deterministic():
@@ -53,10 +63,10 @@ def test_consensus_does_not_import_state():
 def test_the_checks_can_fail(tmp_path):
     f = tmp_path / "bad.py"
     f.write_text("import time\nimport trio\nx = 1.5\ny = 3 / 2\nz = {1, 2}\nw = hash(b'')\n"
-                 "v = float(2)\nfrom state import kv\n")
+                 "v = float(2)\nfrom state import kv\nu = a.keys() & b.keys()\n")
     found = " ".join(determinism_violations(f))
     for what in ("imports time", "imports trio", "float literal", "true division",
-                 "set literal", "uses hash", "uses float"):
+                 "set literal", "uses hash", "uses float", "set operation on dict keys"):
         assert what in found
     assert "state" in imports(f)
 
