@@ -22,7 +22,6 @@ per batch of committed blocks, trades / userFills / userEvents / orderUpdates / 
 what the blocks did, then l2Book and allMids if they changed.
 """
 
-import importlib.util
 import json
 import logging
 from collections import OrderedDict
@@ -30,6 +29,7 @@ from collections import OrderedDict
 from node.commit_feed import CommitFeed
 from node.read_model import Fill
 from rpc import hl_format as H, hl_info
+from rpc.hl_exchange import exchange
 from rpc.hl_format import HLError, Universe
 from rpc.limits import Admission
 from rpc.errors import RPCError
@@ -45,6 +45,7 @@ USER_SUBS = ("userFills", "userEvents", "orderUpdates")
 SUB_TYPES = ("allMids", "l2Book", "trades", "candle") + USER_SUBS
 MAX_REMEMBERED_ORDERS = 10_000    # orders of subscribed users, for cancel updates
 _CANCEL_STATUS = {"self_trade": "selfTradeCanceled", "liquidation": "liquidatedCanceled",
+                  "scheduled_cancel": "scheduledCancel",
                   "reduce_only": "reduceOnlyCanceled"}
 _ORDER_STATUS = {"open": "open", "partially_filled_open": "open", "filled": "filled",
                  "partially_filled_cancelled": "canceled", "cancelled_unfilled": "canceled",
@@ -395,11 +396,7 @@ class HLHub:
 
 async def call_exchange(app, body) -> tuple[int, dict]:
     """`POST /exchange` and a websocket `post` of type "action": rpc/hl_exchange.py's
-    `exchange(app, body)` (the Hyperliquid signature scheme), imported at call time."""
-    if importlib.util.find_spec("rpc.hl_exchange") is None:
-        return 404, {"code": "exchange_unavailable", "msg": "exchange not available",
-                     "data": None}
-    from rpc.hl_exchange import exchange
+    `exchange(app, body)` (the Hyperliquid signature scheme)."""
     if not isinstance(body, dict):
         return 400, {"code": "invalid_request", "msg": "the body must be a JSON object",
                      "data": None}

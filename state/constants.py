@@ -60,6 +60,10 @@ MAX_ORACLE_PRICES = 64
 MAX_TRIGGERS_PER_MARKET_PER_BLOCK = 200
 # Orders expired per block (the rest next block).
 MAX_EXPIRIES_PER_BLOCK = 2_000
+# scheduled cancels (state/schedule_cancel.py; Hyperliquid: at least 5 s ahead)
+SCHEDULE_MIN_DELAY_MS = 5_000
+SCHEDULE_MAX_DELAY_MS = 7 * 24 * 3_600_000
+MAX_SCHEDULED_CANCELS_PER_BLOCK = 1_000
 # Market (and triggered market) orders: the default worst price a client uses when it gives
 # none, as a fraction of the mark (Hyperliquid's 10%); clients only, never state.
 DEFAULT_MARKET_SLIPPAGE_PPM = 100_000

@@ -36,8 +36,8 @@ Mapping
   a valid request (amount > 0, at most the quote balance, no sub-account) succeeds and
   changes nothing.
 - `withdraw3` {destination, amount, time}: the native `withdraw` of the quote asset (burned,
-  a `withdrawal` event with the destination for a bridge). `scheduleCancel`: no dead-man
-  switch here: HL_UNSUPPORTED.
+  a `withdrawal` event with the destination for a bridge).
+- `scheduleCancel` {time?}: the native `schedule_cancel` (the dead-man switch).
 
 Results: every order, cancel and modify item adds one `hl_status` event, in item order, with
 `index` and `status` = resting (oid, cloid) | filled (oid, cloid, total_sz, avg_px) |
@@ -45,7 +45,7 @@ success | error (error text), from which rpc/hl_exchange.py answers in Hyperliqu
 """
 
 from state import cancellation, hl_universe as U, isolated, ledger, lending_actions, placement
-from state import orders as O
+from state import orders as O, schedule_cancel
 from state import constants as C
 from state.amounts import AmountError, format_amount, parse_amount
 from state.errors import Code, TxError
@@ -373,8 +373,13 @@ def do_withdraw(scope: Scope, owner: bytes, action: dict) -> None:
 
 
 def do_schedule_cancel(scope: Scope, owner: bytes, action: dict) -> None:
-    raise unsupported("scheduleCancel (dead-man switch) is not supported on this chain yet: "
-                      "cancel open orders explicitly")
+    """The native `schedule_cancel` (state.schedule_cancel): `time` sets it, no `time`
+    removes it."""
+    t = action.get("time")
+    if t is not None and (type(t) is not int or t <= 0):
+        raise TxError(Code.INVALID_FIELD, "scheduleCancel: time must be a positive integer "
+                      "(ms), or absent to remove the schedule")
+    schedule_cancel.schedule(scope, owner, (t or 0,))
 
 
 HANDLERS = {"order": do_order, "cancel": do_cancel, "cancelByCloid": do_cancel,

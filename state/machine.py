@@ -46,7 +46,7 @@ from state.events import Event
 from state.amounts import format_amount
 from state import evidence, funding, futures, governance, liquidation, mark, oracle, triggers
 from state import hl_actions, isolated
-from state import state_digest, twap
+from state import schedule_cancel, state_digest, twap
 from state import lending_accrual, lending_actions
 from state.evidence import DoubleSign
 from state.derived import Derived, DerivedCache, derived_of
@@ -335,6 +335,7 @@ def begin_block(view: Overlay, ctx: Ctx) -> list[Event]:
     events += governance.apply_validator_updates(view, ctx.height)
     events += governance.apply_pending(view, ctx)
     events += triggers.expire_orders(view, ctx)
+    events += schedule_cancel.begin_block(view, ctx)
     events += futures.begin_block(view, ctx, last_block(view)[1])
     return events
 
@@ -374,6 +375,7 @@ HANDLERS = {"transfer": do_transfer, "faucet": do_faucet, "batch": do_batch,
             "set_margin_mode": _action_handler(isolated.set_margin_mode),
             "isolated_margin": _action_handler(isolated.update_isolated_margin),
             "modify_trigger": _action_handler(triggers.modify_trigger),
+            "schedule_cancel": _action_handler(schedule_cancel.schedule),
             "twap_order": _action_handler(twap.place_twap),
             "twap_cancel": _action_handler(twap.cancel_twap),
             **{name: _action_handler(getattr(lending_actions, name))

@@ -55,6 +55,7 @@ ACTION_SCHEMAS: dict[str, tuple[tuple[str, str], ...]] = {
     "twap_order": (("market", "uint"), ("is_buy", "bool"), ("size", "uint"),
                    ("duration_ms", "uint"), ("reduce_only", "bool")),
     "twap_cancel": (("market", "uint"), ("twap_id", "uint")),
+    "schedule_cancel": (("time_ms", "uint"),),
     "batch": (("actions", "action_list"),),
     "set_leverage": (("market", "uint"), ("leverage", "uint")),
     "set_margin_mode": (("market", "uint"), ("isolated", "uint"), ("leverage", "uint")),

@@ -2,7 +2,7 @@
 statuses, nonces, refusals, and replay from genesis (warm = cold, verified inside)."""
 
 from localnet.fixtures import BTC_PERP, BTC_TICK, GENESIS_MS, PRICE, key
-from state import hl_universe as U, ledger, orders as O
+from state import hl_universe as U, ledger, orders as O, schedule_cancel
 from state.errors import Code
 from state.machine import BlockInput, apply_block
 from tests.chain_helpers import Chain, order
@@ -84,7 +84,8 @@ def test_update_leverage_and_unsupported_actions():
     assert r.tx_results[0].code == 0, r.tx_results[0].log
     assert any(e.type == "margin_mode" and ("mode", "isolated") in e.attrs
                for e in r.tx_results[0].events)
-    assert r.tx_results[1].code == Code.HL_UNSUPPORTED
+    assert r.tx_results[1].code == 0, r.tx_results[1].log     # the native schedule_cancel
+    assert schedule_cancel.scheduled(c.kv, account32(w)) == N0 + 10_000
     assert r.tx_results[2].code == Code.HL_UNSUPPORTED and "grouping" in r.tx_results[2].log
     assert "first 8 bytes must be zero" in statuses(r.tx_results[3])[0]["error"]
 
