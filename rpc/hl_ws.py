@@ -33,7 +33,7 @@ from rpc.hl_exchange import exchange
 from rpc.hl_format import HLError, Universe
 from rpc.limits import Admission
 from rpc.errors import RPCError
-from rpc.ws_hub import CLOSE_FELL_BEHIND, Connection, admit_connection
+from rpc.ws_hub import Connection, admit_connection, run_publisher
 from rpc.ws_messages import block_events
 from rpc.ws_server import serve_connection
 from state.machine import last_block
@@ -221,19 +221,8 @@ class HLHub:
 
     # -- fan-out ----------------------------------------------------------------------------
     async def run(self) -> None:
-        """The publisher task: forever, wait for committed blocks and fan them out."""
-        while True:
-            await self.feed.wait()
-            blocks, lost = self.feed.drain()
-            if lost:
-                for conn in list(self.connections):
-                    conn.drop(CLOSE_FELL_BEHIND, f"the node's websocket publisher fell {lost} "
-                              "blocks behind; resubscribe")
-            if self.topics:
-                try:
-                    self.publish(blocks)
-                except Exception:   # a bug here must not stop the publisher
-                    log.exception("publishing to Hyperliquid websocket subscribers failed")
+        """The publisher task (rpc/ws_hub.run_publisher)."""
+        await run_publisher(self, "Hyperliquid websocket")
 
     def _send(self, key: tuple, text: str) -> None:
         for conn in list(self.topics.get(key, ())):

@@ -102,6 +102,25 @@ def admit_connection(hub, ip: str) -> int:
     return n
 
 
+async def run_publisher(hub, what: str) -> None:
+    """A hub's publisher task (this one, or the Hyperliquid one in rpc/hl_ws.py): forever,
+    wait for committed blocks and fan them out with `hub.publish`; if the feed lost blocks,
+    close every connection (they must resubscribe). A bug in `publish` is logged and does
+    not stop the task."""
+    while True:
+        await hub.feed.wait()
+        blocks, lost = hub.feed.drain()
+        if lost:
+            for conn in list(hub.connections):
+                conn.drop(CLOSE_FELL_BEHIND, f"the node's websocket publisher fell {lost} "
+                          "blocks behind; resubscribe")
+        if hub.topics:
+            try:
+                hub.publish(blocks)
+            except Exception:
+                log.exception("publishing to %s subscribers failed", what)
+
+
 class Hub:
     def __init__(self, app, metrics=None):
         r = app.cfg.rpc
@@ -205,16 +224,8 @@ class Hub:
 
     # -- fan-out ----------------------------------------------------------------------------
     async def run(self) -> None:
-        """The publisher task: forever, wait for committed blocks and fan them out."""
-        while True:
-            await self.feed.wait()
-            blocks, lost = self.feed.drain()
-            if lost:
-                for conn in list(self.connections):
-                    conn.drop(CLOSE_FELL_BEHIND, f"the node's websocket publisher fell {lost} "
-                              "blocks behind; resubscribe")
-            if self.topics:
-                self.publish(blocks)
+        """The publisher task (`run_publisher`)."""
+        await run_publisher(self, "websocket")
 
     def publish(self, blocks: list[CommittedBlock]) -> None:
         """Fan out `blocks` (consecutive, oldest first; the last is the committed tip)."""
