@@ -48,9 +48,12 @@ def collateral_value(view: KVView, addr: bytes, quote: str) -> int:
 
 def borrowed_value(view: KVView, addr: bytes, quote: str) -> int:
     """The weighted value of the account's borrows (a positive number of quote quantums)."""
+    pools = LP.pool_params(view)
+    if not pools:
+        return 0
     weights = dict(collateral(view))
     total = 0
-    for a in sorted(LP.pool_params(view)):
+    for a in sorted(pools):
         bal = ledger.balance(view, addr, a)
         if bal < 0:
             total -= asset_value(view, a, bal, quote, weights)
