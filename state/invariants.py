@@ -51,7 +51,8 @@ The invariants, in the order they are checked (the names are `InvariantViolation
                         the sums of its accounts' scaled balances (supplied: positive balances
                         of lending accounts; borrowed: negative ones), and the pool's cash
                         (the supply less what is held outside it: raw balances of opted-out
-                        and protocol accounts, isolated margins) covers supplied - borrowed
+                        and protocol accounts, isolated margins) equals exactly
+                        supplied - borrowed + dust, the pool's recorded rounding (>= 0)
 """
 
 from state import constants as C, ledger, lending_pools as LP, orders as O, params, twap
@@ -458,6 +459,6 @@ def _check_lending(view: KVView, isolated_total: int) -> None:
                   f"{bor} borrowed; the pool records {p.scaled_supplied} and "
                   f"{p.scaled_borrowed}")
         cash = ledger.supply(view, sym) - outside - (isolated_total if sym == quote else 0)
-        if cash < p.supplied - p.borrowed:
-            _fail("lending_pool", f"asset {sym}", f"cash {cash} quantums is less than "
-                  f"supplied {p.supplied} - borrowed {p.borrowed}")
+        if cash != p.net + p.dust or p.dust < 0:
+            _fail("lending_pool", f"asset {sym}", f"cash {cash} quantums is not supplied "
+                  f"{p.supplied} - borrowed {p.borrowed} + dust {p.dust} (dust >= 0)")

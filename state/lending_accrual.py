@@ -4,7 +4,9 @@ What this module owns
 ---------------------
 `begin_block` moves the indices of each pool with borrows forward by the block time elapsed
 since its last accrual (state.lending.accrue, at the utilisation the previous block left) and
-pays the reserve to the insurance fund (a raw balance: state.lending_pools.RAW_ACCOUNTS).
+pays the reserve to the insurance fund (a raw balance: state.lending_pools.RAW_ACCOUNTS);
+the suppliers' share less what the floored supply index gives them is the pool's dust, so
+interest = earned + reserve + dust exactly.
 Accounts are not visited: their scaled balances are worth more (suppliers) or owe more
 (borrowers) through the indices alone. The cost is O(pooled assets) per block.
 A pool without borrows accrues nothing and is not written (an idle chain's blocks stay as
@@ -56,6 +58,8 @@ def begin_block(view: Overlay, ctx, last_block_ms: int) -> list[Event]:
         new = p._replace(supply_index=a.supply_index, borrow_index=a.borrow_index,
                          last_ms=ctx.time_ms, interest_total=p.interest_total + a.interest,
                          reserve_total=p.reserve_total + a.reserve)
+        # what the suppliers' share holds beyond what the floored index gives them
+        new = new._replace(dust=p.dust + a.earned - (new.supplied - p.supplied))
         if ctx.time_ms // HOUR_MS != start // HOUR_MS:
             new = _record(view, sym, prm, new)
         LP.put_pool(view, sym, new)

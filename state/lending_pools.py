@@ -6,7 +6,8 @@ What this module owns
     params/lending/<symbol>  -> state.lending.PoolParams (genesis, governance)
     lend/pool/<symbol>       -> [scaled supplied, scaled borrowed, supply index, borrow index,
                                  last accrual ms (0: from the end of the block that made the
-                                 first borrow), interest total, reserve total, history seq]
+                                 first borrow), interest total, reserve total, history seq,
+                                 dust]
     lend/optout/<addr32>     -> 1 (the account's positive balances are not lent)
     lend/flow/<addr32><sym>  -> the real quantums credited to the balance (signed): what the
                                 balance would be without interest (interest = real - flow)
@@ -23,6 +24,16 @@ An asset without a pool keeps raw balances everywhere, so a chain without pools 
 
 The pool's totals are exactly the sums of its accounts' scaled balances (state.invariants), so
 accrual (state.lending_accrual) touches O(assets) records per block, never an account.
+
+Dust: every rounding (a credit converted to a scaled amount against the account, the pool's
+real totals floored / rounded up as a whole, the supply index floored at accrual) leaves the
+protocol with quantums no account owns. The pool's `dust` collects them, so that exactly
+    cash = supplied - borrowed + dust
+where cash is the asset's supply less what is held outside the pool (raw balances of opted-out
+and protocol accounts, isolated margins): `store` and `convert` add, to it, what moved into
+the pool (the real credit less what the account holds raw) less what the pool's
+supplied - borrowed moved; accrual adds the suppliers' share less what the supply index gave
+them (state.lending_accrual). Dust is never negative and only grows.
 """
 
 from typing import NamedTuple
@@ -55,6 +66,7 @@ class Pool(NamedTuple):
     interest_total: int     # real quantums of interest charged to borrowers, ever
     reserve_total: int      # of which went to the insurance fund
     history_seq: int        # history records written (state.lending_accrual)
+    dust: int = 0           # quantums of rounding the protocol keeps (module docstring)
 
     @property
     def supplied(self) -> int:
@@ -64,9 +76,14 @@ class Pool(NamedTuple):
     def borrowed(self) -> int:
         return L.borrowed_real(self.scaled_borrowed, self.borrow_index)
 
+    @property
+    def net(self) -> int:
+        """supplied - borrowed (real quantums): the pool's cash less its dust."""
+        return self.supplied - self.borrowed
+
 
 def new_pool(time_ms: int) -> Pool:
-    return Pool(0, 0, L.INDEX_SCALE, L.INDEX_SCALE, time_ms, 0, 0, 0)
+    return Pool(0, 0, L.INDEX_SCALE, L.INDEX_SCALE, time_ms, 0, 0, 0, 0)
 
 
 # -- parameters -------------------------------------------------------------------------------
@@ -158,20 +175,29 @@ def _totals(how: int, stored: int) -> tuple[int, int]:
 
 def store(view: Overlay, addr: bytes, symbol: str, old: int, delta: int) -> int:
     """Credit `delta` real quantums to a stored balance `old` of a pooled asset: the new stored
-    amount (the caller writes it), with the pool's totals and the account's flow updated."""
+    amount (the caller writes it), with the pool's totals and dust and the account's flow
+    updated."""
     how = mode(view, addr)
     p = get_pool(view, symbol)
     new = _scaled(p, how, old, real(view, addr, symbol, old, how), delta)
-    if new != old:
-        os_, ob = _totals(how, old)
-        ns, nb = _totals(how, new)
-        if (os_, ob) != (ns, nb):
-            borrowed = p.scaled_borrowed - ob + nb
-            # a first borrow restarts the pool's clock at the end of this block (accrual)
-            last = 0 if p.scaled_borrowed == 0 and borrowed else p.last_ms
-            put_pool(view, symbol, p._replace(scaled_supplied=p.scaled_supplied - os_ + ns,
-                                              scaled_borrowed=borrowed, last_ms=last))
-    if how != RAW and delta:
+    if how == RAW:
+        return new      # held outside the pool: its totals, cash and dust do not move
+    os_, ob = _totals(how, old)
+    ns, nb = _totals(how, new)
+    q = p
+    if (os_, ob) != (ns, nb):
+        borrowed = p.scaled_borrowed - ob + nb
+        # a first borrow restarts the pool's clock at the end of this block (accrual)
+        last = 0 if p.scaled_borrowed == 0 and borrowed else p.last_ms
+        q = p._replace(scaled_supplied=p.scaled_supplied - os_ + ns, scaled_borrowed=borrowed,
+                       last_ms=last)
+    into_pool = delta - _raw_part(how, new) + _raw_part(how, old)
+    dust = into_pool - (q.net - p.net if q is not p else 0)
+    if dust:
+        q = q._replace(dust=p.dust + dust)
+    if q is not p:
+        put_pool(view, symbol, q)
+    if delta:
         key = P_FLOW + addr + symbol.encode()
         raw = view.get(key)
         flow = delta + (0 if raw is None else raw if type(raw) is int else load(raw))
@@ -180,6 +206,12 @@ def store(view: Overlay, addr: bytes, symbol: str, old: int, delta: int) -> int:
         else:
             view.delete(key)
     return new
+
+
+def _raw_part(how: int, stored: int) -> int:
+    """What a non-protocol account's stored balance holds outside the pool (an opted-out
+    account's positive balance)."""
+    return stored if how == OPTED_OUT and stored > 0 else 0
 
 
 def flow(view: KVView, addr: bytes, symbol: str) -> int:
@@ -194,18 +226,21 @@ def available(p: Pool) -> int:
 
 def convert(view: Overlay, symbol: str, stored: int, to_lending: bool) -> int:
     """A positive raw balance made lent (`to_lending`), or a lent one made raw: the new stored
-    amount, with the pool's scaled supplied total updated (rounded against the account)."""
+    amount, with the pool's scaled supplied total and dust updated (rounded against the
+    account)."""
     p = get_pool(view, symbol)
     if to_lending:
         new = L.to_scaled_supplied(stored, p.supply_index)
-        put_pool(view, symbol, p._replace(scaled_supplied=p.scaled_supplied + new))
+        q = p._replace(scaled_supplied=p.scaled_supplied + new)
+        put_pool(view, symbol, q._replace(dust=p.dust + stored - (q.net - p.net)))
         return new
     r = L.supplied_real(stored, p.supply_index)
     if r > available(p):
         raise TxError(Code.POOL_ILLIQUID,
                       f"the {symbol} pool can pay out {available(p)} quantums now; taking "
                       f"{r} quantums out of lending needs more (it is lent to borrowers)")
-    put_pool(view, symbol, p._replace(scaled_supplied=p.scaled_supplied - stored))
+    q = p._replace(scaled_supplied=p.scaled_supplied - stored)
+    put_pool(view, symbol, q._replace(dust=p.dust - r - (q.net - p.net)))
     return r
 
 
