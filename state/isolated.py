@@ -33,6 +33,7 @@ Money moves between the cross quote balance and an isolated margin only:
 Every move is an `isolated_margin` event (`amount`: the change of the isolated margin).
 """
 
+from state import lending_limits
 from state.errors import Code, TxError
 from state.event_text import quote_text
 from state.events import Event
@@ -238,6 +239,12 @@ def update_isolated_margin(scope, owner: bytes, fields) -> None:
             raise TxError(Code.INSUFFICIENT_MARGIN, f"adding {quote_text(m, amount)} needs as "
                           f"much cross free collateral; it is "
                           f"{quote_text(m, s.free_collateral)}")
+        if scope.ledger.pools:  # taken beyond the balance: a borrow (state.lending_limits)
+            lend = lending_limits.before(scope, owner)
+            move_in(scope, m, owner, e, amount, "update")
+            scope.ledger.flush()
+            lending_limits.check(scope, owner, lend, "adding isolated margin")
+            return
     else:
         fresh_price(scope.view, m.base, scope.ctx.time_ms)
         s = iso_summary(scope.view, m, e)

@@ -104,12 +104,16 @@ def mint(view: Overlay, addr: bytes, asset: str, amount: int) -> None:
 
 
 def move(view: Overlay, src: bytes, dst: bytes, asset: str, amount: int, decimals: int) -> None:
-    """Move `amount` quantums; the source must hold them (no borrowing yet)."""
+    """Move `amount` quantums; the source must hold them (a transfer never borrows). Out of
+    a lending pool (state.lending_limits.check_transfer) it needs the pool's cash."""
     have = balance(view, src, asset)
     if have < amount:
         raise TxError(Code.INSUFFICIENT_BALANCE,
                       f"balance {format_amount(have, decimals)} {asset} is less than "
                       f"{format_amount(amount, decimals)} {asset}")
+    if asset in LP.pool_params(view):
+        from state import lending_limits  # (it imports this module)
+        lending_limits.check_transfer(view, src, dst, asset, amount)
     _add_balance(view, src, asset, -amount)
     _add_balance(view, dst, asset, amount)
 

@@ -16,10 +16,11 @@ What this module owns
   out takes the balances out of the pools, so it needs their cash.
 * `settle_pnl [market]` realises a cross perp position's unrealised PnL at the mark into the
   quote balance (its cost basis becomes size x mark, the mark rounded against the account to
-  a tick); a balance that goes negative is a borrow, allowed only above initial margin.
+  a tick); a balance that goes negative is a borrow, allowed only above initial margin and
+  within the pool's borrow cap and utilisation ceiling (state.lending_limits).
 """
 
-from state import ledger, lending_pools as LP, params
+from state import ledger, lending_limits, lending_pools as LP, params
 from state.amounts import format_amount
 from state.errors import Code, TxError
 from state.events import Event
@@ -126,6 +127,7 @@ def settle_pnl(scope, signer: bytes, fields: tuple) -> None:
     view = scope.view
     m = scope.market(market_id)
     acct = scope.ledger.account(signer)      # (settles funding first)
+    lend = lending_limits.before(scope, signer)
     e = acct.entries.get(market_id)
     if not m.perp_like or e is None or not e.size or e.isolated:
         raise TxError(Code.NOTHING_TO_SETTLE,
@@ -140,6 +142,7 @@ def settle_pnl(scope, signer: bytes, fields: tuple) -> None:
     scope.ledger.flush()
     if ledger.balance(view, signer, scope.quote) < 0:
         check_covered(scope, signer, "settling the PnL")
+        lending_limits.check(scope, signer, lend, "settling the PnL")
     scope.events.append(Event("settle_pnl", (
         ("account", signer.hex()), ("market", m.symbol),
         ("pnl", format_amount(pnl, scope.quote_decimals)))))

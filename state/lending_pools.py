@@ -164,6 +164,17 @@ def _scaled(p: Pool, how: int, old: int, old_real: int, delta: int) -> int:
     return 0
 
 
+def credited_real(view: KVView, addr: bytes, symbol: str, stored: int, delta: int) -> int:
+    """The real balance that crediting `delta` to stored `stored` would leave (nothing
+    written)."""
+    how = mode(view, addr)
+    old_real = real(view, addr, symbol, stored, how)
+    if not delta:
+        return old_real
+    return real(view, addr, symbol, _scaled(get_pool(view, symbol), how, stored, old_real,
+                                            delta), how)
+
+
 def _totals(how: int, stored: int) -> tuple[int, int]:
     """(scaled supplied, scaled borrowed) a stored balance contributes to its pool."""
     if stored > 0:

@@ -8,9 +8,10 @@ notional, expiry, client id, open-order count, reduce-only, oracle freshness), t
 parks a trigger order (state.triggers fires it) or `execute`s it: match it against the book
 (state.matching, pure), cancel the taker's own orders it reached (self-trade prevention,
 "cancel resting"), settle each fill (state.settlement), rest a GTC / post-only remainder, emit
-the `order` event and check margin (`check_margin_after`). The margin check needs the result
-of matching, so it runs after settlement inside the same sub-transaction (state.scope): a
-failure rolls back the books and the writes together.
+the `order` event and check margin (`check_margin_after`) and, on a chain with lending pools,
+the pools' limits on the automatic borrows of the order (state.lending_limits). Both need
+the result of matching, so they run after settlement inside the same sub-transaction
+(state.scope): a failure rolls back the books and the writes together.
 
 Reduce-only orders may rest (GTC, ALO: as Hyperliquid's); state.reduce_only keeps them within
 the position (clipped at placement, checked at matching, shrunk or cancelled after every
@@ -22,7 +23,8 @@ a side is isolated, `state.isolated.fund_after_fills` moves the margin the posit
 the cross balance before the margin check.
 """
 
-from state import constants as C, ledger, orders as O, params, reduce_only as RO
+from state import constants as C, ledger, lending_limits, orders as O, params, \
+    reduce_only as RO
 from state.amounts import format_amount
 from state.book import Side
 from state.cancellation import remove_resting
@@ -157,6 +159,7 @@ def execute(scope, m: Market, o: O.OrderRecord) -> int:
     taker = scope.ledger.account(o.owner)
     te = taker.entry(m.id)
     before = (te.size, te.buy_lots, te.sell_lots)
+    lend = lending_limits.before(scope, o.owner) if scope.ledger.pools else None
     res = _match(scope, m, o)
     if res.reject is not None:
         _reject(scope, m, o, res.reject)
@@ -185,6 +188,9 @@ def execute(scope, m: Market, o: O.OrderRecord) -> int:
         fund_after_fills(scope, m, o.owner, isolated)
         scope.ledger.flush()
     check_margin_after(scope, m, o, taker, te, before, res.rested)
+    if lend is not None and (res.fills or isolated) and \
+            not _lowers_risk(m, o, te, before, res.rested):
+        lending_limits.check(scope, o.owner, lend, "the order")
     if res.fills or (res.rested and o.reduce_only):
         RO.after_trade(scope, m, o.owner, res.fills)
     return filled
@@ -229,6 +235,13 @@ def _only_reduced(te: Entry, before: tuple[int, int, int]) -> bool:
     size0, buys0, sells0 = before
     return te.buy_lots == buys0 and te.sell_lots == sells0 and abs(te.size) <= abs(size0) \
         and (te.size == 0 or (te.size > 0) == (size0 > 0))
+
+
+def _lowers_risk(m: Market, o: O.OrderRecord, te: Entry, before: tuple[int, int, int],
+                 rested: bool) -> bool:
+    """The perp order only reduced the position (what `check_margin_after` exempts)."""
+    return m.kind != SPOT and ((rested and o.reduce_only) or
+                               (not rested and _only_reduced(te, before)))
 
 
 def check_margin_after(scope, m: Market, o: O.OrderRecord, taker: Account, te: Entry,
