@@ -35,7 +35,7 @@ def pool_json(view, sym: str) -> dict:
             "supply_index": format_amount(p.supply_index, INDEX_DECIMALS),
             "borrow_index": format_amount(p.borrow_index, INDEX_DECIMALS),
             "last_accrual_ms": str(p.last_ms), "interest_total": amt(p.interest_total),
-            "reserve_total": amt(p.reserve_total),
+            "reserve_total": amt(p.reserve_total), "dust": amt(p.dust),
             "params": {"base": _frac(prm.base_ppm * 10**6), "slope1": _frac(prm.slope1_ppm * 10**6),
                        "slope2": _frac(prm.slope2_ppm * 10**6),
                        "optimal_utilisation": _frac(prm.optimal_ppm * 10**6),

@@ -52,8 +52,8 @@ def test_a_taker_order_that_would_borrow_over_the_cap_is_refused_and_changes_not
     # buying 1 BTC at 60,000: the 27 USDC taker fee is a borrow; the cap is 20
     res = c.block([order(key(2), N(c), BTC_PERP, True, 60_000 * PRICE, BTC, tif=1)])
     assert codes(res) == [Code.LENDING_CAP]
-    assert "borrows 27 USDC (automatically)" in res.tx_results[0].log
-    assert "over the pool's borrow cap 20" in res.tx_results[0].log
+    assert res.tx_results[0].log == ("the order borrows 27 USDC (automatically): it would "
+                                     "take USDC borrows to 27, over the pool's borrow cap 20")
     assert (bal(c, 2), size(c, 2), size(c, 3)) == (0, 0, 0)
     assert LP.get_pool(c.kv, "USDC").borrowed == 0
     changed = {k for k, v in c.kv.iterate(b"") if before.get(k) != v}
@@ -201,3 +201,21 @@ def test_dust_makes_the_pool_exact_and_only_grows():
         dust = p.dust
         check_invariants(c.kv)        # cash == supplied - borrowed + dust
     assert dust > 0
+
+
+def test_lending_pools_shows_the_dust():
+    import trio
+    from types import SimpleNamespace
+
+    from rpc.methods import METHODS
+    c = Chain(lending_genesis(((key(0).pub_key, "USDC", 1_000_000 * USDC),
+                               (key(1).pub_key, "BTC", 100 * BTC))))
+    assert codes(c.block([action(key(1), N(c), "withdraw", "USDC", 333_333_333_333)])) == [0]
+    c.block([], dt_ms=L.YEAR_MS // 7)
+    assert codes(c.block([action(key(0), N(c), "transfer", key(4).pub_key, "USDC", 7),
+                          action(key(1), N(c), "deposit", "USDC", 7)], dt_ms=7_777)) == [0, 0]
+    app = SimpleNamespace(store=SimpleNamespace(state=c.kv))
+    pools = {p["asset"]: p for p in trio.run(METHODS["lending_pools"], app, {})["pools"]}
+    dust = LP.get_pool(c.kv, "USDC").dust
+    assert dust > 0 and pools["USDC"]["dust"] == f"0.{dust:06d}"
+    assert pools["BTC"]["dust"] == "0"
