@@ -26,6 +26,7 @@ import sys
 import time
 from pathlib import Path
 
+from cli.lending_output import account_lines, pools_table
 from cli.output import fail, print_outcome
 
 DEFAULT_NODE = os.environ.get("PERPCHAIN_NODE", "http://127.0.0.1:26657")
@@ -243,13 +244,15 @@ def cmd_tx_transfer(a) -> None:
     _send(a, lambda: c.transfer(a.to, a.amount, a.asset))
 
 
-def _query(a, fn) -> None:
+def _query(a, fn, text=None) -> None:
+    """Print the node's answer `fn(client)`: as JSON, or `text(answer)` if given."""
     import httpx
 
     from rpc.client import RPCClientError
 
     try:
-        print(json.dumps(fn(_client(a, with_key=False)), indent=2))
+        answer = fn(_client(a, with_key=False))
+        print(json.dumps(answer, indent=2) if text is None else text(answer))
     except RPCClientError as e:
         fail(str(e))
     except httpx.HTTPError as e:
@@ -277,6 +280,8 @@ def cmd_query_account(a) -> None:
     for sym, amt in sorted(acct["balances"].items()):
         print(f"  {sym}: {amt}")
     print(f"  nonces kept: {len(acct['nonces'])}")
+    for line in account_lines(acct.get("lending")):
+        print(line)
 
 
 # -- localnet ------------------------------------------------------------------------------
@@ -568,7 +573,9 @@ def _lending_parsers(tx, q) -> None:
         market_id(c, a.market)))(_client(a))))
     s = q.add_parser("pools", help="lending pools: supplied, borrowed, utilisation, APRs")
     s.add_argument("--node", default=DEFAULT_NODE)
-    s.set_defaults(fn=lambda a: _query(a, lambda c: c.call("lending_pools")))
+    s.add_argument("--json", action="store_true", help="the node's answer, with parameters")
+    s.set_defaults(fn=lambda a: _query(a, lambda c: c.call("lending_pools"),
+                                       None if a.json else pools_table))
     s = q.add_parser("interest", help="an asset's hourly interest-rate history")
     s.add_argument("asset")
     s.add_argument("--limit", type=int, default=24)
