@@ -188,11 +188,11 @@ def execute(scope, m: Market, o: O.OrderRecord) -> int:
         fund_after_fills(scope, m, o.owner, isolated)
         scope.ledger.flush()
     check_margin_after(scope, m, o, taker, te, before, res.rested)
+    if res.fills or (res.rested and o.reduce_only):
+        RO.after_trade(scope, m, o.owner, res.fills)
     if lend is not None and (res.fills or isolated) and \
             not _lowers_risk(m, o, te, before, res.rested):
         lending_limits.check(scope, o.owner, lend, "the order")
-    if res.fills or (res.rested and o.reduce_only):
-        RO.after_trade(scope, m, o.owner, res.fills)
     return filled
 
 
