@@ -219,3 +219,23 @@ def test_lending_pools_shows_the_dust():
     dust = LP.get_pool(c.kv, "USDC").dust
     assert dust > 0 and pools["USDC"]["dust"] == f"0.{dust:06d}"
     assert pools["BTC"]["dust"] == "0"
+
+
+def test_an_order_that_flips_at_a_loss_paid_out_of_the_pool_respects_the_ceiling():
+    # as above: 1,000 USDC supplied, key 2 long 1 BTC from 60,000; key 3 is short and opted out
+    c = capped(((key(0).pub_key, "USDC", 1_000 * USDC), *BALANCES[1:]))
+    _long_at_60k(c)
+    c.block(oracle_tx(N(c), [("BTC", 59_000 * PRICE)]))
+    # key 3 bids 2 BTC at 59,000; key 2 sells 2 into it: -1,000 realised, paid to key 3's raw
+    # balance (outside the pool), and a short of 1 opened: not only a reduction
+    res = c.block([order(key(3), N(c), BTC_PERP, True, 59_000 * PRICE, 2 * BTC),
+                   order(key(2), N(c), BTC_PERP, False, 59_000 * PRICE, 2 * BTC, tif=1)])
+    assert codes(res) == [0, Code.POOL_ILLIQUID]
+    assert res.tx_results[1].log.startswith("the order borrows 1053.1 USDC (automatically)")
+    assert size(c, 2) == BTC // 10**4      # still long 1 BTC (in lots of 0.0001)
+    # closing only (1 BTC) is a reduction: never refused, though it borrows the same 1,000
+    res = c.block([order(key(2), N(c), BTC_PERP, False, 59_000 * PRICE, BTC, tif=1)])
+    assert codes(res) == [0] and size(c, 2) == 0
+    p = LP.get_pool(c.kv, "USDC")
+    assert p.borrowed * 10**6 > 900_000 * p.supplied         # now above the ceiling
+    check_invariants(c.kv)
