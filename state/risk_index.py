@@ -15,7 +15,15 @@ date from the accounts whose records the block wrote, then the liquidation step 
 * the holders of every perp market whose mark price moved or whose funding index a settlement
   moved (all markets when the oracle price of a collateral asset moved: it moves every
   holder's equity);
-* `extra`: accounts whose liquidation is in progress (state.liquidation).
+* `extra`: accounts whose liquidation is in progress (state.liquidation), and on a chain with
+  lending pools every account holding a negative balance (`HolderIndex.borrowers`): interest
+  lowers a borrower's equity every block with no write and no price move.
+
+`HolderIndex.borrowers` (None on a chain without pools): the accounts, other than the
+protocol's own (state.lending_pools.RAW_ACCOUNTS), with a negative balance record; built by a
+sorted scan of the balance records when first needed (or rebuilt with the index), then kept up
+to date from the balances each block and each liquidation writes. A warm node and a cold one
+hold the same set: it is a function of the records.
 
 The safety band (speed only; it never changes which accounts are liquidated)
 -----------------------------------------------------------------------------
@@ -46,6 +54,7 @@ from state.derived import derived_of
 from state.funding_index import INDEX_SCALE, P_FINDEX
 from state.kv import KVView, Overlay
 from state.ledger import P_BAL
+from state.lending_pools import RAW_ACCOUNTS, pool_params
 from state.margin import P_MARK
 from state.markets import collateral, list_markets
 from state.oracle import P_PRICE
@@ -60,7 +69,7 @@ class HolderIndex:
     """Per perp market, holder address -> position size in lots (see the module docstring)."""
 
     __slots__ = ("height", "markets", "by_account", "growth", "safe_until", "params_version",
-                 "checked_inputs")
+                 "checked_inputs", "borrowers")
 
     def __init__(self) -> None:
         self.height = -1
@@ -70,9 +79,11 @@ class HolderIndex:
         self.safe_until: dict[bytes, int] = {}  # addr -> the G below which it is safe
         self.params_version = -1
         self.checked_inputs: dict[bytes, tuple] = {}  # addr -> risk_inputs at its band's check
+        self.borrowers: dict[bytes, None] | None = None  # (see the module docstring)
 
     def build(self, view: KVView) -> None:
         """Rebuild from every clearing record (ascending by address)."""
+        self.borrowers = None
         self.markets = {}
         self.by_account = {}
         self.safe_until = {}
@@ -98,6 +109,28 @@ class HolderIndex:
     def sync(self, view: Overlay, addrs) -> None:
         for addr in addrs:
             self.set_account(addr, get_stored(view, addr))
+
+    def build_borrowers(self, view: KVView) -> None:
+        """The accounts with a negative balance record, by a scan of them all."""
+        start = len(P_BAL)
+        self.borrowers = {}
+        for k, raw in view.iterate(P_BAL):
+            if (raw if type(raw) is int else load(raw)) < 0:
+                self._note_borrower(k[start:start + _ADDR], True)
+
+    def sync_borrowers(self, view: KVView, addrs) -> None:
+        """Bring `borrowers` up to date for accounts whose balances were written."""
+        if self.borrowers is None:
+            return
+        for addr in addrs:
+            prefix = P_BAL + addr
+            self.borrowers.pop(addr, None)
+            self._note_borrower(addr, any((raw if type(raw) is int else load(raw)) < 0
+                                          for _, raw in view.iterate(prefix)))
+
+    def _note_borrower(self, addr: bytes, borrows: bool) -> None:
+        if borrows and addr not in RAW_ACCOUNTS:
+            self.borrowers[addr] = None
 
     def advance(self, max_move_ppm: int | None, params_version: int) -> None:
         """The block's marks moved by at most `max_move_ppm` (None: an unbounded move)."""
@@ -165,6 +198,9 @@ def holder_index(view: Overlay, height: int) -> HolderIndex:
         idx.build(view)
     else:
         idx.sync(view, written_accounts(view, (P_CLEARING,)))
+        idx.sync_borrowers(view, written_accounts(view, (P_BAL,)))
+    if idx.borrowers is None and pool_params(view):
+        idx.build_borrowers(view)
     idx.height = height
     return idx
 
