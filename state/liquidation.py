@@ -4,10 +4,13 @@ What this module owns
 ---------------------
 `liquidate` runs after the marks (and funding) of every block, over the accounts whose risk
 could have changed (state.risk_index), by address, at most MAX_RISK_CHECKS_PER_BLOCK of them
-(the rest next block, from a stored cursor); one without a position and without a liquidation
-in progress is passed over (nothing of it can be below maintenance margin, and it has no
-in-progress record to drop). A cross account whose equity is below its
-maintenance margin (state.margin), in its own sub-transaction (state.scope):
+(the rest next block, from a stored cursor); one without a position, without a borrow and
+without a liquidation in progress is passed over (nothing of it can be below maintenance
+margin, and it has no in-progress record to drop). On a chain with lending pools every account
+with a negative balance is a candidate every block (state.risk_index `borrowers`): interest
+lowers its equity with no write. A cross account whose equity is below its maintenance margin
+(state.margin; `liquidatable`: with borrows also when MM is 0 and equity negative), in its own
+sub-transaction (state.scope):
 1. has its open orders cancelled (state.cancellation, reason "liquidation");
 2. if equity >= backstop (backstop_ppm of maintenance margin): each position, ascending market
    id, is closed in the book by a reduce-only IOC order at the position's bankruptcy price
@@ -20,7 +23,12 @@ maintenance margin (state.margin), in its own sub-transaction (state.scope):
    position over at the bankruptcy price, fee-less (settlement.settle_fill), if its loss (the
    position's value at mark below the price paid) fits in its balance and in
    `max_fund_loss_per_block` for the account: an `insurance_takeover` event;
-4. otherwise auto-deleveraging (state.adl) closes it against the opposite positions.
+4. otherwise auto-deleveraging (state.adl) closes it against the opposite positions;
+5. with lending pools, once no cross perp position is left and the account is still
+   liquidatable: the collateral phase (`_Job.collateral_phase`, one `spot_step` per order):
+   collateral sold and borrows bought back through the spot markets
+   (state.collateral_liquidation), then what is still negative covered by the insurance fund
+   and only then by the pool's suppliers (state.bad_debt).
 Bankruptcy price of a position of s lots at mark P, with the account's equity E shared over its
 positions by notional (E_i = E * n_i // N): P - E_i / (s * lot) for a long, P + E_i / (|s| *
 lot) for a short, in ticks rounded in the account's favour (a long's up, a short's down).
