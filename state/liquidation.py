@@ -189,7 +189,8 @@ def _run_job(view: Overlay, ctx, p: LiquidationParams, idx: HolderIndex, addr: b
                                              ("log", e.log)))]
     # Every position it changed (the account, makers, the fund, ADL counterparties).
     idx.sync(view, written_accounts(view, (P_CLEARING,), up_to=view.parent))
-    idx.sync_borrowers(view, written_accounts(view, (P_BAL,), up_to=view.parent))
+    if idx.borrowers is not None:  # (a chain with lending pools)
+        idx.sync_borrowers(view, written_accounts(view, (P_BAL,), up_to=view.parent))
     _log(view, ctx, scope.events)
     return scope.events
 

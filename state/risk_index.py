@@ -198,7 +198,8 @@ def holder_index(view: Overlay, height: int) -> HolderIndex:
         idx.build(view)
     else:
         idx.sync(view, written_accounts(view, (P_CLEARING,)))
-        idx.sync_borrowers(view, written_accounts(view, (P_BAL,)))
+        if idx.borrowers is not None:
+            idx.sync_borrowers(view, written_accounts(view, (P_BAL,)))
     if idx.borrowers is None and pool_params(view):
         idx.build_borrowers(view)
     idx.height = height
