@@ -28,14 +28,15 @@ class T:
     """A lending chain: key 0 supplies USDC, key 1 holds BTC, key 2 bids for BTC."""
 
     def __init__(self, btc: int = BTC, fund: int = 0, warm: bool = False, usdc_pool=FREE_USDC,
-                 bidder_usdc: int = 100_000, liquidation=None):
+                 bidder_usdc: int = 100_000, liquidation=None, extra=(), btc_pool=None):
         bals = [(key(SUPPLIER).pub_key, "USDC", 1_000_000 * USDC),
                 (key(BORROWER).pub_key, "BTC", btc),
                 (key(BIDDER).pub_key, "USDC", bidder_usdc * USDC)]
         if fund:
             bals.append((INSURANCE_FUND, "USDC", fund * USDC))
-        g = lending_genesis(tuple(bals))
-        g = dataclasses.replace(g, lending=(("USDC", usdc_pool),) + g.lending[1:],
+        g = lending_genesis(tuple(bals) + tuple(extra))
+        btc = (("BTC", btc_pool),) if btc_pool is not None else g.lending[1:2]
+        g = dataclasses.replace(g, lending=(("USDC", usdc_pool),) + btc + g.lending[2:],
                                 liquidation=liquidation)
         self.c = Chain(g, warm=warm)
         self.n = itertools.count(self.c.time_ms + 1)
@@ -249,3 +250,50 @@ def test_bankrupt_scenarios_warm_as_cold():
         t.block(t.withdraw(BORROWER, 39_000), t.bid(29_000, 10_000))
         t.oracle(30_000)
         assert [r.app_hash for r in t.results] == [r.app_hash for r in cold.results]
+
+
+def test_large_collateral_sales_go_in_steps_with_a_cooldown():
+    """The perp rule: above 100,000 of notional only 20% per step, then 30 s of block time."""
+    t = T(btc=10 * BTC, bidder_usdc=1_000_000)
+    t.block(t.withdraw(BORROWER, 300_000), t.bid(40_000, 100_000))
+    # At 40,000: collateral 260,000 < 300,000. Repaying 300,000 would take 301,659.13 / 4 =
+    # 75,415 lots, over 100,000 of notional: 20% of it, 15,083 lots = 1.5083 BTC, goes now.
+    res = t.oracle(40_000)
+    [step] = evs(res, "collateral_liquidation")
+    # 60,332 of proceeds, taker fee 30.166, liquidation fee 301.66: 239,999.826 still owed,
+    # against 8.4917 x 40,000 x 0.65 = 220,784.2 of collateral: still below, so it waits.
+    assert (step["size"], step["filled"], step["quote_balance"]) == ("1.5083", "1.5083",
+                                                                     "-239999.826")
+    assert t.c.kv.get(P_ACTIVE + key(BORROWER).pub_key) is not None
+    for _ in range(3):   # within the cooldown: no step
+        assert not evs(t.block(), "collateral_liquidation")
+    # 30 s after the first step: 239,999.826 / 0.9945 / 4 = 60,332 lots, 20%: 12,067.
+    res = t.block(dt_ms=27_000)
+    [step] = evs(res, "collateral_liquidation")
+    assert (step["size"], step["quote_balance"]) == ("1.2067", "-191997.3")
+    assert t.bal(BORROWER, "BTC") == (10 * 10**4 - 15_083 - 12_067) * 10**4
+
+
+def test_a_btc_borrow_is_bought_back_with_quote():
+    """Key 1 holds 10,000 USDC and borrows 0.1 BTC (worth 6,600 at 60,000 x the borrow weight
+    1.1); key 4 supplies 10 BTC and offers 1 BTC at 95,000. No interest (both pools at 0%)."""
+    free_btc = pool_params(1_100_000)._replace(base_ppm=0)
+    t = T(btc=0, btc_pool=free_btc, extra=((key(1).pub_key, "USDC", 10_000 * USDC),
+                                           (key(4).pub_key, "BTC", 10 * BTC)))
+    t.block(action(key(BORROWER), next(t.n), "withdraw", "BTC", BTC // 10),
+            order(key(4), next(t.n), BTC_SPOT, False, 95_000 * PRICE, BTC))
+    assert t.bal(BORROWER, "BTC") == -BTC // 10
+    assert not evs(t.oracle(90_000), "collateral_liquidation")   # 9,900 <= 10,000
+    # At 91,000 the borrow counts 0.1 x 91,000 x 1.1 = 10,010 > 10,000: equity -10.
+    res = t.oracle(91_000)
+    [step] = evs(res, "collateral_liquidation")
+    # Buy the 0.1 BTC back: limit the lower of the bankruptcy price 91,000 + 900 / 0.1 =
+    # 100,000 (unweighted equity 10,000 - 9,100) and the borrow value 91,000 x 1.1 = 100,100.
+    assert (step["side"], step["size"], step["filled"], step["price"]) == \
+        ("buy", "0.1", "0.1", "100000")
+    # It fills key 4's offer at 95,000: 9,500, taker fee 4.75, liquidation fee 0.5% of 9,100
+    # at the oracle = 45.5: 10,000 - 9,550.25 = 449.75 left, and no BTC owed.
+    assert (step["fee"], step["quote_balance"], step["balance_left"]) == ("45.5", "449.75",
+                                                                          "0")
+    assert t.bal(BORROWER) == 449_750_000 and t.bal(BORROWER, "BTC") == 0
+    assert LP.get_pool(t.c.kv, "BTC").borrowed == 0
