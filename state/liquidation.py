@@ -61,7 +61,7 @@ from state.insurance import INSURANCE_FUND, fund_balance
 from state.kv import Overlay
 from state.liquidation_params import LiquidationParams, liquidation_params
 from state.isolated import iso_summary, isolated_summaries
-from state.lending_margin import borrowed_value
+from state.lending_margin import borrowed_value, moving_value
 from state.lending_pools import pool_params
 from state.ledger import P_BAL
 from state import bad_debt, collateral_liquidation as CL
@@ -70,7 +70,7 @@ from state.markets import Market, collateral, get as get_market
 from state.placement import execute
 from state.positions import P_CLEARING, load_account
 from state.derived import derived_of
-from state.risk_index import HolderIndex, candidates, holder_index, price_moves, \
+from state.risk_index import HolderIndex, candidates, holder_index, index_moves, price_moves, \
     risk_inputs, written_accounts
 from state.scope import SubTransaction
 from state.settlement import POOL, settle_fill
@@ -92,7 +92,7 @@ def liquidate(view: Overlay, ctx) -> list[Event]:
     """The end-block liquidation step (see the module docstring)."""
     idx = holder_index(view, ctx.height)
     moved, max_move_ppm = price_moves(view)
-    idx.advance(max_move_ppm, derived_of(view).params_version)
+    idx.advance(max_move_ppm, derived_of(view).params_version, index_moves(view))
     active: dict[bytes, list[bytes]] = {}  # address -> its liq/active/ keys
     for k, _ in view.iterate(P_ACTIVE):
         active.setdefault(k[len(P_ACTIVE):len(P_ACTIVE) + _ADDR], []).append(k)
@@ -151,15 +151,15 @@ def check_account(view: Overlay, ctx, p: LiquidationParams, idx: HolderIndex,
     due += [mid for mid in iso if below_maintenance(iso[mid])]
     _drop_done(view, addr, due, active_keys)
     if not due:
-        if borrowed:
-            # Interest on a borrow lowers equity with no write and no price move, which the
-            # band does not bound: a borrower gets no band (a full check each time, warm or
-            # cold alike).
-            return []
         # (one quantum of rounding per position for its value, one for its funding owed)
-        idx.note_checked(addr, s, 2 * len(acct.entries) + len(collateral(view)),
-                         s.collateral - ledger.balance(view, addr, quote), list(iso.values()),
-                         risk_inputs(acct))
+        n_terms = 2 * len(acct.entries) + len(collateral(view))
+        other = s.collateral - ledger.balance(view, addr, quote)
+        if borrowed:  # interest moves its equity too (state.risk_index)
+            other, unit = moving_value(view, addr, quote)
+            n_terms += unit + len(pool_params(view))
+            other += unit
+        idx.note_checked(addr, s, n_terms, other, list(iso.values()), risk_inputs(acct),
+                         borrower=borrowed > 0)
         return []
     events: list[Event] = []
     for mid in due:
@@ -191,6 +191,8 @@ def _run_job(view: Overlay, ctx, p: LiquidationParams, idx: HolderIndex, addr: b
     idx.sync(view, written_accounts(view, (P_CLEARING,), up_to=view.parent))
     if idx.borrowers is not None:  # (a chain with lending pools)
         idx.sync_borrowers(view, written_accounts(view, (P_BAL,), up_to=view.parent))
+        if any(e.type == "bad_debt_socialised" for e in scope.events):
+            idx.drop_bands()  # every supplier's balance fell
     _log(view, ctx, scope.events)
     return scope.events
 
