@@ -190,7 +190,10 @@ def _run_job(view: Overlay, ctx, p: LiquidationParams, idx: HolderIndex, addr: b
     # Every position it changed (the account, makers, the fund, ADL counterparties).
     idx.sync(view, written_accounts(view, (P_CLEARING,), up_to=view.parent))
     if idx.borrowers is not None:  # (a chain with lending pools)
-        idx.sync_borrowers(view, written_accounts(view, (P_BAL,), up_to=view.parent))
+        paid = written_accounts(view, (P_BAL,), up_to=view.parent)
+        idx.sync_borrowers(view, paid)
+        for a in paid:  # (a spot maker's balances moved: no band until its next full check)
+            idx.safe_until.pop(a, None)
         if any(e.type == "bad_debt_socialised" for e in scope.events):
             idx.drop_bands()  # every supplier's balance fell
     _log(view, ctx, scope.events)

@@ -297,3 +297,26 @@ def test_a_btc_borrow_is_bought_back_with_quote():
                                                                           "0")
     assert t.bal(BORROWER) == 449_750_000 and t.bal(BORROWER, "BTC") == 0
     assert LP.get_pool(t.c.kv, "BTC").borrowed == 0
+
+
+def maker_pushed_under(warm: bool):
+    """Key 2 (after key 1 by address) holds 100,000 USDC and borrows 26.6 ETH (87,780 at 3,000
+    x 1.1): equity 12,220, banded by a warm node. Key 1 borrows 38,900 against 1 BTC. BTC falls
+    1% to 59,400: key 1's 0.6586 BTC is sold to key 2's bid at 59,400, and key 2, paying
+    39,120.84 of USDC for 25,428.14 of collateral, falls to about -1,481: the same block's
+    check must find it whatever band it had."""
+    t = T(warm=warm, extra=((key(5).pub_key, "ETH", 100 * BTC),))
+    t.block(t.withdraw(BORROWER, 38_900), t.bid(59_400, 10_000),
+            action(key(BIDDER), next(t.n), "withdraw", "ETH", 266 * BTC // 10))
+    t.block()
+    res = t.oracle(59_400)
+    return t, res
+
+
+def test_a_spot_maker_filled_by_a_liquidation_loses_its_band_warm_as_cold():
+    cold, res = maker_pushed_under(False)
+    [step] = evs(res, "collateral_liquidation")
+    assert step["account"] == key(BORROWER).pub_key.hex() and step["filled"] == "0.6586"
+    assert cold.c.kv.get(P_ACTIVE + key(BIDDER).pub_key) is not None   # key 2 is due now
+    warm, _ = maker_pushed_under(True)
+    assert [r.app_hash for r in warm.results] == [r.app_hash for r in cold.results]
