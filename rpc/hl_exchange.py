@@ -112,8 +112,8 @@ def refused(code: int, log: str, nonce: int) -> tuple[int, dict]:
 def status_json(attrs: dict):
     """An `hl_status` event -> one of Hyperliquid's per-item statuses."""
     kind = attrs["status"]
-    if kind == "success":
-        return "success"
+    if kind in ("success", "waitingForFill", "waitingForTrigger"):
+        return kind        # bare strings, as Hyperliquid sends them (no oid for a tp/sl)
     if kind == "error":
         return {"error": attrs["error"]}
     inner = {"oid": int(attrs["oid"])}

@@ -174,3 +174,22 @@ def test_position_tpsl_of_a_fixed_size_stays_that_size():
     [o] = t.triggers()
     assert o.id == int(st[0]["oid"]) and o.size_lots == LOTS_001 and o.reduce_only
     assert not hl_tpsl.whole_position(t.c.kv, BTC_PERP, o.id)
+
+
+def test_frontend_open_orders_show_waiting_children_and_whole_position_orders():
+    from rpc.hl_format import Universe, frontend_order_json
+    from state.markets import get as get_market
+    t = T()
+    _, st = t.hl(bracket(limit(BTC, True, "59000", "0.01")))
+    uni, m = Universe(t.c.kv), get_market(t.c.kv, BTC_PERP)
+    row = frontend_order_json(uni, m, O.get_resting(t.c.kv, BTC_PERP, int(st[0]["oid"])))
+    assert [(c["triggerPx"], c["sz"], c["side"], c["isTrigger"], c["oid"])
+            for c in row["children"]] == [("62000.0", "0.01", "A", True, 0),
+                                          ("58000.0", "0.01", "A", True, 0)]
+    assert row["isPositionTpsl"] is False
+    t.native(MAKER, False, 59_000, LOTS_001, tif=1)
+    _, st = t.hl(order_action(trigger(BTC, False, "57000", "sl", "0", px="50000"),
+                              grouping="positionTpsl"))
+    rows = {o.id: frontend_order_json(uni, m, o) for o in t.triggers()}
+    assert [rows[i]["isPositionTpsl"] for i in sorted(rows)] == [False, False, True]
+    assert all(r["children"] == [] for r in rows.values())
