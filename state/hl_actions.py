@@ -12,9 +12,10 @@ Mapping
   t.limit.tif Gtc / Ioc / Alo -> kind limit, tif GTC / IOC / ALO. t.trigger {triggerPx,
   isMarket, tpsl}: tpsl "sl" -> stop (stop_market if isMarket, else stop_limit), "tp" ->
   take-profit (take_profit_market / take_profit_limit); a market trigger is IOC with `p` as
-  its worst price, a limit trigger GTC. Only grouping "na" is supported (normalTpsl and
-  positionTpsl, which link a parent to its tp/sl children, are refused with HL_UNSUPPORTED);
-  a builder fee is refused too.
+  its worst price, a limit trigger GTC. Grouping "na" places each order on its own;
+  "normalTpsl" (a parent with its tp/sl) and "positionTpsl" (tp/sl of the whole position)
+  are state.hl_grouping's; any other grouping, and a builder fee, is refused
+  (HL_UNSUPPORTED).
 - Client ids: Hyperliquid's cloid is 16 bytes; a native cloid is a uint64. The cloid
   0x0000000000000000XXXXXXXXXXXXXXXX (first 8 bytes zero, as the SDK's Cloid.from_int makes)
   is the native cloid XXXXXXXXXXXXXXXX; any other (or the zero cloid) is refused with
@@ -37,11 +38,13 @@ Mapping
   changes nothing.
 - `withdraw3` {destination, amount, time}: the native `withdraw` of the quote asset (burned,
   a `withdrawal` event with the destination for a bridge).
-- `scheduleCancel` {time?}: the native `schedule_cancel` (the dead-man switch).
+- `scheduleCancel` {time?}: the native `schedule_cancel` (the dead-man switch, with
+  Hyperliquid's limit of 10 firings a UTC day).
 
 Results: every order, cancel and modify item adds one `hl_status` event, in item order, with
 `index` and `status` = resting (oid, cloid) | filled (oid, cloid, total_sz, avg_px) |
-success | error (error text), from which rpc/hl_exchange.py answers in Hyperliquid's shape.
+success | error (error text) | waitingForFill (parent) | waitingForTrigger (oid), from which
+rpc/hl_exchange.py answers in Hyperliquid's shape.
 """
 
 from state import cancellation, hl_grouping, hl_universe as U, isolated, ledger
