@@ -82,6 +82,12 @@ def take_group(view: Overlay, market: int, parent: int) -> tuple[bytes, list]:
     return owner, children
 
 
+def all_keys(view: KVView, prefix: bytes) -> list[tuple[int, int]]:
+    """(market, order id) of every record under one of the prefixes above (audits)."""
+    n = len(prefix)
+    return [split_mid(k[n:]) for k, _ in view.iterate(prefix)]
+
+
 # -- waiting tp/sl orders: whole-position marks and siblings --------------------------------
 
 def mark_whole_position(view: Overlay, market: int, order_id: int) -> None:

@@ -6,6 +6,7 @@ sl are siblings (one firing cancels the other); warm = cold."""
 from localnet.fixtures import BTC_PERP, PRICE
 from state import hl_tpsl, orders as O
 from state.errors import Code
+from state.invariants import check_invariants
 from tests.chain_helpers import Chain, key, oracle_tx, order
 from tests.hl_helpers import (WALLETS, account32, hl_genesis, l1_tx, limit, order_action,
                               statuses, trigger)
@@ -29,6 +30,9 @@ class T:
         r = self.c.block([l1_tx(ALICE, action, self.nonce())])
         assert r.tx_results[0].code == 0, r.tx_results[0].log
         return r, statuses(r.tx_results[0])
+
+    def audit(self):
+        check_invariants(self.c.kv)
 
     def native(self, k, is_buy: bool, usd: int, lots: int, tif: int = 0):
         r = self.c.block([order(k, self.nonce(), BTC_PERP, is_buy, usd * PRICE,
@@ -66,6 +70,7 @@ def run_bracket(warm: bool) -> T:
     assert [s["status"] for s in st] == ["resting", "waitingForFill", "waitingForFill"]
     parent = int(st[0]["oid"])
     assert t.triggers() == [] and hl_tpsl.group(t.c.kv, BTC_PERP, parent) is not None
+    t.audit()
     t.native(TAKER, True, 56_000, LOTS_001)                 # liquidity for the sl later
     r = t.native(MAKER, False, 59_000, LOTS_001, tif=1)      # fills the parent completely
     placed = events(r, "tpsl_placed")
@@ -75,12 +80,14 @@ def run_bracket(warm: bool) -> T:
     assert all(o.size_lots == LOTS_001 and o.reduce_only and not o.is_buy for o in trig)
     assert hl_tpsl.group(t.c.kv, BTC_PERP, parent) is None and not list(
         t.c.kv.iterate(hl_tpsl.P_DUE))
+    t.audit()
     r = t.oracle(57_000)                                      # the sl fires, the tp is cancelled
     cancels = events(r, "cancel")
     tp = next(o for o in trig if o.kind == O.TAKE_PROFIT_MARKET)
     assert [(int(c["order_id"]), c["reason"]) for c in cancels] == [(tp.id, "sibling_filled")]
     assert t.triggers() == [] and t.position_lots() == 0
     assert not list(t.c.kv.iterate(hl_tpsl.P_SIBLING))
+    t.audit()
     return t
 
 
@@ -117,6 +124,7 @@ def test_a_cancelled_parent_resizes_or_cancels_its_children():
     r, _ = t.hl({"type": "cancel", "cancels": [{"a": BTC, "o": int(st[0]["oid"])}]})
     assert [e["reason"] for e in events(r, "tpsl_cancelled")] == ["parent_unfilled"]
     assert len(t.triggers()) == 2 and not list(t.c.kv.iterate(hl_tpsl.P_GROUP))
+    t.audit()
 
 
 def test_normal_tpsl_refusals():
@@ -153,6 +161,7 @@ def test_position_tpsl_of_size_zero_closes_the_whole_position_when_it_fires():
                               grouping="positionTpsl"))
     assert [s["status"] for s in st] == ["waitingForTrigger"] * 2
     assert all(hl_tpsl.whole_position(t.c.kv, BTC_PERP, int(s["oid"])) for s in st)
+    t.audit()
     t.native(MAKER, False, 60_000, LOTS_001 * 2)
     t.hl(order_action(limit(BTC, True, "60000", "0.02", tif="Ioc")))      # long 0.03
     assert t.position_lots() == 3 * LOTS_001
@@ -193,3 +202,15 @@ def test_frontend_open_orders_show_waiting_children_and_whole_position_orders():
     rows = {o.id: frontend_order_json(uni, m, o) for o in t.triggers()}
     assert [rows[i]["isPositionTpsl"] for i in sorted(rows)] == [False, False, True]
     assert all(r["children"] == [] for r in rows.values())
+
+
+def test_the_tpsl_links_audit_catches_a_stray_record():
+    import pytest
+    from state.invariants import InvariantViolation
+    for prefix, value in ((hl_tpsl.P_WHOLE, b""), (hl_tpsl.P_SIBLING, b"\x05"),
+                          (hl_tpsl.P_DUE, b"\x00")):
+        t = T()
+        t.c.kv.apply([(prefix + BTC_PERP.to_bytes(4, "big") + (77).to_bytes(8, "big"), value)])
+        with pytest.raises(InvariantViolation) as e:
+            t.audit()
+        assert e.value.invariant == "tpsl_links"
