@@ -321,14 +321,14 @@ def _check_reduce_only(view: KVView, accts: dict, resting: dict) -> None:
 
 
 def _check_tpsl(view: KVView, resting: dict, waiting: dict) -> None:
-    due = set(hl_tpsl.all_keys(view, hl_tpsl.P_DUE))
-    groups = hl_tpsl.all_keys(view, hl_tpsl.P_GROUP)
+    due = dict.fromkeys(hl_tpsl.all_keys(view, hl_tpsl.P_DUE))
+    groups = dict.fromkeys(hl_tpsl.all_keys(view, hl_tpsl.P_GROUP))
     for m, parent in groups:
         o = resting.get((m, parent))
         if (m, parent) not in due and (o is None or o.owner != hl_tpsl.group(view, m, parent)[0]):
             _fail("tpsl_links", _order_name(m, parent), "a tp/sl group waits for a parent "
                   "that is not a resting order of its owner, and is not due")
-    for m, parent in sorted(due - set(groups)):
+    for m, parent in [k for k in due if k not in groups]:
         _fail("tpsl_links", _order_name(m, parent), "a due tp/sl record without its group")
     for prefix in (hl_tpsl.P_WHOLE, hl_tpsl.P_SIBLING):
         for m, oid in hl_tpsl.all_keys(view, prefix):
