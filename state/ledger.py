@@ -153,7 +153,7 @@ class Ledger:
         its positions owed in funding settled."""
         a = self.accounts.get(addr)
         if a is None:
-            stored = get_stored(self.view, addr)
+            stored = self.view.get_stored(P_CLEARING + addr)  # (positions.get_stored)
             hit = self.published.pop(addr, None)
             a = hit[1] if hit is not None and hit[0] is stored else \
                 account_from_stored(addr, stored)
