@@ -89,7 +89,9 @@ async def run_node(home: Home, services: Sequence[Service] = ()) -> None:
     genesis = load_genesis(home.genesis_file)
     node_key = load_key(home.node_key_file)
     val_key = load_key(home.validator_key_file) if home.validator_key_file.exists() else None
-    store = open_verified(home.db_path, cfg.store.verify_on_start == "full")
+    store = open_verified(home.db_path, cfg.store.verify_on_start == "full",
+                          block_cache_mib=cfg.store.block_cache_mib,
+                          write_buffer_mib=cfg.store.write_buffer_mib)
     app = None
     try:
         app = Application(cfg, genesis, store, node_key, val_key)
