@@ -15,7 +15,8 @@ leave the log behind the chain, never ahead (`FillHistory.catch_up` fills the ga
 lowercase hex digits (an account) is stored as its 32 bytes and given back as the same text.
 Sequence numbers only grow; the oldest fills (and their account entries) are deleted as new
 ones arrive, a bounded number per block, and reads never see more than the newest
-`max_fills` (so lowering the bound takes effect at once).
+`max_fills` (so lowering the bound takes effect at once). Scans of the whole log bypass
+LevelDB's block cache, which keeps hot state.
 """
 
 from typing import Iterator, NamedTuple
@@ -114,14 +115,14 @@ class FillLog:
 
     def __iter__(self) -> Iterator[Fill]:
         for _, v in self._db.iterator(start=P_FILL + _seq(self._lo()),
-                                      stop=P_FILL + _seq(self.next)):
+                                      stop=P_FILL + _seq(self.next), fill_cache=False):
             yield unpack_fill(v)
 
     def __reversed__(self) -> Iterator[Fill]:
         # by prefix: plyvel's reverse iterator with start/stop skips everything when no key
         # follows the range (as here, the newest fill being the last f/ key)
         lo, n = _seq(self._lo()), len(P_FILL)
-        for k, v in self._db.iterator(prefix=P_FILL, reverse=True):
+        for k, v in self._db.iterator(prefix=P_FILL, reverse=True, fill_cache=False):
             if k[n:] < lo:
                 return
             yield unpack_fill(v)

@@ -274,14 +274,16 @@ class Store:
         raw = self.db.get(K_GENESIS)
         return None if raw is None else _dec(raw)[0]
 
+    # Blocks, commits and results are read once per query or peer and are large: they do
+    # not go into LevelDB's block cache ([store] block_cache_mib), which keeps hot state.
     def block_bytes(self, height: int) -> bytes | None:
-        return self.db.get(P_BLOCK + _h(height))
+        return self.db.get(P_BLOCK + _h(height), fill_cache=False)
 
     def commit_bytes(self, height: int) -> bytes | None:
-        return self.db.get(P_COMMIT + _h(height))
+        return self.db.get(P_COMMIT + _h(height), fill_cache=False)
 
     def results_bytes(self, height: int) -> bytes | None:
-        return self.db.get(P_RESULTS + _h(height))
+        return self.db.get(P_RESULTS + _h(height), fill_cache=False)
 
     def app_hash_at(self, height: int) -> bytes | None:
         if height == 0:
