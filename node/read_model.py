@@ -154,4 +154,5 @@ class FillHistory:
             account = bytes.fromhex(account_hex)
         except ValueError:
             return []
-        return [f for f in self.fills.of_account(account) if f.involves(account_hex, market_symbol)]
+        return [f for f in self.fills.of_account(account)
+                if f.involves(account_hex, market_symbol)]

@@ -163,6 +163,9 @@ def test_fill_filters_by_account_and_market(tmp_path):
     assert eth and all(f.attr("market") == "ETH-USD" for f in eth) and len(eth) < len(everything)
     assert mine and all(taker5 in (f.attr("taker"), f.attr("maker")) for f in mine)
     assert len(mine) < len(everything)
+    assert mine == [f for f in everything if f.involves(taker5, None)]   # the index finds all
+    assert n.model.fills.newest_first(taker5.upper()) == []   # the text compares, as before
+    assert n.model.fills.newest_first("not hex") == [] == n.model.fills.newest_first("ab" * 300)
 
 
 def stored_keys(store, prefix: bytes) -> int:
