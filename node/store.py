@@ -102,8 +102,8 @@ class Tip:
 
 # Memory bounds (docs/OPERATIONS.md "Memory"); the first three are [store] settings.
 STATE_CACHE_ENTRIES = 100_000     # state keys cached in Python (about 200 bytes each)
-BLOCK_CACHE_MIB = 8               # LevelDB's cache of table blocks read
-WRITE_BUFFER_MIB = 8              # LevelDB's memtable: writes gathered before a table file
+BLOCK_CACHE_MIB = 4               # LevelDB's cache of table blocks read
+WRITE_BUFFER_MIB = 4              # LevelDB's memtable: writes gathered before a table file
 RECENT_TX_HASHES = 20_000         # committed tx hashes the mempool knows without a read
 PRUNE_BATCH = 1_000   # heights pruned per commit at most
 
