@@ -15,7 +15,8 @@ websocket `post` of type "action". It
 4. submits the envelope through the mempool (CheckTx, then gossip, like broadcast_tx_commit),
    waits for the block that commits it, and answers from its committed result:
    {"status": "ok", "response": {"type": "order", "data": {"statuses": [...]}}} or
-   {"status": "err", "response": "<reason>"}, as Hyperliquid does.
+   {"status": "err", "response": "<reason>"}, as Hyperliquid does (a nonce used before,
+   e.g. the same signed body sent twice: "Invalid nonce: duplicate nonce <nonce>").
 
 It adds no state: every answer is the committed tx result (the `hl_status` events of
 state/hl_actions.py).
@@ -27,12 +28,15 @@ import trio
 from node.app import Application
 from node.config import parse_duration_ms
 from state import hl_signing, ledger, nonces
-from state.errors import TxError
+from state.errors import Code, TxError
 from state.hl_universe import eth_account
 from state.machine import TxResult
 from state.tx import HL_ADDRESS_BYTES, HlTx, build_hl_tx, decode_tx, hl_digest
 
 BAD_REQUEST = 400
+# a nonce used before, however it shows: the same bytes pending or committed (the mempool), or
+# the nonce kept by the account (CheckTx, or the block)
+DUPLICATE_CODES = (Code.NONCE_DUPLICATE, Code.TX_IN_MEMPOOL, Code.TX_ALREADY_COMMITTED)
 # response.type per action type, for those whose answer carries statuses
 STATUS_TYPES = {"order": "order", "cancel": "cancel", "cancelByCloid": "cancel",
                 "batchModify": "batchModify"}
@@ -98,11 +102,18 @@ def err(text: str) -> tuple[int, dict]:
     return 200, {"status": "err", "response": text}
 
 
+def refused(code: int, log: str, nonce: int) -> tuple[int, dict]:
+    """A refused action; a reused nonce in Hyperliquid's words."""
+    if code in DUPLICATE_CODES:
+        return err(f"Invalid nonce: duplicate nonce {nonce}")
+    return err(log)
+
+
 def status_json(attrs: dict):
     """An `hl_status` event -> one of Hyperliquid's per-item statuses."""
     kind = attrs["status"]
-    if kind == "success":
-        return "success"
+    if kind in ("success", "waitingForFill", "waitingForTrigger"):
+        return kind        # bare strings, as Hyperliquid sends them (no oid for a tp/sl)
     if kind == "error":
         return {"error": attrs["error"]}
     inner = {"oid": int(attrs["oid"])}
@@ -113,10 +124,10 @@ def status_json(attrs: dict):
     return {kind: inner}
 
 
-def answer(action_type: str, result: TxResult) -> tuple[int, dict]:
+def answer(action_type: str, result: TxResult, nonce: int) -> tuple[int, dict]:
     """A committed tx result in Hyperliquid's response shape."""
     if result.code != 0:
-        return err(result.log)
+        return refused(result.code, result.log, nonce)
     statuses = [status_json(dict(e.attrs)) for e in result.events if e.type == "hl_status"]
     kind = STATUS_TYPES.get(action_type)
     if kind is not None:
@@ -144,10 +155,10 @@ async def exchange(app: Application, body) -> tuple[int, dict]:
     raw = build_hl_tx(signer, action_bytes, tx.nonce, tx.vault, tx.expires_after, tx.signature)
     [(th, checked)] = await app.submit([raw])
     if checked.code != 0:
-        return err(checked.log)
+        return refused(checked.code, checked.log, tx.nonce)
     timeout_s = parse_duration_ms(app.cfg.rpc.timeout_broadcast_tx_commit) / 1000
     done = await app.wait_for_tx(th, timeout_s)
     if done is None:
         return err(f"the action was accepted (tx {th.hex().upper()}) but not committed "
                    f"within {timeout_s:g}s; check its effect before sending it again")
-    return answer(tx.hl_type, done[2])
+    return answer(tx.hl_type, done[2], tx.nonce)

@@ -20,7 +20,7 @@ import hashlib
 from decimal import Decimal
 
 from node.read_model import Fill
-from state import markets as MS, params
+from state import hl_tpsl, markets as MS, params
 from state.amounts import AmountError, format_amount, parse_amount
 from state.hl_universe import SPOT_ASSET_OFFSET, eth_account, eth_address_of
 from state import orders as O
@@ -172,6 +172,18 @@ def order_json(uni: Universe, m: MS.Market, o: O.OrderRecord) -> dict:
     return out
 
 
+def _children(uni: Universe, m: MS.Market, o: O.OrderRecord) -> list[dict]:
+    """The tp/sl of a normalTpsl group waiting for parent `o` (state.hl_tpsl), as rows with
+    oid 0 (they have none yet) and the parent's size."""
+    group = hl_tpsl.group(uni.view, m.id, o.id)
+    if group is None:
+        return []
+    return [frontend_order_json(uni, m, O.OrderRecord(
+        0, m.id, o.owner, is_buy, kind, price // m.tick_size, o.orig_lots, o.orig_lots, tif,
+        reduce_only, trigger // m.tick_size, cloid, 0, o.placed_ms))
+        for _, is_buy, kind, price, _, tif, reduce_only, trigger, cloid, _ in group[1]]
+
+
 def frontend_order_json(uni: Universe, m: MS.Market, o: O.OrderRecord) -> dict:
     """A `frontendOpenOrders` row."""
     trigger = o.kind in O.TRIGGER_KINDS
@@ -180,7 +192,9 @@ def frontend_order_json(uni: Universe, m: MS.Market, o: O.OrderRecord) -> dict:
         up = O.fire_direction(o.kind, o.is_buy) == O.FIRE_UP
         cond = f"Price {'above' if up else 'below'} {px_of(m, o.trigger_ticks)}"
     out = order_json(uni, m, o)
-    out.update(children=[], isPositionTpsl=False, isTrigger=trigger,
+    whole = trigger and o.id != 0 and hl_tpsl.whole_position(uni.view, m.id, o.id)
+    out.update(children=[] if trigger else _children(uni, m, o), isPositionTpsl=whole,
+               isTrigger=trigger,
                orderType=_ORDER_TYPES[o.kind], reduceOnly=o.reduce_only,
                tif=None if trigger else _TIFS[o.tif], triggerCondition=cond,
                triggerPx=px_of(m, o.trigger_ticks) if trigger else "0.0")

@@ -46,7 +46,7 @@ SUB_TYPES = ("allMids", "l2Book", "trades", "candle") + USER_SUBS
 MAX_REMEMBERED_ORDERS = 10_000    # orders of subscribed users, for cancel updates
 _CANCEL_STATUS = {"self_trade": "selfTradeCanceled", "liquidation": "liquidatedCanceled",
                   "scheduled_cancel": "scheduledCancel",
-                  "reduce_only": "reduceOnlyCanceled"}
+                  "reduce_only": "reduceOnlyCanceled", "sibling_filled": "siblingFilledCanceled"}
 _ORDER_STATUS = {"open": "open", "partially_filled_open": "open", "filled": "filled",
                  "partially_filled_cancelled": "canceled", "cancelled_unfilled": "canceled",
                  "waiting_trigger": "open", "modified_in_place": "open"}

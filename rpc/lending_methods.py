@@ -93,7 +93,7 @@ async def interest_history(app, p: dict) -> dict:
     """Params: `asset` (position 0), `limit` (1..HISTORY_LEN, default 100): hourly points."""
     view = app.store.state
     sym = rpc_params.unquote(rpc_params.param(p, "asset", 0))
-    if sym not in LP.pool_params(view):
+    if type(sym) is not str or sym not in LP.pool_params(view):
         raise rpc_params.invalid(f"{sym!r} has no lending pool; pooled: "
                                  f"{', '.join(sorted(LP.pool_params(view))) or 'none'}")
     limit = rpc_params.limit_value(rpc_params.param(p, "limit", 1, required=False),

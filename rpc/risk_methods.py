@@ -2,8 +2,10 @@
 
 All read the latest committed state (`app.store.state`), answering as rpc/trading_methods.py
 does (decimal strings for amounts, lower-case hex addresses, decimal-string heights):
-* `liquidations(address?, limit?)`: the last liquidation, insurance_takeover and adl events,
-  newest first, from the log state.liquidation keeps (the last MAX_LIQUIDATION_LOG);
+* `liquidations(address?, limit?)`: the last liquidation, insurance_takeover and adl events
+  (with lending also collateral_liquidation, bad_debt_covered, bad_debt_socialised: the
+  types state.liquidation.LOGGED), newest first, from the log state.liquidation keeps (the
+  last MAX_LIQUIDATION_LOG);
 * `insurance_fund()`: the fund's address, quote balance and positions;
 * `adl_queue(address)`: per perp position of the account, its place in its side's
   auto-deleveraging queue (state.adl): rank 1 is deleveraged first; `percentile` =

@@ -4,11 +4,12 @@ What this module owns
 ---------------------
 `remove_resting` and `remove_trigger` take an open order out of the book (resting orders),
 its records and indexes (state.orders) and its owner's open-order aggregates, with a `cancel`
-event naming the reason (user, user_cancel_all, modify, self_trade, expired). `cancel_open`
+event naming the reason (user, user_cancel_all, modify, self_trade, expired), and tell
+state.hl_tpsl (a Hyperliquid tp/sl group's parent or linked order leaving). `cancel_open`
 finds an open order by id; `cancel`, `cancel_cloid` and `cancel_all` are the actions.
 """
 
-from state import orders as O
+from state import hl_tpsl, orders as O
 from state.book import Side
 from state.errors import Code, TxError
 from state.event_text import cancel_event
@@ -23,6 +24,7 @@ def remove_resting(scope, m: Market, o: O.OrderRecord, reason: str,
     if from_book:
         scope.book(m.id).cancel(o.id)
     O.remove_resting(scope.view, o)
+    hl_tpsl.parent_left(scope.view, m.id, o.id, o.owner, o.orig_lots - o.size_lots)
     e = scope.ledger.account(o.owner).entry(m.id)
     e.remove_open(o.is_buy, o.size_lots, o.price_ticks)
     e.orders -= 1
@@ -32,6 +34,7 @@ def remove_resting(scope, m: Market, o: O.OrderRecord, reason: str,
 def remove_trigger(scope, m: Market, o: O.OrderRecord, reason: str | None) -> None:
     """Take a waiting trigger order out (`reason` None: it fires, so no cancel event)."""
     O.remove_trigger(scope.view, o)
+    hl_tpsl.take_links(scope.view, m.id, o.id, o.owner)
     scope.ledger.account(o.owner).entry(m.id).orders -= 1
     if reason is not None:
         scope.events.append(cancel_event(m, o, reason))

@@ -64,6 +64,8 @@ MAX_EXPIRIES_PER_BLOCK = 2_000
 SCHEDULE_MIN_DELAY_MS = 5_000
 SCHEDULE_MAX_DELAY_MS = 7 * 24 * 3_600_000
 MAX_SCHEDULED_CANCELS_PER_BLOCK = 1_000
+SCHEDULE_TRIGGERS_PER_DAY = 10        # scheduled cancels that may fire per account per UTC day
+DAY_MS = 86_400_000
 # Market (and triggered market) orders: the default worst price a client uses when it gives
 # none, as a fraction of the mark (Hyperliquid's 10%); clients only, never state.
 DEFAULT_MARKET_SLIPPAGE_PPM = 100_000

@@ -65,6 +65,7 @@ class Code(IntEnum):
     # Hyperliquid-signed actions (issue 11), numbered from 70.
     HL_UNSUPPORTED = 70           # a Hyperliquid action or option this chain does not offer
     ACTION_EXPIRED = 71           # a Hyperliquid envelope's expiresAfter is before the block time
+    SCHEDULE_LIMIT = 72           # schedule_cancel after the day's SCHEDULE_TRIGGERS_PER_DAY fired
     # Mempool-only codes (the tx never reached a block).
     MEMPOOL_FULL = 100
     TX_IN_MEMPOOL = 101       # the same bytes are already pending

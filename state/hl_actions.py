@@ -12,9 +12,10 @@ Mapping
   t.limit.tif Gtc / Ioc / Alo -> kind limit, tif GTC / IOC / ALO. t.trigger {triggerPx,
   isMarket, tpsl}: tpsl "sl" -> stop (stop_market if isMarket, else stop_limit), "tp" ->
   take-profit (take_profit_market / take_profit_limit); a market trigger is IOC with `p` as
-  its worst price, a limit trigger GTC. Only grouping "na" is supported (normalTpsl and
-  positionTpsl, which link a parent to its tp/sl children, are refused with HL_UNSUPPORTED);
-  a builder fee is refused too.
+  its worst price, a limit trigger GTC. Grouping "na" places each order on its own;
+  "normalTpsl" (a parent with its tp/sl) and "positionTpsl" (tp/sl of the whole position)
+  are state.hl_grouping's; any other grouping, and a builder fee, is refused
+  (HL_UNSUPPORTED).
 - Client ids: Hyperliquid's cloid is 16 bytes; a native cloid is a uint64. The cloid
   0x0000000000000000XXXXXXXXXXXXXXXX (first 8 bytes zero, as the SDK's Cloid.from_int makes)
   is the native cloid XXXXXXXXXXXXXXXX; any other (or the zero cloid) is refused with
@@ -37,31 +38,28 @@ Mapping
   changes nothing.
 - `withdraw3` {destination, amount, time}: the native `withdraw` of the quote asset (burned,
   a `withdrawal` event with the destination for a bridge).
-- `scheduleCancel` {time?}: the native `schedule_cancel` (the dead-man switch).
+- `scheduleCancel` {time?}: the native `schedule_cancel` (the dead-man switch, with
+  Hyperliquid's limit of 10 firings a UTC day).
 
 Results: every order, cancel and modify item adds one `hl_status` event, in item order, with
 `index` and `status` = resting (oid, cloid) | filled (oid, cloid, total_sz, avg_px) |
-success | error (error text), from which rpc/hl_exchange.py answers in Hyperliquid's shape.
+success | error (error text) | waitingForFill (parent) | waitingForTrigger (oid), from which
+rpc/hl_exchange.py answers in Hyperliquid's shape.
 """
 
-from state import cancellation, hl_universe as U, isolated, ledger, lending_actions, placement
+from state import cancellation, hl_grouping, hl_universe as U, isolated, ledger
+from state import lending_actions, placement
 from state import orders as O, schedule_cancel
 from state import constants as C
 from state.amounts import AmountError, format_amount, parse_amount
 from state.errors import Code, TxError
 from state.events import Event
+from state.hl_orders import (field, items, native_cloid, order_fields, placed_status, run_item,
+                             status, unsupported)
 from state.markets import Market
-from state.scope import Scope, SubTransaction
+from state.scope import Scope
 
 USD_DECIMALS = 6          # the SDK's float_to_usd_int (updateIsolatedMargin.ntli)
-CLOID_HEX_LEN = 34        # "0x" + 16 bytes
-_TIFS = {"Gtc": 0, "Ioc": 1, "Alo": 3}
-_LIVE = ("open", "partially_filled_open", "filled", "partially_filled_cancelled",
-         "cancelled_unfilled", "waiting_trigger", "modified_in_place")
-
-
-def unsupported(what: str) -> TxError:
-    return TxError(Code.HL_UNSUPPORTED, what)
 
 
 def check_envelope(tx, ctx) -> None:
@@ -79,47 +77,6 @@ def run(scope: Scope, tx) -> None:
     HANDLERS[tx.hl_type](scope, tx.signer, tx.hl_action)
 
 
-# -- field access --------------------------------------------------------------------------
-
-def field(d, key: str, kind, where: str):
-    """d[key], which must be of type `kind` (bool is never an int); INVALID_FIELD otherwise."""
-    if type(d) is not dict or key not in d:
-        raise TxError(Code.INVALID_FIELD, f"{where}: missing field {key!r}")
-    v = d[key]
-    if type(v) is not kind:
-        raise TxError(Code.INVALID_FIELD, f"{where}: field {key!r} must be a {kind.__name__}")
-    return v
-
-
-def items(action: dict, key: str) -> list:
-    v = field(action, key, list, action["type"])
-    if not v:
-        raise TxError(Code.INVALID_FIELD, f"{action['type']}: {key!r} is empty")
-    if len(v) > C.MAX_BATCH_ACTIONS:
-        raise TxError(Code.BATCH_TOO_LARGE, f"{action['type']} has {len(v)} items; the limit "
-                      f"is {C.MAX_BATCH_ACTIONS}")
-    return v
-
-
-def native_cloid(text) -> int:
-    """A Hyperliquid cloid "0x" + 32 hex -> the native uint64 client id (see the docstring)."""
-    if type(text) is not str or len(text) != CLOID_HEX_LEN or not text.startswith("0x"):
-        raise TxError(Code.INVALID_FIELD, f"cloid {text!r} must be '0x' and 32 hex digits")
-    try:
-        value = int(text[2:], 16)
-    except ValueError:
-        raise TxError(Code.INVALID_FIELD, f"cloid {text!r} is not hex") from None
-    if not 0 < value <= C.MAX_UINT64:
-        raise TxError(Code.INVALID_FIELD, f"cloid {text} is not supported: this chain keeps "
-                      "64-bit client ids, so a cloid's first 8 bytes must be zero and the "
-                      "rest not all zero (e.g. the SDK's Cloid.from_int(n))")
-    return value
-
-
-def cloid_text(cloid: int) -> str:
-    return "0x" + cloid.to_bytes(16, "big").hex() if cloid else ""
-
-
 def quote_amount(scope: Scope, text, where: str) -> int:
     if type(text) is not str:
         raise TxError(Code.INVALID_FIELD, f"{where}: amount must be a decimal string")
@@ -132,100 +89,27 @@ def quote_amount(scope: Scope, text, where: str) -> int:
     return amount
 
 
-# -- orders --------------------------------------------------------------------------------
-
-def order_fields(view, wire, where: str = "order") -> tuple[Market, list]:
-    """An order wire -> (market, native `order` fields)."""
-    m = U.market_for_asset(view, field(wire, "a", int, where))
-    is_buy = field(wire, "b", bool, where)
-    price = U.ticks_of(m, field(wire, "p", str, where)) * m.tick_size
-    size = U.lots_of(m, field(wire, "s", str, where)) * m.lot_size
-    reduce_only = field(wire, "r", bool, where)
-    cloid = native_cloid(wire["c"]) if wire.get("c") is not None else 0
-    t = field(wire, "t", dict, where)
-    if list(t) == ["limit"]:
-        tif = _TIFS.get(field(t, "limit", dict, where).get("tif"))
-        if tif is None:
-            raise TxError(Code.INVALID_FIELD, f"{where}: limit tif must be Gtc, Ioc or Alo")
-        return m, [m.id, is_buy, O.LIMIT, price, size, tif, reduce_only, 0, cloid, 0]
-    if list(t) == ["trigger"]:
-        trig = t["trigger"]
-        is_market = field(trig, "isMarket", bool, where)
-        tpsl = field(trig, "tpsl", str, where)
-        if tpsl not in ("tp", "sl"):
-            raise TxError(Code.INVALID_FIELD, f"{where}: trigger tpsl must be tp or sl")
-        trigger = U.ticks_of(m, field(trig, "triggerPx", str, where)) * m.tick_size
-        kind = {("sl", True): O.STOP_MARKET, ("sl", False): O.STOP_LIMIT,
-                ("tp", True): O.TAKE_PROFIT_MARKET, ("tp", False): O.TAKE_PROFIT_LIMIT}[
-            (tpsl, is_market)]
-        return m, [m.id, is_buy, kind, price, size, 1 if is_market else 0, reduce_only,
-                   trigger, cloid, 0]
-    raise TxError(Code.INVALID_FIELD, f"{where}: order type t must be {{limit: ...}} or "
-                  "{trigger: ...}")
-
-
-def _attrs(e: Event) -> dict:
-    return dict(e.attrs)
-
-
-def placed_status(scope: Scope, m: Market, owner: bytes, events, index: int) -> Event:
-    """The Hyperliquid status of the order an item placed, from that item's events."""
-    me = owner.hex()
-    order = next((_attrs(e) for e in events if e.type == "order"
-                  and _attrs(e)["owner"] == me and _attrs(e)["status"] in _LIVE), None)
-    if order is None:
-        return status(index, "error", ("error", "no order was placed"))
-    oid, cloid = order["order_id"], cloid_text(int(order["cloid"]))
-    asset = str(U.asset_of_market(scope.view, m.id))
-    if order["status"] in ("open", "partially_filled_open", "waiting_trigger",
-                           "modified_in_place"):
-        return status(index, "resting", ("oid", oid), ("cloid", cloid))
-    if order["status"] == "cancelled_unfilled":
-        return status(index, "error", ("error", "Order could not immediately match against "
-                                       f"any resting orders. asset={asset}"))
-    lots = notional = 0
-    for e in events:
-        a = _attrs(e) if e.type == "fill" else None
-        if a is not None and a["taker_order_id"] == oid:
-            size_lots = U.lots_of(m, a["size"])
-            lots += size_lots
-            notional += U.ticks_of(m, a["price"]) * m.tick_size * size_lots
-    avg = notional // lots if lots else 0   # quote quantums per whole base unit, rounded down
-    return status(index, "filled", ("oid", oid), ("cloid", cloid),
-                  ("total_sz", U.size_text(m, lots)),
-                  ("avg_px", format_amount(avg, m.quote_decimals)))
-
-
-def status(index: int, kind: str, *attrs: tuple[str, str]) -> Event:
-    return Event("hl_status", (("index", str(index)), ("status", kind)) + attrs)
-
-
-def _item(scope: Scope, index: int, work) -> None:
-    """Run `work(item_scope) -> status Event` as its own sub-transaction; a TxError becomes
-    an `error` status and leaves no trace."""
-    try:
-        with SubTransaction(scope.view, scope.ctx) as item:
-            st = work(item)
-    except TxError as e:
-        scope.events.append(status(index, "error", ("error", e.log)))
-        return
-    scope.events.extend(item.events)
-    scope.events.append(st)
+GROUPINGS = {"normalTpsl": hl_grouping.normal_tpsl, "positionTpsl": hl_grouping.position_tpsl}
 
 
 def do_order(scope: Scope, owner: bytes, action: dict) -> None:
     grouping = action.get("grouping", "na")
-    if grouping != "na":
-        raise unsupported(f"order grouping {grouping!r} is not supported (only 'na'): send "
-                          "the parent and its tp/sl orders as separate orders")
     if action.get("builder") is not None:
         raise unsupported("builder fees are not supported on this chain")
-    for i, wire in enumerate(items(action, "orders")):
+    wires = items(action, "orders")
+    if grouping != "na":
+        grouped = GROUPINGS.get(grouping) if type(grouping) is str else None
+        if grouped is None:
+            raise unsupported(f"order grouping {grouping!r} is not supported (na, normalTpsl "
+                              "and positionTpsl are)")
+        grouped(scope, owner, wires)
+        return
+    for i, wire in enumerate(wires):
         def place(item: Scope, wire=wire, i=i) -> Event:
             m, fields = order_fields(item.view, wire, f"order {i}")
             placement.place(item, owner, fields)
             return placed_status(item, m, owner, item.events, i)
-        _item(scope, i, place)
+        run_item(scope, i, place)
 
 
 # -- cancels -------------------------------------------------------------------------------
@@ -252,7 +136,7 @@ def do_cancel(scope: Scope, owner: bytes, action: dict) -> None:
             except TxError as e:
                 raise _not_found(e, asset) from None
             return status(i, "success")
-        _item(scope, i, cancel)
+        run_item(scope, i, cancel)
 
 
 # -- modify --------------------------------------------------------------------------------
@@ -275,6 +159,7 @@ def modify_one(item: Scope, owner: bytes, mod, index: int) -> Event:
     m, f = order_fields(item.view, field(mod, "order", dict, f"modify {index}"),
                         f"modify {index}")
     o = _find(item, owner, m, mod.get("oid"))
+    hl_grouping.check_modifiable(item.view, m, o.id)
     _, is_buy, kind, price, size, tif, reduce_only, _, cloid, _ = f
     same = (kind == O.LIMIT and o.kind == O.LIMIT and o.trigger_ticks == 0
             and is_buy == o.is_buy and tif == o.tif and reduce_only == o.reduce_only
@@ -291,7 +176,7 @@ def modify_one(item: Scope, owner: bytes, mod, index: int) -> Event:
 def do_modify(scope: Scope, owner: bytes, action: dict) -> None:
     mods = [action] if action["type"] == "modify" else items(action, "modifies")
     for i, mod in enumerate(mods):
-        _item(scope, i, lambda item, mod=mod, i=i: modify_one(item, owner, mod, i))
+        run_item(scope, i, lambda item, mod=mod, i=i: modify_one(item, owner, mod, i))
 
 
 # -- leverage, margin, transfers -----------------------------------------------------------

@@ -28,6 +28,10 @@ The invariants, in the order they are checked (the names are `InvariantViolation
                         its resting reduce-only orders, ascending, and no other rord/ key exists
     reduce_only_within_position  an account's resting reduce-only orders on a market are all
                         on the side that closes its position, and total at most |position|
+    tpsl_links          (state.hl_tpsl) every normalTpsl group's parent is a resting order
+                        of the group's owner, or the group is due (its parent left); every
+                        due record has its group; every whole-position or sibling mark names
+                        a waiting trigger order
     twap_index          every active TWAP (twap/) has 0 <= filled < size, slices done < its
                         slices, exactly one due-queue entry at its next slice time and one
                         account entry; no queue or account entry names another
@@ -54,7 +58,8 @@ The invariants, in the order they are checked (the names are `InvariantViolation
                         and protocol accounts, isolated margins) covers supplied - borrowed
 """
 
-from state import constants as C, ledger, lending_pools as LP, orders as O, params, twap
+from state import constants as C, hl_tpsl, ledger, lending_pools as LP, orders as O, params
+from state import twap
 from state.book import OrderBook, Side
 from state.books import Books
 from state.derived import DerivedCache
@@ -114,6 +119,7 @@ def check_invariants(view: KVView, books: dict[int, OrderBook] | None = None) ->
     accts = dict(iter_accounts(view))
     _check_aggregates(accts, resting, waiting)
     _check_reduce_only(view, accts, resting)
+    _check_tpsl(view, resting, waiting)
     _check_twaps(view)
     bases_q = _check_positions(markets, accts)
     _check_settled(view, markets, {**resting, **waiting}, accts)
@@ -312,6 +318,23 @@ def _check_reduce_only(view: KVView, accts: dict, resting: dict) -> None:
     if entries != len(want):
         _fail("reduce_only_index", "rord/", f"{entries} entries for {len(want)} accounts and "
               "markets with resting reduce-only orders")
+
+
+def _check_tpsl(view: KVView, resting: dict, waiting: dict) -> None:
+    due = dict.fromkeys(hl_tpsl.all_keys(view, hl_tpsl.P_DUE))
+    groups = dict.fromkeys(hl_tpsl.all_keys(view, hl_tpsl.P_GROUP))
+    for m, parent in groups:
+        o = resting.get((m, parent))
+        if (m, parent) not in due and (o is None or o.owner != hl_tpsl.group(view, m, parent)[0]):
+            _fail("tpsl_links", _order_name(m, parent), "a tp/sl group waits for a parent "
+                  "that is not a resting order of its owner, and is not due")
+    for m, parent in [k for k in due if k not in groups]:
+        _fail("tpsl_links", _order_name(m, parent), "a due tp/sl record without its group")
+    for prefix in (hl_tpsl.P_WHOLE, hl_tpsl.P_SIBLING):
+        for m, oid in hl_tpsl.all_keys(view, prefix):
+            if (m, oid) not in waiting:
+                _fail("tpsl_links", _order_name(m, oid), f"a {prefix.decode()} mark on an "
+                      "order that is not a waiting trigger order")
 
 
 def _check_twaps(view: KVView) -> None:

@@ -58,3 +58,19 @@ def borrowed_value(view: KVView, addr: bytes, quote: str) -> int:
         if bal < 0:
             total -= asset_value(view, a, bal, quote, weights)
     return total
+
+
+def moving_value(view: KVView, addr: bytes, quote: str) -> tuple[int, int]:
+    """(the weighted value of every balance that prices and interest move — each non-quote
+    balance and a quote borrow — in absolute value, the weighted value of one quantum of each
+    borrowed asset), in quote quantums: what state.risk_index bands a borrower by."""
+    weights = dict(collateral(view))
+    gross = unit = 0
+    for a in sorted(dict.fromkeys([quote, *weights, *LP.pool_params(view)])):
+        bal = ledger.balance(view, addr, a)
+        if bal == 0 or (a == quote and bal > 0):
+            continue
+        gross += abs(asset_value(view, a, bal, quote, weights))
+        if bal < 0:
+            unit -= asset_value(view, a, -1, quote, weights)
+    return gross, unit

@@ -4,10 +4,13 @@ What this module owns
 ---------------------
 `liquidate` runs after the marks (and funding) of every block, over the accounts whose risk
 could have changed (state.risk_index), by address, at most MAX_RISK_CHECKS_PER_BLOCK of them
-(the rest next block, from a stored cursor); one without a position and without a liquidation
-in progress is passed over (nothing of it can be below maintenance margin, and it has no
-in-progress record to drop). A cross account whose equity is below its
-maintenance margin (state.margin), in its own sub-transaction (state.scope):
+(the rest next block, from a stored cursor); one without a position, without a borrow and
+without a liquidation in progress is passed over (nothing of it can be below maintenance
+margin, and it has no in-progress record to drop). On a chain with lending pools every account
+with a negative balance is a candidate every block (state.risk_index `borrowers`): interest
+lowers its equity with no write. A cross account whose equity is below its maintenance margin
+(state.margin; `liquidatable`: with borrows also when MM is 0 and equity negative), in its own
+sub-transaction (state.scope):
 1. has its open orders cancelled (state.cancellation, reason "liquidation");
 2. if equity >= backstop (backstop_ppm of maintenance margin): each position, ascending market
    id, is closed in the book by a reduce-only IOC order at the position's bankruptcy price
@@ -20,7 +23,12 @@ maintenance margin (state.margin), in its own sub-transaction (state.scope):
    position over at the bankruptcy price, fee-less (settlement.settle_fill), if its loss (the
    position's value at mark below the price paid) fits in its balance and in
    `max_fund_loss_per_block` for the account: an `insurance_takeover` event;
-4. otherwise auto-deleveraging (state.adl) closes it against the opposite positions.
+4. otherwise auto-deleveraging (state.adl) closes it against the opposite positions;
+5. with lending pools, once no cross perp position is left and the account is still
+   liquidatable: the collateral phase (`_Job.collateral_phase`, one `spot_step` per order):
+   collateral sold and borrows bought back through the spot markets
+   (state.collateral_liquidation), then what is still negative covered by the insurance fund
+   and only then by the pool's suppliers (state.bad_debt).
 Bankruptcy price of a position of s lots at mark P, with the account's equity E shared over its
 positions by notional (E_i = E * n_i // N): P - E_i / (s * lot) for a long, P + E_i / (|s| *
 lot) for a short, in ticks rounded in the account's favour (a long's up, a short's down).
@@ -53,13 +61,16 @@ from state.insurance import INSURANCE_FUND, fund_balance
 from state.kv import Overlay
 from state.liquidation_params import LiquidationParams, liquidation_params
 from state.isolated import iso_summary, isolated_summaries
-from state.lending_margin import borrowed_value
+from state.lending_margin import borrowed_value, moving_value
+from state.lending_pools import pool_params
+from state.ledger import P_BAL
+from state import bad_debt, collateral_liquidation as CL
 from state.margin import Summary, mark_price, notional_up, summary, value
 from state.markets import Market, collateral, get as get_market
 from state.placement import execute
 from state.positions import P_CLEARING, load_account
 from state.derived import derived_of
-from state.risk_index import HolderIndex, candidates, holder_index, price_moves, \
+from state.risk_index import HolderIndex, candidates, holder_index, index_moves, price_moves, \
     risk_inputs, written_accounts
 from state.scope import SubTransaction
 from state.settlement import POOL, settle_fill
@@ -68,7 +79,9 @@ P_ACTIVE = b"liq/active/"
 K_CURSOR = b"liq/cursor"
 P_LOG = b"liq/log/"
 K_SEQ = b"liq/seq"
-LOGGED = ("liquidation", "insurance_takeover", "adl")
+LOGGED = ("liquidation", "insurance_takeover", "adl", "collateral_liquidation",
+          "bad_debt_covered", "bad_debt_socialised")
+_MAX_SPOT_STEPS = 8  # collateral steps per account per block (each trades one asset)
 _IOC = 1
 _SKIP = (INSURANCE_FUND, POOL)
 _ADDR = 32
@@ -79,11 +92,11 @@ def liquidate(view: Overlay, ctx) -> list[Event]:
     """The end-block liquidation step (see the module docstring)."""
     idx = holder_index(view, ctx.height)
     moved, max_move_ppm = price_moves(view)
-    idx.advance(max_move_ppm, derived_of(view).params_version)
+    idx.advance(max_move_ppm, derived_of(view).params_version, index_moves(view))
     active: dict[bytes, list[bytes]] = {}  # address -> its liq/active/ keys
     for k, _ in view.iterate(P_ACTIVE):
         active.setdefault(k[len(P_ACTIVE):len(P_ACTIVE) + _ADDR], []).append(k)
-    extra = list(active)
+    extra = list(active) + list(idx.borrowers or ())
     if view.get(K_CURSOR) is not None:  # the last block stopped early: every holder again
         extra += list(idx.by_account)
     order = _from_cursor(view, candidates(view, idx, moved, extra))
@@ -92,8 +105,9 @@ def liquidate(view: Overlay, ctx) -> list[Event]:
     for addr in order[:C.MAX_RISK_CHECKS_PER_BLOCK]:
         if addr in _SKIP or idx.is_safe(addr):
             continue
-        if addr not in idx.by_account and addr not in active:
-            continue  # no position and no liquidation in progress: its check finds nothing
+        if addr not in idx.by_account and addr not in active and \
+                addr not in (idx.borrowers or ()):
+            continue  # no position, no borrow, no liquidation in progress: nothing to find
         events += check_account(view, ctx, p, idx, addr, active.get(addr, ()))
     return events
 
@@ -116,6 +130,13 @@ def below_maintenance(s: Summary) -> bool:
     return s.maintenance_margin > 0 and s.equity < s.maintenance_margin
 
 
+def liquidatable(s: Summary, borrowed: int) -> bool:
+    """Below maintenance margin. An account that borrows (`borrowed`: the weighted value of
+    its borrows, state.lending_margin) and holds no position has none: it is below it when its
+    equity is negative (its borrows are worth more than its collateral, both weighted)."""
+    return s.equity < s.maintenance_margin and (s.maintenance_margin > 0 or borrowed > 0)
+
+
 def check_account(view: Overlay, ctx, p: LiquidationParams, idx: HolderIndex,
                   addr: bytes, active_keys=()) -> list[Event]:
     """Liquidate `addr`'s cross account if it is below maintenance margin, then each of its
@@ -124,20 +145,21 @@ def check_account(view: Overlay, ctx, p: LiquidationParams, idx: HolderIndex,
     acct = load_account(view, addr)
     s = summary(view, acct)
     iso = isolated_summaries(view, acct, lambda mid: get_market(view, mid))
-    due: list[int | None] = [None] if below_maintenance(s) else []
+    quote = params.quote_asset(view)
+    borrowed = borrowed_value(view, addr, quote)
+    due: list[int | None] = [None] if liquidatable(s, borrowed) else []
     due += [mid for mid in iso if below_maintenance(iso[mid])]
     _drop_done(view, addr, due, active_keys)
     if not due:
-        quote = params.quote_asset(view)
-        if borrowed_value(view, addr, quote):
-            # Interest on a borrow lowers equity with no write and no price move, which the
-            # band does not bound: a borrower gets no band (a full check each time, warm or
-            # cold alike).
-            return []
         # (one quantum of rounding per position for its value, one for its funding owed)
-        idx.note_checked(addr, s, 2 * len(acct.entries) + len(collateral(view)),
-                         s.collateral - ledger.balance(view, addr, quote), list(iso.values()),
-                         risk_inputs(acct))
+        n_terms = 2 * len(acct.entries) + len(collateral(view))
+        other = s.collateral - ledger.balance(view, addr, quote)
+        if borrowed:  # interest moves its equity too (state.risk_index)
+            other, unit = moving_value(view, addr, quote)
+            n_terms += unit + len(pool_params(view))
+            other += unit
+        idx.note_checked(addr, s, n_terms, other, list(iso.values()), risk_inputs(acct),
+                         borrower=borrowed > 0)
         return []
     events: list[Event] = []
     for mid in due:
@@ -167,6 +189,13 @@ def _run_job(view: Overlay, ctx, p: LiquidationParams, idx: HolderIndex, addr: b
                                              ("log", e.log)))]
     # Every position it changed (the account, makers, the fund, ADL counterparties).
     idx.sync(view, written_accounts(view, (P_CLEARING,), up_to=view.parent))
+    if idx.borrowers is not None:  # (a chain with lending pools)
+        paid = written_accounts(view, (P_BAL,), up_to=view.parent)
+        idx.sync_borrowers(view, paid)
+        for a in paid:  # (a spot maker's balances moved: no band until its next full check)
+            idx.safe_until.pop(a, None)
+        if any(e.type == "bad_debt_socialised" for e in scope.events):
+            idx.drop_bands()  # every supplier's balance fell
     _log(view, ctx, scope.events)
     return scope.events
 
@@ -185,7 +214,8 @@ def bankruptcy_ticks(m: Market, size_lots: int, mark_px: int, equity_share: int)
 class _Job:
     """The liquidation of one account in one block, inside its sub-transaction."""
 
-    __slots__ = ("scope", "p", "idx", "addr", "market", "until_ms", "notional", "fund_loss")
+    __slots__ = ("scope", "p", "idx", "addr", "market", "until_ms", "notional", "fund_loss",
+                 "lending")
 
     def __init__(self, scope, p: LiquidationParams, idx: HolderIndex, addr: bytes,
                  market: int | None = None):
@@ -196,6 +226,8 @@ class _Job:
         until, h0, notional, loss = load(raw) if raw is not None else (0, h, 0, 0)
         self.until_ms = until
         self.notional, self.fund_loss = (notional, loss) if h0 == h else (0, 0)
+        # the collateral phase and bad debt: a cross account on a chain with lending pools
+        self.lending = market is None and bool(pool_params(scope.view))
 
     def run(self) -> None:
         scope, addr = self.scope, self.addr
@@ -206,14 +238,44 @@ class _Job:
             m = scope.market(mid)
             s = self.summary()
             if not takeover:
-                if not below_maintenance(s):
+                if not self.due(s):
                     break
                 takeover = s.equity < -(-s.maintenance_margin * self.p.backstop_ppm // C.PPM)
             if takeover:  # below the backstop: every position goes, whatever comes next
                 self.backstop(m, s)
             elif scope.ctx.time_ms < self.until_ms or not self.book_step(m, s):
                 break  # a partial step (cooldown) or the block's cap: the rest waits
+        if self.lending and not self.position_markets():
+            self.collateral_phase()
         self.store()
+
+    def due(self, s: Summary) -> bool:
+        """The cross account (with its borrows) or the isolated position is below maintenance
+        margin."""
+        if not self.lending:
+            return below_maintenance(s)
+        scope = self.scope
+        return liquidatable(s, borrowed_value(scope.view, self.addr, scope.quote))
+
+    def collateral_phase(self) -> None:
+        """Sell collateral and buy back borrows in the spot markets, step by step
+        (state.collateral_liquidation), while the account is below maintenance margin; once
+        nothing is left to sell, the insurance fund and then the pools' suppliers cover what is
+        still negative (state.bad_debt)."""
+        scope, addr = self.scope, self.addr
+        for _ in range(_MAX_SPOT_STEPS):
+            if not self.due(self.summary()):
+                return
+            a = CL.next_action(scope.view, addr, scope.quote)
+            if a is None:
+                break
+            if scope.ctx.time_ms < self.until_ms or not self.spot_step(a):
+                return  # a partial step (cooldown), the block's cap or a thin book: waits
+        else:
+            return
+        if CL.collateral_gone(scope.view, addr, scope.quote):
+            self.fund_loss += bad_debt.cover(scope, addr, self.p.max_fund_loss_per_block_quantums
+                                             - self.fund_loss)
 
     def key(self) -> bytes:
         """Its in-progress record: liq/active/<addr> (cross) or <addr><market:4> (isolated)."""
@@ -223,7 +285,7 @@ class _Job:
     def store(self) -> None:
         """Keep the account a candidate while its liquidation is in progress."""
         view, key = self.scope.view, self.key()
-        if below_maintenance(self.summary()) and self.position_markets():
+        if self.due(self.summary()) and (self.position_markets() or self.lending):
             view.put(key, encode([self.until_ms, self.scope.ctx.height, self.notional,
                                   self.fund_loss]))
         elif view.get(key) is not None:
@@ -285,6 +347,40 @@ class _Job:
         if lots < abs(size):  # a step (then the cooldown) or the block's cap
             if stepped:
                 self.until_ms = scope.ctx.time_ms + p.cooldown_ms
+            return False
+        return True
+
+    def spot_step(self, a: CL.Action) -> bool:
+        """One collateral step: an IOC order in `a`'s spot market (size and limit:
+        state.collateral_liquidation), then the liquidation fee; False if the account must
+        now wait (the book did not fill it all, a partial step's cooldown, the block's cap)."""
+        scope, p, addr, m = self.scope, self.p, self.addr, a.market
+        s = self.summary()
+        debt = max(-ledger.balance(scope.view, addr, scope.quote), 0)
+        lots, stepped = CL.step_lots(scope.view, a, debt, p, self.notional)
+        if lots <= 0:
+            return False
+        unweighted = CL.unweighted_equity(scope.view, addr, scope.quote)
+        bp = bankruptcy_ticks(m, -lots if a.is_buy else lots, a.px, unweighted)
+        limit = CL.limit_ticks(scope.view, a, bp, unweighted)
+        o = O.OrderRecord(O.next_order_id(scope.view), m.id, addr, a.is_buy, 0, limit, lots,
+                          lots, _IOC, False, 0, 0, 0, scope.ctx.time_ms)
+        filled = execute(scope, m, o, margin_checked=False)
+        closed = notional_up(m, filled, a.px)
+        self.notional += closed
+        scope.ledger.flush()
+        left = CL.unweighted_equity(scope.view, addr, scope.quote)
+        fee = min(-(-closed * p.fee_ppm // C.PPM), max(left, 0))
+        scope.ledger.credit(addr, scope.quote, -fee)
+        scope.ledger.credit(INSURANCE_FUND, scope.quote, fee)
+        scope.ledger.flush()
+        scope.events.append(CL.step_event(
+            m, addr, o.id, a.is_buy, lots, filled, ledger.balance(scope.view, addr, m.base),
+            a.px, limit, s.equity, ledger.balance(scope.view, addr, scope.quote), fee))
+        if filled < lots:
+            return False
+        if stepped:
+            self.until_ms = scope.ctx.time_ms + p.cooldown_ms
             return False
         return True
 

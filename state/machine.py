@@ -45,7 +45,7 @@ from state import cancellation, constants as C, ledger, nonces, params, placemen
 from state.events import Event
 from state.amounts import format_amount
 from state import evidence, funding, futures, governance, liquidation, mark, oracle, triggers
-from state import hl_actions, isolated
+from state import hl_actions, hl_grouping, isolated
 from state import schedule_cancel, state_digest, twap
 from state import lending_accrual, lending_actions
 from state.evidence import DoubleSign
@@ -341,9 +341,10 @@ def begin_block(view: Overlay, ctx: Ctx) -> list[Event]:
 
 
 def end_block(view: Overlay, ctx: Ctx) -> list[Event]:
-    """Oracle aggregation, then per perp or unexpired future market (ascending id) its mark and
-    its triggers, then TWAP slices, then funding, then liquidation."""
-    events: list[Event] = []
+    """Hyperliquid tp/sl whose parent left the book, oracle aggregation, then per perp or
+    unexpired future market (ascending id) its mark and its triggers, then TWAP slices, then
+    funding, then liquidation."""
+    events: list[Event] = hl_grouping.end_block(view, ctx)
     for asset, px in oracle.aggregate(view, ctx.time_ms):
         events.append(Event("oracle_price", (("asset", asset), ("price", str(px)))))
     tau = oracle_params(view).mark_ema_ms

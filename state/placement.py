@@ -151,8 +151,9 @@ def place(scope, owner: bytes, fields) -> None:
     execute(scope, m, o)
 
 
-def execute(scope, m: Market, o: O.OrderRecord) -> int:
-    """Match a live order, settle its fills, rest a GTC/ALO remainder, then check margin.
+def execute(scope, m: Market, o: O.OrderRecord, margin_checked: bool = True) -> int:
+    """Match a live order, settle its fills, rest a GTC/ALO remainder, then check margin
+    (not for a liquidation's own spot order: `margin_checked` False, state.liquidation).
     Returns the lots filled."""
     taker = scope.ledger.account(o.owner)
     te = taker.entry(m.id)
@@ -182,7 +183,8 @@ def execute(scope, m: Market, o: O.OrderRecord) -> int:
     if isolated:
         fund_after_fills(scope, m, o.owner, isolated)
         scope.ledger.flush()
-    check_margin_after(scope, m, o, taker, te, before, res.rested)
+    if margin_checked:
+        check_margin_after(scope, m, o, taker, te, before, res.rested)
     if res.fills or (res.rested and o.reduce_only):
         RO.after_trade(scope, m, o.owner, res.fills)
     return filled

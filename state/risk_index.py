@@ -15,7 +15,15 @@ date from the accounts whose records the block wrote, then the liquidation step 
 * the holders of every perp market whose mark price moved or whose funding index a settlement
   moved (all markets when the oracle price of a collateral asset moved: it moves every
   holder's equity);
-* `extra`: accounts whose liquidation is in progress (state.liquidation).
+* `extra`: accounts whose liquidation is in progress (state.liquidation), and on a chain with
+  lending pools every account holding a negative balance (`HolderIndex.borrowers`): interest
+  lowers a borrower's equity every block with no write and no price move.
+
+`HolderIndex.borrowers` (None on a chain without pools): the accounts, other than the
+protocol's own (state.lending_pools.RAW_ACCOUNTS), with a negative balance record; built by a
+sorted scan of the balance records when first needed (or rebuilt with the index), then kept up
+to date from the balances each block and each liquidation writes. A warm node and a cold one
+hold the same set: it is a function of the records.
 
 The safety band (speed only; it never changes which accounts are liquidated)
 -----------------------------------------------------------------------------
@@ -34,7 +42,13 @@ while G < safe_until. A write to the account's balances, a change to what its eq
 depends on in its record (`risk_inputs`: a position's size, basis, funding index, margin mode
 or isolated margin; not its leverage or open orders, which move only initial margin), a new
 price or a parameter change drops the band (a full check next time). An account that borrows from a
-lending pool gets no band: interest lowers its equity with no write and no price move. An account with isolated positions
+lending pool (a negative balance) is banded too, with interest counted as a move: R also
+takes the block's largest growth of a pool's borrow index in ppm (`index_moves`; G grows by
+both, one after the other), and N0 then counts the weighted value of every balance that prices
+or interest move (every non-quote balance and a quote borrow: state.lending_margin
+`moving_value`) plus, per borrowed asset, the weighted value of one quantum of it (the
+rounding of a borrow up to a quantum, which the band subtracts from the slack too). A supply
+index that falls (bad debt written off against suppliers: state.bad_debt) drops every band. An account with isolated positions
 (state.isolated) gets the smallest of the bands of its cross summary (if it has cross positions)
 and of each isolated position's own summary (N0 its notional). A cold node has no bands and checks every candidate: both liquidate the same
 accounts, because a skipped account is provably above maintenance margin.
@@ -46,6 +60,7 @@ from state.derived import derived_of
 from state.funding_index import INDEX_SCALE, P_FINDEX
 from state.kv import KVView, Overlay
 from state.ledger import P_BAL
+from state.lending_pools import P_POOL, RAW_ACCOUNTS, pool_params
 from state.margin import P_MARK
 from state.markets import collateral, list_markets
 from state.oracle import P_PRICE
@@ -60,7 +75,7 @@ class HolderIndex:
     """Per perp market, holder address -> position size in lots (see the module docstring)."""
 
     __slots__ = ("height", "markets", "by_account", "growth", "safe_until", "params_version",
-                 "checked_inputs")
+                 "checked_inputs", "borrowers")
 
     def __init__(self) -> None:
         self.height = -1
@@ -70,9 +85,11 @@ class HolderIndex:
         self.safe_until: dict[bytes, int] = {}  # addr -> the G below which it is safe
         self.params_version = -1
         self.checked_inputs: dict[bytes, tuple] = {}  # addr -> risk_inputs at its band's check
+        self.borrowers: dict[bytes, None] | None = None  # (see the module docstring)
 
     def build(self, view: KVView) -> None:
         """Rebuild from every clearing record (ascending by address)."""
+        self.borrowers = None
         self.markets = {}
         self.by_account = {}
         self.safe_until = {}
@@ -99,33 +116,65 @@ class HolderIndex:
         for addr in addrs:
             self.set_account(addr, get_stored(view, addr))
 
-    def advance(self, max_move_ppm: int | None, params_version: int) -> None:
-        """The block's marks moved by at most `max_move_ppm` (None: an unbounded move)."""
-        if max_move_ppm is None or params_version != self.params_version \
-                or self.growth > _G_MAX:
-            self.safe_until = {}
-            self.checked_inputs = {}
-            self.growth = _G0
+    def build_borrowers(self, view: KVView) -> None:
+        """The accounts with a negative balance record, by a scan of them all."""
+        start = len(P_BAL)
+        self.borrowers = {}
+        for k, raw in view.iterate(P_BAL):
+            if (raw if type(raw) is int else load(raw)) < 0:
+                self._note_borrower(k[start:start + _ADDR], True)
+
+    def sync_borrowers(self, view: KVView, addrs) -> None:
+        """Bring `borrowers` up to date for accounts whose balances were written."""
+        if self.borrowers is None:
+            return
+        for addr in addrs:
+            prefix = P_BAL + addr
+            self.borrowers.pop(addr, None)
+            self._note_borrower(addr, any((raw if type(raw) is int else load(raw)) < 0
+                                          for _, raw in view.iterate(prefix)))
+
+    def _note_borrower(self, addr: bytes, borrows: bool) -> None:
+        if borrows and addr not in RAW_ACCOUNTS:
+            self.borrowers[addr] = None
+
+    def advance(self, max_move_ppm: int | None, params_version: int,
+                interest_ppm: int | None = 0) -> None:
+        """The block's marks moved by at most `max_move_ppm`, the lending pools' borrow indices
+        by at most `interest_ppm` (None: an unbounded move)."""
+        if max_move_ppm is None or interest_ppm is None or \
+                params_version != self.params_version or self.growth > _G_MAX:
+            self.drop_bands()
             self.params_version = params_version
-        elif max_move_ppm:
-            self.growth = -(-self.growth * (C.PPM + max_move_ppm) // C.PPM)
+            return
+        for move in (max_move_ppm, interest_ppm):
+            if move:
+                self.growth = -(-self.growth * (C.PPM + move) // C.PPM)
+
+    def drop_bands(self) -> None:
+        """Every account gets a full check next time (e.g. suppliers' balances were cut)."""
+        self.safe_until = {}
+        self.checked_inputs = {}
+        self.growth = _G0
 
     def is_safe(self, addr: bytes) -> bool:
         t = self.safe_until.get(addr)
         return t is not None and self.growth < t
 
     def note_checked(self, addr: bytes, s, n_terms: int, other_collateral: int,
-                     isolated=(), inputs: tuple = ()) -> None:
+                     isolated=(), inputs: tuple = (), borrower: bool = False) -> None:
         """A full check found margin summary `s` (state.margin.Summary); `other_collateral`:
         the weighted value of its non-quote collateral; `n_terms`: its positions and
         collateral assets (one quantum of rounding each); `isolated`: the summaries of its
         isolated positions (state.isolated), each banded on its own: the account is safe
         while all of them are (a cross account without positions then sets no bound);
-        `inputs`: the `risk_inputs` of the account record it checked."""
-        if addr not in self.by_account:
+        `inputs`: the `risk_inputs` of the account record it checked; `borrower`: it has a
+        negative balance (`other_collateral` then counts every balance that prices and interest
+        move, state.lending_margin.moving_value, and its cross summary is always banded)."""
+        if addr not in self.by_account and not borrower:
             return
         bands = [self._band(x, 4, 0) for x in isolated]
-        if s.notional or not bands:
+        if s.notional or borrower or not bands:
             bands.append(self._band(s, n_terms, other_collateral))
         if None not in bands:
             self.safe_until[addr] = min(bands)
@@ -133,8 +182,8 @@ class HolderIndex:
 
     def _band(self, s, n_terms: int, other_collateral: int) -> int | None:
         slack = s.equity - s.maintenance_margin - n_terms - 2
-        if slack > 0 and s.notional > 0:
-            two_n = 2 * (s.notional + abs(other_collateral))
+        two_n = 2 * (s.notional + abs(other_collateral))
+        if slack > 0 and two_n > 0:
             return -(-self.growth * (slack + two_n) // two_n)
         return None
 
@@ -165,6 +214,10 @@ def holder_index(view: Overlay, height: int) -> HolderIndex:
         idx.build(view)
     else:
         idx.sync(view, written_accounts(view, (P_CLEARING,)))
+        if idx.borrowers is not None:
+            idx.sync_borrowers(view, written_accounts(view, (P_BAL,)))
+    if idx.borrowers is None and pool_params(view):
+        idx.build_borrowers(view)
     idx.height = height
     return idx
 
@@ -222,6 +275,26 @@ def price_moves(view: Overlay) -> tuple[list[int], int | None]:
         move = None if move is None or funded is None else move + funded
         worst = None if worst is None or move is None else max(worst, move)
     return sorted(dict.fromkeys(moved)), worst
+
+
+def index_moves(view: Overlay) -> int | None:
+    """The largest growth of a lending pool's borrow index in the block, in ppm of the
+    previous one, rounded up (0: none, or no pools); None if a supply index fell."""
+    pools = pool_params(view)
+    if not pools:
+        return 0
+    base = _committed(view)
+    worst = 0
+    for sym in sorted(pools):
+        k = P_POOL + sym.encode()
+        now, before = view.get(k), base.get(k)
+        if now == before or now is None or before is None:
+            continue
+        n, b = load(now), load(before)
+        if n[2] < b[2]:   # [scaled supplied, scaled borrowed, supply index, borrow index, ...]
+            return None
+        worst = max(worst, -(-(n[3] - b[3]) * C.PPM // b[3]))
+    return worst
 
 
 def _funding_move(view: Overlay, base, m) -> int | None:

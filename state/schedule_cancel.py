@@ -4,12 +4,18 @@ every open order of the account (resting and trigger, on every market) is cancel
 Keys:
     sched/at/<addr32>                  -> time_ms (the account's one scheduled cancel)
     sched/q/<time_ms:8 BE><addr32>     -> b"" (the queue, ascending time then address)
+    sched/n/<addr32>                   -> [utc_day, fired] (written when one fires)
 
 `schedule_cancel [time_ms]` sets it (at least SCHEDULE_MIN_DELAY_MS and at most
 SCHEDULE_MAX_DELAY_MS after the block time) or, with 0, removes it. Each begin-block cancels
 the orders of the accounts whose time has come (at most MAX_SCHEDULED_CANCELS_PER_BLOCK
 accounts; the rest the next block), each as its own sub-transaction, and removes their
 schedule: it fires once.
+
+Hyperliquid's daily limit: each firing counts for the UTC day of its block time (day =
+time_ms // DAY_MS); once SCHEDULE_TRIGGERS_PER_DAY have fired in the day of the block time,
+setting a new time is refused (SCHEDULE_LIMIT) until 00:00 UTC. Removing one is always
+allowed, and a schedule already set still fires.
 """
 
 from state import constants as C
@@ -24,12 +30,26 @@ from state.scope import SubTransaction
 
 P_AT = b"sched/at/"
 P_QUEUE = b"sched/q/"
+P_FIRED = b"sched/n/"
 
 
 def scheduled(view: KVView, addr: bytes) -> int | None:
     """The account's scheduled cancel time (ms), or None."""
     raw = view.get(P_AT + addr)
     return None if raw is None else raw if type(raw) is int else load(raw)
+
+
+def fired_today(view: KVView, addr: bytes, now_ms: int) -> int:
+    """How many scheduled cancels of the account fired in the UTC day of `now_ms`."""
+    raw = view.get(P_FIRED + addr)
+    if raw is None:
+        return 0
+    day, fired = raw if type(raw) is list else load(raw)
+    return fired if day == now_ms // C.DAY_MS else 0
+
+
+def _count_firing(view: Overlay, addr: bytes, now_ms: int) -> None:
+    view.put(P_FIRED + addr, encode([now_ms // C.DAY_MS, fired_today(view, addr, now_ms) + 1]))
 
 
 def _unset(view: Overlay, addr: bytes, at: int) -> None:
@@ -45,6 +65,11 @@ def schedule(scope, signer: bytes, fields: tuple) -> None:
         raise TxError(Code.INVALID_FIELD,
                       f"scheduled cancel time {time_ms} must lie {C.SCHEDULE_MIN_DELAY_MS} ms to "
                       f"{C.SCHEDULE_MAX_DELAY_MS} ms after the block time {now} (0 removes it)")
+    if time_ms and fired_today(view, signer, now) >= C.SCHEDULE_TRIGGERS_PER_DAY:
+        raise TxError(Code.SCHEDULE_LIMIT,
+                      f"{C.SCHEDULE_TRIGGERS_PER_DAY} scheduled cancels of this account already "
+                      f"fired today (UTC day {now // C.DAY_MS}), the daily limit: a new one may be "
+                      "set after 00:00 UTC")
     old = scheduled(view, signer)
     if old is not None:
         _unset(view, signer, old)
@@ -73,6 +98,7 @@ def begin_block(view: Overlay, ctx) -> list[Event]:
     for at, addr in due(view, ctx.time_ms, C.MAX_SCHEDULED_CANCELS_PER_BLOCK):
         with SubTransaction(view, ctx) as scope:
             _unset(scope.view, addr, at)
+            _count_firing(scope.view, addr, ctx.time_ms)
             ids = account_order_ids(scope.view, addr)
             for mid, oid in ids:
                 cancel_open(scope, get_market(scope.view, mid), addr, oid, "scheduled_cancel")

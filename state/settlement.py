@@ -22,7 +22,7 @@ order, in fill order, with one `fill` event each.
 
 from typing import NamedTuple
 
-from state import orders
+from state import hl_tpsl, orders
 from state.event_text import fill_event, quote_text
 from state.events import Event
 from state.fees import fee_amount, maker_ppm, taker_ppm
@@ -128,6 +128,7 @@ def fill_resting(scope, m: Market, order_id: int, owner: bytes, is_buy: bool, pr
     else:
         orders.remove_resting(scope.view, o)
         e.orders -= 1
+        hl_tpsl.parent_left(scope.view, m.id, order_id, owner, f.orig_lots)
 
 
 def settle_taker_fills(scope, m: Market, o: OrderRecord, fills) -> bool:

@@ -17,7 +17,7 @@ Each expiry and each trigger runs in its own sub-transaction (state.scope).
   else a fresh oracle on a perp). Like any trigger order it is margin-checked when it fires.
 """
 
-from state import constants as C, orders as O
+from state import constants as C, hl_tpsl, orders as O
 from state.cancellation import cancel_open, remove_trigger
 from state.errors import Code, TxError
 from state.event_text import order_attrs, price_text, trigger_event
@@ -40,12 +40,20 @@ def expire_orders(view, ctx) -> list[Event]:
 
 
 def fire_trigger(scope, m: Market, o: O.OrderRecord, mark: int) -> None:
-    """A waiting trigger order whose condition holds becomes a live order."""
+    """A waiting trigger order whose condition holds becomes a live order. A Hyperliquid
+    tp/sl (state.hl_tpsl) cancels its sibling, and a whole-position one takes the size of the
+    position now."""
+    whole, sibling = hl_tpsl.take_links(scope.view, m.id, o.id, o.owner)
     remove_trigger(scope, m, o, None)
     scope.events.append(trigger_event(m, o, mark))
+    if sibling is not None:
+        s = O.get_trigger(scope.view, m.id, sibling)
+        if s is not None and s.owner == o.owner:
+            remove_trigger(scope, m, s, "sibling_filled")
     acct = scope.ledger.account(o.owner)
     if o.reduce_only:
-        o.size_lots = reduce_only_size(acct, m, o.is_buy, o.size_lots)
+        lots = max(o.size_lots, abs(acct.size(m.id))) if whole else o.size_lots
+        o.size_lots = reduce_only_size(acct, m, o.is_buy, lots)
     else:
         fresh_price(scope.view, m.base, scope.ctx.time_ms)
     execute(scope, m, o)
@@ -58,6 +66,8 @@ def fire_triggers(view, ctx, m: Market, mark: int) -> list[Event]:
                              C.MAX_TRIGGERS_PER_MARKET_PER_BLOCK)
     for order_id in fired:
         o = O.get_trigger(view, m.id, order_id)
+        if o is None:
+            continue   # a sibling that fired before it in this block cancelled it
         try:
             with SubTransaction(view, ctx) as scope:
                 fire_trigger(scope, m, o, mark)

@@ -72,3 +72,10 @@ def statuses(result) -> list[dict]:
 
 
 __all__ = ["WALLETS", "key", "USDC"]
+
+
+def trigger(asset: int, is_buy: bool, trigger_px: str, tpsl: str, sz: str = "0.01",
+            px: str | None = None, is_market: bool = True, reduce_only: bool = True) -> dict:
+    """A tp/sl trigger order wire; `px` (the worst / limit price) defaults to the trigger."""
+    return {"a": asset, "b": is_buy, "p": px or trigger_px, "s": sz, "r": reduce_only,
+            "t": {"trigger": {"isMarket": is_market, "triggerPx": trigger_px, "tpsl": tpsl}}}

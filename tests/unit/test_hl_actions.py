@@ -77,7 +77,7 @@ def test_update_leverage_and_unsupported_actions():
     r = c.block([l1_tx(w, {"type": "updateLeverage", "asset": BTC, "isCross": False,
                            "leverage": 7}, N0),
                  l1_tx(w, {"type": "scheduleCancel", "time": N0 + 10_000}, N0 + 1),
-                 l1_tx(w, order_action(limit(BTC, True, "59000", "0.01"), grouping="normalTpsl"),
+                 l1_tx(w, order_action(limit(BTC, True, "59000", "0.01"), grouping={"p": 1}),
                        N0 + 2),
                  l1_tx(w, order_action(limit(BTC, True, "59000", "0.01",
                                              cloid="0x" + "ff" * 16)), N0 + 3)])

@@ -74,3 +74,27 @@ def test_too_soon_or_too_far_is_refused():
         r = sched(c, B, t)
         assert r.code == Code.INVALID_FIELD and "must lie" in r.log
     assert S.scheduled(c.kv, B.pub_key) is None
+
+
+def test_ten_firings_a_utc_day_then_refused_until_midnight():
+    """Hyperliquid's limit: after SCHEDULE_TRIGGERS_PER_DAY firings in a UTC day, a new time
+    is refused (SCHEDULE_LIMIT) until 00:00 UTC; removing one stays allowed."""
+    c = Chain(trading_genesis())
+    day = c.time_ms // C.DAY_MS
+    fired = 0
+    while fired < C.SCHEDULE_TRIGGERS_PER_DAY:
+        assert sched(c, A, c.time_ms + 6_000).code == 0
+        for _ in range(7):
+            res = c.block([])
+            fired += sum(e.type == "scheduled_cancel" for e in res.block_events)
+        assert S.fired_today(c.kv, A.pub_key, c.time_ms) == fired
+    assert c.time_ms // C.DAY_MS == day, "the test must stay within one UTC day"
+    r = sched(c, A, c.time_ms + 6_000)
+    assert r.code == Code.SCHEDULE_LIMIT and "00:00 UTC" in r.log, r.log
+    assert S.scheduled(c.kv, A.pub_key) is None
+    assert sched(c, A, 0).code == 0                      # removing is always allowed
+    assert sched(c, B, c.time_ms + 6_000).code == 0      # the limit is per account
+    # the next UTC day: allowed again
+    c.block([], dt_ms=(day + 1) * C.DAY_MS - c.time_ms)
+    assert S.fired_today(c.kv, A.pub_key, c.time_ms) == 0
+    assert sched(c, A, c.time_ms + 6_000).code == 0
