@@ -16,6 +16,7 @@ rate for a duration, and report what it did.
 import json
 import queue
 import re
+import statistics
 import sys
 import threading
 import time
@@ -205,9 +206,15 @@ def _stats(xs: list[float]) -> dict:
     return r
 
 
+MEMORY_WINDOW_S = 10.0   # the 1-min and end figures: medians of this many seconds of samples
+
+
 def memory(targets: list[Target], samples: list, after_s: float = 60.0) -> dict:
     """Per node: resident MiB at the start, after `after_s`, at the end, the most, and the
-    growth from `after_s` to the end in percent (None when the run was shorter)."""
+    growth from `after_s` to the end in percent (None when the run was shorter). The
+    figures after `after_s` and at the end are medians of the samples of MEMORY_WINDOW_S
+    from then and up to the last, so a transient peak at that instant (LevelDB writing out
+    a full memtable holds two for a moment) does not decide them; the most is the peak."""
     out = {}
     for i, t in enumerate(targets):
         series = [(s.t_s, s.rss_mib[i]) for s in samples if s.rss_mib[i] is not None]
@@ -215,9 +222,10 @@ def memory(targets: list[Target], samples: list, after_s: float = 60.0) -> dict:
             out[t.name] = {"pid": t.pid, "rss_start_mib": None, "rss_1min_mib": None,
                            "rss_end_mib": None, "rss_max_mib": None, "growth_after_1min_pct": None}
             continue
-        later = [v for ts, v in series if ts >= after_s]
-        at1 = later[0] if later and series[-1][0] > after_s else None
-        end = series[-1][1]
+        last_s = series[-1][0]
+        first = [v for ts, v in series if after_s <= ts < after_s + MEMORY_WINDOW_S]
+        at1 = statistics.median(first) if first and last_s > after_s else None
+        end = statistics.median([v for ts, v in series if ts > last_s - MEMORY_WINDOW_S])
         out[t.name] = {"pid": t.pid, "rss_start_mib": round(series[0][1], 1),
                        "rss_1min_mib": None if at1 is None else round(at1, 1),
                        "rss_end_mib": round(end, 1),

@@ -65,6 +65,7 @@ class Application:
             raise GenesisMismatch("the data directory was created from a different genesis.json")
         self.tip = self._load_tip()
         store.keep_blocks = cfg.store.keep_blocks   # pruning, done with each commit
+        store.state.max_entries = cfg.store.state_cache_entries
         m = cfg.mempool
         self.mempool = Mempool(MempoolLimits(m.size, m.max_txs_bytes, m.max_tx_bytes),
                                store.state, next_ctx(store.state),
@@ -78,7 +79,7 @@ class Application:
         self.derived_cache = DerivedCache()   # derived state (books, ...) carried across blocks
         # What queries need beyond the state (books at the tip, fills): fed on each commit.
         self.read_model = ReadModel(store, self.derived_cache, self.tip.height,
-                                    self.tip.app_hash)
+                                    self.tip.app_hash, cfg.store.keep_fills)
         self.prepared: dict[bytes, Tx] = {}   # verified txs of blocks from other proposers
         self.gossip = None                    # set by the node: callable(list of raw txs)
         self.p2p = None                       # set by the node (for net_info)

@@ -127,6 +127,11 @@ class StoreConfig:
     # Blocks to keep: 0 keeps every block; N >= MIN_KEEP_BLOCKS prunes blocks, commits, results
     # and validator sets below tip - N + 1 (node/store.py; docs/OPERATIONS.md "Pruning").
     keep_blocks: int = 0
+    # Memory bounds (node/store.py, node/fill_log.py; docs/OPERATIONS.md "Memory").
+    state_cache_entries: int = 100_000   # state keys cached in Python (~200 bytes each)
+    block_cache_mib: int = 4             # LevelDB's cache of table blocks
+    write_buffer_mib: int = 4            # LevelDB's memtable (twice this while one is flushed)
+    keep_fills: int = 200_000            # fills the read model keeps (on disk) for queries
 
 
 @dataclass
@@ -255,6 +260,9 @@ def _check_limits(path: Path, cfg: Config) -> None:
         raise ConfigError(f"{path}: log_format must be one of {', '.join(LOG_FORMATS)}")
     if cfg.store.verify_on_start not in ("full", "tip"):
         raise ConfigError(f"{path}: [store] verify_on_start must be \"full\" or \"tip\"")
+    for name in ("state_cache_entries", "block_cache_mib", "write_buffer_mib", "keep_fills"):
+        if getattr(cfg.store, name) < 1:
+            raise ConfigError(f"{path}: [store] {name} must be at least 1")
     if cfg.store.keep_blocks != 0 and cfg.store.keep_blocks < MIN_KEEP_BLOCKS:
         raise ConfigError(f"{path}: [store] keep_blocks must be 0 (keep every block) or at "
                           f"least {MIN_KEEP_BLOCKS}")

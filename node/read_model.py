@@ -8,9 +8,10 @@ disagree with the chain:
   prices). Taken on the first read at a height: a copy of the execution books
   (`state.books.Books.copy_from`) while they still hold that state, else built from the
   store; released as soon as the next block commits.
-* `FillHistory`: the last MAX_FILLS fills, newest last. Fills are events in the block
-  results (tx results, and the end-block entry for triggered orders), not state, as
-  Hyperliquid's and dYdX's indexers serve them.
+* `FillHistory`: the last MAX_FILLS fills, newest last, on disk beside the store's tables
+  (node/fill_log.py; `[store] keep_fills`). Fills are events in the block results (tx
+  results, and the end-block entry for triggered orders), not state, as Hyperliquid's and
+  dYdX's indexers serve them.
 * `OpenInterest` (node/open_interest.py): each perp market's open interest, counted from the
   committed state on the first read at a height.
 
@@ -18,15 +19,15 @@ Application.commit calls `ReadModel.on_commit` once per committed block, after t
 write and before anyone waiting on that block wakes. Every projection sees every
 `CommittedBlock`; more attach with `ReadModel.attach` (funding payments and liquidations
 histories, a websocket feed, metrics). The RPC (rpc/trading_methods.py) reads from here.
-Nothing here is consensus-critical: a node restarted with an empty read model catches up
-from the store.
+Nothing here is consensus-critical: a node restarted finds its fill history where it left it
+and catches up from the stored results; the books and open interest start empty.
 """
 
-from collections import deque
 from dataclasses import dataclass
-from typing import NamedTuple, Protocol
+from typing import Protocol
 
 from consensus.types import Block
+from node.fill_log import Fill, FillLog
 from node.open_interest import OpenInterest
 from state.book import OrderBook
 from state.books import Books
@@ -101,81 +102,57 @@ class CommittedBooks:
         return self._books.book(self._store.state, market)
 
 
-class Fill(NamedTuple):
-    """One `fill` event and where it happened. `index` is the tx's index in the block, or
-    the number of txs for the end-block entry (a triggered order's fill). A named tuple:
-    one is made per fill on the commit path, where a frozen dataclass costs twice as much."""
-
-    height: int
-    index: int
-    time_ms: int
-    attrs: tuple[tuple[str, str], ...]   # the event's attributes, in event order
-
-    def attr(self, name: str) -> str | None:
-        for k, v in self.attrs:
-            if k == name:
-                return v
-        return None
-
-    def involves(self, account_hex: str | None, market_symbol: str | None) -> bool:
-        """Whether the fill has `account_hex` as taker or maker and is on `market_symbol`
-        (None: any)."""
-        taker = maker = market = None
-        for k, v in self.attrs:
-            if k == "taker":
-                taker = v
-            elif k == "maker":
-                maker = v
-            elif k == "market":
-                market = v
-        return ((account_hex is None or account_hex in (taker, maker))
-                and (market_symbol is None or market == market_symbol))
-
-
 class FillHistory:
-    """The last `max_fills` fills of the chain, oldest first; `height`: the last height whose
-    fills are all in. Fed by commits while caught up; `catch_up` reads missed heights (a
-    restarted node's past) from the store."""
+    """The last `max_fills` fills of the chain, oldest first, kept on disk (node/fill_log.py;
+    `fills` reads them, newest first with `reversed`); `height`: the last height whose fills
+    are all in. Fed by commits while caught up; `catch_up` reads missed heights (a new
+    store's past, or blocks committed before a crash wrote their fills) from the store."""
 
     def __init__(self, store, max_fills: int = MAX_FILLS):
         self._store = store
-        self.fills: deque[Fill] = deque(maxlen=max_fills)
-        self.height = 0
+        self.fills = FillLog(store.db, max_fills)
+
+    @property
+    def height(self) -> int:
+        return self.fills.height
 
     def on_commit(self, block: CommittedBlock) -> None:
         if block.height != self.height + 1:
             return  # behind: the next catch_up reads this block from the store
         h, t = block.height, block.time_ms
-        append = self.fills.append
-        for i, r in enumerate(block.tx_results):
-            if r.code == 0:
-                for e in r.events:
-                    if e.type == FILL:
-                        append(Fill(h, i, t, e.attrs))
+        new = [Fill(h, i, t, e.attrs) for i, r in enumerate(block.tx_results) if r.code == 0
+               for e in r.events if e.type == FILL]
         n = len(block.tx_results)
-        for e in block.block_events:
-            if e.type == FILL:
-                append(Fill(h, n, t, e.attrs))
-        self.height = h
+        new += [Fill(h, n, t, e.attrs) for e in block.block_events if e.type == FILL]
+        self.fills.append(new, h)
 
     def catch_up(self, tip_height: int) -> None:
         """Index heights `height + 1 .. tip_height` from the stored block results."""
-        for h in range(self.height + 1, tip_height + 1):
+        if tip_height <= self.height:
+            return
+        for h in range(max(self.height + 1, self._store.base_height()), tip_height + 1):
             raw = self._store.results_bytes(h)
-            if raw is None:
-                continue
-            time_ms = None
-            for i, (code, _log, events) in enumerate(decode(raw)):
+            new, time_ms = [], None
+            for i, (code, _log, events) in enumerate(decode(raw) if raw is not None else ()):
                 if code != 0 or not any(typ == FILL for typ, _ in events):
                     continue
                 if time_ms is None:
                     time_ms = Block.decode(self._store.block_bytes(h)).header.time_ms
-                self.fills.extend(Fill(h, i, time_ms, tuple((k, v) for k, v in attrs))
-                                  for typ, attrs in events if typ == FILL)
-        self.height = max(self.height, tip_height)
+                new += [Fill(h, i, time_ms, tuple((k, v) for k, v in attrs))
+                        for typ, attrs in events if typ == FILL]
+            if new:
+                self.fills.append(new, h)
+        self.fills.append([], tip_height)
 
     def newest_first(self, account_hex: str | None = None,
                      market_symbol: str | None = None) -> list[Fill]:
         """The kept fills, newest first, with `account_hex` as taker or maker and on
         `market_symbol` (None: any)."""
-        return [f for f in reversed(self.fills) if f.involves(account_hex, market_symbol)]
+        if account_hex is None:
+            return [f for f in reversed(self.fills) if f.involves(None, market_symbol)]
+        try:
+            account = bytes.fromhex(account_hex)
+        except ValueError:
+            return []
+        return [f for f in self.fills.of_account(account)
+                if f.involves(account_hex, market_symbol)]

@@ -19,6 +19,7 @@ from consensus.rounds import TimeoutConfig
 from node.app import Application
 from node.config import Config, parse_duration_ms
 from node.gc_tuning import tune_gc
+from node.heap_trim import trim_loop
 from node.genesis import load_genesis
 from node.home import Home
 from node.keys import load_key
@@ -89,7 +90,9 @@ async def run_node(home: Home, services: Sequence[Service] = ()) -> None:
     genesis = load_genesis(home.genesis_file)
     node_key = load_key(home.node_key_file)
     val_key = load_key(home.validator_key_file) if home.validator_key_file.exists() else None
-    store = open_verified(home.db_path, cfg.store.verify_on_start == "full")
+    store = open_verified(home.db_path, cfg.store.verify_on_start == "full",
+                          block_cache_mib=cfg.store.block_cache_mib,
+                          write_buffer_mib=cfg.store.write_buffer_mib)
     app = None
     try:
         app = Application(cfg, genesis, store, node_key, val_key)
@@ -126,6 +129,7 @@ async def run_node(home: Home, services: Sequence[Service] = ()) -> None:
             await nursery.start(p2p.run)
             nursery.start_soon(gossip.flush_loop)
             nursery.start_soon(gossip.ingest_loop)
+            nursery.start_soon(trim_loop)   # freed C heap back to the OS (node/heap_trim.py)
             await nursery.start(driver.run)
             log.info("RPC on %s, p2p on %s, %s", cfg.rpc.laddr, cfg.p2p.laddr,
                      "genesis validator" if is_validator else

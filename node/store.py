@@ -15,6 +15,8 @@ last committed height with no half-written block.
                          were pruned ([store] keep_blocks) or never held (a node started
                          from a snapshot at base - 1... see node/snapshot.py)
     v/<height:8>         the validator set with proposer priorities for that height
+    f/, F/, m/fills      the read model's fill history (node/fill_log.py): not state, written
+                         after each commit in its own batch
 
 The tx index entry is [height, index, tx, result offset, result length]: the tx's own
 bytes (msgpack-encoded, as in its block: CometBFT's indexer also keeps each tx) and where
@@ -98,41 +100,51 @@ class Tip:
     results_hash: bytes
 
 
-STATE_CACHE_ENTRIES = 500_000
+# Memory bounds (docs/OPERATIONS.md "Memory"); the first three are [store] settings.
+STATE_CACHE_ENTRIES = 100_000     # state keys cached in Python (about 200 bytes each)
+BLOCK_CACHE_MIB = 4               # LevelDB's cache of table blocks read
+WRITE_BUFFER_MIB = 4              # LevelDB's memtable: writes gathered before a table file
+RECENT_TX_HASHES = 20_000         # committed tx hashes the mempool knows without a read
 PRUNE_BATCH = 1_000   # heights pruned per commit at most
-RECENT_TX_HASHES = 200_000
 
 
 class StateView:
     """The state machine's read view of the committed state (state.kv.KVView).
 
-    Reads go through a write-through cache of hot keys (absent keys included): every
+    Reads go through a write-through cache of hot keys (absent keys read included): every
     state write passes through `Store.commit_block`, which updates it, so it is always
-    coherent with LevelDB. It is cleared when it grows past STATE_CACHE_ENTRIES."""
+    coherent with LevelDB. A deleted key leaves the cache (an order's keys are deleted when
+    it closes and are not read again), and the cache is cleared when it grows past
+    `max_entries` ([store] state_cache_entries)."""
 
-    __slots__ = ("_get", "_db", "_cache")
+    __slots__ = ("_get", "_db", "_cache", "max_entries")
 
-    def __init__(self, db):
+    def __init__(self, db, max_entries: int = STATE_CACHE_ENTRIES):
         self._db = db
         self._get = db.get
         self._cache: dict[bytes, bytes | None] = {}
+        self.max_entries = max_entries
 
     def get(self, key: bytes) -> bytes | None:
         c = self._cache
         if key in c:
             return c[key]
         v = self._get(P_STATE + key)
-        if len(c) >= STATE_CACHE_ENTRIES:
+        if len(c) >= self.max_entries:
             c.clear()
         c[key] = v
         return v
 
     def note_writes(self, writes) -> None:
         c = self._cache
-        if len(c) + len(writes) >= STATE_CACHE_ENTRIES:
+        if len(c) + len(writes) >= self.max_entries:
             c.clear()
+        pop = c.pop
         for k, v in writes:
-            c[k] = v
+            if v is None:
+                pop(k, None)
+            else:
+                c[k] = v
 
     def iterate(self, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
         n = len(P_STATE)
@@ -215,8 +227,11 @@ def read_marker(path: Path) -> int | None:
 
 
 class Store:
-    def __init__(self, path: Path):
-        """Open the store at `path`; create it only if the directory is absent or empty."""
+    def __init__(self, path: Path, block_cache_mib: int = BLOCK_CACHE_MIB,
+                 write_buffer_mib: int = WRITE_BUFFER_MIB):
+        """Open the store at `path`; create it only if the directory is absent or empty.
+        LevelDB's block cache and memtable take up to `block_cache_mib` and (twice, while
+        one is written out) `write_buffer_mib` of memory."""
         self.path = Path(path)
         create = is_empty_dir(self.path)
         try:
@@ -225,8 +240,8 @@ class Store:
             # A bloom filter spares reads of absent keys (most nonce and balance misses)
             # from touching every level; the block cache keeps hot state in memory.
             self.db = plyvel.DB(str(path), create_if_missing=create, paranoid_checks=True,
-                                bloom_filter_bits=10, lru_cache_size=64 * 1024 * 1024,
-                                write_buffer_size=64 * 1024 * 1024)
+                                bloom_filter_bits=10, lru_cache_size=block_cache_mib << 20,
+                                write_buffer_size=write_buffer_mib << 20)
         except (plyvel.Error, OSError) as e:
             raise open_error(self.path, e) from None
         try:
@@ -259,14 +274,16 @@ class Store:
         raw = self.db.get(K_GENESIS)
         return None if raw is None else _dec(raw)[0]
 
+    # Blocks, commits and results are read once per query or peer and are large: they do
+    # not go into LevelDB's block cache ([store] block_cache_mib), which keeps hot state.
     def block_bytes(self, height: int) -> bytes | None:
-        return self.db.get(P_BLOCK + _h(height))
+        return self.db.get(P_BLOCK + _h(height), fill_cache=False)
 
     def commit_bytes(self, height: int) -> bytes | None:
-        return self.db.get(P_COMMIT + _h(height))
+        return self.db.get(P_COMMIT + _h(height), fill_cache=False)
 
     def results_bytes(self, height: int) -> bytes | None:
-        return self.db.get(P_RESULTS + _h(height))
+        return self.db.get(P_RESULTS + _h(height), fill_cache=False)
 
     def app_hash_at(self, height: int) -> bytes | None:
         if height == 0:

@@ -26,11 +26,11 @@ from node.store import (P_BLOCK, Store, StoreDamaged, _h, is_empty_dir, read_mar
 from state.codec import decode
 
 
-def open_verified(path: Path, full_scan: bool = True) -> Store:
+def open_verified(path: Path, full_scan: bool = True, **memory) -> Store:
     """Open the store at `path` and check it (see the module docstring); a new, empty
-    store is only opened."""
+    store is only opened. `memory`: Store's cache sizes."""
     fresh = is_empty_dir(path)
-    store = Store(path)
+    store = Store(path, **memory)
     if fresh:
         return store
     try:

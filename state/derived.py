@@ -98,6 +98,18 @@ def derived_of(view) -> Derived:
     return d
 
 
+def param_of(view, name: str, decode):
+    """`derived_of(view).param(name, decode, view)` in one call: the parameter accessors
+    (state.markets, state.lending_pools, ...) run on every order."""
+    d = (view._root or view).derived if type(view) is Overlay else None  # (derived_of, inline)
+    if d is None:
+        d = derived_of(view)
+    v = d.params.get(name)
+    if v is None:
+        v = d.params[name] = decode(view)
+    return v
+
+
 def load_memo(view, key: bytes, table: str, decode):
     """`decode(view.get(key))`, or None if the key is absent, reusing an earlier decode of the
     very same stored bytes (rule 3): for hot, immutable values read far more often than
@@ -106,7 +118,13 @@ def load_memo(view, key: bytes, table: str, decode):
     if raw is None:
         return None
     d = (view._root or view).derived if type(view) is Overlay else None  # (derived_of, inline)
-    return (d if d is not None else derived_of(view)).memo(table, key, raw, decode)
+    if d is None:
+        d = derived_of(view)
+    t = d.memos.get(table)
+    hit = None if t is None else t.get(key)  # (Derived.memo, inline: the hit path)
+    if hit is not None and hit[0] is raw:
+        return hit[1]
+    return d.memo(table, key, raw, decode)
 
 
 class DerivedCache:

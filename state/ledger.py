@@ -68,8 +68,10 @@ def balances(view: KVView, addr: bytes) -> dict[str, int]:
 
 
 def stored_balance(view: KVView, addr: bytes, asset: str) -> int:
-    """The balance record as stored (scaled for an asset with a lending pool)."""
-    raw = view.get(P_BAL + addr + asset.encode())
+    """The balance record as stored (scaled for an asset with a lending pool; without a pool,
+    the balance)."""
+    key = P_BAL + addr + asset.encode()
+    raw = view.get_stored(key) if type(view) is Overlay else view.get(key)
     return 0 if raw is None else raw if type(raw) is int else load(raw)
 
 
@@ -143,21 +145,25 @@ class Ledger:
     __slots__ = ("view", "published", "accounts", "deltas", "events", "funded", "pools")
 
     def __init__(self, view: Overlay, published: dict | None = None,
-                 events: list | None = None):
+                 events: list | None = None, funded: dict | None = None,
+                 pools: dict | None = None):
+        """`funded`, `pools`: funding_params(view) and lending_pools.pool_params(view), if
+        the caller has them (state.scope)."""
         self.view = view
         self.published = derived_of(view).published if published is None else published
         self.accounts: dict[bytes, Account] = {}
         self.deltas: dict[tuple[bytes, str], int] = {}
         self.events = [] if events is None else events
-        self.funded = funding_params(view)  # market id -> FundingParams (decoded once)
-        self.pools = LP.pool_params(view)    # symbol -> lending PoolParams (decoded once)
+        # market id -> FundingParams; symbol -> lending PoolParams (decoded once)
+        self.funded = funding_params(view) if funded is None else funded
+        self.pools = LP.pool_params(view) if pools is None else pools
 
     def account(self, addr: bytes) -> Account:
         """The account's clearing record, loaded once (written back by `flush`), with what
         its positions owed in funding settled."""
         a = self.accounts.get(addr)
         if a is None:
-            stored = get_stored(self.view, addr)
+            stored = self.view.get_stored(P_CLEARING + addr)  # (positions.get_stored)
             hit = self.published.pop(addr, None)
             a = hit[1] if hit is not None and hit[0] is stored else \
                 account_from_stored(addr, stored)

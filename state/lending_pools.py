@@ -40,7 +40,7 @@ from typing import NamedTuple
 
 from state import lending as L
 from state.codec import encode, load
-from state.derived import derived_of, load_memo
+from state.derived import derived_of, load_memo, param_of
 from state.errors import Code, TxError
 from state.hashing import sha256
 from state.kv import KVView, Overlay
@@ -95,7 +95,7 @@ def put_params(view: Overlay, symbol: str, p: L.PoolParams) -> None:
 
 def pool_params(view: KVView) -> dict[str, L.PoolParams]:
     """symbol -> PoolParams of every asset with a pool (empty: no lending on this chain)."""
-    return derived_of(view).param("lending", _decode_params, view)
+    return param_of(view, "lending", _decode_params)
 
 
 def _decode_params(view: KVView) -> dict[str, L.PoolParams]:

@@ -9,7 +9,7 @@ from dataclasses import astuple, dataclass
 
 from state import constants as C, params
 from state.codec import encode, load
-from state.derived import derived_of
+from state.derived import derived_of, param_of
 from state.kv import KVView, Overlay
 
 K_LIQUIDATION = b"params/liquidation"
@@ -64,7 +64,7 @@ def put_params(view: Overlay, p: LiquidationParams) -> None:
 
 
 def liquidation_params(view: KVView) -> LiquidationParams:
-    return derived_of(view).param("liquidation", _decode, view)
+    return param_of(view, "liquidation", _decode)
 
 
 def _decode(view: KVView) -> LiquidationParams:

@@ -111,15 +111,18 @@ def funding_owed(view: KVView, e) -> int:
 def collateral_value(view: KVView, addr: bytes, quote: str | None = None) -> int:
     if pool_params(view):  # lending: borrows count at their borrow weight (state.lending_margin)
         return lending_margin.collateral_value(view, addr, quote or params.quote_asset(view))
-    return ledger.balance(view, addr, quote or params.quote_asset(view)) + \
-        _other_collateral(view, addr)
+    # Without pools a stored balance is the real one (state.lending_pools).
+    others = collateral(view)
+    return ledger.stored_balance(view, addr, quote or params.quote_asset(view)) + \
+        (_other_collateral(view, addr, others) if others else 0)
 
 
-def _other_collateral(view: KVView, addr: bytes) -> int:
-    """The weighted value of the account's collateral assets other than the quote."""
+def _other_collateral(view: KVView, addr: bytes, others: list[tuple[str, int]]) -> int:
+    """The weighted value of the account's collateral assets `others` (state.markets
+    .collateral) other than the quote, on a chain without lending pools."""
     total = 0
-    for sym, weight in collateral(view):
-        bal = ledger.balance(view, addr, sym)
+    for sym, weight in others:
+        bal = ledger.stored_balance(view, addr, sym)
         if bal:
             p = price(view, sym)
             if p is not None:
@@ -144,13 +147,15 @@ def market_requirements(m: Market, e, px: int) -> tuple[int, int, int, int]:
     im = _initial(n, lev, mm) if size else 0
     if e.buy_lots:
         after = size + e.buy_lots
-        worst = initial_margin(m, -(-((after if after >= 0 else -after) * lp) // scale), lev)
+        n_buy = -(-((after if after >= 0 else -after) * lp) // scale)
+        worst = _initial(n_buy, lev, maintenance_margin(m, n_buy))  # (initial_margin)
         loss = e.buy_tl * m.q - e.buy_lots * lp // scale
         worst += loss if loss > 0 else 0
         im = worst if worst > im else im
     if e.sell_lots:
         after = size - e.sell_lots
-        worst = initial_margin(m, -(-((after if after >= 0 else -after) * lp) // scale), lev)
+        n_sell = -(-((after if after >= 0 else -after) * lp) // scale)
+        worst = _initial(n_sell, lev, maintenance_margin(m, n_sell))  # (initial_margin)
         loss = e.sell_lots * lp // scale - e.sell_tl * m.q
         worst += loss if loss > 0 else 0
         im = worst if worst > im else im

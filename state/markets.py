@@ -40,7 +40,7 @@ from dataclasses import dataclass
 from state import constants as C
 from state.codec import encode, load
 from state.errors import Code, TxError
-from state.derived import derived_of
+from state.derived import derived_of, param_of
 from state.kv import KVView, Overlay
 
 PERP = 0
@@ -90,11 +90,9 @@ class Market:
     max_leverage: int       # derived: the first tier's
     expiry_ms: int = 0      # FUTURE only: block time at which trading stops and it settles
     settlement_window_ms: int = 0  # FUTURE only: the TWAP window [expiry - window, expiry)
-
-    @property
-    def perp_like(self) -> bool:
-        """Positions, cross margin, tiers and liquidation apply (a perp or a future)."""
-        return self.kind != SPOT
+    # derived: kind != SPOT. Positions, cross margin, tiers and liquidation apply (a perp or a
+    # future). A field, not a property: it is read several times per order.
+    perp_like: bool = False
 
     def spec(self) -> list:
         """The canonical array form (state and the gov_add_market action); the two future
@@ -181,7 +179,7 @@ def market_from_spec(market_id: int, spec: list, quote_decimals: int,
         raise ValueError("impact_notional must be positive")
     return Market(market_id, symbol, kind, base, base_decimals, tick_size, lot_size,
                   min_size // lot_size, t, maker_fee, taker_fee, impact, q, quote_decimals,
-                  10**base_decimals, t[0].max_leverage, expiry, window)
+                  10**base_decimals, t[0].max_leverage, expiry, window, kind != SPOT)
 
 
 def _split_future(spec) -> tuple[list, int, int]:
@@ -283,7 +281,7 @@ def put_oracle_params(view: Overlay, p: OracleParams) -> None:
 
 
 def oracle_params(view: KVView) -> OracleParams:
-    return derived_of(view).param("oracle_params", _decode_oracle_params, view)
+    return param_of(view, "oracle_params", _decode_oracle_params)
 
 
 def _decode_oracle_params(view: KVView) -> OracleParams:
@@ -320,7 +318,7 @@ def put_fee_params(view: Overlay, p: FeeParams) -> None:
 
 
 def fee_params(view: KVView) -> FeeParams:
-    return derived_of(view).param("fee_params", _decode_fee_params, view)
+    return param_of(view, "fee_params", _decode_fee_params)
 
 
 def _decode_fee_params(view: KVView) -> FeeParams:
@@ -347,7 +345,7 @@ def put_collateral(view: Overlay, symbol: str, weight_ppm: int) -> None:
 
 def collateral(view: KVView) -> list[tuple[str, int]]:
     """(symbol, weight_ppm) of every collateral asset other than the quote, by symbol."""
-    return derived_of(view).param("collateral", _decode_collateral, view)
+    return param_of(view, "collateral", _decode_collateral)
 
 
 def _decode_collateral(view: KVView) -> list[tuple[str, int]]:
@@ -406,7 +404,7 @@ def put_funding_params(view: Overlay, market_id: int, p: FundingParams) -> None:
 
 def funding_params(view: KVView) -> dict[int, FundingParams]:
     """market id -> FundingParams of every market that pays funding (decoded once: rule 2)."""
-    return derived_of(view).param("funding_params", _decode_funding_params, view)
+    return param_of(view, "funding_params", _decode_funding_params)
 
 
 def _decode_funding_params(view: KVView) -> dict[int, FundingParams]:

@@ -113,7 +113,8 @@ def resting_record(market: int, order_id: int, owner: bytes, is_buy: bool, price
 
 
 def _mid(market: int, order_id: int) -> bytes:
-    return market.to_bytes(4, "big") + order_id.to_bytes(8, "big")
+    """market (4 bytes) + order id (8 bytes), big-endian, in one conversion."""
+    return (market << 64 | order_id).to_bytes(12, "big")
 
 
 def record_from(market: int, order_id: int, value: bytes | list) -> OrderRecord:

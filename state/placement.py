@@ -168,10 +168,8 @@ def execute(scope, m: Market, o: O.OrderRecord, margin_checked: bool = True) -> 
         remove_resting(scope, m, O.get_resting(scope.view, m.id, oid), "self_trade",
                        from_book=False)
     isolated = None
-    if res.fills:
-        settle_taker_fills(scope, m, o, res.fills)
-        if m.perp_like:
-            isolated = sizes_before(scope.ledger, m, o, res.fills, before[0])
+    if res.fills and settle_taker_fills(scope, m, o, res.fills):
+        isolated = sizes_before(scope.ledger, m, o, res.fills, before[0])
     filled, remaining = res.filled_lots, res.remaining_lots
     if res.rested:
         o.size_lots = remaining

@@ -82,7 +82,12 @@ class Entry:
 
     def remove_open(self, is_buy: bool, lots: int, price_ticks: int) -> None:
         """`lots` of a resting order at `price_ticks` traded, were cancelled or reduced."""
-        self.add_open(is_buy, -lots, price_ticks)
+        if is_buy:
+            self.buy_lots -= lots
+            self.buy_tl -= lots * price_ticks
+        else:
+            self.sell_lots -= lots
+            self.sell_tl -= lots * price_ticks
 
 
 class Account:

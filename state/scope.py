@@ -22,7 +22,8 @@ from state.errors import TxError
 from state.fees import tier_for
 from state.kv import Overlay
 from state.ledger import Ledger
-from state.markets import Market, fee_params, get as get_market
+from state.lending_pools import pool_params
+from state.markets import Market, fee_params, funding_params, get as get_market
 
 
 class Scope:
@@ -38,9 +39,10 @@ class Scope:
         self.derived = derived
         self.books = derived.books
         self.events: list = []
-        self.ledger = Ledger(view, derived.published, self.events)
+        self.quote, self.quote_decimals, funded, pools = derived.param("scope", _scope_params,
+                                                                        view)
+        self.ledger = Ledger(view, derived.published, self.events, funded, pools)
         self.today = ctx.time_ms // C.DAY_MS
-        self.quote, self.quote_decimals = derived.param("quote", _quote, view)
 
     @property
     def fee_account(self) -> bytes:
@@ -71,9 +73,11 @@ class Scope:
 _MAX_TIERS = 200_000
 
 
-def _quote(view) -> tuple[str, int]:
+def _scope_params(view) -> tuple[str, int, dict, dict]:
+    """(quote asset, its decimals, funding parameters, lending pool parameters): the
+    parameters every sub-transaction needs, decoded together (rule 2 of state.derived)."""
     quote = params.quote_asset(view)
-    return quote, params.asset_decimals(view, quote)
+    return quote, params.asset_decimals(view, quote), funding_params(view), pool_params(view)
 
 
 class SubTransaction:

@@ -42,6 +42,7 @@ class Settled(NamedTuple):
     maker_fee: int   # negative: a rebate
     taker_pnl: int   # realised PnL (perps; 0 on spot)
     maker_pnl: int
+    isolated: bool = False  # a side's position is isolated (state.isolated)
 
 
 def settle_fill(scope, m: Market, taker: bytes, taker_buys: bool, maker: bytes,
@@ -67,7 +68,7 @@ def settle_fill(scope, m: Market, taker: bytes, taker_buys: bool, maker: bytes,
             ledger.credit(scope.fee_account, quote, t_fee + m_fee)
             t_acct.add_volume(scope.today, notional)
             m_acct.add_volume(scope.today, notional)
-            return Settled(t_fee, m_fee, t_pnl, m_pnl)
+            return Settled(t_fee, m_fee, t_pnl, m_pnl, True)
         ledger.credit(taker, quote, t_pnl)
         ledger.credit(maker, quote, m_pnl)
         ledger.credit(POOL, quote, -(t_pnl + m_pnl))
@@ -130,8 +131,10 @@ def fill_resting(scope, m: Market, order_id: int, owner: bytes, is_buy: bool, pr
         hl_tpsl.parent_left(scope.view, m.id, order_id, owner, f.orig_lots)
 
 
-def settle_taker_fills(scope, m: Market, o: OrderRecord, fills) -> None:
-    """Settle the fills of taker order `o` (`state.matching.Fill`s), in order."""
+def settle_taker_fills(scope, m: Market, o: OrderRecord, fills) -> bool:
+    """Settle the fills of taker order `o` (`state.matching.Fill`s), in order. True if an
+    isolated position took part in one (`Settled.isolated`)."""
+    isolated = False
     t_ppm = taker_ppm(m, scope.fee_tier(o.owner))
     for f in fills:
         maker = f.maker_owner
@@ -142,3 +145,5 @@ def settle_taker_fills(scope, m: Market, o: OrderRecord, fills) -> None:
                         t_ppm, m_ppm)
         scope.events.append(fill_event(m, o, f.maker_order_id, maker, f.maker_info.cloid,
                                        f.price_ticks, f.size_lots, f.maker_remaining_lots, s))
+        isolated = isolated or s.isolated
+    return isolated

@@ -55,6 +55,15 @@ def test_memory_growth_is_measured_from_the_first_minute():
     assert short["node0"]["growth_after_1min_pct"] is None
 
 
+def test_memory_figures_are_medians_of_ten_seconds_not_one_peak():
+    targets = [Target("node0", "u", 1)]
+    rss = [(0.0, 50.0)] + [(60.0 + k, 100.0 + (30 if k == 0 else 0)) for k in range(10)] + \
+        [(300.0 + k, 110.0 + (40 if k == 9 else 0)) for k in range(10)]
+    m = order_bench.memory(targets, [Sample(t, [0], [r]) for t, r in rss])["node0"]
+    assert (m["rss_1min_mib"], m["rss_end_mib"], m["rss_max_mib"]) == (100.0, 110.0, 150.0)
+    assert m["growth_after_1min_pct"] == 10.0
+
+
 def test_refusals_are_grouped_without_their_numbers():
     assert order_bench._reason("no open order with client id 9 of this account") == \
         order_bench._reason("no open order with client id 12 of this account")

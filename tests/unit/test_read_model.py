@@ -7,7 +7,8 @@ import itertools
 import pytest
 
 from consensus.types import Block, Header
-from node.read_model import CommittedBlock, ReadModel
+from node.fill_log import P_FILL, P_FILL_BY_ACCOUNT, pack_fill, unpack_fill
+from node.read_model import CommittedBlock, Fill, ReadModel
 from node.store import Store, Tip
 from state.book import Side
 from state.books import Books
@@ -47,7 +48,7 @@ class Node:
         return apply_block(self.store.state, BlockInput(self.height, self.time_ms, tuple(txs)),
                            self.app_hash, None, self.cache)
 
-    def commit(self, txs: list[bytes], res) -> None:
+    def commit(self, txs: list[bytes], res, feed: bool = True) -> None:
         h = self.height
         header = Header(self.chain_id, h, self.time_ms, b"", b"", b"", b"", res.app_hash, b"",
                         b"", b"")
@@ -56,7 +57,8 @@ class Node:
         self.store.commit_block(h, block.encode(), b"", res.results_bytes(), list(block.tx_hashes),
                                 res.writes, tip)
         self.app_hash = res.app_hash
-        self.model.on_commit(CommittedBlock(h, self.time_ms, res.app_hash, res.tx_results,
+        if feed:   # False: as a node that crashed after the commit, before the read model
+            self.model.on_commit(CommittedBlock(h, self.time_ms, res.app_hash, res.tx_results,
                                             res.block_events))
 
     def block(self, txs: list[bytes]):
@@ -121,21 +123,33 @@ def test_books_read_after_the_next_block_executed_are_still_the_committed_ones(t
 
 
 def test_fills_fed_by_commits_equal_a_catch_up_from_the_store(tmp_path):
-    n = Node(tmp_path / "db")
+    n, ref = Node(tmp_path / "db"), Node(tmp_path / "ref")
     blocks = trading_blocks(n)
+    trading_blocks(ref)
     for txs in blocks:
         n.block(txs)
+        ref.commit(txs, ref.execute(txs), feed=False)
     live = n.model.fills
-    assert live.height == n.height
-    restarted = ReadModel(n.store, DerivedCache(), n.height, n.app_hash).fills
-    assert restarted.height == 0 and not restarted.fills
-    restarted.catch_up(n.height)
-    assert fill_keys(restarted.fills) == fill_keys(live.fills)
+    assert live.height == n.height and ref.model.fills.height == 0 and not ref.model.fills.fills
+    ref.model.fills.catch_up(ref.height)
+    assert fill_keys(ref.model.fills.fills) == fill_keys(live.fills)
     assert len(live.fills) >= 4
     # a triggered order's fill sits in the block-events entry: index == number of txs
     assert any(f.index == len(blocks[f.height - 1]) for f in live.fills), fill_keys(live.fills)
     newest = live.newest_first()
     assert [f.height for f in newest] == sorted((f.height for f in newest), reverse=True)
+    assert fill_keys(newest) == fill_keys(reversed(live.fills)) == fill_keys(live.fills)[::-1]
+    restarted = ReadModel(n.store, DerivedCache(), n.height, n.app_hash).fills   # kept on disk
+    assert restarted.height == n.height and fill_keys(restarted.fills) == fill_keys(live.fills)
+
+
+def test_a_fill_is_stored_compactly_and_read_back_exactly():
+    acct = key(1).pub_key.hex()
+    f = Fill(7, 2, 1_700_000_000_123, (("market", "BTC-USD"), ("taker", acct), ("maker", "AB" * 32),
+                                        ("odd", "a" * 63), ("price", "60000.5"), ("empty", "")))
+    raw = pack_fill(f)
+    assert unpack_fill(raw) == f and type(unpack_fill(raw).attrs[2][1]) is str
+    assert acct.encode() not in raw and bytes.fromhex(acct) in raw   # 32 bytes, not 64 digits
 
 
 def test_fill_filters_by_account_and_market(tmp_path):
@@ -149,36 +163,59 @@ def test_fill_filters_by_account_and_market(tmp_path):
     assert eth and all(f.attr("market") == "ETH-USD" for f in eth) and len(eth) < len(everything)
     assert mine and all(taker5 in (f.attr("taker"), f.attr("maker")) for f in mine)
     assert len(mine) < len(everything)
+    assert mine == [f for f in everything if f.involves(taker5, None)]   # the index finds all
+    assert n.model.fills.newest_first(taker5.upper()) == []   # the text compares, as before
+    assert n.model.fills.newest_first("not hex") == [] == n.model.fills.newest_first("ab" * 300)
+
+
+def stored_keys(store, prefix: bytes) -> int:
+    return sum(1 for _ in store.db.iterator(prefix=prefix, include_value=False))
 
 
 def test_the_fill_history_keeps_only_the_newest_max_fills(tmp_path):
-    n = Node(tmp_path / "db", max_fills=3)
+    n, ref = Node(tmp_path / "db", max_fills=3), Node(tmp_path / "ref")
+    trading_blocks(ref)
     for txs in trading_blocks(n):
         n.block(txs)
-    unbounded = ReadModel(n.store, DerivedCache(), n.height, n.app_hash).fills
-    unbounded.catch_up(n.height)
-    assert len(unbounded.fills) > 3
-    assert fill_keys(n.model.fills.fills) == fill_keys(unbounded.fills)[-3:]
-    bounded = ReadModel(n.store, DerivedCache(), n.height, n.app_hash, max_fills=3).fills
-    bounded.catch_up(n.height)
-    assert fill_keys(bounded.fills) == fill_keys(unbounded.fills)[-3:]
+        ref.block(txs)
+    assert len(ref.model.fills.fills) > 3
+    assert fill_keys(n.model.fills.fills) == fill_keys(ref.model.fills.fills)[-3:]
+    assert len(n.model.fills.fills) == 3
+    # the older fills and their account entries are deleted from disk, not only hidden
+    assert stored_keys(n.store, P_FILL) == 3
+    accounts = sum(len({f.attr("taker"), f.attr("maker")}) for f in n.model.fills.fills)
+    assert stored_keys(n.store, P_FILL_BY_ACCOUNT) == accounts
+    taker = ref.model.fills.newest_first()[-1].attr("taker")   # in the oldest fill only?
+    assert n.model.fills.newest_first(taker) == [f for f in reversed(n.model.fills.fills)
+                                                 if f.involves(taker, None)]
+    smaller = ReadModel(n.store, DerivedCache(), n.height, n.app_hash, max_fills=2).fills
+    assert fill_keys(smaller.fills) == fill_keys(ref.model.fills.fills)[-2:]   # at once
+
+
+def test_a_fill_history_trims_what_one_catch_up_brings_beyond_its_bound(tmp_path):
+    n = Node(tmp_path / "db", max_fills=2)
+    for txs in trading_blocks(n):
+        n.commit(txs, n.execute(txs), feed=False)
+    n.model.fills.catch_up(n.height)
+    assert len(n.model.fills.fills) == 2 and stored_keys(n.store, P_FILL) == 2
 
 
 def test_a_model_behind_the_chain_catches_up_then_follows_commits(tmp_path):
-    n = Node(tmp_path / "db")
+    n, ref = Node(tmp_path / "db"), Node(tmp_path / "ref")
     blocks = trading_blocks(n)
+    trading_blocks(ref)
+    for txs in blocks:
+        ref.block(txs)
     for txs in blocks[:2]:
         n.block(txs)
-    n.model = ReadModel(n.store, n.cache, n.height, n.app_hash)   # as a restarted node
-    n.block(blocks[2])
-    assert n.model.fills.height == 0          # behind: the commit was not indexed alone
+    n.commit(blocks[2], n.execute(blocks[2]), feed=False)   # crashed before its fills
+    n.block(blocks[3])
+    assert n.model.fills.height == 2          # behind: the commit was not indexed alone
     n.model.fills.catch_up(n.height)
-    for txs in blocks[3:]:
+    for txs in blocks[4:]:
         n.block(txs)
     assert n.model.fills.height == n.height
-    fresh = ReadModel(n.store, DerivedCache(), n.height, n.app_hash).fills
-    fresh.catch_up(n.height)
-    assert fill_keys(n.model.fills.fills) == fill_keys(fresh.fills)
+    assert fill_keys(n.model.fills.fills) == fill_keys(ref.model.fills.fills)
 
 
 def test_an_attached_projection_sees_every_committed_block(tmp_path):

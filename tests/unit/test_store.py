@@ -214,3 +214,40 @@ def test_open_errors_are_told_apart(message, kind, words):
     from node.store import open_error
     err = open_error(Path("/d"), plyvel.IOError(message))
     assert type(err) is kind and words in str(err) and "/d" in str(err)
+
+
+def test_the_state_cache_drops_deleted_keys_and_stays_within_its_bound(tmp_path):
+    s = Store(tmp_path / "db")
+    try:
+        s.commit_genesis([(b"a%d" % i, b"v") for i in range(10)], _app_hash(0), CHAIN, 1000, {})
+        view = s.state
+        view.max_entries = 8
+        assert view.get(b"a1") == b"v" and view.get(b"missing") is None   # cached, absent too
+        s.commit_block(1, encode([[], []]), b"", encode([]), [], [(b"a1", None), (b"a2", b"w")],
+                       Tip(1, b"", 1001, _app_hash(1), b""))
+        assert b"a1" not in view._cache and view._cache[b"a2"] == b"w"
+        assert view.get(b"a1") is None                         # still coherent after the drop
+        for i in range(30):
+            view.get(b"a%d" % (i % 10))
+            view.get(b"gone%d" % i)
+            assert len(view._cache) <= view.max_entries
+    finally:
+        s.close()
+
+
+def test_the_recent_tx_hashes_keep_only_the_newest(tmp_path, monkeypatch):
+    import node.store as store_mod
+    monkeypatch.setattr(store_mod, "RECENT_TX_HASHES", 12)
+    s = Store(tmp_path / "db2")
+    try:
+        s.commit_genesis([], _app_hash(0), CHAIN, 1000, {})
+        hashes = [b"%032d" % i for i in range(25)]
+        for h in range(1, 6):
+            tip = Tip(h, b"", 1000 + h, _app_hash(h), b"")
+            mine = hashes[5 * (h - 1):5 * h]
+            s.commit_block(h, encode([[], list(mine)]), b"", encode([[0, "", []]] * 5), mine,
+                           [], tip)
+        assert len(s.recent_txs) == 12
+        assert s.recently_committed(hashes[-1]) and not s.recently_committed(hashes[0])
+    finally:
+        s.close()
