@@ -4,6 +4,8 @@ The deterministic keys and the trading genesis live in localnet/fixtures.py (ben
 them too); they are re-exported here so tests import everything from one place.
 """
 
+import itertools
+
 from localnet.fixtures import (BTC_LOT, BTC_PERP, BTC_PERP_SPEC, BTC_SPOT,  # noqa: F401
                                BTC_SPOT_SPEC, BTC_TICK, CHAIN_ID, ETH_LOT, ETH_PERP,
                                ETH_PERP_SPEC, ETH_TICK, FEE_ACCOUNT, GENESIS_MS, GOV, PRICE,
@@ -11,6 +13,7 @@ from localnet.fixtures import (BTC_LOT, BTC_PERP, BTC_PERP_SPEC, BTC_SPOT,  # no
 from node.keys import KeyPair
 from state.derived import DerivedCache
 from state.genesis import GenesisState, genesis_writes
+from state.invariants import check_invariants
 from state.kv import MemoryKV
 from state.machine import BlockInput, BlockResult, apply_block
 from state.params import FaucetParams
@@ -54,6 +57,28 @@ class Chain:
         self.kv.apply(res.writes)
         self.app_hash = res.app_hash
         return res
+
+
+class Scenario:
+    """A scenario test's chain: every tx in a block must succeed, every invariant holds after
+    each block, and the block results are kept. Nonces count up from `nonce_from` (default: the
+    genesis time)."""
+
+    def __init__(self, g: GenesisState, warm: bool = False, nonce_from: int | None = None):
+        self.c = Chain(g, warm=warm)
+        self.n = itertools.count(self.c.time_ms if nonce_from is None else nonce_from)
+        self.results: list[BlockResult] = []
+
+    def block(self, *txs, dt_ms=1000) -> BlockResult:
+        res = self.c.block(list(txs), dt_ms)
+        assert all(r.code == 0 for r in res.tx_results), [r.log for r in res.tx_results]
+        check_invariants(self.c.kv)
+        self.results.append(res)
+        return res
+
+    def oracle(self, usd, dt_ms=1000) -> BlockResult:
+        """One block in which the validators move the BTC oracle to `usd`."""
+        return self.block(*oracle_tx(next(self.n), [("BTC", usd * PRICE)]), dt_ms=dt_ms)
 
 
 class LevelKV:

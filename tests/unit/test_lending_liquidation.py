@@ -8,23 +8,20 @@ round; the interest test uses the localnet's 5% base. BTC/USDC: lot 0.0001 BTC, 
 maker fee 0.02%, taker fee 0.05%; liquidation fee 0.5% of the notional at the oracle."""
 
 import dataclasses
-import itertools
 
 from localnet.fixtures import FEE_ACCOUNT, lending_genesis, pool_params
 from state import lending as L, lending_pools as LP, ledger
 from state.insurance import INSURANCE_FUND
-from state.invariants import check_invariants
 from state.liquidation import P_ACTIVE, P_LOG
 from state.liquidation_params import default_params
-from tests.chain_helpers import (BTC_PERP, BTC_SPOT, PRICE, USDC, Chain, action, key, oracle_tx,
-                                 order)
+from tests.chain_helpers import BTC_PERP, BTC_SPOT, PRICE, USDC, Scenario, action, key, order
 
 BTC = 10**8
 SUPPLIER, BORROWER, BIDDER = 0, 1, 2
 FREE_USDC = pool_params()._replace(base_ppm=0)   # 0% below the kink
 
 
-class T:
+class T(Scenario):
     """A lending chain: key 0 supplies USDC, key 1 holds BTC, key 2 bids for BTC."""
 
     def __init__(self, btc: int = BTC, fund: int = 0, warm: bool = False, usdc_pool=FREE_USDC,
@@ -38,25 +35,13 @@ class T:
         btc = (("BTC", btc_pool),) if btc_pool is not None else g.lending[1:2]
         g = dataclasses.replace(g, lending=(("USDC", usdc_pool),) + btc + g.lending[2:],
                                 liquidation=liquidation)
-        self.c = Chain(g, warm=warm)
-        self.n = itertools.count(self.c.time_ms + 1)
-        self.results = []
-
-    def block(self, *txs, dt_ms=1000):
-        res = self.c.block(list(txs), dt_ms)
-        assert all(r.code == 0 for r in res.tx_results), [r.log for r in res.tx_results]
-        check_invariants(self.c.kv)
-        self.results.append(res)
-        return res
+        super().__init__(g, warm, nonce_from=g.genesis_time_ms + 1)
 
     def withdraw(self, i: int, usdc: int) -> bytes:
         return action(key(i), next(self.n), "withdraw", "USDC", usdc * USDC)
 
     def bid(self, usd: int, btc_e4: int) -> bytes:
         return order(key(BIDDER), next(self.n), BTC_SPOT, True, usd * PRICE, btc_e4 * BTC // 10**4)
-
-    def oracle(self, usd: int, dt_ms=1000):
-        return self.block(*oracle_tx(next(self.n), [("BTC", usd * PRICE)]), dt_ms=dt_ms)
 
     def bal(self, who, asset: str = "USDC") -> int:
         addr = key(who).pub_key if type(who) is int else who

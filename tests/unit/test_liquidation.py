@@ -3,7 +3,6 @@ hand-computed numbers (BTC-PERP: max leverage 50, so maintenance margin is 1% of
 taker fee 450 ppm; mark = oracle, as no block ends with a two-sided book)."""
 
 import dataclasses
-import itertools
 
 from state import ledger
 from state.insurance import INSURANCE_FUND
@@ -12,8 +11,8 @@ from state.liquidation import P_ACTIVE, P_LOG, bankruptcy_ticks
 from state.liquidation_params import default_params
 from state.markets import RATE_SCALE, FundingParams
 from state.markets import get as get_market
-from state.positions import iter_accounts, load_account
-from tests.chain_helpers import (BTC_LOT, BTC_PERP, PRICE, USDC, Chain, key, oracle_tx, order,
+from state.positions import load_account
+from tests.chain_helpers import (BTC_LOT, BTC_PERP, PRICE, USDC, Chain, Scenario, key, order,
                                  trading_genesis)
 
 A, B, C, D, E, BYSTANDER = (key(i) for i in range(6))
@@ -25,7 +24,7 @@ def lots(btc_tenths_of_thousand: int) -> int:
     return btc_tenths_of_thousand * BTC_LOT
 
 
-class L:
+class L(Scenario):
     """A chain with chosen balances and liquidation parameters, plus a nonce source."""
 
     def __init__(self, balances: dict, liquidation=None, warm: bool = False, fund: int = 0,
@@ -36,23 +35,11 @@ class L:
             bals.append((INSURANCE_FUND, "USDC", fund * USDC))
         g = dataclasses.replace(g, balances=tuple(bals), liquidation=liquidation,
                                 funding=funding)
-        self.c = Chain(g, warm=warm)
-        self.n = itertools.count(self.c.time_ms)
-        self.results = []
+        super().__init__(g, warm)
 
     def order(self, k, is_buy, usd, size_btc_e4, tif=GTC):
         return order(k, next(self.n), BTC_PERP, is_buy, usd * PRICE, size_btc_e4 * BTC_LOT,
                      tif=tif)
-
-    def block(self, *txs, dt_ms=1000):
-        res = self.c.block(list(txs), dt_ms)
-        assert all(r.code == 0 for r in res.tx_results), [r.log for r in res.tx_results]
-        check_invariants(self.c.kv)
-        self.results.append(res)
-        return res
-
-    def oracle(self, usd, dt_ms=1000):
-        return self.block(*oracle_tx(next(self.n), [("BTC", usd * PRICE)]), dt_ms=dt_ms)
 
     def size(self, k) -> int:
         addr = k if isinstance(k, bytes) else k.pub_key
@@ -61,27 +48,6 @@ class L:
     def bal(self, k) -> int:
         addr = k if isinstance(k, bytes) else k.pub_key
         return ledger.balance(self.c.kv, addr, "USDC")
-
-
-def check_invariants(kv) -> None:
-    """Money is conserved (balances and isolated margins sum to the supply) and positions net
-    to zero."""
-    total = sum(v for _, v in _balances(kv))
-    net: dict[int, int] = {}
-    for _, acct in iter_accounts(kv):
-        for mid, e in acct.entries.items():
-            net[mid] = net.get(mid, 0) + e.size
-            total += e.iso_margin
-    assert total == ledger.supply(kv, "USDC")
-    assert all(v == 0 for v in net.values()), net
-
-
-def _balances(kv):
-    from state.codec import load
-    from state.ledger import P_BAL
-    for k, v in kv.iterate(P_BAL):
-        if k.endswith(b"USDC"):
-            yield k, load(v)
 
 
 def evs(res, typ):
