@@ -299,14 +299,21 @@ def test_a_drifting_price_liquidates_warm_as_cold():
     assert warm[0] == 58_600
 
 
-def _bounded(monkeypatch, warm: bool):
-    from state import constants, liquidation
-    monkeypatch.setattr(constants, "MAX_RISK_CHECKS_PER_BLOCK", 1)
+def _spy_checks(monkeypatch) -> list[bytes]:
+    """The accounts `liquidation.check_account` is called for, in call order (it still runs)."""
+    from state import liquidation
     checked: list[bytes] = []
     real = liquidation.check_account
     monkeypatch.setattr(liquidation, "check_account",
                         lambda view, ctx, p, idx, addr, *rest: checked.append(addr) or
                         real(view, ctx, p, idx, addr, *rest))
+    return checked
+
+
+def _bounded(monkeypatch, warm: bool):
+    from state import constants
+    monkeypatch.setattr(constants, "MAX_RISK_CHECKS_PER_BLOCK", 1)
+    checked = _spy_checks(monkeypatch)
     t = L({A: 1_000, B: 100_000, C: 100_000}, warm=warm)
     open_long(t)
     per_block, liquidated = [], []
@@ -322,12 +329,7 @@ def test_open_order_changes_keep_the_band_a_fill_does_not(monkeypatch):
     """A warm node's safety band (state.risk_index) survives a block that changed only the
     account's open orders (they move only initial margin), so the account is not checked
     again; a fill changes its position, which drops the band: checked again."""
-    from state import liquidation
-    checked: list[bytes] = []
-    real = liquidation.check_account
-    monkeypatch.setattr(liquidation, "check_account",
-                        lambda view, ctx, p, idx, addr, *rest: checked.append(addr) or
-                        real(view, ctx, p, idx, addr, *rest))
+    checked = _spy_checks(monkeypatch)
     t = L({A: 1_000, B: 100_000, C: 100_000}, warm=True)
     open_long(t)
     assert A.pub_key in checked  # a new position: a full check, which finds a band
