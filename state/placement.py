@@ -239,7 +239,8 @@ def _only_reduced(te: Entry, before: tuple[int, int, int]) -> bool:
 
 def _lowers_risk(m: Market, o: O.OrderRecord, te: Entry, before: tuple[int, int, int],
                  rested: bool) -> bool:
-    """The perp order only reduced the position (what `check_margin_after` exempts)."""
+    """The perp order only reduced the position, or rests reduce-only (it can never grow the
+    position: state.reduce_only): exempt from the initial-margin check and the pools' limits."""
     return m.kind != SPOT and ((rested and o.reduce_only) or
                                (not rested and _only_reduced(te, before)))
 
@@ -264,8 +265,8 @@ def check_margin_after(scope, m: Market, o: O.OrderRecord, taker: Account, te: E
         if ledger.balance(view, o.owner, scope.quote) >= 0 and \
                 not any(e.size for e in taker.entries.values()):
             return
-    elif (rested and o.reduce_only) or (not rested and _only_reduced(te, before)):
-        return  # (a resting reduce-only order can never grow the position: state.reduce_only)
+    elif _lowers_risk(m, o, te, before, rested):
+        return
     equity, initial = margin_check(view, taker, scope.quote)
     if equity < initial:
         raise TxError(Code.INSUFFICIENT_MARGIN,
