@@ -47,14 +47,9 @@ _MAX_PUBLISHED = 100_000
 
 
 def balance(view: KVView, addr: bytes, asset: str) -> int:
-    key = P_BAL + addr + asset.encode()
-    raw = view.get_stored(key) if type(view) is Overlay else view.get(key)
-    if raw is None:
-        return 0
-    v = raw if type(raw) is int else load(raw)
-    if asset in LP.pool_params(view):
-        return LP.real(view, addr, asset, v)
-    return v
+    """The real balance: the stored record, unscaled for an asset with a lending pool."""
+    v = stored_balance(view, addr, asset)
+    return LP.real(view, addr, asset, v) if v and asset in LP.pool_params(view) else v
 
 
 def balances(view: KVView, addr: bytes) -> dict[str, int]:
@@ -163,7 +158,7 @@ class Ledger:
         its positions owed in funding settled."""
         a = self.accounts.get(addr)
         if a is None:
-            stored = self.view.get_stored(P_CLEARING + addr)  # (positions.get_stored)
+            stored = get_stored(self.view, addr)
             hit = self.published.pop(addr, None)
             a = hit[1] if hit is not None and hit[0] is stored else \
                 account_from_stored(addr, stored)
