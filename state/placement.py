@@ -23,8 +23,8 @@ a side is isolated, `state.isolated.fund_after_fills` moves the margin the posit
 the cross balance before the margin check.
 """
 
-from state import constants as C, ledger, lending_limits, orders as O, params, \
-    reduce_only as RO
+from state import constants as C, ledger, lending_limits, lending_pools as LP, orders as O, \
+    params, reduce_only as RO
 from state.amounts import format_amount
 from state.book import Side
 from state.cancellation import remove_resting
@@ -275,12 +275,19 @@ def check_margin_after(scope, m: Market, o: O.OrderRecord, taker: Account, te: E
 
 
 def check_after_withdrawal(scope, owner: bytes) -> None:
-    """What an account moves out (a transfer) must leave its positions and open orders
-    covered (`check_covered`). An account with no positions and no open orders has nothing
-    to cover; the check is then skipped."""
+    """What an account moves out (a transfer) must leave its positions, open orders and
+    borrows covered (`check_covered`). An account with no positions, no open orders and no
+    borrow (negative balance) has nothing to cover; the check is then skipped."""
     acct = load_account(scope.view, owner)
-    if acct.entries:
+    if acct.entries or _borrows(scope.view, owner):
         check_covered(scope, owner, "the transfer", acct)
+
+
+def _borrows(view, owner: bytes) -> bool:
+    """Whether the account owes a lending pool: its collateral must still cover the borrow
+    after it moves an asset out (without this, a borrower could give its collateral away)."""
+    return bool(LP.pool_params(view)) and \
+        any(b < 0 for b in ledger.balances(view, owner).values())
 
 
 def check_covered(scope, owner: bytes, what: str, acct=None) -> None:
