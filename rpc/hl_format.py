@@ -64,6 +64,24 @@ def dec_text(d: Decimal, places: int = 8) -> str:
     return num("0" if text in ("-0", "0") else text)
 
 
+def field(body: dict, name: str, required: bool = True):
+    """A request body's field (missing_field if required and absent)."""
+    v = body.get(name)
+    if v is None and required:
+        raise bad("missing_field", f"info type {body.get('type')!r} needs field {name!r}")
+    return v
+
+
+def ms_field(body: dict, name: str, required: bool) -> int | None:
+    """A request body's time field in milliseconds (invalid_field unless an int >= 0)."""
+    v = field(body, name, required)
+    if v is None:
+        return None
+    if type(v) is not int or v < 0:
+        raise bad("invalid_field", f"{name} must be a non-negative integer of milliseconds")
+    return v
+
+
 # -- users ---------------------------------------------------------------------------------
 
 def parse_user(v) -> bytes:
@@ -133,6 +151,12 @@ class Universe:
         if m.perp_like:
             return self.perps.index(m)
         return SPOT_ASSET_OFFSET + self.spots.index(m)
+
+
+def token_names(uni: Universe) -> list[str]:
+    """Token index order: the quote asset first (USDC is token 0 on Hyperliquid), then the
+    other assets by symbol."""
+    return [uni.quote] + [a for a in params.list_assets(uni.view) if a != uni.quote]
 
 
 def px_of(m: MS.Market, ticks: int) -> str:

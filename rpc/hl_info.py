@@ -16,8 +16,9 @@ position now, minus its later fills).
 import hashlib
 from decimal import Decimal
 
-from rpc import hl_format as H
-from rpc.hl_format import HLError, Universe, bad
+from rpc import hl_format as H, hl_lending
+from rpc.hl_format import HLError, Universe, bad, field as _field, ms_field as _ms, \
+    token_names as _tokens
 from rpc.funding_methods import funding_history as native_funding_history
 from rpc.trading_methods import margin_account, mark_prices
 from state import funding as F, funding_index as FI, ledger, markets as MS, orders as O
@@ -37,22 +38,6 @@ INTERVAL_MS = {"1m": 60_000, "3m": 180_000, "5m": 300_000, "15m": 900_000,
                "30m": 1_800_000, "1h": 3_600_000, "2h": 7_200_000, "4h": 14_400_000,
                "8h": 28_800_000, "12h": 43_200_000, "1d": DAY_MS, "3d": 3 * DAY_MS,
                "1w": 7 * DAY_MS}
-
-
-def _field(body: dict, name: str, required: bool = True):
-    v = body.get(name)
-    if v is None and required:
-        raise bad("missing_field", f"info type {body.get('type')!r} needs field {name!r}")
-    return v
-
-
-def _ms(body: dict, name: str, required: bool) -> int | None:
-    v = _field(body, name, required)
-    if v is None:
-        return None
-    if type(v) is not int or v < 0:
-        raise bad("invalid_field", f"{name} must be a non-negative integer of milliseconds")
-    return v
 
 
 def _dex(body: dict) -> None:
@@ -81,12 +66,6 @@ def meta_json(uni: Universe) -> dict:
             {"lowerBound": H.amt(t.lower_bound, uni.qdec), "maxLeverage": t.max_leverage}
             for t in m.tiers]}])
     return {"universe": universe, "marginTables": tables}
-
-
-def _tokens(uni: Universe) -> list[str]:
-    """Token index order: the quote asset first (USDC is token 0 on Hyperliquid), then the
-    other assets by symbol."""
-    return [uni.quote] + [a for a in params.list_assets(uni.view) if a != uni.quote]
 
 
 def spot_meta_json(uni: Universe) -> dict:
@@ -563,7 +542,7 @@ INFO_TYPES = {
     "frontendOpenOrders": frontend_open_orders, "userFills": user_fills,
     "userFillsByTime": user_fills_by_time, "orderStatus": order_status,
     "fundingHistory": funding_history, "userFunding": user_funding,
-    "candleSnapshot": candle_snapshot,
+    "candleSnapshot": candle_snapshot, **hl_lending.INFO_TYPES,
 }
 
 

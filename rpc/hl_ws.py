@@ -8,9 +8,9 @@ Client messages (one JSON object per text frame):
     {"method": "ping"}
 
 Subscriptions: allMids, l2Book {coin}, trades {coin}, candle {coin, interval}, userFills
-{user}, userEvents {user}, orderUpdates {user}. Each is answered by
+{user}, userEvents {user}, orderUpdates {user}, userNonFundingLedgerUpdates {user}. Each is answered by
 {"channel": "subscriptionResponse", "data": {"method": ..., "subscription": ...}}, then (for
-allMids, l2Book and userFills) a snapshot; a bad one by {"channel": "error", "data": why}.
+allMids, l2Book, userFills and userNonFundingLedgerUpdates) a snapshot; a bad one by {"channel": "error", "data": why}.
 
 `HLHub` follows the native hub (rpc/ws_hub.py), reusing its pieces: committed blocks arrive
 through a `CommitFeed` (node/commit_feed.py) and are published by the hub's own task, off the
@@ -28,7 +28,7 @@ from collections import OrderedDict
 
 from node.commit_feed import CommitFeed
 from node.read_model import Fill
-from rpc import hl_format as H, hl_info
+from rpc import hl_format as H, hl_info, hl_lending
 from rpc.hl_exchange import exchange
 from rpc.hl_format import HLError, Universe
 from rpc.limits import Admission
@@ -41,7 +41,8 @@ from state.machine import last_block
 log = logging.getLogger("perpchain.hl_ws")
 
 COIN_SUBS = ("l2Book", "trades")
-USER_SUBS = ("userFills", "userEvents", "orderUpdates")
+USER_SUBS = ("userFills", "userEvents", "orderUpdates", "userNonFundingLedgerUpdates")
+_LIQUIDATIONS = ("liquidation", "collateral_liquidation")
 SUB_TYPES = ("allMids", "l2Book", "trades", "candle") + USER_SUBS
 MAX_REMEMBERED_ORDERS = 10_000    # orders of subscribed users, for cancel updates
 _CANCEL_STATUS = {"self_trade": "selfTradeCanceled", "liquidation": "liquidatedCanceled",
@@ -198,6 +199,11 @@ class HLHub:
             uni = Universe(app.store.state)
             for m, o in hl_info._open_orders(app.store.state, uni, account):
                 self._remember(o.id, H.order_json(uni, m, o))
+        elif kind == "userNonFundingLedgerUpdates":
+            rows = hl_lending.ledger_rows(app, account)
+            conn.push(channel("userNonFundingLedgerUpdates", {
+                "isSnapshot": True, "user": H.user_text(account),
+                "nonFundingLedgerUpdates": rows[-hl_lending.MAX_LEDGER_ROWS:]}))
 
     async def _post(self, conn: Connection, msg: dict) -> None:
         req = msg.get("request")
@@ -312,6 +318,11 @@ class HLHub:
                 if e.type == "funding_payment" and e.attrs[0] == ("account", me):
                     self._send(("userEvents", None, account, None),
                                channel("user", {"funding": self._funding(uni, t, dict(e.attrs))}))
+                elif e.type in _LIQUIDATIONS and e.attrs[0] == ("account", me) and \
+                        dict(e.attrs)["filled"] != "0":
+                    self._send(("userEvents", None, account, None), channel(
+                        "user", hl_lending.user_event_liquidation(account, dict(e.attrs))))
+            self._ledger(uni, account, events)
             if ("orderUpdates", None, account, None) in self.topics:
                 updates = self._order_updates(uni, me, mine, events)
                 if updates:
@@ -332,6 +343,19 @@ class HLHub:
         rows = hl_info.user_fill_rows(self.app, account, newest,
                                       lambda f: (f.height, f.index, H.tid(f)) in wanted)
         return list(reversed(rows))
+
+    def _ledger(self, uni: Universe, account: bytes, events) -> None:
+        """The account's userNonFundingLedgerUpdates rows of this batch (as /info's)."""
+        key = ("userNonFundingLedgerUpdates", None, account, None)
+        if key not in self.topics:
+            return
+        me = account.hex()
+        rows = [r for r in (hl_lending.ledger_row(uni, t, e.type, dict(e.attrs))
+                            for t, e in events if e.attrs and e.attrs[0] == ("account", me))
+                if r is not None]
+        if rows:
+            self._send(key, channel("userNonFundingLedgerUpdates", {
+                "user": H.user_text(account), "nonFundingLedgerUpdates": rows}))
 
     @staticmethod
     def _funding(uni: Universe, time_ms: int, a: dict) -> dict:
