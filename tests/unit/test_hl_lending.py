@@ -165,3 +165,22 @@ def test_reserve_states_are_the_native_pools(chain):
     with pytest.raises(Exception, match="lending pool: 0 \\(USDC\\), 1 \\(BTC\\), 2 \\(ETH\\)"):
         chain.hl({"type": "borrowLendReserveState", "token": 7})
 
+
+
+def test_a_perp_liquidation_is_a_liquidation_delta_with_its_position():
+    """tests/unit/test_liquidation.py's worked example: A's 0.5 BTC long is sold at the 58,500
+    oracle with 236.5 of equity left."""
+    from rpc import hl_lending
+    from rpc.hl_format import Universe
+    from tests.unit.test_liquidation import A, B, BYSTANDER, C, L, open_long
+    t = L({A: 1_000, B: 100_000, C: 100_000, BYSTANDER: 5_000})
+    open_long(t)
+    res = t.oracle(58_500)
+    [liq] = [e for e in res.block_events if e.type == "liquidation"]
+    uni = Universe(t.c.kv)
+    row = hl_lending.ledger_row(uni, t.c.time_ms, liq.type, dict(liq.attrs))
+    assert row == {"time": t.c.time_ms, "hash": "0x" + "00" * 32, "delta": {
+        "type": "liquidation", "liquidatedNtlPos": "29250.0", "accountValue": "236.5",
+        "leverageType": "Cross", "liquidatedPositions": [{"coin": "BTC", "szi": "0.5"}]}}
+    assert hl_lending.user_event_liquidation(A.pub_key, dict(liq.attrs))["liquidation"][
+        "liquidated_ntl_pos"] == "29250.0"
