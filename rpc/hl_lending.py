@@ -19,7 +19,7 @@ from decimal import Decimal
 
 from rpc import hl_format as H
 from rpc.hl_format import Universe, bad
-from rpc.lending_methods import account_lending, pool_json
+from rpc.lending_methods import INDEX_DECIMALS, account_lending, pool_json
 from state import lending_pools as LP, ledger, oracle, params
 from state.amounts import format_amount
 from state.codec import load
@@ -66,7 +66,7 @@ def ledger_delta(uni: Universe, typ: str, a: dict) -> dict | None:
                 "fundBalance": H.num(a["fund_balance"])}
     if typ == "bad_debt_socialised":
         return {"type": "badDebtSocialised", "token": a["asset"], "amount": H.num(a["amount"]),
-                "supplyIndex": H.num(format_amount(int(a["supply_index"]), 12))}
+                "supplyIndex": H.num(format_amount(int(a["supply_index"]), INDEX_DECIMALS))}
     return None
 
 

@@ -48,7 +48,7 @@ PER_USD = {"USDC": USDC, "BTC": 10**8 // 60_000, "ETH": 10**8 // 3_000}
 PERPS = {BTC_PERP: ("BTC", 10**8 // 100), ETH_PERP: ("ETH", 10**8 // 100)}
 GOV_FIELDS = {"base": st.integers(0, 200_000), "slope2": st.integers(0, 3_000_000),
               "kink": st.integers(500_000, 950_000), "reserve": st.integers(0, 500_000),
-              "bcap": st.sampled_from([0, 1, 10**14])}
+              "bcap": st.sampled_from([0, 1, 200_000])}   # borrow cap in dollars
 # the events of a block that may move balances besides the accrual
 _MOVERS = {"liquidation", "collateral_liquidation", "bad_debt_covered", "bad_debt_socialised",
            "insurance_takeover", "adl", "fill", "funding_payment"}
@@ -117,7 +117,7 @@ class Path:
             elif kind == "settle":
                 txs.append(action(key(o[1]), self.nonce(), "settle_pnl", o[2]))
             elif kind == "gov":
-                value = o[3] * USDC if o[2] == "bcap" and o[1] == "USDC" else o[3]
+                value = o[3] * PER_USD[o[1]] if o[2] == "bcap" else o[3]
                 txs.append(action(GOV, self.nonce(), "gov_set_param", 0, f"L.{o[1]}.{o[2]}",
                                   value, self.c.height + 2))
             else:   # a maker rests a sell, a taker crosses it (IOC)
