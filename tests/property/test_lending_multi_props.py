@@ -3,7 +3,7 @@
 Over random paths of blocks (random block times up to 30 days, so interest and funding
 accrue) made of: deposits and withdrawals of every asset (a withdrawal beyond the balance is
 a borrow: USDC against BTC/ETH, and ETH or BTC borrowed against USDC or each other);
-transfers of every asset; opting out of lending and back in; BTC-USD and ETH-USD perp trades
+transfers of every asset (to protocol accounts too); opting out of lending and back in; BTC-USD and ETH-USD perp trades
 (the BTC perp pays funding); BTC/USDC spot trades; `settle_pnl`; governance changes of the
 pools' rate curves, reserve factors and borrow caps; and oracle moves of BTC and ETH. After
 every block:
@@ -36,8 +36,8 @@ from state.invariants import check_invariants
 from state.margin import summary
 from state.markets import DEFAULT_FUNDING
 from state.positions import load_account
-from tests.chain_helpers import (BTC_PERP, BTC_SPOT, ETH_PERP, GOV, PRICE, USDC, Chain, action,
-                                 key, oracle_tx, order)
+from tests.chain_helpers import (BTC_PERP, BTC_SPOT, ETH_PERP, FEE_ACCOUNT, GOV, PRICE, USDC,
+                                 Chain, action, key, oracle_tx, order)
 
 ASSETS = ("USDC", "BTC", "ETH")
 KEYS = 6
@@ -60,7 +60,8 @@ who = st.integers(0, KEYS - 1)
 op = st.one_of(
     st.tuples(st.just("deposit"), who, asset, st.integers(1, 50_000)),
     st.tuples(st.just("withdraw"), who, asset, st.integers(1, 200_000)),
-    st.tuples(st.just("transfer"), who, who, asset, st.integers(1, 150_000)),
+    st.tuples(st.just("transfer"), who, st.integers(0, KEYS + 1), asset,
+              st.integers(1, 150_000)),
     st.tuples(st.just("lending"), who, st.booleans()),
     st.tuples(st.just("perp"), st.sampled_from(sorted(PERPS)), who, who,
               st.integers(-30, 30), st.integers(1, 300)),
@@ -80,6 +81,11 @@ def genesis():
     bals.append((INSURANCE_FUND, "USDC", 10_000 * USDC))
     g = lending_genesis(tuple(bals))
     return dataclasses.replace(g, funding=((BTC_PERP, DEFAULT_FUNDING),))
+
+
+def _recipient(i: int) -> bytes:
+    """Key i, or (beyond the keys) a protocol account, whose balance is not lent."""
+    return key(i).pub_key if i < KEYS else (INSURANCE_FUND, FEE_ACCOUNT)[i - KEYS]
 
 
 class Path:
@@ -110,8 +116,8 @@ class Path:
                 txs.append(action(key(o[1]), self.nonce(), "withdraw", o[2],
                                   o[3] * PER_USD[o[2]]))
             elif kind == "transfer":
-                txs.append(action(key(o[1]), self.nonce(), "transfer", key(o[2]).pub_key, o[3],
-                                  o[4] * PER_USD[o[3]]))
+                txs.append(action(key(o[1]), self.nonce(), "transfer", _recipient(o[2]),
+                                  o[3], o[4] * PER_USD[o[3]]))
             elif kind == "lending":
                 txs.append(action(key(o[1]), self.nonce(), "set_lending", int(o[2])))
             elif kind == "settle":
