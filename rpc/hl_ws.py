@@ -8,9 +8,10 @@ Client messages (one JSON object per text frame):
     {"method": "ping"}
 
 Subscriptions: allMids, l2Book {coin}, trades {coin}, candle {coin, interval}, userFills
-{user}, userEvents {user}, orderUpdates {user}, userNonFundingLedgerUpdates {user}. Each is answered by
-{"channel": "subscriptionResponse", "data": {"method": ..., "subscription": ...}}, then (for
-allMids, l2Book, userFills and userNonFundingLedgerUpdates) a snapshot; a bad one by {"channel": "error", "data": why}.
+{user}, userEvents {user}, orderUpdates {user}, userNonFundingLedgerUpdates {user}. Each is
+answered by {"channel": "subscriptionResponse", "data": {"method": ..., "subscription": ...}},
+then (for allMids, l2Book, userFills and userNonFundingLedgerUpdates) a snapshot; a bad one by
+{"channel": "error", "data": why}.
 
 `HLHub` follows the native hub (rpc/ws_hub.py), reusing its pieces: committed blocks arrive
 through a `CommitFeed` (node/commit_feed.py) and are published by the hub's own task, off the
