@@ -3,8 +3,8 @@
 Over random paths of blocks (random block times up to 30 days, so interest and funding
 accrue) made of: deposits and withdrawals of every asset (a withdrawal beyond the balance is
 a borrow: USDC against BTC/ETH, and ETH or BTC borrowed against USDC or each other);
-transfers of every asset (to protocol accounts too); opting out of lending and back in; BTC-USD and ETH-USD perp trades
-(the BTC perp pays funding); BTC/USDC spot trades; `settle_pnl`; governance changes of the
+transfers of every asset (to protocol accounts too); opting out of lending and back in;
+BTC-USD and ETH-USD perp trades (the BTC perp pays funding); BTC/USDC spot trades; `settle_pnl`; governance changes of the
 pools' rate curves, reserve factors and borrow caps; and oracle moves of BTC and ETH. After
 every block:
 
