@@ -9,7 +9,8 @@ without a liquidation in progress is passed over (nothing of it can be below mai
 margin, and it has no in-progress record to drop). On a chain with lending pools every account
 with a negative balance is a candidate every block (state.risk_index `borrowers`): interest
 lowers its equity with no write. A cross account whose equity is below its maintenance margin
-(state.margin; `liquidatable`: with borrows also when MM is 0 and equity negative), in its own
+(state.margin `maintenance_summary`: with pools, the balances at the pools' maintenance
+weights; `liquidatable`: with borrows also when MM is 0 and equity negative), in its own
 sub-transaction (state.scope):
 1. has its open orders cancelled (state.cancellation, reason "liquidation");
 2. if equity >= backstop (backstop_ppm of maintenance margin): each position, ascending market
@@ -27,7 +28,8 @@ sub-transaction (state.scope):
 5. with lending pools, once no cross perp position is left and the account is still
    liquidatable: the collateral phase (`_Job.collateral_phase`, one `spot_step` per order):
    collateral sold and borrows bought back through the spot markets
-   (state.collateral_liquidation), then what is still negative covered by the insurance fund
+   (state.collateral_liquidation; what the book leaves of a sale, the insurance fund may take
+   over: state.collateral_backstop), then what is still negative covered by the insurance fund
    and only then by the pool's suppliers (state.bad_debt).
 Bankruptcy price of a position of s lots at mark P, with the account's equity E shared over its
 positions by notional (E_i = E * n_i // N): P - E_i / (s * lot) for a long, P + E_i / (|s| *
