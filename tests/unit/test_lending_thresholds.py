@@ -86,6 +86,13 @@ def test_a_borrow_fits_the_initial_weight_and_a_larger_one_does_not():
     # borrow limit at 0.65, liquidation threshold at 0.75: 45,000; maintenance equity 6,000
     assert (acct["borrow_limit"], acct["liquidation_threshold"]) == ("39000", "45000")
     assert (acct["equity"], acct["maint_equity"], acct["healthy"]) == ("0", "6000", True)
+    from rpc.lending_methods import pool_json
+    w = {s: pool_json(t.c.kv, s)["params"] for s in ("BTC", "USDC")}
+    assert [w["BTC"][f] for f in ("collateral_weight", "maint_collateral_weight",
+                                  "borrow_weight", "maint_borrow_weight")] == \
+        ["0.65", "0.75", "1.1", "1.05"]
+    assert (w["USDC"]["collateral_weight"], w["USDC"]["maint_collateral_weight"],
+            w["USDC"]["maint_borrow_weight"]) == ("1", "1", "1")
     same_hashes(at_the_limit(warm=True), t)
 
 
@@ -305,3 +312,19 @@ def test_a_fund_too_small_backstops_then_bad_debt_goes_to_the_suppliers():
     assert t.bal(BORROWER) == 0 and t.bal(INSURANCE_FUND, "BTC") == BTC
     assert t.bal(INSURANCE_FUND) == 0
     same_hashes(gapped(30_000, 30_000, warm=True)[0], t)
+
+
+def test_the_localnet_genesis_sets_both_weights_and_json_checks_them():
+    import pytest
+
+    from localnet.fixtures import VALIDATORS
+    from node.genesis import GenesisError, make_genesis_doc, parse_genesis
+    vals = [(v.pub_key, 10, f"v{i}") for i, v in enumerate(VALIDATORS)]
+    doc = make_genesis_doc("c", 1_700_000_000_000, vals)
+    pools = dict(parse_genesis(doc).state.lending)
+    assert (pools["BTC"].maint_collateral_weight_ppm, pools["BTC"].maint_borrow_weight_ppm,
+            pools["ETH"].maint_collateral_weight_ppm) == (750_000, 1_050_000, 700_000)
+    assert pools["USDC"].maint_collateral_weight_ppm == 0
+    doc["app_state"]["lending"][1]["maint_collateral_weight_ppm"] = 600_000
+    with pytest.raises(GenesisError, match="BTC: maintenance collateral weight 600000"):
+        parse_genesis(doc)
