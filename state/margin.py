@@ -35,7 +35,7 @@ from typing import NamedTuple
 from state import ledger, constants as C, funding_index as FI, lending_margin, params
 from state.lending_pools import pool_params
 from state.codec import load
-from state.derived import derived_of, load_memo
+from state.derived import derived_of, load_memo, param_of
 from state.kv import KVView
 from state.markets import SPOT, Market, collateral, funding_params, get as get_market
 from state.oracle import price
@@ -111,11 +111,17 @@ def funding_owed(view: KVView, e) -> int:
     return FI.owed(e.size, FI.current(view, e.market) - e.funding_index)
 
 
+def _margin_params(view: KVView) -> tuple[dict, list[tuple[str, int]], dict]:
+    """(lending pool parameters, the other collateral assets, funding parameters): what
+    every margin summary reads, decoded together (rule 2 of state.derived)."""
+    return pool_params(view), collateral(view), funding_params(view)
+
+
 def collateral_value(view: KVView, addr: bytes, quote: str | None = None) -> int:
-    if pool_params(view):  # lending: borrows count at their borrow weight (state.lending_margin)
+    pools, others, _ = param_of(view, "margin", _margin_params)
+    if pools:  # lending: borrows count at their borrow weight (state.lending_margin)
         return lending_margin.collateral_value(view, addr, quote or params.quote_asset(view))
     # Without pools a stored balance is the real one (state.lending_pools).
-    others = collateral(view)
     return ledger.stored_balance(view, addr, quote or params.quote_asset(view)) + \
         (_other_collateral(view, addr, others) if others else 0)
 
@@ -170,7 +176,7 @@ def summary(view: KVView, acct: Account, quote: str | None = None) -> Summary:
     caller already knows it)."""
     coll = collateral_value(view, acct.addr, quote)
     upnl = im = mm = notional = 0
-    funded = funding_params(view)
+    funded = param_of(view, "margin", _margin_params)[2]  # (funding_params)
     markets = derived_of(view).markets  # (get_market's decoded markets, without the call)
     entries = acct.entries
     for mid in sorted(entries):

@@ -192,8 +192,8 @@ def _trigger_index_key(o: OrderRecord) -> bytes:
             + o.id.to_bytes(8, "big"))
 
 
-def _open_indexes(view: Overlay, o: OrderRecord) -> None:
-    mid = _mid(o.market, o.id)
+def _open_indexes(view: Overlay, o: OrderRecord, mid: bytes) -> None:
+    """`mid`: _mid(o.market, o.id), which the caller has already made."""
     view.put(P_ACCOUNT_ORDERS + o.owner + mid, b"")
     if o.cloid:
         view.put(P_CLOID + o.owner + o.cloid.to_bytes(8, "big"), encode([o.market, o.id]))
@@ -201,8 +201,7 @@ def _open_indexes(view: Overlay, o: OrderRecord) -> None:
         view.put(P_EXPIRY + o.expiry_ms.to_bytes(8, "big") + mid, b"")
 
 
-def _close_indexes(view: Overlay, o: OrderRecord) -> None:
-    mid = _mid(o.market, o.id)
+def _close_indexes(view: Overlay, o: OrderRecord, mid: bytes) -> None:
     view.delete(P_ACCOUNT_ORDERS + o.owner + mid)
     if o.cloid:
         view.delete(P_CLOID + o.owner + o.cloid.to_bytes(8, "big"))
@@ -214,8 +213,9 @@ def _close_indexes(view: Overlay, o: OrderRecord) -> None:
 
 def rest(view: Overlay, o: OrderRecord) -> None:
     """A new resting order: its record and indexes."""
-    view.put(P_ORDER + _mid(o.market, o.id), o.to_stored())
-    _open_indexes(view, o)
+    mid = _mid(o.market, o.id)
+    view.put(P_ORDER + mid, o.to_stored())
+    _open_indexes(view, o, mid)
     if o.reduce_only:
         _note_reduce_only(view, o, True)
 
@@ -226,22 +226,25 @@ def resize_resting(view: Overlay, o: OrderRecord) -> None:
 
 
 def remove_resting(view: Overlay, o: OrderRecord) -> None:
-    view.delete(P_ORDER + _mid(o.market, o.id))
-    _close_indexes(view, o)
+    mid = _mid(o.market, o.id)
+    view.delete(P_ORDER + mid)
+    _close_indexes(view, o, mid)
     if o.reduce_only:
         _note_reduce_only(view, o, False)
 
 
 def put_trigger(view: Overlay, o: OrderRecord) -> None:
-    view.put(P_TRIGGER + _mid(o.market, o.id), o.to_stored())
+    mid = _mid(o.market, o.id)
+    view.put(P_TRIGGER + mid, o.to_stored())
     view.put(_trigger_index_key(o), b"")
-    _open_indexes(view, o)
+    _open_indexes(view, o, mid)
 
 
 def remove_trigger(view: Overlay, o: OrderRecord) -> None:
-    view.delete(P_TRIGGER + _mid(o.market, o.id))
+    mid = _mid(o.market, o.id)
+    view.delete(P_TRIGGER + mid)
     view.delete(_trigger_index_key(o))
-    _close_indexes(view, o)
+    _close_indexes(view, o, mid)
 
 
 def fired_triggers(view: KVView, market: int, mark_ticks_up: int, mark_ticks_down: int,

@@ -206,7 +206,7 @@ def _match(scope, m: Market, o: O.OrderRecord):
         books.begin()
         res = match(book, o.id, o.owner, Side.BUY if o.is_buy else Side.SELL, o.price_ticks,
                     o.size_lots, _TIFS[o.tif], o.resting_fields() if rests else None)
-        over = RO.first_overshoot(scope, m, o.is_buy, res.fills)
+        over = RO.first_overshoot(scope, m, o.is_buy, res.fills) if res.fills else None
         if over is None:
             books.commit()
             return res

@@ -30,7 +30,7 @@ class Scope:
     """The working set of one sub-transaction (see the module docstring)."""
 
     __slots__ = ("view", "ctx", "derived", "books", "ledger", "events", "today", "quote",
-                 "quote_decimals")
+                 "quote_decimals", "fee_account")
 
     def __init__(self, view: Overlay, ctx) -> None:
         self.view = view
@@ -39,21 +39,20 @@ class Scope:
         self.derived = derived
         self.books = derived.books
         self.events: list = []
-        self.quote, self.quote_decimals, funded, pools = derived.param("scope", _scope_params,
-                                                                        view)
+        p = derived.params.get("scope")  # (Derived.param, inline: one per sub-transaction)
+        if p is None:
+            p = derived.param("scope", _scope_params, view)
+        self.quote, self.quote_decimals, self.fee_account, funded, pools = p
         self.ledger = Ledger(view, derived.published, self.events, funded, pools)
         self.today = ctx.time_ms // C.DAY_MS
-
-    @property
-    def fee_account(self) -> bytes:
-        return fee_params(self.view).fee_account
 
     def market(self, market_id: int) -> Market:
         m = self.derived.markets.get(market_id)
         return m if m is not None else get_market(self.view, market_id)
 
     def book(self, market_id: int):
-        return self.books.book(self.view, market_id)
+        b = self.books.books.get(market_id)  # (Books.book, inline: the book exists)
+        return b if b is not None else self.books.book(self.view, market_id)
 
     def fee_tier(self, addr: bytes):
         """The account's fee tier for today: by its 30-day volume, which cannot change within
@@ -73,11 +72,13 @@ class Scope:
 _MAX_TIERS = 200_000
 
 
-def _scope_params(view) -> tuple[str, int, dict, dict]:
-    """(quote asset, its decimals, funding parameters, lending pool parameters): the
-    parameters every sub-transaction needs, decoded together (rule 2 of state.derived)."""
+def _scope_params(view) -> tuple[str, int, bytes, dict, dict]:
+    """(quote asset, its decimals, the fee account, funding parameters, lending pool
+    parameters): the parameters every sub-transaction needs, decoded together (rule 2 of
+    state.derived)."""
     quote = params.quote_asset(view)
-    return quote, params.asset_decimals(view, quote), funding_params(view), pool_params(view)
+    return quote, params.asset_decimals(view, quote), fee_params(view).fee_account, \
+        funding_params(view), pool_params(view)
 
 
 class SubTransaction:
