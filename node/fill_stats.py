@@ -78,10 +78,38 @@ def _unpack(raw: bytes):
 
 def _trade(f) -> tuple[str, str, str] | None:
     """(market, price text, size text) of a fill, None if it lacks one."""
-    market, price, size = f.attr("market"), f.attr("price"), f.attr("size")
+    a = dict(f.attrs)
+    market, price, size = a.get("market"), a.get("price"), a.get("size")
     if not market or price is None or size is None or len(market.encode()) > 255:
         return None
     return market, price, size
+
+
+def _summarize(fills: list) -> dict[tuple[str, int], list]:
+    """The trades of `fills` (oldest first) per (market, time), in order: [open, high, low,
+    close (price texts), volume, count, notional (decimals)]. A block's fills share its time,
+    so each market's trades in a block merge into its candles once."""
+    out: dict[tuple[str, int], list] = {}
+    for f in fills:
+        t = _trade(f)
+        if t is None:
+            continue
+        market, price, size = t
+        px, sz = Decimal(price), Decimal(size)
+        g = out.get((market, f.time_ms))
+        if g is None:
+            out[(market, f.time_ms)] = [price, price, price, price, sz, 1,
+                                        DECIMALS.multiply(px, sz)]
+            continue
+        g[3] = price
+        if px > Decimal(g[1]):
+            g[1] = price
+        if px < Decimal(g[2]):
+            g[2] = price
+        g[4] = DECIMALS.add(g[4], sz)
+        g[5] += 1
+        g[6] = DECIMALS.add(g[6], DECIMALS.multiply(px, sz))
+    return out
 
 
 class FillStats:
@@ -104,10 +132,8 @@ class FillStats:
         candles: dict[bytes, list] = {}
         records: dict[bytes, list] = {}
         newest: dict[bytes, int] = {}     # (market, interval) prefix -> its newest bucket
-        for f in fills:
-            t = _trade(f)
-            if t is not None:
-                self._add(candles, records, newest, day, f.time_ms, *t)
+        for (market, t), g in _summarize(fills).items():
+            self._add(candles, records, newest, day, market, t, g)
         cutoffs = {p: b - self.keep_candles * INTERVAL_MS[INTERVALS[p[-1]]]
                    for p, b in newest.items()}
         for p, before in cutoffs.items():
@@ -126,39 +152,42 @@ class FillStats:
         self.height, self.day = update
         self.present = True
 
-    def _add(self, candles, records, newest, day, time_ms, market, price, size) -> None:
-        px, sz = Decimal(price), Decimal(size)
+    def _add(self, candles, records, newest, day, market: str, time_ms: int, g: list) -> None:
+        """Merge `g`, the trades on `market` at `time_ms` (`_summarize`), into its candles,
+        its window record and the market's totals."""
+        o, h, low, c, vol, n, ntl = g
         for iv in INTERVALS:
             width = INTERVAL_MS[iv]
             start = time_ms - time_ms % width
             prefix = _candle_prefix(market, iv)
             key = prefix + _ms(start)
-            c = candles.get(key)
-            if c is None:
+            b = candles.get(key)
+            if b is None:
                 raw = self._db.get(key)
-                if raw is None and start > newest.get(prefix, -1):
-                    newest[prefix] = start        # a new bucket: older ones may go
-                c = candles[key] = [price, price, price, price, "0", 0] if raw is None \
-                    else _unpack(raw)
-            c[3] = price
-            if px > Decimal(c[1]):
-                c[1] = price
-            if px < Decimal(c[2]):
-                c[2] = price
-            c[4] = _text(DECIMALS.add(Decimal(c[4]), sz))
-            c[5] += 1
+                if raw is None:
+                    if start > newest.get(prefix, -1):
+                        newest[prefix] = start        # a new bucket: older ones may go
+                    candles[key] = [o, h, low, c, _text(vol), n]
+                    continue
+                b = candles[key] = _unpack(raw)
+            b[3] = c
+            if Decimal(h) > Decimal(b[1]):
+                b[1] = h
+            if Decimal(low) < Decimal(b[2]):
+                b[2] = low
+            b[4] = _text(DECIMALS.add(Decimal(b[4]), vol))
+            b[5] += n
         key = _market_key(P_DAY, market) + _ms(time_ms)
         r = records.get(key)
         if r is None:
             raw = self._db.get(key)
-            r = records[key] = ["0", "0", price] if raw is None else _unpack(raw)
-        ntl = DECIMALS.multiply(px, sz)
+            r = records[key] = ["0", "0", c] if raw is None else _unpack(raw)
         r[0] = _text(DECIMALS.add(Decimal(r[0]), ntl))
-        r[1] = _text(DECIMALS.add(Decimal(r[1]), sz))
-        r[2] = price
+        r[1] = _text(DECIMALS.add(Decimal(r[1]), vol))
+        r[2] = c
         tot = day.setdefault(market, ["0", "0", None])
         tot[0] = _text(DECIMALS.add(Decimal(tot[0]), ntl))
-        tot[1] = _text(DECIMALS.add(Decimal(tot[1]), sz))
+        tot[1] = _text(DECIMALS.add(Decimal(tot[1]), vol))
 
     def _drop_old_candles(self, wb, prefix: bytes, before_ms: int) -> None:
         """Delete the buckets under `prefix` (a market and interval) that start at or
