@@ -129,8 +129,8 @@ class StoreConfig:
     keep_blocks: int = 0
     # Memory bounds (node/store.py, node/fill_log.py; docs/OPERATIONS.md "Memory").
     state_cache_entries: int = 8_192     # state keys cached in Python (~250 bytes each), by recency
-    block_cache_mib: int = 4             # LevelDB's cache of table blocks
-    write_buffer_mib: int = 4            # LevelDB's memtable (twice this while one is flushed)
+    block_cache_mib: int = 1             # LevelDB's cache of table blocks
+    write_buffer_mib: int = 2            # LevelDB's memtable (twice this while one is flushed)
     keep_fills: int = 200_000            # fills the read model keeps (on disk) for queries
 
 

@@ -102,8 +102,8 @@ class Tip:
 
 # Memory bounds (docs/OPERATIONS.md "Memory"); the first three are [store] settings.
 STATE_CACHE_ENTRIES = 8_192       # state keys cached in Python (about 250 bytes each)
-BLOCK_CACHE_MIB = 4               # LevelDB's cache of table blocks read
-WRITE_BUFFER_MIB = 4              # LevelDB's memtable: writes gathered before a table file
+BLOCK_CACHE_MIB = 1               # LevelDB's cache of table blocks read
+WRITE_BUFFER_MIB = 2              # LevelDB's memtable: writes gathered before a table file
 PRUNE_BATCH = 1_000   # heights pruned per commit at most
 _MISSING = object()   # not cached (a cached None is an absent key)
 
