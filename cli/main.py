@@ -156,18 +156,18 @@ def _state_sync(a, home) -> None:
 
 
 def cmd_export(a) -> None:
-    from node.export import ExportError, state_at, write_export
+    from node.export import ExportError, exported_state, write_export
 
     genesis, store = _open_stopped_store(a)
     try:
         height = store.tip().height if a.height is None else a.height
-        pairs, app_hash = state_at(store, genesis, height, None)
-        out = open(a.out, "wb") if a.out else sys.stdout.buffer
-        try:
-            n, digest = write_export(pairs, out, genesis.chain_id, height, app_hash)
-        finally:
-            if a.out:
-                out.close()
+        with exported_state(store, genesis, height, None) as (pairs, app_hash):
+            out = open(a.out, "wb") if a.out else sys.stdout.buffer
+            try:
+                n, digest = write_export(pairs, out, genesis.chain_id, height, app_hash)
+            finally:
+                if a.out:
+                    out.close()
     except ExportError as e:
         fail(str(e))
     finally:

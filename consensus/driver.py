@@ -185,6 +185,12 @@ class Driver:
         self.sync_turn = 0                               # rotates requests over peers
         self.sync_penalty: dict[str, float] = {}         # peer -> asked last until then
         self.nursery: trio.Nursery | None = None
+        # What the dashboard shows as validators' last votes (rpc/dashboard_methods.py):
+        # validator -> the newest vote (by height, round, type) this node verified from it,
+        # and height -> validator -> its precommit, for this height and the one before,
+        # including precommits for the last committed height that arrive after its commit.
+        self.last_votes: dict[bytes, Vote] = {}
+        self.precommits: dict[int, dict[bytes, Vote]] = {}
 
     # -- inputs (called from p2p tasks: never block) -------------------------------------------
     def post(self, kind: str, peer: str | None, body) -> None:
@@ -297,6 +303,7 @@ class Driver:
         self.later = {}
         self.height_started_at = trio.current_time()
         sel = self.app.selector(height)
+        self._forget_old_votes(height, sel.powers)
         if self.rs is None:
             self.rs = RoundState(self.address, sel, self.cfg.timeouts)
         actions = None
@@ -426,12 +433,42 @@ class Driver:
         await self.app.prepare_block(block)
         return True
 
+    def _forget_old_votes(self, height: int, powers) -> None:
+        """Keep the last votes of validators of `height` (and recent ones), and the
+        precommits of `height` and the height before."""
+        self.last_votes = {k: v for k, v in self.last_votes.items()
+                           if powers.get(k, 0) > 0 or v.height >= height - 1}
+        self.precommits = {h: p for h, p in self.precommits.items() if h >= height - 1}
+
+    def _note_vote(self, v: Vote) -> None:
+        cur = self.last_votes.get(v.validator)
+        if cur is None or (v.height, v.round, v.type) > (cur.height, cur.round, cur.type):
+            self.last_votes[v.validator] = v
+        if v.type == PRECOMMIT and v.block_hash:
+            self.precommits.setdefault(v.height, {}).setdefault(v.validator, v)
+
+    def _on_late_precommit(self, v: Vote) -> None:
+        """A precommit for the last committed height that came after its commit: not
+        counted by consensus, only noted as the validator's vote (one signature check per
+        validator and height: once noted, its copies stop here)."""
+        if v.type != PRECOMMIT or not v.block_hash or v.height != self.height - 1 or \
+                v.validator in self.precommits.get(v.height, ()):
+            return
+        if self.app.selector(v.height).powers.get(v.validator, 0) <= 0:
+            raise ValueError("vote from a non-validator")
+        if not verify_vote(v, self.chain_id):
+            raise ValueError("vote signature does not verify")
+        self._note_vote(v)
+
     def _on_vote(self, peer: str | None, body) -> None:
         v = Vote.decode(body)
         if v.height > self.height:
             self._future(v.height, (MSG_VOTE, body), peer)
             return
-        if v.height < self.height or self.rs is None:
+        if v.height < self.height:
+            self._on_late_precommit(v)
+            return
+        if self.rs is None:
             return
         if body in self.seen:
             return
@@ -446,6 +483,7 @@ class Driver:
             raise ValueError("vote signature does not verify")
         self.seen.add(body)
         values.add(v.block_hash)
+        self._note_vote(v)
         if peer is not None:
             self.wal.write(self.height, W.VOTE, body)
             # Relay only what the round state tallies now: a validator's votes for far
@@ -573,6 +611,7 @@ class Driver:
             return
         data = signed.encode()
         self.seen.add(data)
+        self._note_vote(signed)
         self._persist_signed("vote", data)
         if self.net is not None:
             self.net.broadcast(MSG_VOTE, data)

@@ -71,14 +71,23 @@ def pool_params(borrow_weight_ppm: int = 1_000_000):
 
 
 LENDING_COLLATERAL = (("BTC", 650_000), ("ETH", 600_000))   # LTV 0.65 and 0.6
+# the localnet's liquidation weights (node.genesis): collateral 0.75 / 0.7, borrows 1.05
+LENDING_MAINT = {"BTC": (750_000, 1_050_000), "ETH": (700_000, 1_050_000)}
 
 
-def lending_genesis(balances: tuple = (), **kw) -> GenesisState:
+def lending_genesis(balances: tuple = (), maint: bool = False, **kw) -> GenesisState:
     """`trading_genesis` with pools for USDC, BTC and ETH, BTC and ETH as collateral at LTV
-    0.65 / 0.6; `balances`: (address, symbol, quantums) instead of the default USDC ones."""
+    0.65 / 0.6; `balances`: (address, symbol, quantums) instead of the default USDC ones;
+    `maint`: with the localnet's maintenance weights (`LENDING_MAINT`; else one weight per
+    asset serves both)."""
     import dataclasses
     g = trading_genesis(**kw)
+    pools = [("USDC", pool_params()), ("BTC", pool_params(1_100_000)),
+             ("ETH", pool_params(1_100_000))]
+    if maint:
+        pools = [(s, p._replace(maint_collateral_weight_ppm=LENDING_MAINT[s][0],
+                                maint_borrow_weight_ppm=LENDING_MAINT[s][1]))
+                 if s in LENDING_MAINT else (s, p) for s, p in pools]
     return dataclasses.replace(
         g, balances=tuple(balances) or g.balances, collateral=LENDING_COLLATERAL,
-        lending=(("USDC", pool_params()), ("BTC", pool_params(1_100_000)),
-                 ("ETH", pool_params(1_100_000))))
+        lending=tuple(pools))

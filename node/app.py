@@ -190,6 +190,7 @@ class Application:
         # The set for h+2 is fixed when h commits (validator changes made by block h will
         # take effect there, as in CometBFT).
         after = self.selector(h + 1).two_heights_on(dict(result.validator_updates))
+        self.read_model.open_interest.stage(h, result.writes)   # reads the state before h
         self.store.commit_block(h, block.encode(), encode(commit.to_wire()), rbytes, hashes,
                                 result.writes, tip, {h + 2: encode_selector(after)})
         self._selectors = {k: v for k, v in self._selectors.items() if k >= h}

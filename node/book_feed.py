@@ -8,14 +8,16 @@ that changed, a removed level (or one that left the best `depth`) with size 0. E
 takes the market's sequence one up, so a client that holds a snapshot with sequence s applies
 updates s+1, s+2, ... and knows it missed one when a number is skipped (docs/PROTOCOL.md).
 
-Sequences are per node process: they start at 0 when a market is first tracked and a
-restarted node starts them again (a client resubscribes and gets a new snapshot). The views
+Sequences outlive the process when the feed is given a `BookSequences` (node/book_seq.py):
+a market first tracked in a process starts at its last saved sequence + 1 (0 if none), so
+sequences never go back across restarts; each sequence published is saved before
+`track`/`advance` return it, so before it is sent. The views
 are read from the read model's committed books (node/read_model.py `CommittedBooks`), never
 from the state being executed. Pure bookkeeping: no I/O, no trio.
 """
 
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import NamedTuple, Protocol
 
 # price_ticks -> (size_lots, order_count), one per side
 Levels = dict[int, tuple[int, int]]
@@ -74,13 +76,23 @@ def apply_changes(levels: Levels, changes) -> None:
             levels.pop(price, None)
 
 
-class BookFeed:
-    """The views of the followed markets, `depth` levels a side, at most `max_markets`."""
+class Sequences(Protocol):
+    """Where a feed keeps its sequences across processes (node/book_seq.py)."""
 
-    def __init__(self, depth: int, max_markets: int):
+    def last(self, market_id: int) -> int | None: ...
+
+    def save(self, sequences: dict[int, int]) -> None: ...
+
+
+class BookFeed:
+    """The views of the followed markets, `depth` levels a side, at most `max_markets`;
+    `saved`: where sequences outlive the process (None: they start at 0 in each)."""
+
+    def __init__(self, depth: int, max_markets: int, saved: Sequences | None = None):
         self.depth, self.max_markets = depth, max_markets
         self.views: dict[int, MarketView] = {}
         self.last_sequence: dict[int, int] = {}   # of markets no longer followed
+        self.saved = saved
 
     def untrack(self, market_id: int) -> None:
         """Stop following `market_id` (nobody subscribes to it); a later `track` goes on
@@ -99,7 +111,12 @@ class BookFeed:
                 raise ValueError(f"the node already follows {len(self.views)} books "
                                  f"(limit {self.max_markets})")
             bids, asks = levels_of(book, self.depth)
-            seq = self.last_sequence.pop(market_id, 0)
+            seq = self.last_sequence.pop(market_id, None)
+            if seq is None:      # first tracked in this process
+                last = self.saved.last(market_id) if self.saved is not None else None
+                seq = 0 if last is None else last + 1
+                if self.saved is not None:
+                    self.saved.save({market_id: seq})
             v = self.views[market_id] = MarketView(market_id, seq, height, bids, asks)
         return v
 
@@ -118,4 +135,6 @@ class BookFeed:
                 v.sequence += 1
                 v.bids, v.asks = bids, asks
                 out.append(BookUpdate(mid, v.sequence, height, db, da))
+        if out and self.saved is not None:
+            self.saved.save({u.market_id: u.sequence for u in out})
         return out

@@ -23,8 +23,10 @@ Trading sections of app_state (all optional; see `make_genesis_doc` for a full e
     lending      [{asset, base_ppm, slope1_ppm, slope2_ppm, optimal_ppm, reserve_ppm,
                    borrow_weight_ppm, supply_cap, borrow_cap (asset units, "0" = none),
                    withdraw_ceiling_ppm, collateral_weight_ppm (non-quote: makes it
-                   collateral)}]   one pool per entry (state.lending); each field but `asset`
-                 optional, defaulting to Hyperliquid's portfolio margin (`DEFAULT_LENDING`)
+                   collateral), maint_collateral_weight_ppm, maint_borrow_weight_ppm
+                   (liquidation weights; 0 or absent: the initial ones)}]   one pool per
+                 entry (state.lending); each field but `asset` optional, defaulting to
+                 Hyperliquid's portfolio margin (`DEFAULT_LENDING`)
     state_digest_interval  N: the app hash commits to the whole state every N blocks
                  (state.state_digest; snapshots for state sync); absent = off
 Prices, sizes and notionals are decimal strings; ppm values and decimals are integers.
@@ -96,8 +98,9 @@ def default_funding_json() -> dict:
 
 def default_trading_app_state(authority: bytes) -> dict:
     """A realistic localnet exchange: BTC-USD and ETH-USD perps (paying funding), a BTC/USDC
-    spot market, lending pools for USDC, BTC and ETH (BTC and ETH collateral at 65% / 60%),
-    Hyperliquid-like fees and volume tiers."""
+    spot market, lending pools for USDC, BTC and ETH (BTC and ETH collateral at 65% / 60% for
+    borrowing, liquidated below 75% / 70%; borrows of them count 1.1 to open, 1.05 to
+    liquidate), Hyperliquid-like fees and volume tiers."""
     return {
         "markets": [
             {"id": 1, "symbol": "BTC-USD", "kind": "perp", "base": "BTC", "base_decimals": 8,
@@ -119,12 +122,15 @@ def default_trading_app_state(authority: bytes) -> dict:
              "impact_notional": "20000"},
         ],
         "collateral": [],
-        # pools for USDC, BTC and ETH; BTC and ETH collateral at LTV 0.65 / 0.6 (state.lending)
+        # pools for USDC, BTC and ETH; BTC and ETH collateral at LTV 0.65 / 0.6 and
+        # liquidation thresholds 0.75 / 0.7 (Aave-like; state.lending)
         "lending": [{"asset": "USDC"},
                     {"asset": "BTC", "collateral_weight_ppm": 650_000,
-                     "borrow_weight_ppm": 1_100_000},
+                     "maint_collateral_weight_ppm": 750_000,
+                     "borrow_weight_ppm": 1_100_000, "maint_borrow_weight_ppm": 1_050_000},
                     {"asset": "ETH", "collateral_weight_ppm": 600_000,
-                     "borrow_weight_ppm": 1_100_000}],
+                     "maint_collateral_weight_ppm": 700_000,
+                     "borrow_weight_ppm": 1_100_000, "maint_borrow_weight_ppm": 1_050_000}],
         "oracle": {"max_age_ms": str(DEFAULT_ORACLE.max_age_ms),
                    "min_power_ppm": DEFAULT_ORACLE.min_power_ppm,
                    "mark_ema_ms": str(DEFAULT_ORACLE.mark_ema_ms),
@@ -362,7 +368,8 @@ def _parse_trading(app: dict, quote: str, decimals: dict[str, int], amount) -> d
 DEFAULT_LENDING = {"base_ppm": 50_000, "slope1_ppm": 0, "slope2_ppm": 950_000,
                    "optimal_ppm": 800_000, "reserve_ppm": 100_000,
                    "borrow_weight_ppm": 1_000_000, "supply_cap": "0", "borrow_cap": "0",
-                   "withdraw_ceiling_ppm": 900_000}
+                   "withdraw_ceiling_ppm": 900_000, "maint_collateral_weight_ppm": 0,
+                   "maint_borrow_weight_ppm": 0}
 
 
 def _parse_lending(entries, amount) -> tuple[tuple, list[tuple[str, int]]]:

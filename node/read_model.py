@@ -13,8 +13,8 @@ disagree with the chain:
   results, and the end-block entry for triggered orders), not state, as Hyperliquid's and
   dYdX's indexers serve them. Its `stats` (node/fill_stats.py) are running aggregates of
   every fill, updated in the same write: candles, 24-hour volumes and prices, last prices.
-* `OpenInterest` (node/open_interest.py): each perp market's open interest, counted from the
-  committed state on the first read at a height.
+* `OpenInterest` (node/open_interest.py): each perp market's open interest, a running total
+  counted once on the first read, then carried by each block's writes to clearing records.
 
 Application.commit calls `ReadModel.on_commit` once per committed block, after the store
 write and before anyone waiting on that block wakes. Every projection sees every
@@ -66,8 +66,8 @@ class ReadModel:
         `execution_cache`: the Application's DerivedCache; `height`/`app_hash`: its tip."""
         self.books = CommittedBooks(store, execution_cache, height, app_hash)
         self.fills = FillHistory(store, max_fills)
-        self.open_interest = OpenInterest(store)   # counted on demand, once per height
-        self.projections: list[Projection] = [self.books, self.fills]
+        self.open_interest = OpenInterest(store)   # running totals (Application.commit stages)
+        self.projections: list[Projection] = [self.books, self.fills, self.open_interest]
 
     def attach(self, projection: Projection) -> None:
         """Feed `projection` every block from the next commit on."""

@@ -68,17 +68,20 @@ def replay(store: Store, genesis: Genesis, progress: bool | None = None,
 
 
 def replay_to(store: Store, genesis: Genesis, height: int | None, progress: bool | None = None,
-              check_every: int = 0) -> tuple[ReplayReport, MemoryKV | None, dict]:
+              check_every: int = 0, kv=None,
+              track_writes: bool = True) -> tuple[ReplayReport, MemoryKV | None, dict | None]:
     """Replay from genesis up to `height` (None: the tip): the report, the replayed state
-    (None if the replay could not start) and each key's last writing height."""
+    (None if the replay could not start) and each key's last writing height (None with
+    `track_writes` False). `kv`: an empty state with `apply` to replay into (default a new
+    MemoryKV; node/scratch_kv.py keeps it on disk)."""
     t0 = time.perf_counter()
     writes, app_hash = genesis_writes(genesis.state)
     if store.genesis_app_hash() != app_hash:
         return ReplayReport(False, 0, 0.0, 0, app_hash, "genesis app hash differs from the "
                             "stored one: this data directory belongs to another genesis"), None, {}
-    kv = MemoryKV()
+    kv = MemoryKV() if kv is None else kv
     kv.apply(writes)
-    last_written = dict.fromkeys((k for k, _ in writes), 0)
+    last_written = dict.fromkeys((k for k, _ in writes), 0) if track_writes else None
     if check_every > 0 and (broken := _audit(kv, None, 0)):
         return _fail(t0, 0, 0, app_hash, broken), None, {}
     tip_height = store.tip().height if height is None else height
@@ -127,8 +130,9 @@ def _run(store, genesis, kv, app_hash, tip_height, check_every, bar, last_writte
         if first_bad is None:
             first_bad = _stored_differs(store, res, h)
         kv.apply(res.writes)
-        for k, _ in res.writes:
-            last_written[k] = h
+        if last_written is not None:
+            for k, _ in res.writes:
+                last_written[k] = h
         ntx += len(block.txs)
         if check_every > 0 and (h % check_every == 0 or h == tip_height):
             broken = _audit(kv, books, h)

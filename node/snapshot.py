@@ -60,31 +60,53 @@ class ChainContext:
 
 
 def read_snapshot(path: Path) -> Snapshot:
-    """Parse and check an export file (node/export.py) on its own."""
+    """Parse and check an export file (node/export.py) on its own. The file is read line by
+    line: only the (key, raw value) pairs are kept, never the lines or decoded values."""
     try:
-        raw = Path(path).read_bytes().splitlines(keepends=True)
+        f = open(path, "rb")
     except OSError as e:
         raise SnapshotError(f"cannot read the snapshot {path}: {e.strerror}") from None
-    if len(raw) < 2:
-        raise SnapshotError(f"{path} is not a perpchain export (too short)")
-    try:
-        head, tail = json.loads(raw[0]), json.loads(raw[-1])
-        rows = [json.loads(x) for x in raw[1:-1]]
-        pairs = [(bytes.fromhex(r["key"]), bytes.fromhex(r["raw"])) for r in rows]
-    except (ValueError, KeyError, TypeError) as e:
-        raise SnapshotError(f"{path} is not a perpchain export: {e}") from None
-    if head.get("format") != FORMAT:
-        raise SnapshotError(f"{path}: format {head.get('format')!r}, expected {FORMAT!r}")
-    if tail.get("digest") != hashlib.sha256(b"".join(raw[:-1])).hexdigest() \
+    with f:
+        try:
+            head_line, pairs, tail_line, body_digest = _read_lines(f, path)
+            head, tail = json.loads(head_line), json.loads(tail_line)
+        except OSError as e:
+            raise SnapshotError(f"cannot read the snapshot {path}: {e.strerror}") from None
+        except (ValueError, KeyError, TypeError) as e:
+            raise SnapshotError(f"{path} is not a perpchain export: {e}") from None
+    if not isinstance(head, dict) or head.get("format") != FORMAT:
+        fmt = head.get("format") if isinstance(head, dict) else None
+        raise SnapshotError(f"{path}: format {fmt!r}, expected {FORMAT!r}")
+    if not isinstance(tail, dict) or tail.get("digest") != body_digest \
             or tail.get("keys") != len(pairs):
         raise SnapshotError(f"{path}: its digest line does not match its contents "
                             "(truncated or edited)")
-    if line(head) != raw[0]:
+    if line(head) != head_line:
         raise SnapshotError(f"{path}: its header is not in canonical form")
     if any(a[0] >= b[0] for a, b in zip(pairs, pairs[1:])):
         raise SnapshotError(f"{path}: keys are not in ascending order (or repeat)")
     return Snapshot(head["chain_id"], int(head["height"]), bytes.fromhex(head["app_hash"]),
                     pairs)
+
+
+def _read_lines(f, path) -> tuple[bytes, list[tuple[bytes, bytes]], bytes, str]:
+    """(the header line, the pairs of the key lines, the last line, the sha256 hex of every
+    line before the last)."""
+    h = hashlib.sha256()
+    head = f.readline()
+    if not head:
+        raise SnapshotError(f"{path} is not a perpchain export (too short)")
+    pairs: list[tuple[bytes, bytes]] = []
+    prev = head
+    for cur in f:
+        h.update(prev)
+        if prev is not head:
+            row = json.loads(prev)
+            pairs.append((bytes.fromhex(row["key"]), bytes.fromhex(row["raw"])))
+        prev = cur
+    if prev is head:
+        raise SnapshotError(f"{path} is not a perpchain export (too short)")
+    return head, pairs, prev, h.hexdigest()
 
 
 def check_state(snap: Snapshot) -> None:

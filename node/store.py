@@ -17,6 +17,7 @@ last committed height with no half-written block.
     v/<height:8>         the validator set with proposer priorities for that height
     f/, F/, m/fills      the read model's fill history (node/fill_log.py): not state, written
                          after each commit in its own batch
+    w/bookseq/<id:8>     the last websocket book sequence per market (node/book_seq.py)
 
 The tx index entry is [height, index, tx, result offset, result length]: the tx's own
 bytes (msgpack-encoded, as in its block: CometBFT's indexer also keeps each tx) and where

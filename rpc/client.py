@@ -49,10 +49,18 @@ class TxOutcome:
     events: list = field(default_factory=list)
 
 
+MARKET_CACHE_S = 10.0   # how long Client.market answers from its cached records
+
+
 class Client:
     def __init__(self, url: str = "http://127.0.0.1:26657", key: KeyPair | None = None,
-                 timeout: float = 30.0):
+                 timeout: float = 30.0, market_cache_s: float = MARKET_CACHE_S):
+        """`market_cache_s`: how long `market` answers from its cached records (see it)."""
         self.url = url.rstrip("/")
+        self.market_cache_s = market_cache_s
+        self._markets: dict | None = None
+        self._markets_read_s = 0.0
+        self.markets_height = 0
         self.key = key
         self.http = httpx.Client(timeout=timeout)
         self._id = 0
@@ -222,19 +230,28 @@ class Client:
     def markets(self) -> dict:
         return self.call("markets")
 
-    def market(self, market) -> dict:
-        """Market info by id or symbol (cached per Client)."""
-        cache = getattr(self, "_markets", None)
-        if cache is None:
-            cache = self._markets = {}
-            for m in self.markets()["markets"]:
-                cache[m["id"]] = cache[m["symbol"]] = m
-        if market not in cache:
-            self._markets = None
-            cache = {}
-            for m in self.markets()["markets"]:
-                cache[m["id"]] = cache[m["symbol"]] = m
-            self._markets = cache
+    def refresh_markets(self) -> dict:
+        """Read every market record now (method `markets`) into the cache `market` answers
+        from; returns the `markets` result. `markets_height`: the height they were read at."""
+        res = self.markets()
+        cache = {}
+        for m in res["markets"]:
+            cache[m["id"]] = cache[m["symbol"]] = m
+        self._markets, self._markets_read_s = cache, time.monotonic()
+        self.markets_height = int(res["height"])
+        return res
+
+    def market(self, market, fresh: bool = False) -> dict:
+        """Market info by id or symbol. Cached: read again when older than `market_cache_s`
+        seconds (Client argument, default 10; 0 reads on every call), when `fresh`, after
+        `refresh_markets()`, and when `market` is not in the cache, so a governance change
+        to a market's parameters (fees, tick, lot, leverage) is seen within that time."""
+        cache = self._markets
+        stale = cache is None or fresh or \
+            time.monotonic() - self._markets_read_s >= self.market_cache_s
+        if stale or market not in cache:
+            self.refresh_markets()
+            cache = self._markets
             if market not in cache:
                 raise ValueError(f"unknown market {market!r}")
         return cache[market]

@@ -1,7 +1,9 @@
 """JSON-RPC methods the dashboard (rpc/dashboard/) needs and no other method answers in one call.
 
-    validator_votes   each validator of the tip's set: did it sign the last commit, and the
-                      last stored commit (of the last VOTE_WINDOW) that carries its signature
+    validator_votes   each validator of the tip's set: did it sign the last commit (or did its
+                      precommit for that height reach this node after the commit), the
+                      last stored commit (of the last VOTE_WINDOW) that carries its
+                      signature, and the newest vote this node's consensus received from it
     market_stats      per market, one row: best bid / ask, mark and oracle price, open
                       interest, last and predicted 8h funding rate, next funding time
 
@@ -11,6 +13,7 @@ books and open interest, node/read_model.py), like the exchange's methods
 sizes, lower-case hex addresses, `null` for what is not set (docs/PROTOCOL.md 8.3).
 """
 
+from consensus.messages import PRECOMMIT
 from consensus.types import Commit
 from node.genesis import ms_to_rfc3339
 from state import funding as F
@@ -41,6 +44,26 @@ def _last_signatures(app, tip: int, wanted: set) -> dict[bytes, tuple[int, int]]
     return found
 
 
+def _consensus_votes(app, tip: int) -> tuple[dict, dict]:
+    """(validator -> the newest vote this node's consensus verified from it, validator ->
+    its precommit for `tip`), copied from the driver (consensus/driver.py `last_votes`,
+    `precommits`); empty without a driver (no consensus running). Thread-safe: dict
+    copies only."""
+    d = getattr(app, "driver", None)
+    if d is None:
+        return {}, {}
+    return dict(getattr(d, "last_votes", {})), dict(getattr(d, "precommits", {}).get(tip, {}))
+
+
+def _vote_json(v) -> dict | None:
+    if v is None:
+        return None
+    return {"height": str(v.height), "round": v.round,
+            "type": "precommit" if v.type == PRECOMMIT else "prevote",
+            "block_hash": v.block_hash.hex().upper() if v.block_hash else None,
+            "time": ms_to_rfc3339(v.time_ms)}
+
+
 async def validator_votes(app, p: dict) -> dict:
     """No parameters. The validators of the last committed height and their last votes."""
     tip = app.tip.height
@@ -50,13 +73,18 @@ async def validator_votes(app, p: dict) -> dict:
     found = _last_signatures(app, tip, set(sel.powers))
     last = Commit.from_wire(decode(app.store.commit_bytes(tip)))
     signed = {s.validator for s in last.sigs}
+    seen, late = _consensus_votes(app, tip)
     rows = []
     for pk, power in sel.powers.items():
         h_t = found.get(pk)
+        pc = late.get(pk)
         rows.append({"address": pk.hex(), "voting_power": str(power),
                      "signed_last_commit": pk in signed,
+                     "precommitted_last_height": pk in signed or (
+                         pc is not None and pc.block_hash == last.block_hash),
                      "last_signed_height": None if h_t is None else str(h_t[0]),
-                     "last_signed_time": None if h_t is None else ms_to_rfc3339(h_t[1])})
+                     "last_signed_time": None if h_t is None else ms_to_rfc3339(h_t[1]),
+                     "last_vote": _vote_json(seen.get(pk))})
     return {"height": str(tip), "round": last.round, "window": str(VOTE_WINDOW),
             "validators": rows}
 

@@ -12,8 +12,7 @@ from state import lending as L, lending_accrual as LA, lending_margin as LM
 from state import lending_pools as LP, ledger, params
 from state.amounts import format_amount
 from state.machine import last_block
-from state.margin import summary
-from state.markets import collateral
+from state.margin import maintenance_summary, summary
 from state.positions import load_account
 
 RATE_DECIMALS = 12    # L.RATE_SCALE = UTIL_SCALE = 10**12 (tests/unit/test_lending.py checks)
@@ -40,10 +39,17 @@ def pool_json(view, sym: str) -> dict:
                        "slope2": _frac(prm.slope2_ppm * 10**6),
                        "optimal_utilisation": _frac(prm.optimal_ppm * 10**6),
                        "reserve_factor": _frac(prm.reserve_ppm * 10**6),
-                       "collateral_weight": _frac(dict(collateral(view)).get(sym, 10**6) * 10**6),
+                       "collateral_weight": _frac(_weight(view, sym, False) * 10**6),
+                       "maint_collateral_weight": _frac(_weight(view, sym, True) * 10**6),
                        "borrow_weight": _frac(prm.borrow_weight_ppm * 10**6),
+                       "maint_borrow_weight": _frac(L.maint_borrow_weight(prm) * 10**6),
                        "supply_cap": amt(prm.supply_cap), "borrow_cap": amt(prm.borrow_cap),
                        "withdraw_ceiling": _frac(prm.withdraw_ceiling_ppm * 10**6)}}
+
+
+def _weight(view, sym: str, maint: bool) -> int:
+    """The asset's collateral weight (ppm; the quote: 1), initial or maintenance."""
+    return LM.collateral_weights(view, maint).get(sym, 10**6)
 
 
 async def lending_pools(app, p: dict) -> dict:
@@ -53,33 +59,35 @@ async def lending_pools(app, p: dict) -> dict:
 
 
 def account_lending(view, addr: bytes) -> dict | None:
-    """Per pooled asset: balance, interest, and the account's borrow limit and health (None
-    on a chain without pools)."""
+    """Per pooled asset: balance, interest, and the account's borrow limit (initial weights)
+    and liquidation threshold and health (maintenance weights); None on a chain without
+    pools."""
     pools = LP.pool_params(view)
     if not pools:
         return None
     quote = params.quote_asset(view)
     qdec = params.asset_decimals(view, quote)
-    weights = dict(collateral(view))
-    rows, limit = [], 0
+    rows = []
     for sym in sorted(pools):
         dec = params.asset_decimals(view, sym)
         bal = ledger.balance(view, addr, sym)
         rows.append({"asset": sym, "balance": format_amount(bal, dec),
                      "interest": format_amount(bal - LP.flow(view, addr, sym), dec),
                      "lent": bal > 0 and LP.mode(view, addr) == LP.LENDING})
-        if bal > 0:
-            limit += LM.asset_value(view, sym, bal, quote, weights)
-    s = summary(view, load_account(view, addr), quote)
-    borrowed = LM.borrowed_value(view, addr, quote)
+    acct = load_account(view, addr)
+    s, ms = summary(view, acct, quote), maintenance_summary(view, acct, quote)
+    amt = lambda q: format_amount(q, qdec)  # noqa: E731
     return {"lending_enabled": LP.mode(view, addr) == LP.LENDING, "assets": rows,
-            "borrow_limit": format_amount(limit, qdec),
-            "borrowed_value": format_amount(borrowed, qdec),
-            "equity": format_amount(s.equity, qdec),
-            "initial_margin": format_amount(s.initial_margin, qdec),
-            "maintenance_margin": format_amount(s.maintenance_margin, qdec),
-            "free_collateral": format_amount(s.free_collateral, qdec),
-            "healthy": s.equity >= s.maintenance_margin}
+            "borrow_limit": amt(LM.holdings_value(view, addr, quote)),
+            "borrowed_value": amt(LM.borrowed_value(view, addr, quote)),
+            "equity": amt(s.equity),
+            "initial_margin": amt(s.initial_margin),
+            "free_collateral": amt(s.free_collateral),
+            "liquidation_threshold": amt(LM.holdings_value(view, addr, quote, maint=True)),
+            "maint_borrowed_value": amt(LM.borrowed_value(view, addr, quote, maint=True)),
+            "maint_equity": amt(ms.equity),
+            "maintenance_margin": amt(ms.maintenance_margin),
+            "healthy": ms.equity >= ms.maintenance_margin}
 
 
 async def lending_account(app, p: dict) -> dict:

@@ -202,12 +202,26 @@ async def tx(app: Application, p: dict) -> dict:
     th = P.hash_bytes(P.param(p, "hash", 0))
     rec = app.store.tx_record(th)
     if rec is None:
+        _tx_pruned(app, th)
         pending = " (it is pending in the mempool)" if app.mempool.get(th) else ""
         raise RPCError(RPCCode.TX_NOT_FOUND, f"tx {_hex(th)} not found in any block{pending}")
     height, index, raw, result = rec
     return {"hash": _hex(th), "height": str(height), "index": index,
             "tx_result": tx_result_json(TxResult.from_wire(result)),
             "tx": base64.b64encode(raw).decode()}
+
+
+def _tx_pruned(app: Application, th: bytes) -> None:
+    """-32002 naming the height if the index places `th` in a block this node pruned
+    ([store] keep_blocks: index entries outlive their blocks, docs/OPERATIONS.md)."""
+    loc = app.store.tx_location(th)
+    base = app.store.base_height()
+    if loc is not None and loc[0] < base:
+        raise RPCError(RPCCode.HEIGHT_NOT_AVAILABLE,
+                       f"tx {_hex(th)} was committed at height {loc[0]} (index {loc[1]}), "
+                       f"whose block this node pruned: height {loc[0]} is not available, "
+                       f"lowest height is {base}",
+                       f"height={loc[0]} index={loc[1]} lowest_height={base}")
 
 
 async def broadcast_tx_sync(app: Application, p: dict) -> dict:

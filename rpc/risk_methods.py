@@ -3,10 +3,12 @@
 All read the latest committed state (`app.store.state`), answering as rpc/trading_methods.py
 does (decimal strings for amounts, lower-case hex addresses, decimal-string heights):
 * `liquidations(address?, limit?)`: the last liquidation, insurance_takeover and adl events
-  (with lending also collateral_liquidation, bad_debt_covered, bad_debt_socialised: the
+  (with lending also collateral_liquidation, collateral_backstop, bad_debt_covered,
+  bad_debt_socialised: the
   types state.liquidation.LOGGED), newest first, from the log state.liquidation keeps (the
   last MAX_LIQUIDATION_LOG);
-* `insurance_fund()`: the fund's address, quote balance and positions;
+* `insurance_fund()`: the fund's address, quote balance, other assets it holds (collateral
+  taken over by state.collateral_backstop) and positions;
 * `adl_queue(address)`: per perp position of the account, its place in its side's
   auto-deleveraging queue (state.adl): rank 1 is deleveraged first; `percentile` =
   100 * (queue size - rank + 1) // queue size, so 100 means the front of the queue.
@@ -15,7 +17,7 @@ does (decimal strings for amounts, lower-case hex addresses, decimal-string heig
 from node.keys import parse_address
 from rpc import params as rpc_params
 from rpc.errors import RPCCode, RPCError
-from state import constants as C, params
+from state import constants as C, ledger, params
 from state.adl import rank_side
 from state.amounts import format_amount
 from state.codec import load
@@ -81,9 +83,11 @@ async def insurance_fund(app, p: dict) -> dict:
             m = get_market(view, mid)
             positions.append({"market": m.symbol, "market_id": m.id,
                               "size": format_amount(e.size * m.lot_size, m.base_decimals)})
+    held = [{"asset": a, "balance": format_amount(b, params.asset_decimals(view, a))}
+            for a, b in sorted(ledger.balances(view, INSURANCE_FUND).items()) if a != quote and b]
     return {"height": str(last_block(view)[0]), "address": INSURANCE_FUND.hex(),
             "asset": quote, "balance": format_amount(fund_balance(view, quote), dec),
-            "positions": positions}
+            "assets": held, "positions": positions}
 
 
 def adl_place(view, m, addr: bytes, long_side: bool, idx) -> dict:

@@ -339,7 +339,7 @@ def _positions(f: _Fmt, acct) -> list[dict]:
                 iso = iso_summary(f.view, m, e, mark)
                 liq = liquidation_price(m, e.size, e.entry_tl, iso.equity - iso.unrealized_pnl, 0)
             else:
-                s = s or MG.summary(f.view, acct)
+                s = s or MG.maintenance_summary(f.view, acct)  # (liquidation's weights)
                 liq = liquidation_price(m, e.size, e.entry_tl, s.equity - upnl,
                                         s.maintenance_margin - mm)
             idx = idx or index_for_reads(f.view)

@@ -24,6 +24,7 @@ import logging
 import trio
 
 from node.book_feed import BookFeed
+from node.book_seq import BookSequences
 from node.commit_feed import CommitFeed
 from node.read_model import CommittedBlock
 from rpc import ws_messages as W
@@ -130,7 +131,8 @@ class Hub:
         self.connections: set[Connection] = set()
         self.per_ip: dict[str, int] = {}
         self.topics: dict[Topic, dict[Connection, str]] = {}   # topic -> {conn: sub id}
-        self.books = BookFeed(r.ws_book_depth, MAX_BOOK_MARKETS)
+        # sequences continue across restarts (node/book_seq.py, in the store's LevelDB)
+        self.books = BookFeed(r.ws_book_depth, MAX_BOOK_MARKETS, BookSequences(app.store.db))
         # Requests over websockets share the per-IP rate of HTTP requests (rpc/limits.py).
         self.rate = Admission(2**31, 2**31, r.max_requests_per_s_per_ip)
         self.feed = CommitFeed()

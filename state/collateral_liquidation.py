@@ -23,14 +23,18 @@ per account per block, perp closes included (state.liquidation_params, as for pe
 Limit (`limit_ticks`): the trade's bankruptcy price, at which it would leave the account's
 unweighted equity (`unweighted_equity`: every balance at its oracle price, no weights) at zero
 (state.liquidation.bankruptcy_ticks, rounded in the account's favour), but a sell never below
-the asset's collateral value (oracle x collateral weight, rounded up to a tick; at least one
-tick) and a buy never above its borrow value (oracle x the pool's borrow weight, rounded down);
-when the unweighted equity is already <= 0 (bankrupt) those bounds alone.
+the asset's collateral value (oracle x its maintenance collateral weight, rounded up to a
+tick; at least one tick) and a buy never above its borrow value (oracle x the pool's
+maintenance borrow weight, rounded down): a step never lowers the equity liquidation measures
+(state.lending_margin, maintenance weights); when the unweighted equity is already <= 0
+(bankrupt) those bounds alone. What the book leaves of a sell the insurance fund may take
+over at that limit (state.collateral_backstop).
 """
 
 from typing import NamedTuple
 
-from state import constants as C, ledger, lending_pools as LP, params
+from state import constants as C, ledger, params
+from state.lending_margin import borrow_weight, collateral_weights
 from state.amounts import format_amount
 from state.event_text import price_text, quote_text, size_text
 from state.events import Event
@@ -127,11 +131,10 @@ def limit_ticks(view: KVView, a: Action, bankruptcy: int, unweighted: int) -> in
     trade's bankruptcy price in ticks."""
     m = a.market
     if a.is_buy:
-        pools = LP.pool_params(view)
-        w = pools[m.base].borrow_weight_ppm if m.base in pools else C.PPM
+        w = borrow_weight(view, m.base, maint=True)
         bound = max(a.px * w // (C.PPM * m.tick_size), 1)
         return min(bankruptcy, bound) if unweighted > 0 else bound
-    w = dict(collateral(view)).get(m.base, 0)
+    w = collateral_weights(view, maint=True).get(m.base, 0)
     bound = max(-(-a.px * w // (C.PPM * m.tick_size)), 1)
     limit = max(bankruptcy, bound) if unweighted > 0 else bound
     return min(limit, C.MAX_PRICE // m.tick_size)

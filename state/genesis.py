@@ -170,6 +170,7 @@ def _lending_writes(view: Overlay, g: GenesisState, symbols: dict[str, int]) -> 
             raise InvalidBlock(f"genesis lending pool for {sym}: not a collateral asset")
         try:
             L.check_params(p)
+            L.check_maint_collateral_weight(p, None if sym == g.quote_asset else weights[sym])
         except ValueError as e:
             raise InvalidBlock(f"genesis lending pool for {sym}: {e}") from None
         LP.put_params(view, sym, p)

@@ -5,7 +5,9 @@ What this module owns
 `INSURANCE_FUND`, the fund's address: sha256 of a fixed label, so no key signs for it. It
 receives liquidation fees (state.liquidation) and takes over, at the bankruptcy price, what
 the book cannot absorb or an account below the backstop threshold still holds. Its balance is an ordinary
-quote balance (state.ledger); its positions an ordinary clearing record, never liquidated.
+quote balance (state.ledger); its positions an ordinary clearing record, never liquidated. On
+a chain with lending it may also hold other assets: collateral it bought that the spot book
+could not absorb (state.collateral_backstop), raw balances outside the pools.
 """
 
 from state import ledger

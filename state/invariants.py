@@ -57,6 +57,11 @@ The invariants, in the order they are checked (the names are `InvariantViolation
                         (the supply less what is held outside it: raw balances of opted-out
                         and protocol accounts, isolated margins) equals exactly
                         supplied - borrowed + dust, the pool's recorded rounding (>= 0)
+    insurance_assets    the insurance fund's balance of every asset other than the quote is
+                        >= 0: it takes collateral over only for quote it holds
+                        (state.collateral_backstop) and pays out only what it holds
+                        (state.bad_debt); (its quote balance may go negative through funding
+                        on the positions it took over)
 """
 
 from state import constants as C, hl_tpsl, ledger, lending_pools as LP, orders as O, params
@@ -67,6 +72,7 @@ from state.derived import DerivedCache
 from state.kv import KVView
 from state.funding_index import FUNDING_POOL
 from state.futures import settled
+from state.insurance import INSURANCE_FUND
 from state.margin import funding_owed
 from state.markets import FUTURE, Market, funding_params, list_markets
 from state.positions import iter_accounts
@@ -76,7 +82,8 @@ INVARIANTS = ("order_record", "order_index", "book_crossed", "book_structure",
               "book_matches_records", "order_aggregates", "reduce_only_index",
               "reduce_only_within_position", "twap_index", "position_basis",
               "positions_net_zero", "settled_future", "pool_balance",
-              "funding_pool", "isolated_margin", "money_conserved", "lending_pool")
+              "funding_pool", "isolated_margin", "money_conserved", "lending_pool",
+              "insurance_assets")
 _ALL_MS = 2**64 - 1          # an expiry / trigger bound above every stored one
 _ALL = 2**62                 # a limit above any count of stored entries
 
@@ -129,6 +136,7 @@ def check_invariants(view: KVView, books: dict[int, OrderBook] | None = None) ->
     iso = _check_isolated(accts)
     _check_lending(view, iso)
     _check_money(view, iso)
+    _check_insurance(view)
 
 
 def _open_orders(view: KVView, markets: list[Market]) -> tuple[dict, dict]:
@@ -485,3 +493,12 @@ def _check_lending(view: KVView, isolated_total: int) -> None:
         if cash != p.net + p.dust or p.dust < 0:
             _fail("lending_pool", f"asset {sym}", f"cash {cash} quantums is not supplied "
                   f"{p.supplied} - borrowed {p.borrowed} + dust {p.dust} (dust >= 0)")
+
+
+def _check_insurance(view: KVView) -> None:
+    """The `insurance_assets` invariant (see the module docstring)."""
+    quote = params.quote_asset(view)
+    for asset, amount in sorted(ledger.balances(view, INSURANCE_FUND).items()):
+        if asset != quote and amount < 0:
+            _fail("insurance_assets", f"asset {asset}", f"the insurance fund holds {amount} "
+                  f"quantums (< 0)")

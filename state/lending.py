@@ -28,6 +28,13 @@ the records and calls these):
   borrowed.
 
 Parameters are ppm fractions of 100% a year (base 50_000 = 5% APR).
+
+Initial and maintenance weights (Mango v4's init / maint asset and liability weights, Aave's
+LTV and liquidation threshold): a pool may set a maintenance collateral weight (the asset's
+weight for liquidation, between its collateral weight, which serves the borrow limit and
+initial margin, and 1) and a maintenance borrow weight (1 .. its borrow weight): a borrow
+counts heavier for opening than for liquidation. 0 (the default, not stored) means "the same
+as the initial weight", so a chain that sets neither behaves and stores exactly as before.
 """
 
 from typing import NamedTuple
@@ -52,9 +59,46 @@ class PoolParams(NamedTuple):
     supply_cap: int             # quantums supplied at most (deposits beyond it are refused)
     borrow_cap: int             # quantums borrowed at most (withdrawals beyond it refused)
     withdraw_ceiling_ppm: int   # a withdrawal may not leave utilisation above this
+    # liquidation weights (0: the initial weight; stored only when one is set: `stored`)
+    maint_collateral_weight_ppm: int = 0   # collateral weight .. PPM
+    maint_borrow_weight_ppm: int = 0       # PPM .. borrow weight
 
 
 FIELDS = PoolParams._fields
+_BASE_FIELDS = 9   # the record's length when no maintenance weight is set
+
+
+def stored(p: PoolParams) -> list:
+    """The record of `p`: without the maintenance weights when neither is set (the bytes of
+    a chain that does not use them stay those of before they existed)."""
+    full = list(p)
+    return full if any(full[_BASE_FIELDS:]) else full[:_BASE_FIELDS]
+
+
+def maint_borrow_weight(p: PoolParams) -> int:
+    """The borrow weight liquidation uses (ppm)."""
+    return p.maint_borrow_weight_ppm or p.borrow_weight_ppm
+
+
+def maint_collateral_weight(p: PoolParams | None, weight_ppm: int) -> int:
+    """The collateral weight liquidation uses (ppm) for an asset of collateral weight
+    `weight_ppm` whose pool has parameters `p` (None: no pool)."""
+    return (p.maint_collateral_weight_ppm if p is not None else 0) or weight_ppm
+
+
+def check_maint_collateral_weight(p: PoolParams, weight_ppm: int | None) -> None:
+    """ValueError unless the maintenance collateral weight is unset or lies between the
+    asset's collateral weight `weight_ppm` and 1 (None: the quote asset, whose weight is
+    always 1: it may set none)."""
+    m = p.maint_collateral_weight_ppm
+    if not m:
+        return
+    if weight_ppm is None:
+        raise ValueError("the quote asset's collateral weight is always 1: it takes no "
+                         "maintenance collateral weight")
+    if not weight_ppm <= m <= PPM:
+        raise ValueError(f"maintenance collateral weight {m} ppm must lie between the "
+                         f"collateral weight {weight_ppm} ppm and {PPM} ppm (0: the same)")
 
 
 def check_params(p: PoolParams) -> None:
@@ -75,6 +119,12 @@ def check_params(p: PoolParams) -> None:
         raise ValueError("caps must be >= 0 quantums")
     if not 0 < p.withdraw_ceiling_ppm <= PPM:
         raise ValueError(f"withdrawal utilisation ceiling must be 1..{PPM} ppm")
+    mb = p.maint_borrow_weight_ppm
+    if mb and not PPM <= mb <= p.borrow_weight_ppm:
+        raise ValueError(f"maintenance borrow weight {mb} ppm must lie between {PPM} ppm and "
+                         f"the borrow weight {p.borrow_weight_ppm} ppm (0: the same)")
+    if not 0 <= p.maint_collateral_weight_ppm <= PPM:
+        raise ValueError(f"maintenance collateral weight must be 0..{PPM} ppm")
 
 
 def utilisation(supplied: int, borrowed: int) -> int:

@@ -3,7 +3,8 @@ balances and how a balance change moves a pool's totals.
 
 What this module owns
 ---------------------
-    params/lending/<symbol>  -> state.lending.PoolParams (genesis, governance)
+    params/lending/<symbol>  -> state.lending.PoolParams (genesis, governance; the two
+                                maintenance weights only when one is set: L.stored)
     lend/pool/<symbol>       -> [scaled supplied, scaled borrowed, supply index, borrow index,
                                  last accrual ms (0: from the end of the block that made the
                                  first borrow), interest total, reserve total, history seq,
@@ -89,7 +90,7 @@ def new_pool(time_ms: int) -> Pool:
 # -- parameters -------------------------------------------------------------------------------
 
 def put_params(view: Overlay, symbol: str, p: L.PoolParams) -> None:
-    view.put(P_PARAMS + symbol.encode(), encode(list(p)))
+    view.put(P_PARAMS + symbol.encode(), encode(L.stored(p)))
     derived_of(view).params_changed()
 
 

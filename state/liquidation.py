@@ -9,7 +9,8 @@ without a liquidation in progress is passed over (nothing of it can be below mai
 margin, and it has no in-progress record to drop). On a chain with lending pools every account
 with a negative balance is a candidate every block (state.risk_index `borrowers`): interest
 lowers its equity with no write. A cross account whose equity is below its maintenance margin
-(state.margin; `liquidatable`: with borrows also when MM is 0 and equity negative), in its own
+(state.margin `maintenance_summary`: with pools, the balances at the pools' maintenance
+weights; `liquidatable`: with borrows also when MM is 0 and equity negative), in its own
 sub-transaction (state.scope):
 1. has its open orders cancelled (state.cancellation, reason "liquidation");
 2. if equity >= backstop (backstop_ppm of maintenance margin): each position, ascending market
@@ -27,7 +28,8 @@ sub-transaction (state.scope):
 5. with lending pools, once no cross perp position is left and the account is still
    liquidatable: the collateral phase (`_Job.collateral_phase`, one `spot_step` per order):
    collateral sold and borrows bought back through the spot markets
-   (state.collateral_liquidation), then what is still negative covered by the insurance fund
+   (state.collateral_liquidation; what the book leaves of a sale, the insurance fund may take
+   over: state.collateral_backstop), then what is still negative covered by the insurance fund
    and only then by the pool's suppliers (state.bad_debt).
 Bankruptcy price of a position of s lots at mark P, with the account's equity E shared over its
 positions by notional (E_i = E * n_i // N): P - E_i / (s * lot) for a long, P + E_i / (|s| *
@@ -65,7 +67,8 @@ from state.lending_margin import borrowed_value, moving_value
 from state.lending_pools import pool_params
 from state.ledger import P_BAL
 from state import bad_debt, collateral_liquidation as CL
-from state.margin import Summary, mark_price, notional_up, summary, value
+from state.collateral_backstop import take_over
+from state.margin import Summary, maintenance_summary, mark_price, notional_up, value
 from state.markets import Market, collateral, get as get_market
 from state.placement import execute
 from state.positions import P_CLEARING, load_account
@@ -80,7 +83,7 @@ K_CURSOR = b"liq/cursor"
 P_LOG = b"liq/log/"
 K_SEQ = b"liq/seq"
 LOGGED = ("liquidation", "insurance_takeover", "adl", "collateral_liquidation",
-          "bad_debt_covered", "bad_debt_socialised")
+          "collateral_backstop", "bad_debt_covered", "bad_debt_socialised")
 _MAX_SPOT_STEPS = 8  # collateral steps per account per block (each trades one asset)
 _IOC = 1
 _SKIP = (INSURANCE_FUND, POOL)
@@ -143,10 +146,10 @@ def check_account(view: Overlay, ctx, p: LiquidationParams, idx: HolderIndex,
     isolated positions below its own (reads only otherwise). `active_keys`: its liq/active/
     keys (those of positions no longer due are dropped)."""
     acct = load_account(view, addr)
-    s = summary(view, acct)
+    s = maintenance_summary(view, acct)
     iso = isolated_summaries(view, acct, lambda mid: get_market(view, mid))
     quote = params.quote_asset(view)
-    borrowed = borrowed_value(view, addr, quote)
+    borrowed = borrowed_value(view, addr, quote, maint=True)
     due: list[int | None] = [None] if liquidatable(s, borrowed) else []
     due += [mid for mid in iso if below_maintenance(iso[mid])]
     _drop_done(view, addr, due, active_keys)
@@ -155,7 +158,7 @@ def check_account(view: Overlay, ctx, p: LiquidationParams, idx: HolderIndex,
         n_terms = 2 * len(acct.entries) + len(collateral(view))
         other = s.collateral - ledger.balance(view, addr, quote)
         if borrowed:  # interest moves its equity too (state.risk_index)
-            other, unit = moving_value(view, addr, quote)
+            other, unit = moving_value(view, addr, quote, maint=True)
             n_terms += unit + len(pool_params(view))
             other += unit
         idx.note_checked(addr, s, n_terms, other, list(iso.values()), risk_inputs(acct),
@@ -255,7 +258,7 @@ class _Job:
         if not self.lending:
             return below_maintenance(s)
         scope = self.scope
-        return liquidatable(s, borrowed_value(scope.view, self.addr, scope.quote))
+        return liquidatable(s, borrowed_value(scope.view, self.addr, scope.quote, maint=True))
 
     def collateral_phase(self) -> None:
         """Sell collateral and buy back borrows in the spot markets, step by step
@@ -307,7 +310,7 @@ class _Job:
         acct = scope.ledger.account(self.addr)
         if self.market is not None:
             return iso_summary(scope.view, scope.market(self.market), acct.entry(self.market))
-        return summary(scope.view, acct, scope.quote)
+        return maintenance_summary(scope.view, acct, scope.quote)
 
     def position_bp(self, m: Market, s: Summary) -> tuple[int, int, int]:
         """(size lots, mark, bankruptcy ticks) of the account's position on `m`, its share of
@@ -352,8 +355,10 @@ class _Job:
 
     def spot_step(self, a: CL.Action) -> bool:
         """One collateral step: an IOC order in `a`'s spot market (size and limit:
-        state.collateral_liquidation), then the liquidation fee; False if the account must
-        now wait (the book did not fill it all, a partial step's cooldown, the block's cap)."""
+        state.collateral_liquidation), then the liquidation fee, then for a sell the insurance
+        fund's takeover of what the book left (state.collateral_backstop); False if the
+        account must now wait (neither filled it all, a partial step's cooldown, the block's
+        cap)."""
         scope, p, addr, m = self.scope, self.p, self.addr, a.market
         s = self.summary()
         debt = max(-ledger.balance(scope.view, addr, scope.quote), 0)
@@ -377,6 +382,12 @@ class _Job:
         scope.events.append(CL.step_event(
             m, addr, o.id, a.is_buy, lots, filled, ledger.balance(scope.view, addr, m.base),
             a.px, limit, s.equity, ledger.balance(scope.view, addr, scope.quote), fee))
+        if filled < lots and not a.is_buy:  # what the book left: the fund may take it
+            taken, loss = take_over(scope, addr, m, lots - filled, limit, a.px,
+                                    self.p.max_fund_loss_per_block_quantums - self.fund_loss)
+            self.fund_loss += loss
+            self.notional += notional_up(m, taken, a.px)
+            filled += taken
         if filled < lots:
             return False
         if stepped:

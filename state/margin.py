@@ -22,6 +22,9 @@ position's initial margin), which the cross account must be able to move in when
 
 With lending pools (state.lending_pools) the collateral part is state.lending_margin's:
 every balance, positive ones at their collateral weight, negative ones at their borrow weight.
+`summary` values them at the initial weights (every initial-margin check);
+`maintenance_summary` at the pools' maintenance weights (liquidation and health): the same
+summary when no pool sets one.
 
 Rounding is always against the account: values of what it holds round down (floor), notionals
 that set requirements round up.
@@ -191,6 +194,18 @@ def summary(view: KVView, acct: Account, quote: str | None = None) -> Summary:
         mm += mmr
         notional += n
     return Summary(coll, upnl, coll + upnl, im, mm, notional)
+
+
+def maintenance_summary(view: KVView, acct: Account, quote: str | None = None) -> Summary:
+    """`summary` with the collateral valued at the maintenance weights (state.lending_margin):
+    what liquidation and health compare with maintenance margin."""
+    s = summary(view, acct, quote)
+    if not pool_params(view) or not lending_margin.has_maint_weights(view):
+        return s
+    q = quote or params.quote_asset(view)
+    more = lending_margin.collateral_value(view, acct.addr, q, maint=True) - \
+        lending_margin.collateral_value(view, acct.addr, q)
+    return s._replace(collateral=s.collateral + more, equity=s.equity + more)
 
 
 def margin_check(view: KVView, acct: Account, quote: str | None = None) -> tuple[int, int]:

@@ -93,9 +93,12 @@
       const tr = document.createElement("tr");
       addCell(tr, short(val.address), "mono").title = val.address;
       addCell(tr, val.voting_power);
-      addCell(tr, val.signed_last_commit ? "yes" : "no", val.signed_last_commit ? "" : "no");
+      const voted = val.precommitted_last_height;
+      addCell(tr, val.signed_last_commit ? "yes" : (voted ? "late" : "no"), voted ? "" : "no");
       addCell(tr, val.last_signed_height);
       addCell(tr, val.last_signed_time ? clock(val.last_signed_time) : null);
+      const lv = val.last_vote;
+      addCell(tr, lv ? `${lv.type} ${lv.height}/${lv.round}${lv.block_hash ? "" : " nil"}` : null);
       tbody.appendChild(tr);
     }
   }

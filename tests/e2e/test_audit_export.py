@@ -2,15 +2,34 @@
 nodes write the same bytes; a height below the tip is replayed; bad heights are refused."""
 
 import hashlib
+import io
 import json
 
 import pytest
 
+from node.genesis import load_genesis
+from node.replay import replay_to
 from node.store import Store
 from state import state_digest as SD
 from tests.e2e.conftest import perpchain, wait_until
+from tests.unit.test_export_stream import reference_export
 
 pytestmark = pytest.mark.e2e
+
+
+def _reference_export(home, height) -> bytes:
+    """The export the previous implementation wrote: replayed into memory, then written
+    from a list (tests/unit/test_export_stream.py `reference_export`)."""
+    buf = io.BytesIO()
+    g = load_genesis(home / "config" / "genesis.json")
+    s = Store(home / "data" / "perpchain.db")
+    try:
+        rep, kv, _ = replay_to(s, g, height, progress=False)
+        assert rep.ok, rep.error
+        reference_export(kv.iterate(b""), buf, g.chain_id, height, s.app_hash_at(height))
+    finally:
+        s.close()
+    return buf.getvalue()
 
 
 def _export(home, height, out):
@@ -52,6 +71,8 @@ def test_two_nodes_export_the_same_bytes_and_the_file_checks_out(net4, tmp_path)
     assert head["state_digest"] == SD.digest(SD.of_pairs(pairs)).hex()
     # below the tip: replayed from genesis
     _export(net4.entries[0].home, 1, low)
+    assert low.read_bytes() == _reference_export(net4.entries[0].home, 1)
+    assert not list((net4.entries[0].home / "data").glob(".scratch-state-*"))
     rows1 = [json.loads(x) for x in low.read_bytes().splitlines()[1:-1]]
     last1 = next(r for r in rows1 if bytes.fromhex(r["key"]) == b"meta/last_block")
     assert last1["value"][0] == 1

@@ -1,9 +1,10 @@
 """Liquidation through the spot market on a real localnet (USDC, BTC and ETH pools and a
 BTC/USDC spot market in its genesis), then a replay from genesis.
 
-Alice deposits 0.15 BTC (5,850 of collateral at 60,000 x 0.65) and withdraws 5,500 USDC she does
-not have: a borrow from Bob's and Carol's faucet USDC. Carol bids 50,000 for 0.15 BTC. The
-validator's price falls to 55,000: Alice's collateral, 5,362.5, is below her debt, so the node
+Alice deposits 0.15 BTC (5,850 of collateral at 60,000 x 0.65, the BTC borrow limit) and
+withdraws 5,500 USDC she does not have: a borrow from Bob's and Carol's faucet USDC. Carol bids
+50,000 for 0.15 BTC. At 55,000 her BTC is 6,187.5 at the liquidation weight 0.75: not
+liquidated. The validator's price falls to 45,000: 5,062.5 is below her debt, so the node
 sells part of her BTC to Carol's bid; the `liquidations` query shows the step, her debt shrinks
 and `perpchain replay` reproduces every app hash.
 """
@@ -36,6 +37,8 @@ def test_btc_collateral_is_sold_in_the_spot_market_and_replays(net):
     debt = _bal(a, "USDC")
     assert debt <= Decimal("-5500")
     v.oracle_update({"BTC": "55000", "ETH": "3000"}, wait=True)
+    assert a.account()["lending"]["healthy"]
+    v.oracle_update({"BTC": "45000", "ETH": "3000"}, wait=True)
     events = wait_until(lambda: [e for e in a.liquidations(alice.address)["events"]
                                  if e["type"] == "collateral_liquidation"],
                         timeout=30, what="a collateral_liquidation event")

@@ -1,11 +1,13 @@
 """[store] keep_blocks: a node prunes old blocks as it commits; the RPC says which heights it
-holds; replay and export below the tip refuse clearly; an export at the tip still works."""
+holds; `tx` of a tx in a pruned block names its height and the lowest kept one; replay and
+export below the tip refuse clearly; an export at the tip still works."""
 
 import re
 
 import httpx
 import pytest
 
+from node.keys import KeyPair
 from node.store import Store
 from tests.e2e.conftest import Net, perpchain, wait_until
 
@@ -23,7 +25,20 @@ def test_pruned_node_serves_recent_blocks_and_refuses_a_replay(tmp_path):
         cfg.store.keep_blocks = KEEP
     net = Net(tmp_path / "ln", configure=keep)
     try:
-        wait_until(lambda: (net.heights()[0] or 0) >= 8, 30, "height 8")
+        alice = KeyPair.generate()
+        paid = net.client(alice).faucet()          # a tx whose block will be pruned
+        wait_until(lambda: (net.heights()[0] or 0) >= max(8, paid.height + KEEP + 1), 30,
+                   "its block pruned")
+        err = _rpc(net.url, "tx", hash=paid.hash)["error"]
+        base_now = int(_rpc(net.url, "status")["result"]["sync_info"]["earliest_block_height"])
+        assert err["code"] == -32002, err
+        assert f"committed at height {paid.height} (index " in err["message"], err
+        m = re.search(r"height (\d+) is not available, lowest height is (\d+)", err["message"])
+        assert m and int(m[1]) == paid.height and paid.height < int(m[2]) <= base_now, err
+        assert re.fullmatch(rf"height={paid.height} index=\d+ lowest_height={m[2]}",
+                            err["data"]), err
+        missing = _rpc(net.url, "tx", hash="00" * 32)["error"]
+        assert missing["code"] == -32001 and "not found in any block" in missing["message"]
         st = _rpc(net.url, "status")["result"]["sync_info"]
         tip, base = int(st["latest_block_height"]), int(st["earliest_block_height"])
         assert tip - KEEP + 1 <= base <= tip - KEEP + 2, st   # one more may have committed

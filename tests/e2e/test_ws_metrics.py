@@ -93,6 +93,26 @@ def test_fill_within_one_block_and_the_book_rebuilt_from_updates(trading):
         assert book.sequence >= 3
 
 
+def test_book_sequences_go_on_across_a_node_restart(trading):
+    """A restarted node's book snapshot continues from the last sequence it published (one
+    past it), so a client tells a restart from a gap: sequences never go back."""
+    net, ca, cb = trading
+    with Subscriptions(net.url) as ws:
+        book = L2Book.from_snapshot(ws.subscribe("book", market="BTC-USD").snapshot)
+        seen: list = []
+        ws.subscribe("blocks")
+        out = cb.place_order("BTC-USD", False, "60500", "0.001")
+        _until_block(ws, out.height, book, seen)
+        assert book.sequence >= 1
+        last = book.sequence
+    net.down()
+    net.restart()
+    with Subscriptions(net.url) as ws:
+        snap = ws.subscribe("book", market="BTC-USD").snapshot
+    assert snap["sequence"] == last + 1, (snap["sequence"], last)
+    assert {"price": "60500", "size": "0.001", "orders": 1} in snap["asks"]
+
+
 def test_a_slow_subscriber_is_dropped_and_the_chain_goes_on(tmp_path):
     def configure(cfg):
         cfg.rpc.ws_queue_messages = 8

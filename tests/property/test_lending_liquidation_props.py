@@ -111,7 +111,7 @@ def fund_when_socialising(events, fund: int) -> tuple[list[int], int]:
             fund += quantums(a["reserve"])
         elif e.type in ("liquidation", "collateral_liquidation"):
             fund += quantums(a["fee"])
-        elif e.type == "insurance_takeover":
+        elif e.type in ("insurance_takeover", "collateral_backstop"):
             fund = quantums(a["fund_balance"])
         elif e.type == "bad_debt_covered" and a["asset"] == "USDC":
             fund -= quantums(a["amount"])

@@ -436,3 +436,20 @@ def test_lending_pool():
                encode(ledger.stored_balance(kv, key(0).pub_key, "USDC") + 1))
     v = _violation(_corrupt(chain, pool))
     assert v.invariant == "lending_pool" and "cash" in v.detail
+
+
+def test_insurance_assets():
+    """The insurance fund owing collateral (a negative balance of a non-quote asset) breaks
+    `insurance_assets`, even with the asset's supply conserved."""
+    from localnet.fixtures import trading_genesis
+    from state.insurance import INSURANCE_FUND
+    from tests.chain_helpers import key
+    chain = Chain(trading_genesis(btc=10**8))
+    chain.block([])
+    check_invariants(chain.kv)
+
+    def owes(ov, kv):
+        ov.put(ledger.P_BAL + INSURANCE_FUND + b"BTC", encode(-5))
+        ov.put(ledger.P_BAL + key(0).pub_key + b"BTC", encode(10**8 + 5))
+    v = _violation(_corrupt(chain, owes))
+    assert v.invariant == "insurance_assets" and v.where == "asset BTC"
