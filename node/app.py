@@ -69,7 +69,7 @@ class Application:
         m = cfg.mempool
         self.mempool = Mempool(MempoolLimits(m.size, m.max_txs_bytes, m.max_tx_bytes),
                                store.state, next_ctx(store.state),
-                               store.recently_committed)
+                               store.tx_committed)
         self.verifier = Verifier(cfg.verifier.threads, cfg.verifier.processes)
         self._waiters: dict[bytes, trio.Event] = {}
         self._outcomes: dict[bytes, tuple[int, int, TxResult]] = {}

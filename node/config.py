@@ -128,9 +128,9 @@ class StoreConfig:
     # and validator sets below tip - N + 1 (node/store.py; docs/OPERATIONS.md "Pruning").
     keep_blocks: int = 0
     # Memory bounds (node/store.py, node/fill_log.py; docs/OPERATIONS.md "Memory").
-    state_cache_entries: int = 100_000   # state keys cached in Python (~200 bytes each)
-    block_cache_mib: int = 4             # LevelDB's cache of table blocks
-    write_buffer_mib: int = 4            # LevelDB's memtable (twice this while one is flushed)
+    state_cache_entries: int = 8_192     # state keys cached in Python (~250 bytes each), by recency
+    block_cache_mib: int = 1             # LevelDB's cache of table blocks
+    write_buffer_mib: int = 2            # LevelDB's memtable (twice this while one is flushed)
     keep_fills: int = 200_000            # fills the read model keeps (on disk) for queries
 
 

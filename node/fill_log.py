@@ -9,7 +9,15 @@ leave the log behind the chain, never ahead (`FillHistory.catch_up` fills the ga
 
     f/<seq:8>                              one fill: msgpack [height, index, time_ms, attrs]
     F/<len:1><account><seq:8>              b"": the fill `seq` has `account` as taker or maker
+    M/<len:1><market><seq:8>               b"": the fill `seq` is on `market`
     m/fills                                [first seq kept, next seq, last height indexed]
+    m/fillmarkets                          {market: its fills stored}
+
+The same batch updates the running aggregates of node/fill_stats.py (candles, 24-hour
+figures), so `fills` pages and those answers never decode the whole log: a page reads its
+fills by sequence number (or through the market's index) and the totals are counted as
+fills come and go. A store whose log predates the market index or the aggregates has them
+built from its kept fills once, when the log is opened.
 
 `attrs` is the event's attributes flattened to [name, value, ...]; a value that is 64
 lowercase hex digits (an account) is stored as its 32 bytes and given back as the same text.
@@ -23,9 +31,13 @@ from typing import Iterator, NamedTuple
 
 import msgpack
 
+from node.fill_stats import FillStats
+
 P_FILL = b"f/"
 P_FILL_BY_ACCOUNT = b"F/"
+P_FILL_BY_MARKET = b"M/"
 K_FILLS_META = b"m/fills"
+K_MARKET_COUNTS = b"m/fillmarkets"
 TRIM_PER_BLOCK = 10_000    # old fills deleted per appended block at most
 _HEX = frozenset("0123456789abcdef")
 
@@ -86,6 +98,16 @@ def _account_prefix(account: bytes) -> bytes:
     return P_FILL_BY_ACCOUNT + bytes([len(account)]) + account
 
 
+def _market_of(f: Fill) -> bytes | None:
+    """The fill's market symbol as bytes, None if it has none (or an unindexable one)."""
+    m = (f.attr("market") or "").encode()
+    return m if 0 < len(m) < 256 else None
+
+
+def _market_prefix(market: bytes) -> bytes:
+    return P_FILL_BY_MARKET + bytes([len(market)]) + market
+
+
 def _accounts(f: Fill) -> list[bytes]:
     """The taker and maker of a fill, as bytes (once each; readers still compare the text,
     so an odd spelling can only add a candidate, never lose one)."""
@@ -108,6 +130,26 @@ class FillLog:
         self._db, self.max_fills = db, max_fills
         raw = db.get(K_FILLS_META)
         self.first, self.next, self.height = (0, 0, 0) if raw is None else msgpack.unpackb(raw)
+        raw = db.get(K_MARKET_COUNTS)
+        self.market_counts: dict[str, int] = {} if raw is None else msgpack.unpackb(raw)
+        if raw is None and self.next > self.first:
+            self._index_markets()
+        self.stats = FillStats(db)
+        if self.stats.height != self.height or (not self.stats.present and self.next):
+            self.stats.rebuild(iter(self), self.height)
+
+    def _index_markets(self) -> None:
+        """Index the stored fills by market (a log written before the market index)."""
+        counts: dict[str, int] = {}
+        with self._db.write_batch() as wb:
+            for k, v in self._db.iterator(start=P_FILL + _seq(self.first),
+                                          stop=P_FILL + _seq(self.next), fill_cache=False):
+                m = _market_of(unpack_fill(v))
+                if m is not None:
+                    wb.put(_market_prefix(m) + k[len(P_FILL):], b"")
+                    counts[m.decode()] = counts.get(m.decode(), 0) + 1
+            wb.put(K_MARKET_COUNTS, msgpack.packb(counts))
+        self.market_counts = counts
 
     def _lo(self) -> int:
         """The oldest sequence number readers see."""
@@ -143,24 +185,63 @@ class FillLog:
             if raw is not None:
                 yield unpack_fill(raw)
 
-    def append(self, fills: list[Fill], height: int) -> None:
+    def newest_page(self, market: str | None, offset: int, limit: int) -> tuple[int, list[Fill]]:
+        """(how many kept fills are on `market` (None: any), the `limit` of them after the
+        newest `offset`, newest first), without reading the others."""
+        lo = self._lo()
+        if market is None:
+            top = self.next - 1 - offset
+            get = self._db.get
+            raws = (get(P_FILL + _seq(s)) for s in range(top, max(lo, top - limit + 1) - 1, -1))
+            return len(self), [unpack_fill(r) for r in raws if r is not None]
+        m = market.encode()
+        if not 0 < len(m) < 256:
+            return 0, []
+        prefix = _market_prefix(m)
+        n = len(prefix)
+        hidden = sum(1 for _ in self._db.iterator(start=prefix + _seq(self.first),
+                                                  stop=prefix + _seq(lo), include_value=False))
+        out = []
+        for k in self._db.iterator(prefix=prefix, include_value=False, reverse=True):
+            if int.from_bytes(k[n:], "big") < lo or len(out) == limit:
+                break
+            if offset:
+                offset -= 1
+                continue
+            raw = self._db.get(P_FILL + k[n:])
+            if raw is not None:
+                out.append(unpack_fill(raw))
+        return self.market_counts.get(market, 0) - hidden, out
+
+    def append(self, fills: list[Fill], height: int, time_ms: int | None = None) -> None:
         """Add a block's fills and mark `height` indexed, dropping the oldest beyond the
-        bound: one batch. Fills that would be dropped at once are never written."""
+        bound, and update the aggregates (their 24-hour window moved to `time_ms`, the
+        block's time, if given): one batch. Fills that would be dropped at once are never
+        written to the log (the aggregates count them)."""
         n0 = self.next
         n = n0 + len(fills)
+        counts = dict(self.market_counts)
         with self._db.write_batch() as wb:
             for j in range(max(0, len(fills) - self.max_fills), len(fills)):
                 f, s = fills[j], _seq(n0 + j)
                 wb.put(P_FILL + s, pack_fill(f))
                 for a in _accounts(f):
                     wb.put(_account_prefix(a) + s, b"")
-            first = self._trim(wb, n)
+                m = _market_of(f)
+                if m is not None:
+                    wb.put(_market_prefix(m) + s, b"")
+                    counts[m.decode()] = counts.get(m.decode(), 0) + 1
+            first = self._trim(wb, n, counts)
             wb.put(K_FILLS_META, msgpack.packb([first, n, height]))
+            wb.put(K_MARKET_COUNTS, msgpack.packb(counts))
+            update = self.stats.prepare(wb, fills, height, time_ms)
         self.first, self.next, self.height = first, n, height
+        self.market_counts = counts
+        self.stats.applied(update)
 
-    def _trim(self, wb, next_seq: int) -> int:
-        """Delete stored fills below next_seq - max_fills (at most TRIM_PER_BLOCK); returns
-        the new first sequence number."""
+    def _trim(self, wb, next_seq: int, counts: dict[str, int]) -> int:
+        """Delete stored fills below next_seq - max_fills (at most TRIM_PER_BLOCK), with
+        their index entries and from `counts`; returns the new first sequence number."""
         first, get = self.first, self._db.get
         stop = min(next_seq - self.max_fills, first + TRIM_PER_BLOCK)
         while first < stop:
@@ -170,7 +251,16 @@ class FillLog:
             raw = get(P_FILL + s)
             if raw is not None:
                 wb.delete(P_FILL + s)
-                for a in _accounts(unpack_fill(raw)):
+                f = unpack_fill(raw)
+                for a in _accounts(f):
                     wb.delete(_account_prefix(a) + s)
+                m = _market_of(f)
+                if m is not None:
+                    wb.delete(_market_prefix(m) + s)
+                    left = counts.get(m.decode(), 0) - 1
+                    if left > 0:
+                        counts[m.decode()] = left
+                    else:
+                        counts.pop(m.decode(), None)
             first += 1
         return first

@@ -43,12 +43,13 @@ class MempoolLimits:
 
 
 class Mempool:
-    def __init__(self, limits: MempoolLimits, view: KVView, ctx: Ctx, recently_committed):
-        """`recently_committed(tx_hash)` says whether a tx is in a recent block."""
+    def __init__(self, limits: MempoolLimits, view: KVView, ctx: Ctx, committed):
+        """`committed(tx_hash)` says whether a committed block holds the tx (node/store.py
+        `Store.tx_committed`: the on-disk tx index, so no hashes are kept here)."""
         self.limits = limits
         self.txs: dict[bytes, Tx] = {}
         self.bytes = 0
-        self._recently_committed = recently_committed
+        self._committed = committed
         self._reset_check_state(view, ctx)
 
     def _reset_check_state(self, view: KVView, ctx: Ctx, cache: DerivedCache | None = None,
@@ -76,7 +77,7 @@ class Mempool:
         h = tx_hash(raw)
         if h in self.txs:
             raise TxError(Code.TX_IN_MEMPOOL, "tx is already in the mempool")
-        if self._recently_committed(h):
+        if self._committed(h):
             raise TxError(Code.TX_ALREADY_COMMITTED, "tx is already in a committed block")
         tx = decode_tx(raw)
         check_chain_id(tx, self.ctx)

@@ -11,7 +11,8 @@ disagree with the chain:
 * `FillHistory`: the last MAX_FILLS fills, newest last, on disk beside the store's tables
   (node/fill_log.py; `[store] keep_fills`). Fills are events in the block results (tx
   results, and the end-block entry for triggered orders), not state, as Hyperliquid's and
-  dYdX's indexers serve them.
+  dYdX's indexers serve them. Its `stats` (node/fill_stats.py) are running aggregates of
+  every fill, updated in the same write: candles, 24-hour volumes and prices, last prices.
 * `OpenInterest` (node/open_interest.py): each perp market's open interest, a running total
   counted once on the first read, then carried by each block's writes to clearing records.
 
@@ -124,7 +125,7 @@ class FillHistory:
                for e in r.events if e.type == FILL]
         n = len(block.tx_results)
         new += [Fill(h, n, t, e.attrs) for e in block.block_events if e.type == FILL]
-        self.fills.append(new, h)
+        self.fills.append(new, h, t)
 
     def catch_up(self, tip_height: int) -> None:
         """Index heights `height + 1 .. tip_height` from the stored block results."""
@@ -141,8 +142,22 @@ class FillHistory:
                 new += [Fill(h, i, time_ms, tuple((k, v) for k, v in attrs))
                         for typ, attrs in events if typ == FILL]
             if new:
-                self.fills.append(new, h)
+                self.fills.append(new, h, time_ms)
         self.fills.append([], tip_height)
+
+    @property
+    def stats(self):
+        """The running aggregates of the fills (node/fill_stats.py `FillStats`)."""
+        return self.fills.stats
+
+    def page(self, account_hex: str | None, market_symbol: str | None, offset: int,
+             limit: int) -> tuple[int, list[Fill]]:
+        """(how many kept fills match, the `limit` of them after the newest `offset`, newest
+        first): as `newest_first`, but without an account only the page's fills are read."""
+        if account_hex is not None:
+            sel = self.newest_first(account_hex, market_symbol)
+            return len(sel), sel[offset:offset + limit]
+        return self.fills.newest_page(market_symbol, offset, limit)
 
     def newest_first(self, account_hex: str | None = None,
                      market_symbol: str | None = None) -> list[Fill]:

@@ -19,7 +19,7 @@ from consensus.rounds import TimeoutConfig
 from node.app import Application
 from node.config import Config, parse_duration_ms
 from node.gc_tuning import tune_gc
-from node.heap_trim import trim_loop
+from node.heap_trim import trim_loop, tune_malloc
 from node.genesis import load_genesis
 from node.home import Home
 from node.keys import load_key
@@ -86,6 +86,7 @@ class TxGossip:
 async def run_node(home: Home, services: Sequence[Service] = ()) -> None:
     """Run the node of `home` until SIGTERM or SIGINT; each of `services` (such as
     rpc.server.serve_rpc) is started with the Application before p2p and consensus."""
+    tune_malloc()   # before the store's and the verifier's threads (node/heap_trim.py)
     cfg = load_config_checked(home)
     genesis = load_genesis(home.genesis_file)
     node_key = load_key(home.node_key_file)

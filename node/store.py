@@ -102,11 +102,11 @@ class Tip:
 
 
 # Memory bounds (docs/OPERATIONS.md "Memory"); the first three are [store] settings.
-STATE_CACHE_ENTRIES = 100_000     # state keys cached in Python (about 200 bytes each)
-BLOCK_CACHE_MIB = 4               # LevelDB's cache of table blocks read
-WRITE_BUFFER_MIB = 4              # LevelDB's memtable: writes gathered before a table file
-RECENT_TX_HASHES = 20_000         # committed tx hashes the mempool knows without a read
+STATE_CACHE_ENTRIES = 8_192       # state keys cached in Python (about 250 bytes each)
+BLOCK_CACHE_MIB = 1               # LevelDB's cache of table blocks read
+WRITE_BUFFER_MIB = 2              # LevelDB's memtable: writes gathered before a table file
 PRUNE_BATCH = 1_000   # heights pruned per commit at most
+_MISSING = object()   # not cached (a cached None is an absent key)
 
 
 class StateView:
@@ -115,37 +115,60 @@ class StateView:
     Reads go through a write-through cache of hot keys (absent keys read included): every
     state write passes through `Store.commit_block`, which updates it, so it is always
     coherent with LevelDB. A deleted key leaves the cache (an order's keys are deleted when
-    it closes and are not read again), and the cache is cleared when it grows past
-    `max_entries` ([store] state_cache_entries)."""
+    it closes and are not read again).
 
-    __slots__ = ("_get", "_db", "_cache", "max_entries")
+    The cache is bounded by recency, in two generations of `max_entries / 2` keys each
+    ([store] state_cache_entries): keys read or written go into the young one; when it is
+    full it becomes the old one and the previous old one is dropped; a key found in the old
+    one moves back to the young one. So the keys used in the last few blocks stay (what a
+    block reads is a few thousand keys at most), and a key not used since
+    `max_entries / 2` others were is forgotten: absent keys looked up once (a cancel by an
+    unknown client id) and the keys of idle accounts do not pile up. Reads cost one dict
+    lookup for a young key, as with a single dict; the bound is never exceeded."""
+
+    __slots__ = ("_get", "_db", "_young", "_old", "max_entries")
 
     def __init__(self, db, max_entries: int = STATE_CACHE_ENTRIES):
         self._db = db
         self._get = db.get
-        self._cache: dict[bytes, bytes | None] = {}
+        self._young: dict[bytes, bytes | None] = {}
+        self._old: dict[bytes, bytes | None] = {}
         self.max_entries = max_entries
 
+    def __len__(self) -> int:
+        """Keys cached now (both generations)."""
+        return len(self._young) + len(self._old)
+
+    def __contains__(self, key: bytes) -> bool:
+        """Whether `key` is cached (read or written recently), not whether it is in the state."""
+        return key in self._young or key in self._old
+
     def get(self, key: bytes) -> bytes | None:
-        c = self._cache
-        if key in c:
-            return c[key]
-        v = self._get(P_STATE + key)
-        if len(c) >= self.max_entries:
-            c.clear()
-        c[key] = v
+        v = self._young.get(key, _MISSING)
+        if v is not _MISSING:
+            return v
+        v = self._old.pop(key, _MISSING)
+        if v is _MISSING:
+            v = self._get(P_STATE + key)
+        self._put(key, v)
         return v
 
+    def _put(self, key: bytes, value: bytes | None) -> None:
+        """Cache `key` in the young generation, which turns old first if it is full."""
+        young = self._young
+        if len(young) >= max(1, self.max_entries // 2):
+            self._old = young
+            young = self._young = {}
+        young[key] = value
+
     def note_writes(self, writes) -> None:
-        c = self._cache
-        if len(c) + len(writes) >= self.max_entries:
-            c.clear()
-        pop = c.pop
+        pop_old, pop_young, put = self._old.pop, self._young.pop, self._put
         for k, v in writes:
+            pop_old(k, None)
             if v is None:
-                pop(k, None)
+                pop_young(k, None)
             else:
-                c[k] = v
+                put(k, v)
 
     def iterate(self, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
         n = len(P_STATE)
@@ -253,9 +276,6 @@ class Store:
                                   f"{e.strerror}") from None
         self.state = StateView(self.db)
         self.keep_blocks = 0   # [store] keep_blocks: 0 keeps every block (see _prune)
-        # Hashes of the most recently committed txs, so the mempool can name a replayed tx
-        # without a disk read; older replays are refused by the nonce rules anyway.
-        self.recent_txs: dict[bytes, None] = {}
 
     def close(self) -> None:
         self.db.close()
@@ -291,8 +311,11 @@ class Store:
             return self.genesis_app_hash()
         return self.db.get(P_APPHASH + _h(height))
 
-    def recently_committed(self, tx_hash: bytes) -> bool:
-        return tx_hash in self.recent_txs
+    def tx_committed(self, tx_hash: bytes) -> bool:
+        """Whether a committed block holds the tx (the tx index, kept when blocks are
+        pruned). One LevelDB read, mostly answered by the tables' bloom filters: nothing per
+        tx is kept in memory for it."""
+        return self.db.get(P_TXINDEX + tx_hash, fill_cache=False) is not None
 
     def tx_location(self, tx_hash: bytes) -> tuple[int, int] | None:
         raw = self.db.get(P_TXINDEX + tx_hash)
@@ -379,11 +402,6 @@ class Store:
             raise write_error(self.path, height, e) from None
         self.state.note_writes(writes)
         self._committed(height)
-        recent = self.recent_txs
-        for th in tx_hashes:
-            recent[th] = None
-        while len(recent) > RECENT_TX_HASHES:
-            del recent[next(iter(recent))]
 
     def _write_height(self, height, hb, block, commit, results, tx_hashes, writes, tip,
                       valsets, tx_spans, res_spans) -> None:

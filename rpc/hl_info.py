@@ -6,16 +6,19 @@ the native JSON-RPC answers (rpc/trading_methods.py, rpc/funding_methods.py) ren
 two APIs cannot disagree. The façade keeps nothing of its own. Shapes: docs/HYPERLIQUID.md.
 
 What comes from the read model's fill history (the last node.read_model.MAX_FILLS fills of
-the chain) is bounded by it: userFills, userFillsByTime, candleSnapshot, the 24-hour volumes
-of metaAndAssetCtxs, allMids' last-trade fallback, and a fill's `startPosition` (the account's
-position now, minus its later fills).
+the chain) is bounded by it: userFills, userFillsByTime and a fill's `startPosition` (the
+account's position now, minus its later fills). candleSnapshot, the 24-hour figures of
+metaAndAssetCtxs and allMids' last-trade fallback come from the read model's running
+aggregates of every fill (node/fill_stats.py), which trimming the history does not change.
 
 `info(app, body)` returns the JSON answer or raises HLError (HTTP 4xx, {"code", "msg"}).
 """
 
 import hashlib
+import math
 from decimal import Decimal
 
+from node import fill_stats
 from rpc import hl_format as H, hl_lending
 from rpc.hl_format import HLError, Universe, bad, field as _field, ms_field as _ms, \
     token_names as _tokens
@@ -34,10 +37,7 @@ MAX_FILLS = 2000            # userFills / userFillsByTime rows per answer
 MAX_FUNDING_ROWS = 500      # fundingHistory / userFunding rows per answer
 MAX_CANDLES = 5000
 DAY_MS = 86_400_000
-INTERVAL_MS = {"1m": 60_000, "3m": 180_000, "5m": 300_000, "15m": 900_000,
-               "30m": 1_800_000, "1h": 3_600_000, "2h": 7_200_000, "4h": 14_400_000,
-               "8h": 28_800_000, "12h": 43_200_000, "1d": DAY_MS, "3d": 3 * DAY_MS,
-               "1w": 7 * DAY_MS}
+INTERVAL_MS = fill_stats.INTERVAL_MS   # candle widths: those the read model aggregates
 
 
 def _dex(body: dict) -> None:
@@ -87,29 +87,24 @@ def spot_meta_json(uni: Universe) -> dict:
             "tokens": out_tokens}
 
 
+def _quantums(text: str, decimals: int) -> int:
+    """An exact decimal text (node/fill_stats.py) in quantums of `decimals`, rounded down."""
+    return math.floor(fill_stats.DECIMALS.scaleb(Decimal(text), decimals))
+
+
 def _day_stats(app, uni: Universe, now_ms: int) -> dict[str, tuple]:
-    """Per market symbol: (notional volume, base volume, price 24 h ago or None) from the
-    fills of the last 24 hours the read model holds."""
+    """Per market symbol: (notional volume in quote quantums, rounded down once; base volume
+    in base quantums; price 24 h ago or None) of the fills of the last 24 hours, from the
+    read model's running aggregates (node/fill_stats.py), not a scan of the fills."""
     fills = app.read_model.fills
     fills.catch_up(last_block(app.store.state)[0])
-    since = now_ms - DAY_MS
-    out: dict[str, list] = {}
-    for f in reversed(fills.fills):
-        sym = f.attr("market")
+    out = {}
+    for sym, (ntl, base, prev) in fills.stats.day_figures(now_ms).items():
         m = uni.by_symbol.get(sym)
-        if m is None:
-            continue
-        s = out.setdefault(sym, [0, 0, None])
-        if f.time_ms < since:
-            if s[2] is None:
-                s[2] = f.attr("price")
-            if all(v[2] is not None for v in out.values()) and len(out) == len(uni.by_symbol):
-                break
-            continue
-        size = H.fill_size(m, f)
-        s[0] += H.quantums(f.attr("price"), m.quote_decimals) * size // m.base_scale
-        s[1] += size
-    return {k: tuple(v) for k, v in out.items()}
+        if m is not None:
+            out[sym] = (_quantums(ntl, m.quote_decimals), _quantums(base, m.base_decimals),
+                        prev)
+    return out
 
 
 def _predicted_rate(view, m: MS.Market, fp) -> str:
@@ -166,12 +161,11 @@ def mids(app) -> dict:
             out[uni.name[m.id]] = mid
     if missing:
         app.read_model.fills.catch_up(last_block(uni.view)[0])
-        for f in reversed(app.read_model.fills.fills):
-            coin = missing.pop(f.attr("market"), None)
-            if coin is not None:
-                out[coin] = H.num(f.attr("price"))
-                if not missing:
-                    break
+        stats = app.read_model.fills.stats
+        for sym in list(missing):
+            px = stats.last_price(sym)
+            if px is not None:
+                out[missing.pop(sym)] = H.num(px)
     for sym, coin in missing.items():
         m = uni.by_symbol[sym]
         mark = mark_price(uni.view, m) if m.perp_like else None
@@ -511,7 +505,7 @@ def interval_of(v) -> str:
 
 
 async def candle_snapshot(app, body: dict) -> list:
-    """Candles from the fills the read model holds (its last MAX_FILLS fills)."""
+    """Whole candles from the read model's running aggregates of the fills (`candle_rows`)."""
     req = _field(body, "req")
     if not isinstance(req, dict):
         raise bad("invalid_field", 'req must be {"coin", "interval", "startTime", "endTime"}')
@@ -519,9 +513,29 @@ async def candle_snapshot(app, body: dict) -> list:
     m = uni.market(_field(req, "coin"))
     interval = interval_of(_field(req, "interval"))
     start, end = _ms(req, "startTime", True), _ms(req, "endTime", False)
+    return candle_rows(app, uni, m, interval, start, end if end is not None else 2**63)
+
+
+def candle_rows(app, uni: Universe, m: MS.Market, interval: str, start: int, end: int) -> list:
+    """The whole candles of `interval` on `m` from the one holding `start` to the last
+    opening at or before `end` (only intervals with trades), from the read model's running
+    aggregates (node/fill_stats.py): the same candles `candles` makes of those fills."""
     fills = app.read_model.fills
     fills.catch_up(last_block(app.store.state)[0])
-    return candles(uni, m, interval, list(fills.fills), start, end if end is not None else 2**63)
+    return stats_candles(fills.stats, uni, m, interval, start, end)
+
+
+def stats_candles(stats, uni: Universe, m: MS.Market, interval: str, start: int,
+                  end: int) -> list:
+    """`candle_rows` from a node.fill_stats.FillStats."""
+    out = []
+    width = INTERVAL_MS[interval]
+    for c in stats.candles(m.symbol, interval, start, end, MAX_CANDLES):
+        out.append({"t": c["t"], "T": c["t"] + width - 1, "s": uni.name[m.id], "i": interval,
+                    "o": H.num(c["o"]), "c": H.num(c["c"]), "h": H.num(c["h"]),
+                    "l": H.num(c["l"]), "v": H.amt(_quantums(c["v"], m.base_decimals),
+                                                   m.base_decimals), "n": c["n"]})
+    return out
 
 
 # -- dispatch ------------------------------------------------------------------------------

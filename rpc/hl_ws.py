@@ -287,21 +287,14 @@ class HLHub:
             self._send(("trades", mid, None, None), channel("trades", rows))
 
     def _candles(self, uni: Universe, fills: list[Fill]) -> None:
-        """The candles this batch's fills touched, each whole (from the read model)."""
-        history = self.app.read_model.fills
+        """The candles this batch's fills touched, each whole (from the read model's
+        aggregates, node/fill_stats.py)."""
         for key in [k for k in self.topics if k[0] == "candle"]:
             m = uni.markets[key[1]]
             mine = [f for f in fills if f.attr("market") == m.symbol]
             if not mine:
                 continue
-            width = hl_info.INTERVAL_MS[key[3]]
-            start = mine[0].time_ms - mine[0].time_ms % width
-            tail = []
-            for f in reversed(history.fills):
-                if f.time_ms < start:
-                    break
-                tail.append(f)
-            for c in hl_info.candles(uni, m, key[3], reversed(tail), start, 2**63):
+            for c in hl_info.candle_rows(self.app, uni, m, key[3], mine[0].time_ms, 2**63):
                 self._send(key, channel("candle", c))
 
     # -- per-user channels ------------------------------------------------------------------

@@ -312,10 +312,10 @@ async def fills(app, p: dict) -> dict:
         raise RPCError(RPCCode.INVALID_PARAMS, f"page >= 1 and per_page 1..{MAX_PAGE}")
     history = app.read_model.fills
     history.catch_up(_height(app))
-    sel = history.newest_first(addr.hex() if addr else None, m.symbol if m else None)
-    start = (page - 1) * per_page
-    return {"height": str(history.height), "total": len(sel), "page": page,
-            "per_page": per_page, "fills": [fill_json(x) for x in sel[start:start + per_page]]}
+    total, sel = history.page(addr.hex() if addr else None, m.symbol if m else None,
+                              (page - 1) * per_page, per_page)
+    return {"height": str(history.height), "total": total, "page": page,
+            "per_page": per_page, "fills": [fill_json(x) for x in sel]}
 
 
 # -- positions and margin -----------------------------------------------------------------------

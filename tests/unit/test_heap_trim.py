@@ -30,3 +30,22 @@ def test_without_malloc_trim_the_loop_returns_at_once(monkeypatch):
 @pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="malloc_trim is glibc's")
 def test_glibc_heap_is_trimmed():
     assert heap_trim.trim_now() is True
+
+
+def test_tune_malloc_sets_the_arenas_and_the_mmap_threshold(monkeypatch):
+    calls = []
+    monkeypatch.setattr(heap_trim, "_mallopt", lambda: lambda p, v: calls.append((p, v)) or 1)
+    assert heap_trim.tune_malloc(environ={}) is True
+    assert calls == [(-8, heap_trim.MALLOC_ARENAS), (-3, heap_trim.MMAP_THRESHOLD_BYTES)]
+
+
+@pytest.mark.parametrize("name", heap_trim.OWN_SETTINGS)
+def test_tune_malloc_leaves_an_operators_own_setting_alone(monkeypatch, name):
+    calls = []
+    monkeypatch.setattr(heap_trim, "_mallopt", lambda: lambda p, v: calls.append((p, v)) or 1)
+    assert heap_trim.tune_malloc(environ={name: "4"}) is False and calls == []
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="mallopt is glibc's")
+def test_glibc_accepts_the_malloc_settings():
+    assert heap_trim.tune_malloc(environ={}) is True

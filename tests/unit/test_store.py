@@ -223,21 +223,49 @@ def test_the_state_cache_drops_deleted_keys_and_stays_within_its_bound(tmp_path)
         view = s.state
         view.max_entries = 8
         assert view.get(b"a1") == b"v" and view.get(b"missing") is None   # cached, absent too
+        assert b"a1" in view and b"missing" in view
         s.commit_block(1, encode([[], []]), b"", encode([]), [], [(b"a1", None), (b"a2", b"w")],
                        Tip(1, b"", 1001, _app_hash(1), b""))
-        assert b"a1" not in view._cache and view._cache[b"a2"] == b"w"
+        assert b"a1" not in view and b"a2" in view
+        assert view.get(b"a2") == b"w"
         assert view.get(b"a1") is None                         # still coherent after the drop
         for i in range(30):
             view.get(b"a%d" % (i % 10))
             view.get(b"gone%d" % i)
-            assert len(view._cache) <= view.max_entries
+            assert len(view) <= view.max_entries
     finally:
         s.close()
 
 
-def test_the_recent_tx_hashes_keep_only_the_newest(tmp_path, monkeypatch):
-    import node.store as store_mod
-    monkeypatch.setattr(store_mod, "RECENT_TX_HASHES", 12)
+def test_the_state_cache_keeps_the_keys_in_use_and_forgets_the_others(tmp_path):
+    s = Store(tmp_path / "db")
+    try:
+        s.commit_genesis([(b"hot", b"1")], _app_hash(0), CHAIN, 1000, {})
+        view = s.state
+        view.max_entries = 100
+        reads = []
+        view._get = lambda k: reads.append(k) or s.db.get(k)   # count the LevelDB reads
+        for i in range(1000):                   # one hot key among many read once
+            assert view.get(b"hot") == b"1"
+            view.get(b"cold%d" % i)
+            assert len(view) <= 100
+        # "hot" (cached by the genesis write) was never read again; each cold key once
+        assert b"s/hot" not in reads and len(reads) == 1000
+        assert b"cold0" not in view and b"cold999" in view
+        # a write to a key in the old generation replaces it there: no stale value is read
+        view.get(b"k")
+        for i in range(50):
+            view.get(b"filler%d" % i)
+        s.commit_block(1, encode([[], []]), b"", encode([]), [], [(b"k", b"new")],
+                       Tip(1, b"", 1001, _app_hash(1), b""))
+        for i in range(50):
+            view.get(b"more%d" % i)
+        assert view.get(b"k") == b"new"
+    finally:
+        s.close()
+
+
+def test_a_committed_tx_is_known_whatever_its_age(tmp_path):
     s = Store(tmp_path / "db2")
     try:
         s.commit_genesis([], _app_hash(0), CHAIN, 1000, {})
@@ -247,7 +275,7 @@ def test_the_recent_tx_hashes_keep_only_the_newest(tmp_path, monkeypatch):
             mine = hashes[5 * (h - 1):5 * h]
             s.commit_block(h, encode([[], list(mine)]), b"", encode([[0, "", []]] * 5), mine,
                            [], tip)
-        assert len(s.recent_txs) == 12
-        assert s.recently_committed(hashes[-1]) and not s.recently_committed(hashes[0])
+        assert all(s.tx_committed(th) for th in hashes)
+        assert not s.tx_committed(b"%032d" % 99)
     finally:
         s.close()
