@@ -13,7 +13,7 @@ from consensus.proposer import ProposerSelector
 from consensus.rounds import TimeoutConfig
 from consensus.types import Commit, CommitSig
 from node.keys import KeyPair
-from rpc.dashboard_methods import validator_votes
+from tests.unit.test_dashboard import _votes  # runs validator_votes to its answer
 from state.codec import encode
 
 CHAIN = "c"
@@ -77,15 +77,6 @@ def test_the_newest_vote_wins_and_old_heights_are_dropped(tmp_path):
 
 def _commit(h: int, signers) -> Commit:
     return Commit(h, 0, BLOCK, tuple(CommitSig(k.pub_key, 1000 * h, b"s" * 64) for k in signers))
-
-
-def _votes(app) -> dict:
-    coro = validator_votes(app, {})
-    try:
-        coro.send(None)
-    except StopIteration as done:
-        return done.value
-    raise AssertionError("validator_votes suspended")
 
 
 def test_validator_votes_shows_a_late_precommit_and_each_last_vote():
