@@ -122,6 +122,15 @@ def test_the_readme_lending_commands_run_as_written(net):
     assert "fill: market=BTC-USD price=61000 size=0.01" in fill
     account = [c for c in cmds if c.startswith("perpchain query account")][0]
     assert re.search(r"USDC: -0\.2745\d* \(borrowed", outs[account][0]), outs[account][0]
+    # the README's two lines: the borrow limit at the initial weight (BTC 0.65), the
+    # liquidation threshold at the maintenance weight (BTC 0.75), so the threshold is higher
+    limit = re.search(r"borrow limit ([\d.]+), borrowed [\d.]+ \(at borrow weight\), equity "
+                      r"[-\d.]+, initial margin [\d.]+\n", outs[account][0])
+    threshold = re.search(r"liquidation threshold ([\d.]+), borrowed [\d.]+ \(at maintenance "
+                          r"borrow weight\), equity [-\d.]+, maintenance margin [\d.]+: healthy",
+                          outs[account][0])
+    assert limit and threshold, outs[account][0]
+    assert float(limit[1]) * 75 / 65 == pytest.approx(float(threshold[1]), rel=1e-3)
     assert "withdrawal:" in outs[[c for c in cmds if "tx withdraw" in c][0]][0]
     assert "USDC" in outs["perpchain query pools"][0] and "dust" in outs["perpchain query pools"][0]
     # the interest accrues: carol's USDC interest goes negative within a few blocks
