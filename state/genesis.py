@@ -7,7 +7,6 @@ turns it into the height-0 write set, and app_hash(0) chains over it like any bl
 
 from dataclasses import dataclass
 
-from state import funding, ledger, constants as C, markets as mk, oracle, params
 from state import lending as L, lending_pools as LP
 from state import funding, ledger, constants as C, markets as mk, oracle, params, state_digest
 from state.codec import encode
