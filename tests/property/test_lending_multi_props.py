@@ -38,6 +38,7 @@ from state.markets import DEFAULT_FUNDING
 from state.positions import load_account
 from tests.chain_helpers import (BTC_PERP, BTC_SPOT, ETH_PERP, FEE_ACCOUNT, GOV, PRICE, USDC,
                                  Chain, action, key, oracle_tx, order)
+from tests.property.test_lending_props import _real_sums  # the pool sums, recounted from balances
 
 ASSETS = ("USDC", "BTC", "ETH")
 KEYS = 6
@@ -143,21 +144,6 @@ class Path:
         self.c.block(oracle_tx(self.nonce(), [(s, self.px(s)) for s in ("BTC", "ETH")]),
                      dt_ms=1)
         check_invariants(self.c.kv)
-
-
-def _real_sums(c: Chain, sym: str) -> tuple[int, int]:
-    """(sum of positive real balances of lending accounts, sum of borrowed real balances)."""
-    sup = bor = 0
-    for k, _ in c.kv.iterate(ledger.P_BAL):
-        addr = k[len(ledger.P_BAL):len(ledger.P_BAL) + 32]
-        if k[len(ledger.P_BAL) + 32:] != sym.encode():
-            continue
-        b = ledger.balance(c.kv, addr, sym)
-        if b > 0 and LP.mode(c.kv, addr) == LP.LENDING:
-            sup += b
-        elif b < 0:
-            bor -= b
-    return sup, bor
 
 
 def accrual_block(c: Chain, dt_ms: int) -> None:
