@@ -39,7 +39,7 @@ from state.markets import SPOT, Market
 from state.matching import MatchReject, TimeInForce, match
 from state.oracle import fresh_price
 from state.positions import Account, Entry, load_account
-from state.settlement import settle_taker_fills
+from state.fast_fills import settle_taker_fills
 
 _GTC, _IOC, _FOK, _ALO = 0, 1, 2, 3
 _TIFS = (TimeInForce.GTC, TimeInForce.IOC, TimeInForce.FOK, TimeInForce.POST_ONLY)
