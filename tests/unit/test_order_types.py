@@ -1,9 +1,11 @@
 """Order types of issue 9: resting reduce-only orders, modifying a waiting trigger order and
 TWAP orders, each rule and each error on an in-process chain."""
 
-from state import orders as O
+from state import orders as O, reduce_only as RO
+from state.derived import DerivedCache
 from state.errors import Code
 from state.invariants import check_invariants
+from state.kv import Overlay
 from tests.chain_helpers import BTC_PERP, BTC_SPOT, PRICE
 from tests.chain_helpers import BTC_LOT
 from tests.unit.test_trading import A, ALO, B, C3, GTC, IOC, STOP_LIMIT, STOP_MARKET, T, evs, ticks
@@ -73,6 +75,28 @@ def test_a_shrinking_position_shrinks_the_newest_reduce_only_orders_first():
     assert (c["order_id"], c["reason"]) == (str(new), "reduce_only")
     assert evs(r, "reduce_only_shrunk")[0]["remaining"] == "0.002"
     assert [(x[0], x[2]) for x in _resting(t)] == [(old, 20)]
+    check_invariants(t.c.kv)
+
+
+def test_the_reduce_only_holders_index_learns_of_new_orders_on_a_warm_chain():
+    """state.derived rule 5: the holders index, built by a trade before any reduce-only order
+    existed, learns of the new ones (rule 3 still shrinks them), and it always holds every
+    owner of a `rord/` record."""
+    t = T()
+    t.c.cache = DerivedCache()  # warm: the derived state goes from block to block
+    _long(t, 100)
+    _long(t, 100, who=B)
+    held = t.c.cache.derived.reduce_only_holders
+    assert held is not None and not held.get(BTC_PERP)  # scanned by the trades: none yet
+    _ro(t, A, False, 61_000, 60)
+    assert A.pub_key in t.c.cache.derived.reduce_only_holders[BTC_PERP]
+    assert B.pub_key not in RO.holders(Overlay(t.c.kv), BTC_PERP)  # (a cold scan)
+    t.block(t.order(C3, BTC_PERP, True, 59_000, 100))
+    r = t.one(t.order(A, BTC_PERP, False, 59_000, 50, tif=IOC))
+    assert evs(r, "reduce_only_shrunk")[0]["remaining"] == "0.005"
+    held = t.c.cache.derived.reduce_only_holders
+    for k, _ in t.c.kv.iterate(O.P_REDUCE_ONLY):
+        assert k[len(O.P_REDUCE_ONLY):-4] in held[int.from_bytes(k[-4:], "big")]
     check_invariants(t.c.kv)
 
 
