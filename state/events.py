@@ -6,12 +6,19 @@ strings (decimal strings for amounts). They are part of the block results, hence
 are built in state.event_text.
 """
 
-from typing import NamedTuple
+from dataclasses import dataclass
 
 
-class Event(NamedTuple):
+@dataclass(slots=True)
+class Event:
+    """A record with slots rather than a named tuple: a named tuple's constructor runs a
+    Python `__new__`, and a busy block makes hundreds of thousands of events."""
     type: str
     attrs: tuple[tuple[str, str], ...]
+
+    def __iter__(self):
+        """`type, attrs = event`, as of the wire pair."""
+        return iter((self.type, self.attrs))
 
     def to_wire(self) -> list:
         return [self.type, [list(a) for a in self.attrs]]
