@@ -25,11 +25,12 @@ kept so in one of four ways, by the kind of source record:
    the height of the state they equal and brought forward only from that height's state by
    the next block's writes; any other tag means a rebuild from the records;
 5. supersets: `reduce_only_holders` (market -> {owner: None}) holds at least every owner with a
-   resting reduce-only order record (`rord/`): built by a scan of those records from the view
-   that first needs it (which sees every write not yet merged), then told of every new one by
-   their only writer (state.orders) before the write. A rolled-back write or a removed order
-   leaves an extra owner, which costs one record read; an owner not in it has none. A scan
-   starts it afresh after `MAX_MEMO` new owners.
+   resting reduce-only order record (`rord/`): built by a scan of those records in the view
+   that first needs it and in each overlay it is a child of, down to the root (so a record
+   that an open sub-transaction added or deleted counts either way), then told of every new
+   one by their only writer (state.orders) before the write. A rolled-back write or a
+   removed order leaves an extra owner, which costs one record read; an owner not in it has
+   none. A new scan starts it afresh after `MAX_MEMO` new owners.
 Nothing here may be consulted for a view over another root: `DerivedCache` is reused by a
 block only when it was produced by the block whose app hash the new block builds on.
 Each memo table is bounded (`MAX_MEMO`); clearing a memo changes only speed.

@@ -32,6 +32,7 @@ from state.derived import MAX_MEMO, derived_of
 from state.errors import Code, TxError
 from state.event_text import size_text
 from state.events import Event
+from state.kv import Overlay
 from state.markets import Market
 
 
@@ -50,11 +51,16 @@ def holders(view, market: int) -> dict:
 
 
 def _scan_holders(view) -> dict:
+    """The owners of `rord/` records in `view` and in each overlay it is a child of: a record
+    that an open sub-transaction deleted counts too, as a rollback may bring it back."""
     held: dict = {}
     n = len(O.P_REDUCE_ONLY)
-    for k, _ in view.iterate(O.P_REDUCE_ONLY):
-        held.setdefault(int.from_bytes(k[-4:], "big"), {})[k[n:-4]] = None
-    return held
+    while True:
+        for k, _ in view.iterate(O.P_REDUCE_ONLY):
+            held.setdefault(int.from_bytes(k[-4:], "big"), {})[k[n:-4]] = None
+        if not isinstance(view, Overlay):
+            return held
+        view = view.parent
 
 
 def _resting(scope, m: Market, order_id: int) -> O.OrderRecord:

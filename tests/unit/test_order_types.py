@@ -5,7 +5,7 @@ from state import orders as O, reduce_only as RO
 from state.derived import DerivedCache
 from state.errors import Code
 from state.invariants import check_invariants
-from state.kv import Overlay
+from state.kv import MemoryKV, Overlay
 from tests.chain_helpers import BTC_PERP, BTC_SPOT, PRICE
 from tests.chain_helpers import BTC_LOT
 from tests.unit.test_trading import A, ALO, B, C3, GTC, IOC, STOP_LIMIT, STOP_MARKET, T, evs, ticks
@@ -462,3 +462,21 @@ def test_twap_on_a_dated_future_ends_when_it_expires():
     assert [e["reason"] for e in _tevs(r, "twap_end")] == ["market_expired"]
     r = _twap(t, A, 100, market=FUT)
     assert r.tx_results[0].code == Code.MARKET_EXPIRED
+
+
+def test_the_reduce_only_holders_scan_counts_a_record_an_open_sub_transaction_deleted():
+    """state.derived rule 5: the first scan may run inside sub-transactions that added or
+    deleted a `rord/` record; either may be rolled back, so both owners count."""
+    kv = MemoryKV()
+    root = Overlay(kv)
+    a, b = b"a" * 32, b"b" * 32
+    ro = dict(kind=0, price_ticks=1, size_lots=1, orig_lots=1, tif=0, reduce_only=True,
+              trigger_ticks=0, cloid=0, expiry_ms=0, placed_ms=0)
+    O.rest(root, O.OrderRecord(1, BTC_PERP, a, False, **ro))
+    batch = root.child()
+    O.rest(batch, O.OrderRecord(2, BTC_PERP, b, False, **ro))   # added by an open batch
+    item = batch.child()
+    O.remove_resting(item, O.get_resting(item, BTC_PERP, 1))   # deleted by an open item
+    O.remove_resting(item, O.get_resting(item, BTC_PERP, 2))
+    assert O.reduce_only_ids(item, a, BTC_PERP) == O.reduce_only_ids(item, b, BTC_PERP) == []
+    assert set(RO.holders(item, BTC_PERP)) == {a, b}  # the item may still be rolled back
