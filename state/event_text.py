@@ -9,8 +9,9 @@ docs/PROTOCOL.md.
 Memos (speed only): prices, sizes, fees and addresses repeat a lot in a busy market, and a fill
 has nine amounts and two addresses. A `PairMemo` holds ready (name, text) attribute pairs by
 their integer (or address) key, so each pair is one dict lookup; `MarketText` holds those of
-one `Market` (its texts are a pure function of the frozen Market: a market changed by
-governance is a new object, whose texts start afresh). Every memo is bounded (`_MAX_PAIRS`).
+market (its texts are a pure function of the market's symbol, tick and lot sizes and decimals,
+so every Market object with the same ones shares them: the block's and the mempool's; a market
+changed by governance gets its own). Every memo is bounded (`_MAX_PAIRS`, `_MAX_MARKETS`).
 """
 
 from state.amounts import format_amount
@@ -42,7 +43,7 @@ class MarketText:
     """The texts of one Market's amounts: `price_text(ticks)`, `size_text(lots)` and
     `quote_text(quantums)`, and memos of the attribute pairs events make of them."""
 
-    __slots__ = ("market", "price_text", "size_text", "quote_text", "symbol", "price", "size",
+    __slots__ = ("price_text", "size_text", "quote_text", "symbol", "price", "size",
                  "filled", "remaining", "maker_remaining", "taker_fee", "maker_fee",
                  "taker_pnl", "maker_pnl")
 
@@ -58,7 +59,6 @@ class MarketText:
         def quote_text(quantums: int) -> str:
             return format_amount(quantums, qd)
 
-        self.market = m
         self.price_text, self.size_text, self.quote_text = price_text, size_text, quote_text
         self.symbol = ("market", m.symbol)
         self.price = PairMemo("price", price_text)
@@ -72,16 +72,25 @@ class MarketText:
         self.maker_pnl = PairMemo("maker_pnl", quote_text)
 
 
-_MARKET_TEXTS: dict[int, MarketText] = {}  # market id -> the texts of the last Market seen
+_MAX_MARKETS = 256
+_TEXTS: dict[tuple, MarketText] = {}   # (symbol, tick, lot, decimals) -> its texts
+_LAST: dict[int, tuple[Market, MarketText]] = {}  # market id -> the last Market asked, its texts
 
 
 def market_text(m: Market) -> MarketText:
-    """The texts of market `m` (kept for this very Market object)."""
-    t = _MARKET_TEXTS.get(m.id)
-    if t is None or t.market is not m:
-        if len(_MARKET_TEXTS) >= _MAX_PAIRS:
-            _MARKET_TEXTS.clear()
-        t = _MARKET_TEXTS[m.id] = MarketText(m)
+    """The texts of market `m`: one dict lookup when `m` is the Market last asked for its id."""
+    hit = _LAST.get(m.id)
+    if hit is not None and hit[0] is m:
+        return hit[1]
+    key = (m.symbol, m.tick_size, m.lot_size, m.quote_decimals, m.base_decimals)
+    t = _TEXTS.get(key)
+    if t is None:
+        if len(_TEXTS) >= _MAX_MARKETS:
+            _TEXTS.clear()
+        t = _TEXTS[key] = MarketText(m)
+    if len(_LAST) >= _MAX_MARKETS:
+        _LAST.clear()
+    _LAST[m.id] = (m, t)
     return t
 
 

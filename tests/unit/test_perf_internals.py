@@ -147,14 +147,16 @@ def test_memoised_event_texts_equal_format_amount(decimals, monkeypatch):
     assert event_text._MAKERS[addr] == ("maker", addr.hex())
 
 
-def test_market_texts_start_afresh_for_a_changed_market():
+def test_market_texts_follow_the_market_fields_they_depend_on():
     m = _market(6, 8, 10, 100)
     t = event_text.market_text(m)
     assert event_text.market_text(m) is t
+    # Another object with the same fields (the mempool's decode of the market) shares them.
+    assert event_text.market_text(dataclasses.replace(m)) is t
     changed = dataclasses.replace(m, tick_size=100)  # as governance would decode it
+    assert event_text.market_text(changed) is not t
     assert event_text.market_text(changed).price[7] == ("price", format_amount(700, 6))
-    assert event_text.market_text(m) is not t and event_text.market_text(m).price[7] == \
-        ("price", format_amount(70, 6))
+    assert event_text.market_text(m).price[7] == ("price", format_amount(70, 6))
 
 
 def test_fee_tier_volume_is_constant_within_a_day():
