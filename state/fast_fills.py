@@ -22,11 +22,11 @@ goes to the readable form. What it does differently, for speed only:
 tests/unit/test_fast_fills.py compares both forms on random books, positions and fee tiers.
 """
 
-from state import hl_tpsl, orders, settlement
+from state import settlement
 from state.event_text import fill_event
 from state.fees import maker_ppm, taker_ppm
 from state.markets import Market
-from state.orders import OrderRecord, resting_record
+from state.orders import OrderRecord
 from state.positions import apply_trade
 from state.settlement import POOL, Settled
 
@@ -57,7 +57,8 @@ def settle_taker_fills(scope, m: Market, o: OrderRecord, fills) -> bool:
             _readable_fill(scope, m, o, f, t_ppm, m_ppm)
             isolated = True
             continue
-        _fill_resting(scope.view, mid, not is_buy, f, me)
+        settlement.fill_resting(scope, m, f.maker_order_id, maker, not is_buy, p, s,
+                                f.maker_remaining_lots, f.maker_info, me)
         notional = p * s * q
         tf = -(-notional * t_ppm // _PPM) if t_ppm >= 0 else -(notional * -t_ppm // _PPM)
         mf = -(-notional * m_ppm // _PPM) if m_ppm >= 0 else -(notional * -m_ppm // _PPM)
@@ -98,19 +99,6 @@ def _readable_fill(scope, m: Market, o: OrderRecord, f, t_ppm: int, m_ppm: int) 
                                 f.size_lots, t_ppm, m_ppm)
     scope.events.append(fill_event(m, o, f.maker_order_id, f.maker_owner, f.maker_info.cloid,
                                    f.price_ticks, f.size_lots, f.maker_remaining_lots, st))
-
-
-def _fill_resting(view, mid: int, maker_buys: bool, f, me) -> None:
-    """`settlement.fill_resting`, given the maker's entry `me`."""
-    p, left, info = f.price_ticks, f.maker_remaining_lots, f.maker_info
-    me.remove_open(maker_buys, f.size_lots, p)
-    rec = resting_record(mid, f.maker_order_id, f.maker_owner, maker_buys, p, left, info)
-    if left:
-        orders.resize_resting(view, rec)
-    else:
-        orders.remove_resting(view, rec)
-        me.orders -= 1
-        hl_tpsl.parent_left(view, mid, f.maker_order_id, f.maker_owner, info.orig_lots)
 
 
 def _trade(e, lots: int, p: int) -> int:

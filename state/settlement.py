@@ -119,11 +119,12 @@ def release_isolated(scope, m: Market, addr: bytes, e, reason: str) -> None:
 
 
 def fill_resting(scope, m: Market, order_id: int, owner: bytes, is_buy: bool, price_ticks: int,
-                 filled_lots: int, left_lots: int, f: RestingFields) -> None:
+                 filled_lots: int, left_lots: int, f: RestingFields, e=None) -> None:
     """A fill of `filled_lots` took a resting order down to `left_lots` (0: it left the book,
-    which matching already did)."""
+    which matching already did). `e`: the owner's entry on the market, if the caller has it."""
     o = resting_record(m.id, order_id, owner, is_buy, price_ticks, left_lots, f)
-    e = scope.ledger.account(owner).entry(m.id)
+    if e is None:
+        e = scope.ledger.account(owner).entry(m.id)
     e.remove_open(is_buy, filled_lots, price_ticks)
     if left_lots:
         orders.resize_resting(scope.view, o)
