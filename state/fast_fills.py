@@ -10,10 +10,11 @@ liquidation and auto-deleveraging call `settlement.settle_fill` directly.
 
 It takes over only when the market is perp-like and the taker's position is cross margin, and
 hands a fill whose maker position is isolated to the readable `settle_fill`; everything else
-goes to the readable form. What it does differently, for speed only:
-* one loop over the fills with the fee and position arithmetic in it (`fees.fee_amount`,
-  `positions.apply_trade` when a position grows, `Account.add_volume` into today's bucket);
-  `apply_trade` itself runs when a position shrinks or flips;
+goes to the readable form. It calls the same rules (`fees.fee_amount`,
+`positions.apply_trade`, `settlement.fill_resting`, `Account.add_volume`); what it does
+differently, for speed only:
+* one loop over the fills, with no per-fill call of `settle_fill` and no `Settled` record but
+  the one the event needs;
 * credits are summed (`Ledger.credit_sum`): a maker's two per fill, and the taker's, the perp
   pool's and the fee account's over all the fills, each handed to the ledger once; a sum is
   handed over iff the readable form makes one of its credits (a non-zero one);
@@ -24,13 +25,11 @@ tests/unit/test_fast_fills.py compares both forms on random books, positions and
 
 from state import settlement
 from state.event_text import fill_event
-from state.fees import maker_ppm, taker_ppm
+from state.fees import fee_amount, maker_ppm, taker_ppm
 from state.markets import Market
 from state.orders import OrderRecord
 from state.positions import apply_trade
 from state.settlement import POOL, Settled
-
-_PPM = 1_000_000
 
 
 def settle_taker_fills(scope, m: Market, o: OrderRecord, fills) -> bool:
@@ -60,11 +59,10 @@ def settle_taker_fills(scope, m: Market, o: OrderRecord, fills) -> bool:
         settlement.fill_resting(scope, m, f.maker_order_id, maker, not is_buy, p, s,
                                 f.maker_remaining_lots, f.maker_info, me)
         notional = p * s * q
-        tf = -(-notional * t_ppm // _PPM) if t_ppm >= 0 else -(notional * -t_ppm // _PPM)
-        mf = -(-notional * m_ppm // _PPM) if m_ppm >= 0 else -(notional * -m_ppm // _PPM)
+        tf, mf = fee_amount(notional, t_ppm), fee_amount(notional, m_ppm)
         lots = s if is_buy else -s
-        rt = _trade(te, lots, p) * q
-        rm = _trade(me, -lots, p) * q
+        rt = apply_trade(te, lots, p) * q
+        rm = apply_trade(me, -lots, p) * q
         if rm or mf:
             ledger.credit_sum(maker, quote, rm - mf)
         if rt or tf:
@@ -76,7 +74,7 @@ def settle_taker_fills(scope, m: Market, o: OrderRecord, fills) -> bool:
         if tf + mf:
             fee_sum += tf + mf
             fee_touch = True
-        _add_volume(m_acct, today, notional)
+        m_acct.add_volume(today, notional)
         volume += notional
         events.append(fill_event(m, o, f.maker_order_id, maker, f.maker_info.cloid, p, s,
                                  f.maker_remaining_lots, Settled(tf, mf, rt, rm)))
@@ -87,7 +85,7 @@ def settle_taker_fills(scope, m: Market, o: OrderRecord, fills) -> bool:
     if fee_touch:
         ledger.credit_sum(scope.fee_account, quote, fee_sum)
     if volume:
-        _add_volume(t_acct, today, volume)
+        t_acct.add_volume(today, volume)
     return isolated
 
 
@@ -99,22 +97,3 @@ def _readable_fill(scope, m: Market, o: OrderRecord, f, t_ppm: int, m_ppm: int) 
                                 f.size_lots, t_ppm, m_ppm)
     scope.events.append(fill_event(m, o, f.maker_order_id, f.maker_owner, f.maker_info.cloid,
                                    f.price_ticks, f.size_lots, f.maker_remaining_lots, st))
-
-
-def _trade(e, lots: int, p: int) -> int:
-    """`positions.apply_trade`, with its common case (the position opens or grows) inline."""
-    n = e.size
-    if n == 0 or (n > 0) == (lots > 0):
-        e.size = n + lots
-        e.entry_tl += lots * p
-        return 0
-    return apply_trade(e, lots, p)
-
-
-def _add_volume(acct, today: int, amount: int) -> None:
-    """`Account.add_volume`, with its common case (today's bucket exists) inline."""
-    vol = acct.volume
-    if vol and vol[-1][0] == today:
-        vol[-1] = [today, vol[-1][1] + amount]  # (a new bucket: never changed in place)
-    else:
-        acct.add_volume(today, amount)
