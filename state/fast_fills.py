@@ -13,8 +13,7 @@ hands a fill whose maker position is isolated to the readable `settle_fill`; eve
 goes to the readable form. It calls the same rules (`fees.fee_amount`,
 `positions.apply_trade`, `settlement.fill_resting`, `Account.add_volume`); what it does
 differently, for speed only:
-* one loop over the fills, with no per-fill call of `settle_fill` and no `Settled` record but
-  the one the event needs;
+* one loop over the fills, without a call of `settle_fill` per fill;
 * credits are summed (`Ledger.credit_sum`): a maker's two per fill, and the taker's, the perp
   pool's and the fee account's over all the fills, each handed to the ledger once; a sum is
   handed over iff the readable form makes one of its credits (a non-zero one);
