@@ -68,7 +68,8 @@ from state.lending_pools import pool_params
 from state.ledger import P_BAL
 from state import bad_debt, collateral_liquidation as CL
 from state.collateral_backstop import take_over
-from state.margin import Summary, maintenance_summary, mark_price, notional_up, value
+from state.margin import Standing, Summary, maintenance_summary, mark_price, notional_up, \
+    value
 from state.markets import Market, collateral, get as get_market
 from state.placement import execute
 from state.positions import P_CLEARING, load_account
@@ -89,6 +90,9 @@ _IOC = 1
 _SKIP = (INSURANCE_FUND, POOL)
 _ADDR = 32
 _ISOLATED_ATTR = (("margin_mode", "isolated"),)
+# A cross account's standing (state.margin.maintenance_summary) or an isolated position's own
+# summary (state.isolated.iso_summary): the fields liquidation reads are the same.
+Margins = Standing | Summary
 
 
 def liquidate(view: Overlay, ctx) -> list[Event]:
@@ -129,11 +133,11 @@ def _from_cursor(view: Overlay, cands: list[bytes]) -> list[bytes]:
     return cands
 
 
-def below_maintenance(s: Summary) -> bool:
+def below_maintenance(s: Margins) -> bool:
     return s.maintenance_margin > 0 and s.equity < s.maintenance_margin
 
 
-def liquidatable(s: Summary, borrowed: int) -> bool:
+def liquidatable(s: Margins, borrowed: int) -> bool:
     """Below maintenance margin. An account that borrows (`borrowed`: the weighted value of
     its borrows, state.lending_margin) and holds no position has none: it is below it when its
     equity is negative (its borrows are worth more than its collateral, both weighted)."""
@@ -252,7 +256,7 @@ class _Job:
             self.collateral_phase()
         self.store()
 
-    def due(self, s: Summary) -> bool:
+    def due(self, s: Margins) -> bool:
         """The cross account (with its borrows) or the isolated position is below maintenance
         margin."""
         if not self.lending:
@@ -303,7 +307,7 @@ class _Job:
         return [mid for mid in mids
                 if not expired(scope.market(mid), scope.ctx.time_ms)]  # (settles instead)
 
-    def summary(self) -> Summary:
+    def summary(self) -> Margins:
         """The cross account's summary, or the isolated position's own."""
         scope = self.scope
         scope.ledger.flush()
@@ -312,7 +316,7 @@ class _Job:
             return iso_summary(scope.view, scope.market(self.market), acct.entry(self.market))
         return maintenance_summary(scope.view, acct, scope.quote)
 
-    def position_bp(self, m: Market, s: Summary) -> tuple[int, int, int]:
+    def position_bp(self, m: Market, s: Margins) -> tuple[int, int, int]:
         """(size lots, mark, bankruptcy ticks) of the account's position on `m`, its share of
         the equity by notional."""
         size = self.scope.ledger.account(self.addr).entries[m.id].size
@@ -321,7 +325,7 @@ class _Job:
         share = s.equity * n // s.notional if s.notional else s.equity
         return size, px, bankruptcy_ticks(m, size, px, share)
 
-    def book_step(self, m: Market, s: Summary) -> bool:
+    def book_step(self, m: Market, s: Margins) -> bool:
         """Close (part of) the position in the book; False if the account must now wait."""
         scope, p, addr = self.scope, self.p, self.addr
         size, px, bp = self.position_bp(m, s)
@@ -419,7 +423,7 @@ class _Job:
         scope.ledger.credit(INSURANCE_FUND, scope.quote, fee)
         return fee
 
-    def backstop(self, m: Market, s: Summary) -> None:
+    def backstop(self, m: Market, s: Margins) -> None:
         """The fund takes the position over at the bankruptcy price, or ADL closes it."""
         scope, addr = self.scope, self.addr
         size, px, bp = self.position_bp(m, s)
@@ -442,7 +446,7 @@ class _Job:
 
 
 def liquidation_event(m: Market, addr: bytes, order_id: int, size: int, lots: int, filled: int,
-                      left: int, px: int, s: Summary, fee: int, isolated: bool = False) -> Event:
+                      left: int, px: int, s: Margins, fee: int, isolated: bool = False) -> Event:
     """`equity`, `maintenance_margin`: the cross account's, or for an isolated position
     (`margin_mode` isolated) its own."""
     return Event("liquidation", (

@@ -163,7 +163,7 @@ class HolderIndex:
 
     def note_checked(self, addr: bytes, s, n_terms: int, other_collateral: int,
                      isolated=(), inputs: tuple = (), borrower: bool = False) -> None:
-        """A full check found margin summary `s` (state.margin.Summary); `other_collateral`:
+        """A full check found margin standing `s` (state.margin.Standing); `other_collateral`:
         the weighted value of its non-quote collateral; `n_terms`: its positions and
         collateral assets (one quantum of rounding each); `isolated`: the summaries of its
         isolated positions (state.isolated), each banded on its own: the account is safe
