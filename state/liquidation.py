@@ -51,7 +51,7 @@ time_ms, event] for the last MAX_LIQUIDATION_LOG liquidation, takeover and ADL e
 the next sequence number. A block without liquidation writes none of them.
 """
 
-from state import constants as C, ledger, orders as O, params
+from state import constants as C, ledger, orders as O
 from state.adl import deleverage
 from state.cancellation import cancel_open
 from state.codec import encode, load
@@ -65,14 +65,14 @@ from state.liquidation_params import LiquidationParams, liquidation_params
 from state.isolated import iso_summary, isolated_summaries
 from state.lending_margin import borrowed_value, moving_value
 from state.lending_pools import pool_params
-from state.ledger import P_BAL
+from state.ledger import P_BAL, read_account
 from state import bad_debt, collateral_liquidation as CL
 from state.collateral_backstop import take_over
-from state.margin import Standing, Summary, maintenance_summary, mark_price, notional_up, \
-    value
-from state.markets import Market, collateral, get as get_market
+from state.margin import Standing, Summary, maintenance_summary, margin_params, mark_price, \
+    notional_up, value
+from state.markets import Market, get as get_market
 from state.placement import execute
-from state.positions import P_CLEARING, load_account
+from state.positions import P_CLEARING
 from state.derived import derived_of
 from state.risk_index import HolderIndex, candidates, holder_index, index_moves, price_moves, \
     risk_inputs, written_accounts
@@ -97,7 +97,9 @@ Margins = Standing | Summary
 
 def liquidate(view: Overlay, ctx) -> list[Event]:
     """The end-block liquidation step (see the module docstring)."""
-    idx = holder_index(view, ctx.height)
+    clearing = written_accounts(view, (P_CLEARING,))  # (the block's writes, scanned once)
+    paid = written_accounts(view, (P_BAL,))
+    idx = holder_index(view, ctx.height, clearing, paid)
     moved, max_move_ppm = price_moves(view)
     idx.advance(max_move_ppm, derived_of(view).params_version, index_moves(view))
     active: dict[bytes, list[bytes]] = {}  # address -> its liq/active/ keys
@@ -106,7 +108,7 @@ def liquidate(view: Overlay, ctx) -> list[Event]:
     extra = list(active) + list(idx.borrowers or ())
     if view.get(K_CURSOR) is not None:  # the last block stopped early: every holder again
         extra += list(idx.by_account)
-    order = _from_cursor(view, candidates(view, idx, moved, extra))
+    order = _from_cursor(view, candidates(idx, moved, extra, clearing, paid))
     events: list[Event] = []
     p = liquidation_params(view)
     for addr in order[:C.MAX_RISK_CHECKS_PER_BLOCK]:
@@ -148,24 +150,26 @@ def check_account(view: Overlay, ctx, p: LiquidationParams, idx: HolderIndex,
                   addr: bytes, active_keys=()) -> list[Event]:
     """Liquidate `addr`'s cross account if it is below maintenance margin, then each of its
     isolated positions below its own (reads only otherwise). `active_keys`: its liq/active/
-    keys (those of positions no longer due are dropped)."""
-    acct = load_account(view, addr)
+    keys, all of them (those of liquidations no longer due are dropped)."""
+    acct = read_account(view, addr)  # (only read: the job loads its own through a ledger)
     s = maintenance_summary(view, acct)
     iso = isolated_summaries(view, acct, lambda mid: get_market(view, mid))
-    quote = params.quote_asset(view)
-    borrowed = borrowed_value(view, addr, quote, maint=True)
+    mp = margin_params(view)
+    borrowed = borrowed_value(view, addr, mp.quote, maint=True) if mp.pools else 0
     due: list[int | None] = [None] if liquidatable(s, borrowed) else []
     due += [mid for mid in iso if below_maintenance(iso[mid])]
-    _drop_done(view, addr, due, active_keys)
+    if active_keys:
+        _drop_done(view, addr, due, active_keys)
     if not due:
+        inputs = risk_inputs(acct)
         # (one quantum of rounding per position for its value, one for its funding owed)
-        n_terms = 2 * len(acct.entries) + len(collateral(view))
-        other = s.collateral - ledger.balance(view, addr, quote)
+        n_terms = 2 * len(inputs) + len(mp.others)
+        other = s.collateral - ledger.balance(view, addr, mp.quote)
         if borrowed:  # interest moves its equity too (state.risk_index)
-            other, unit = moving_value(view, addr, quote, maint=True)
-            n_terms += unit + len(pool_params(view))
+            other, unit = moving_value(view, addr, mp.quote, maint=True)
+            n_terms += unit + len(mp.pools)
             other += unit
-        idx.note_checked(addr, s, n_terms, other, list(iso.values()), risk_inputs(acct),
+        idx.note_checked(addr, s, n_terms, other, list(iso.values()), inputs,
                          borrower=borrowed > 0)
         return []
     events: list[Event] = []
@@ -175,12 +179,11 @@ def check_account(view: Overlay, ctx, p: LiquidationParams, idx: HolderIndex,
 
 
 def _drop_done(view: Overlay, addr: bytes, due: list, active_keys) -> None:
-    """Delete the in-progress records of the account's liquidations that are not due."""
+    """Delete the in-progress records (`active_keys`) of the account's liquidations that are
+    not due."""
     key = P_ACTIVE + addr
-    if None not in due and view.get(key) is not None:
-        view.delete(key)
     for k in active_keys:
-        if len(k) > len(key) and int.from_bytes(k[len(key):], "big") not in due:
+        if (None if k == key else int.from_bytes(k[len(key):], "big")) not in due:
             view.delete(k)
 
 
