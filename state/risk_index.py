@@ -173,7 +173,7 @@ class HolderIndex:
         move, state.lending_margin.moving_value, and its cross summary is always banded)."""
         if addr not in self.by_account and not borrower:
             return
-        bands = [self._band(x, 4, 0) for x in isolated]
+        bands = [self._band(x, 4, 0) for x in isolated] if isolated else []
         if s.notional or borrower or not bands:
             bands.append(self._band(s, n_terms, other_collateral))
         if None not in bands:
@@ -201,8 +201,13 @@ def risk_inputs(acct) -> tuple:
     only initial margin). The same for a decoded record and a ledger's published Account
     (state.ledger.read_account)."""
     es = acct.entries
-    return tuple((mid, e.size, e.entry_tl, e.funding_index if e.size else 0, e.isolated,
-                  e.iso_margin) for mid in sorted(es) for e in (es[mid],) if not e.empty())
+    out = []
+    for mid in sorted(es):
+        e = es[mid]
+        if not e.empty():
+            out.append((mid, e.size, e.entry_tl, e.funding_index if e.size else 0, e.isolated,
+                        e.iso_margin))
+    return tuple(out)
 
 
 def holder_index(view: Overlay, height: int, clearing: list[bytes],
