@@ -6,10 +6,13 @@ strings (decimal strings for amounts). They are part of the block results, hence
 are built in state.event_text.
 """
 
-from typing import NamedTuple
+from dataclasses import dataclass
 
 
-class Event(NamedTuple):
+@dataclass(slots=True)
+class Event:
+    """One event (a slotted dataclass: much cheaper to build than a named tuple, whose __new__
+    is Python code; a frozen dataclass is dearer still)."""
     type: str
     attrs: tuple[tuple[str, str], ...]
 

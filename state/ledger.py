@@ -207,6 +207,13 @@ class Ledger:
             d = self.deltas
             d[k] = d.get(k, 0) + amount
 
+    def credit_sum(self, addr: bytes, asset: str, total: int) -> None:
+        """Add `total`, the sum of several credits of which at least one was non-zero (so the
+        balance is written at `flush` even if they cancel out, as those credits would)."""
+        k = (addr, asset)
+        d = self.deltas
+        d[k] = d.get(k, 0) + total
+
     def flush(self) -> None:
         """Write back every loaded account and the summed balance changes, then forget them.
         (Their order decides only which of several overflowing balances raises first; they

@@ -39,7 +39,7 @@ Any other exception is a bug and propagates: the node halts rather than diverge.
 """
 
 from dataclasses import dataclass
-from typing import Mapping, NamedTuple
+from typing import Mapping
 
 from state import cancellation, constants as C, ledger, nonces, params, placement
 from state.events import Event
@@ -63,7 +63,10 @@ K_LAST_BLOCK = b"meta/last_block"   # [height, time_ms]
 P_FAUCET_LAST = b"faucet/last/"     # + addr -> time_ms of the last faucet payout
 
 
-class TxResult(NamedTuple):
+@dataclass(slots=True)
+class TxResult:
+    """A tx's receipt (a slotted dataclass, not a named tuple: one per tx, and a named tuple's
+    Python __new__ is slow to call)."""
     code: int
     log: str = ""
     events: tuple[Event, ...] = ()

@@ -31,8 +31,8 @@ Integers only; the only iteration is over ``SortedDict`` keys and level links.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from enum import IntEnum
-from typing import NamedTuple
 
 from state.book import OrderBook, Side
 
@@ -66,7 +66,10 @@ _FOK = TimeInForce.FOK
 _POST_ONLY = TimeInForce.POST_ONLY
 
 
-class Fill(NamedTuple):
+# Results are slotted dataclasses, not named tuples: a match builds one or more per order, and
+# constructing a named tuple costs far more (its __new__ is Python code).
+@dataclass(slots=True)
+class Fill:
     """One trade between the taker and one maker, at the maker's price."""
 
     maker_order_id: int
@@ -79,7 +82,8 @@ class Fill(NamedTuple):
     maker_info: object = None
 
 
-class MatchResult(NamedTuple):
+@dataclass(slots=True)
+class MatchResult:
     """Everything ``match`` did, in the order it did it."""
 
     fills: list[Fill]  # in execution (priority) order

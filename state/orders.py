@@ -24,7 +24,6 @@ under ord/ with reduce_only set.
 """
 
 from dataclasses import dataclass
-from typing import NamedTuple
 
 from state.codec import encode, load
 from state.kv import KVView, Overlay
@@ -62,10 +61,13 @@ def fire_direction(kind: int, is_buy: bool) -> int:
     return FIRE_UP if stop == is_buy else FIRE_DOWN
 
 
-class RestingFields(NamedTuple):
+@dataclass(slots=True)
+class RestingFields:
     """The record fields that never change while an order rests, in record order. The book
     keeps them with each resting order (`state.book.Order.info`), so that a fill or a cancel
-    rewrites or deletes the record and its indexes without reading it back."""
+    rewrites or deletes the record and its indexes without reading it back. (A slotted
+    dataclass, not a named tuple: one per resting order, and a named tuple's Python __new__
+    is slow to call.)"""
     kind: int
     orig_lots: int
     tif: int

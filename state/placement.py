@@ -39,10 +39,11 @@ from state.markets import SPOT, Market
 from state.matching import MatchReject, TimeInForce, match
 from state.oracle import fresh_price
 from state.positions import Account, Entry, load_account
-from state.settlement import settle_taker_fills
+from state.fast_fills import settle_taker_fills
 
 _GTC, _IOC, _FOK, _ALO = 0, 1, 2, 3
 _TIFS = (TimeInForce.GTC, TimeInForce.IOC, TimeInForce.FOK, TimeInForce.POST_ONLY)
+_SIDES = (Side.SELL, Side.BUY)  # by is_buy (reading an enum member off its class is slow)
 
 
 # -- checks (read only) ------------------------------------------------------------------------
@@ -204,7 +205,7 @@ def _match(scope, m: Market, o: O.OrderRecord):
     book, books = scope.book(m.id), scope.books
     while True:
         books.begin()
-        res = match(book, o.id, o.owner, Side.BUY if o.is_buy else Side.SELL, o.price_ticks,
+        res = match(book, o.id, o.owner, _SIDES[o.is_buy], o.price_ticks,
                     o.size_lots, _TIFS[o.tif], o.resting_fields() if rests else None)
         over = RO.first_overshoot(scope, m, o.is_buy, res.fills) if res.fills else None
         if over is None:

@@ -2,8 +2,8 @@
 
 What this module owns
 ---------------------
-`SubTransaction(view, ctx)` is a context manager over a child overlay of `view` and the root's
-book journal (state.books). Inside it, work goes through the `Scope` it yields: the child
+`SubTransaction(view, ctx)` opens a `Scope`, a context manager over a child overlay of `view`
+and the root's book journal (state.books). Inside it, work goes through the scope: the child
 overlay, the block context, the ledger (state.ledger), the books and the events so far. On a
 normal exit the ledger is flushed, the book changes are kept and the child's writes are
 merged into `view`; on a TxError the book changes are undone and the child's writes are
@@ -27,12 +27,14 @@ from state.markets import Market, fee_params, funding_params, get as get_market
 
 
 class Scope:
-    """The working set of one sub-transaction (see the module docstring)."""
+    """The working set of one sub-transaction, and the sub-transaction itself (a context
+    manager: see the module docstring). Opened by `SubTransaction`."""
 
     __slots__ = ("view", "ctx", "derived", "books", "ledger", "events", "today", "quote",
-                 "quote_decimals", "fee_account")
+                 "quote_decimals", "fee_account", "_params_version")
 
     def __init__(self, view: Overlay, ctx) -> None:
+        """`view`: the sub-transaction's own (child) overlay."""
         self.view = view
         self.ctx = ctx
         derived: Derived = derived_of(view)
@@ -45,6 +47,30 @@ class Scope:
         self.quote, self.quote_decimals, self.fee_account, funded, pools = p
         self.ledger = Ledger(view, derived.published, self.events, funded, pools)
         self.today = ctx.time_ms // C.DAY_MS
+        self._params_version = derived.params_version
+
+    def __enter__(self) -> "Scope":
+        self.books.begin()
+        return self
+
+    def _rollback(self) -> None:
+        self.books.rollback()
+        derived = self.derived
+        if derived.params_version != self._params_version:
+            derived.params_changed()  # parameters decoded from the dropped writes
+
+    def __exit__(self, kind, exc, tb) -> bool:
+        if exc is None:
+            try:
+                self.ledger.flush()  # may raise BALANCE_OVERFLOW: then rolled back
+            except TxError:
+                self._rollback()
+                raise
+            self.books.commit()
+            self.view.commit()
+        elif isinstance(exc, TxError):
+            self._rollback()
+        return False
 
     def market(self, market_id: int) -> Market:
         m = self.derived.markets.get(market_id)
@@ -81,36 +107,7 @@ def _scope_params(view) -> tuple[str, int, bytes, dict, dict]:
         funding_params(view), pool_params(view)
 
 
-class SubTransaction:
-    """`with SubTransaction(view, ctx) as scope:` (see the module docstring)."""
-
-    __slots__ = ("scope", "_books", "_params_version")
-
-    def __init__(self, view: Overlay, ctx) -> None:
-        scope = self.scope = Scope(view.child(), ctx)
-        self._books = scope.books
-        self._params_version = scope.derived.params_version
-
-    def __enter__(self) -> Scope:
-        self._books.begin()
-        return self.scope
-
-    def _rollback(self) -> None:
-        self._books.rollback()
-        derived = self.scope.derived
-        if derived.params_version != self._params_version:
-            derived.params_changed()  # parameters decoded from the dropped writes
-
-    def __exit__(self, kind, exc, tb) -> bool:
-        if exc is None:
-            scope = self.scope
-            try:
-                scope.ledger.flush()  # may raise BALANCE_OVERFLOW: then rolled back
-            except TxError:
-                self._rollback()
-                raise
-            self._books.commit()
-            scope.view.commit()
-        elif isinstance(exc, TxError):
-            self._rollback()
-        return False
+def SubTransaction(view: Overlay, ctx) -> Scope:
+    """`with SubTransaction(view, ctx) as scope:` (see the module docstring): a Scope over a
+    child overlay of `view`."""
+    return Scope(view.child(), ctx)

@@ -20,7 +20,7 @@ and so do its open-order aggregates. `settle_taker_fills` runs both for each fil
 order, in fill order, with one `fill` event each.
 """
 
-from typing import NamedTuple
+from dataclasses import dataclass
 
 from state import hl_tpsl, orders
 from state.event_text import fill_event, quote_text
@@ -36,8 +36,10 @@ from state.positions import apply_trade
 POOL = sha256(b"perpchain/perp-settlement-pool")
 
 
-class Settled(NamedTuple):
-    """What one fill cost or paid each side, in quote quantums."""
+@dataclass(slots=True)
+class Settled:
+    """What one fill cost or paid each side, in quote quantums (a slotted dataclass: one per
+    fill, and a named tuple's Python __new__ is slow to call)."""
     taker_fee: int   # negative: a rebate (never for a taker)
     maker_fee: int   # negative: a rebate
     taker_pnl: int   # realised PnL (perps; 0 on spot)
