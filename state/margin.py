@@ -128,12 +128,14 @@ class MarginParams(NamedTuple):
     others: list[tuple[str, int]]    # the other collateral assets (state.markets.collateral)
     funded: dict                     # funding parameters (state.markets.funding_params)
     maint_weights: bool              # some pool sets a maintenance weight of its own
+    markets: dict                    # Derived.markets (market id -> Market; dropped with these)
 
 
 def _decode_margin_params(view: KVView) -> MarginParams:
     pools = pool_params(view)
     return MarginParams(params.quote_asset(view), pools, collateral(view), funding_params(view),
-                        bool(pools) and lending_margin.has_maint_weights(view))
+                        bool(pools) and lending_margin.has_maint_weights(view),
+                        derived_of(view).markets)
 
 
 def margin_params(view: KVView) -> MarginParams:
@@ -207,14 +209,14 @@ def market_requirements(m: Market, e, px: int) -> tuple[int, int, int, int]:
             maintenance_margin(m, n) if e.size else 0, n)
 
 
-def _positions(view: KVView, acct: Account, funded: dict, initial: bool,
+def _positions(view: KVView, acct: Account, mp: MarginParams, initial: bool,
                maintenance: bool) -> tuple[int, int, int, int, int]:
     """(funding owed, upnl, initial margin, maintenance margin, notional) of the account's
     cross positions at the current marks (`market_requirements`; the initial margin only if
     `initial`, the maintenance margin and notional only if `maintenance`, else 0). An isolated
     position counts only its open orders' extra initial margin (state.isolated)."""
     owed = upnl = im = mm = notional = 0
-    markets = derived_of(view).markets  # (get_market's decoded markets, without the call)
+    markets, funded = mp.markets, mp.funded  # (get_market's decoded markets, without the call)
     for mid, e in acct.entries.items():  # (sums of integers: their order is free)
         size = e.size
         if not (size or e.buy_lots or e.sell_lots):
@@ -247,7 +249,7 @@ def summary(view: KVView, acct: Account, quote: str | None = None) -> Summary:
     caller already knows it)."""
     mp = param_of(view, "margin", _decode_margin_params)  # (margin_params, without the call)
     coll = _collateral(view, acct.addr, quote or mp.quote, mp, False)
-    owed, upnl, im, mm, notional = _positions(view, acct, mp.funded, True, True)
+    owed, upnl, im, mm, notional = _positions(view, acct, mp, True, True)
     return Summary(coll - owed, upnl, coll - owed + upnl, im, mm, notional)
 
 
@@ -256,7 +258,7 @@ def maintenance_summary(view: KVView, acct: Account, quote: str | None = None) -
     (state.lending_margin): what liquidation and health compare."""
     mp = param_of(view, "margin", _decode_margin_params)  # (margin_params, without the call)
     coll = _collateral(view, acct.addr, quote or mp.quote, mp, True)
-    owed, upnl, _, mm, notional = _positions(view, acct, mp.funded, False, True)
+    owed, upnl, _, mm, notional = _positions(view, acct, mp, False, True)
     return Standing(coll - owed, upnl, coll - owed + upnl, mm, notional)
 
 
@@ -265,7 +267,7 @@ def margin_check(view: KVView, acct: Account, quote: str | None = None) -> tuple
     order or a leverage change must keep equity >= initial margin for."""
     mp = param_of(view, "margin", _decode_margin_params)  # (margin_params, without the call)
     coll = _collateral(view, acct.addr, quote or mp.quote, mp, False)
-    owed, upnl, im, _, _ = _positions(view, acct, mp.funded, True, False)
+    owed, upnl, im, _, _ = _positions(view, acct, mp, True, False)
     return coll - owed + upnl, im
 
 
