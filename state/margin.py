@@ -177,26 +177,36 @@ def worst_initial_margin(m: Market, e, px: int) -> int:
     """The initial margin of entry `e` with its open orders at their worst case at mark `px`
     (dYdX's rule): per side, the initial margin of the position if every resting order of that
     side fills, plus the loss of filling at the order prices rather than at the mark; the
-    larger side counts, or the position's own if larger. With orders on both sides, one side's
-    position is at least as large as the current one: the position's own initial margin
-    (which grows with notional) is then never the larger, and is not computed."""
+    larger side counts, or the position's own if larger.
+    Initial margin grows with notional, so a case whose position is no larger than another's,
+    nor its loss, is never the larger and is not computed: with orders on both sides, the
+    position's own (one side's position is at least as large), and a side dominated so."""
     lev = e.leverage or m.max_leverage
     size, buys, sells = e.size, e.buy_lots, e.sell_lots
-    im = initial_margin(m, notional_up(m, size, px), lev) if size and not (buys and sells) \
-        else 0
     lp = m.lot_size * px
     scale = m.base_scale
+    buy_loss = e.buy_tl * m.q - buys * lp // scale if buys else 0
+    buy_loss = buy_loss if buy_loss > 0 else 0
+    sell_loss = sells * lp // scale - e.sell_tl * m.q if sells else 0
+    sell_loss = sell_loss if sell_loss > 0 else 0
+    im = 0
+    if buys and sells:
+        after_buys, after_sells = abs(size + buys), abs(size - sells)
+        if after_buys >= after_sells and buy_loss >= sell_loss:
+            sells = 0  # (dominated by the buys' case)
+        elif after_sells >= after_buys and sell_loss >= buy_loss:
+            buys = 0
+    elif size:
+        im = initial_margin(m, notional_up(m, size, px), lev)
     if buys:
         after = size + buys
         worst = initial_margin(m, -(-((after if after >= 0 else -after) * lp) // scale), lev)
-        loss = e.buy_tl * m.q - buys * lp // scale  # (notional_up of `after` above)
-        worst += loss if loss > 0 else 0
+        worst += buy_loss  # (notional_up of `after` above)
         im = worst if worst > im else im
     if sells:
         after = size - sells
         worst = initial_margin(m, -(-((after if after >= 0 else -after) * lp) // scale), lev)
-        loss = sells * lp // scale - e.sell_tl * m.q
-        worst += loss if loss > 0 else 0
+        worst += sell_loss
         im = worst if worst > im else im
     return im
 
