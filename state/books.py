@@ -10,7 +10,8 @@ the same (sub-)transaction, so a book always equals a rebuild from KV.
 Rollback: the state machine opens a sub-transaction (`begin`) for every tx
 action, batch item and end-of-block trigger. While one is open, each book mutation appends its
 inverse to a journal; `rollback` undoes back to the sub-transaction's mark, `commit` keeps the
-entries for the enclosing sub-transaction (or drops them at the outermost level). So a rejected
+entries for the enclosing sub-transaction (or drops them at the outermost level). Inside one,
+`savepoint` and `rollback_to` undo a part that is redone (a match retried: state.placement). So a rejected
 tx leaves the books exactly as they were, as its dropped overlay leaves the KV data.
 
 Where the books live: in the derived state (state.derived) of the root overlay of the block or
@@ -146,8 +147,22 @@ class Books:
 
     def rollback(self) -> None:
         mark = self._marks.pop()
+        self._undo_to(mark)
+        if not self._marks:
+            self.journal = None
+
+    def savepoint(self) -> int:
+        """Where the open sub-transaction's journal stands: `rollback_to` undoes what follows
+        (a part of a sub-transaction that may be redone, without opening another)."""
+        return len(self.journal)
+
+    def rollback_to(self, savepoint: int) -> None:
+        self._undo_to(savepoint)
+
+    def _undo_to(self, mark: int) -> None:
+        """Undo the journal's entries after `mark`, newest first, and drop them."""
         j = self.journal
-        saved, self.journal = j, None  # undo operations must not journal themselves
+        self.journal = None  # undo operations must not journal themselves
         for i in range(len(j) - 1, mark - 1, -1):
             book, op, arg = j[i]
             if op == _ADD:
@@ -158,7 +173,7 @@ class Books:
             else:
                 book._grow(*arg)
         del j[mark:]
-        self.journal = saved if self._marks else None
+        self.journal = j
 
 
 def _apply_order_writes(b: OrderBook, market: int, writes: dict) -> None:

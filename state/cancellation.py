@@ -19,8 +19,8 @@ from state.markets import Market
 
 def remove_resting(scope, m: Market, o: O.OrderRecord, reason: str,
                    from_book: bool = True) -> None:
-    """Cancel resting order `o` (`from_book` False: matching already took it out of the book,
-    as self-trade prevention does)."""
+    """Cancel resting order `o` (`from_book` False: it is already out of the book, as
+    matching takes self-trade prevention's, or `cancel_open` took it)."""
     if from_book:
         scope.book(m.id).cancel(o.id)
     O.remove_resting(scope.view, o)
@@ -42,11 +42,13 @@ def remove_trigger(scope, m: Market, o: O.OrderRecord, reason: str | None) -> No
 
 def cancel_open(scope, m: Market, owner: bytes | None, order_id: int, reason: str) -> None:
     """Cancel an open order (resting or trigger); `owner` None skips the ownership check."""
-    bo = scope.book(m.id).get(order_id)  # resting orders: the book equals the ord/ records
+    book = scope.book(m.id)  # resting orders: the book equals the ord/ records
+    bo = book.get(order_id)
     if bo is not None and (owner is None or bo.owner == owner):
         o = O.resting_record(m.id, order_id, bo.owner, bo.side is Side.BUY, bo.price_ticks,
                              bo.size_lots, bo.info)
-        remove_resting(scope, m, o, reason)
+        book.cancel(order_id)
+        remove_resting(scope, m, o, reason, from_book=False)
         return
     t = O.get_trigger(scope.view, m.id, order_id)
     if t is not None and (owner is None or t.owner == owner):

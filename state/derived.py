@@ -23,23 +23,30 @@ kept so in one of four ways, by the kind of source record:
    never found;
 4. indexes over a whole record kind (state.risk_index: perp position holders) are tagged with
    the height of the state they equal and brought forward only from that height's state by
-   the next block's writes; any other tag means a rebuild from the records.
+   the next block's writes; any other tag means a rebuild from the records;
+5. supersets: `reduce_only_holders` (market -> {owner: None}) holds at least every owner with a
+   resting reduce-only order record (`rord/`): built by a scan of those records in the view
+   that first needs it and in each overlay it is a child of, down to the root (so a record
+   that an open sub-transaction added or deleted counts either way), then told of every new
+   one by their only writer (state.orders) before the write. A rolled-back write or a
+   removed order leaves an extra owner, which costs one record read; an owner not in it has
+   none. A new scan starts it afresh after `MAX_MEMO` new owners.
 Nothing here may be consulted for a view over another root: `DerivedCache` is reused by a
 block only when it was produced by the block whose app hash the new block builds on.
-Each memo table is bounded (`_MAX_MEMO`); clearing a memo changes only speed.
+Each memo table is bounded (`MAX_MEMO`); clearing a memo changes only speed.
 """
 
 from state.books import Books
 from state.kv import Overlay
 
-_MAX_MEMO = 100_000
+MAX_MEMO = 100_000
 
 
 class Derived:
     """The derived state of one root overlay (see the module docstring)."""
 
     __slots__ = ("books", "markets", "params", "fee_tiers", "memos", "published",
-                 "params_version", "risk_holders")
+                 "params_version", "risk_holders", "reduce_only_holders", "reduce_only_noted")
 
     def __init__(self, books: Books | None = None) -> None:
         self.books = books if books is not None else Books()
@@ -50,6 +57,8 @@ class Derived:
         self.published: dict = {}    # addr -> (stored record, Account) (rule 3, state.ledger)
         self.params_version = 0      # counts params_changed (a rolled-back change: state.scope)
         self.risk_holders = None     # state.risk_index.HolderIndex (rule 4)
+        self.reduce_only_holders: dict | None = None  # state.reduce_only.holders (rule 5)
+        self.reduce_only_noted = 0   # owners noted since the holders were scanned
 
     def params_changed(self) -> None:
         """A genesis or governance write changed a parameter record: forget every parameter
@@ -74,11 +83,18 @@ class Derived:
         hit = t.get(key)
         if hit is not None and hit[0] is stored:
             return hit[1]
-        if len(t) >= _MAX_MEMO:
+        if len(t) >= MAX_MEMO:
             t.clear()
         v = decode(stored)
         t[key] = (stored, v)
         return v
+
+    def note_reduce_only(self, market: int, owner: bytes) -> None:
+        """`owner` gets a resting reduce-only order on `market` (rule 5)."""
+        held = self.reduce_only_holders
+        if held is not None:
+            held.setdefault(market, {})[owner] = None
+            self.reduce_only_noted += 1
 
     def release(self) -> None:
         """Free the books now (their orders are linked in cycles: node/gc_tuning.py)."""

@@ -12,9 +12,8 @@ It takes over only when the market is perp-like and the taker's position is cros
 hands a fill whose maker position is isolated to the readable `settle_fill`; everything else
 goes to the readable form. What it does differently, for speed only:
 * one loop over the fills with the fee and position arithmetic in it (`fees.fee_amount`,
-  `positions.apply_trade` when a position grows, `Entry.remove_open` for the maker's open
-  orders, `Account.add_volume` into today's bucket); `apply_trade` itself runs when a position
-  shrinks or flips;
+  `positions.apply_trade` when a position grows, `Account.add_volume` into today's bucket);
+  `apply_trade` itself runs when a position shrinks or flips;
 * credits are summed (`Ledger.credit_sum`): a maker's two per fill, and the taker's, the perp
   pool's and the fee account's over all the fills, each handed to the ledger once; a sum is
   handed over iff the readable form makes one of its credits (a non-zero one);
@@ -102,15 +101,9 @@ def _readable_fill(scope, m: Market, o: OrderRecord, f, t_ppm: int, m_ppm: int) 
 
 
 def _fill_resting(view, mid: int, maker_buys: bool, f, me) -> None:
-    """`settlement.fill_resting`, given the maker's entry `me`, with `Entry.remove_open`
-    inline."""
-    s, p, left, info = f.size_lots, f.price_ticks, f.maker_remaining_lots, f.maker_info
-    if maker_buys:
-        me.buy_lots -= s
-        me.buy_tl -= s * p
-    else:
-        me.sell_lots -= s
-        me.sell_tl -= s * p
+    """`settlement.fill_resting`, given the maker's entry `me`."""
+    p, left, info = f.price_ticks, f.maker_remaining_lots, f.maker_info
+    me.remove_open(maker_buys, f.size_lots, p)
     rec = resting_record(mid, f.maker_order_id, f.maker_owner, maker_buys, p, left, info)
     if left:
         orders.resize_resting(view, rec)

@@ -24,8 +24,9 @@ def nonces(view: KVView, addr: bytes) -> list[int]:
     return [] if raw is None else load(raw)
 
 
-def check_nonce(kept: list[int], nonce: int, block_time_ms: int) -> None:
-    """Raise the specific TxError if `nonce` may not be used now."""
+def check_nonce(kept: list[int], nonce: int, block_time_ms: int) -> int:
+    """Raise the specific TxError if `nonce` may not be used now; else return where it goes
+    in `kept` (ascending)."""
     lo = block_time_ms - C.NONCE_PAST_WINDOW_MS
     hi = block_time_ms + C.NONCE_FUTURE_WINDOW_MS
     if not lo < nonce < hi:
@@ -39,6 +40,7 @@ def check_nonce(kept: list[int], nonce: int, block_time_ms: int) -> None:
         raise TxError(Code.NONCE_TOO_LOW,
                       f"nonce {nonce} is below {kept[0]}, the smallest of the account's "
                       f"{C.NONCE_SET_SIZE} most recent nonces")
+    return i
 
 
 def use_nonce(view: Overlay, addr: bytes, nonce: int, block_time_ms: int) -> None:
@@ -46,12 +48,12 @@ def use_nonce(view: Overlay, addr: bytes, nonce: int, block_time_ms: int) -> Non
     key = P_NONCE + addr
     raw = view.get_stored(key) if type(view) is Overlay else view.get(key)
     kept: list[int] = [] if raw is None else raw if type(raw) is list else load(raw)
-    check_nonce(kept, nonce, block_time_ms)
+    i = check_nonce(kept, nonce, block_time_ms)
     # kept + [nonce], sorted, then only the highest NONCE_SET_SIZE, as a new list (a stored
     # list is never mutated: state.kv). A kept list is never longer than NONCE_SET_SIZE, and
     # when it is full check_nonce has refused a nonce below kept[0]: kept[0] is the one dropped.
-    i = bisect.bisect_left(kept, nonce)
     new = kept[1 if len(kept) >= C.NONCE_SET_SIZE else 0:i]
     new.append(nonce)
-    new += kept[i:]
+    if i < len(kept):
+        new += kept[i:]
     view.put(key, new)

@@ -174,6 +174,9 @@ def _note_reduce_only(view: Overlay, o: OrderRecord, add: bool) -> None:
     ids = [i for i in reduce_only_ids(view, o.owner, o.market) if i != o.id]
     if add:
         ids = sorted(ids + [o.id])
+        d = view.root.derived  # (state.derived rule 5: the holders index learns of it first)
+        if d is not None:
+            d.note_reduce_only(o.market, o.owner)
     if ids:
         view.put(key, ids)
     else:

@@ -204,14 +204,13 @@ def _match(scope, m: Market, o: O.OrderRecord):
     rests = o.tif == _GTC or o.tif == _ALO
     book, books = scope.book(m.id), scope.books
     while True:
-        books.begin()
+        savepoint = books.savepoint()
         res = match(book, o.id, o.owner, _SIDES[o.is_buy], o.price_ticks,
                     o.size_lots, _TIFS[o.tif], o.resting_fields() if rests else None)
         over = RO.first_overshoot(scope, m, o.is_buy, res.fills) if res.fills else None
         if over is None:
-            books.commit()
             return res
-        books.rollback()
+        books.rollback_to(savepoint)
         oid, lots = over
         RO.shrink_to(scope, m, oid, lots)
 

@@ -1,9 +1,11 @@
 """Order types of issue 9: resting reduce-only orders, modifying a waiting trigger order and
 TWAP orders, each rule and each error on an in-process chain."""
 
-from state import orders as O
+from state import orders as O, reduce_only as RO
+from state.derived import DerivedCache
 from state.errors import Code
 from state.invariants import check_invariants
+from state.kv import MemoryKV, Overlay
 from tests.chain_helpers import BTC_PERP, BTC_SPOT, PRICE
 from tests.chain_helpers import BTC_LOT
 from tests.unit.test_trading import A, ALO, B, C3, GTC, IOC, STOP_LIMIT, STOP_MARKET, T, evs, ticks
@@ -73,6 +75,28 @@ def test_a_shrinking_position_shrinks_the_newest_reduce_only_orders_first():
     assert (c["order_id"], c["reason"]) == (str(new), "reduce_only")
     assert evs(r, "reduce_only_shrunk")[0]["remaining"] == "0.002"
     assert [(x[0], x[2]) for x in _resting(t)] == [(old, 20)]
+    check_invariants(t.c.kv)
+
+
+def test_the_reduce_only_holders_index_learns_of_new_orders_on_a_warm_chain():
+    """state.derived rule 5: the holders index, built by a trade before any reduce-only order
+    existed, learns of the new ones (rule 3 still shrinks them), and it always holds every
+    owner of a `rord/` record."""
+    t = T()
+    t.c.cache = DerivedCache()  # warm: the derived state goes from block to block
+    _long(t, 100)
+    _long(t, 100, who=B)
+    held = t.c.cache.derived.reduce_only_holders
+    assert held is not None and not held.get(BTC_PERP)  # scanned by the trades: none yet
+    _ro(t, A, False, 61_000, 60)
+    assert A.pub_key in t.c.cache.derived.reduce_only_holders[BTC_PERP]
+    assert B.pub_key not in RO.holders(Overlay(t.c.kv), BTC_PERP)  # (a cold scan)
+    t.block(t.order(C3, BTC_PERP, True, 59_000, 100))
+    r = t.one(t.order(A, BTC_PERP, False, 59_000, 50, tif=IOC))
+    assert evs(r, "reduce_only_shrunk")[0]["remaining"] == "0.005"
+    held = t.c.cache.derived.reduce_only_holders
+    for k, _ in t.c.kv.iterate(O.P_REDUCE_ONLY):
+        assert k[len(O.P_REDUCE_ONLY):-4] in held[int.from_bytes(k[-4:], "big")]
     check_invariants(t.c.kv)
 
 
@@ -438,3 +462,21 @@ def test_twap_on_a_dated_future_ends_when_it_expires():
     assert [e["reason"] for e in _tevs(r, "twap_end")] == ["market_expired"]
     r = _twap(t, A, 100, market=FUT)
     assert r.tx_results[0].code == Code.MARKET_EXPIRED
+
+
+def test_the_reduce_only_holders_scan_counts_a_record_an_open_sub_transaction_deleted():
+    """state.derived rule 5: the first scan may run inside sub-transactions that added or
+    deleted a `rord/` record; either may be rolled back, so both owners count."""
+    kv = MemoryKV()
+    root = Overlay(kv)
+    a, b = b"a" * 32, b"b" * 32
+    ro = dict(kind=0, price_ticks=1, size_lots=1, orig_lots=1, tif=0, reduce_only=True,
+              trigger_ticks=0, cloid=0, expiry_ms=0, placed_ms=0)
+    O.rest(root, O.OrderRecord(1, BTC_PERP, a, False, **ro))
+    batch = root.child()
+    O.rest(batch, O.OrderRecord(2, BTC_PERP, b, False, **ro))   # added by an open batch
+    item = batch.child()
+    O.remove_resting(item, O.get_resting(item, BTC_PERP, 1))   # deleted by an open item
+    O.remove_resting(item, O.get_resting(item, BTC_PERP, 2))
+    assert O.reduce_only_ids(item, a, BTC_PERP) == O.reduce_only_ids(item, b, BTC_PERP) == []
+    assert set(RO.holders(item, BTC_PERP)) == {a, b}  # the item may still be rolled back

@@ -3,6 +3,7 @@ test_trading_golden.py check the whole; these check each piece on inputs those m
 """
 
 import bisect
+import dataclasses
 import random
 
 import msgpack
@@ -16,9 +17,10 @@ from state.books import Books
 from state.codec import encode, load
 from state.errors import TxError
 from state.derived import derived_of, load_memo
-from state.event_text import amount_pair, amount_text
+from state import event_text
 from state.kv import MemoryKV, Overlay
 from state.ledger import Ledger
+from state.markets import PERP, Market
 from state.positions import Account, Entry, load_account
 
 
@@ -121,14 +123,40 @@ def test_load_memo_follows_writes_and_dropped_overlays():
     assert derived_of(root).memos["s"][b"k"][1] == [1, 2]
 
 
+def _market(quote_decimals: int, base_decimals: int, tick: int, lot: int) -> Market:
+    return Market(7, "X-USD", PERP, "X", base_decimals, tick, lot, 1, (), 0, 0, 1, 1,
+                  quote_decimals, 10**base_decimals, 1)
+
+
 @pytest.mark.parametrize("decimals", [0, 1, 6, 8, 18])
-def test_memoised_amount_text_equals_format_amount(decimals):
+def test_memoised_event_texts_equal_format_amount(decimals, monkeypatch):
+    monkeypatch.setattr(event_text, "_MAX_PAIRS", 64)  # the bound is reached and starts afresh
     rng = random.Random(decimals)
+    m = _market(decimals, 18 - decimals, 10**(decimals // 2), 3)
+    t = event_text.market_text(m)
     for x in [0, 1, -1, 10**decimals, -10**decimals] + \
-            [rng.randint(-10**20, 10**20) for _ in range(5000)] + \
-            [rng.randint(-1000, 1000) for _ in range(500)]:
-        assert amount_text(x, decimals) == format_amount(x, decimals)
-        assert amount_pair("fee", x, decimals) == ("fee", format_amount(x, decimals))
+            [rng.randint(-10**20, 10**20) for _ in range(500)] + \
+            [rng.randint(-100, 100) for _ in range(500)]:
+        price, size = format_amount(x * m.tick_size, decimals), format_amount(x * 3, 18 - decimals)
+        assert t.price[x] == ("price", price) and t.price_text(x) == price
+        assert t.remaining[x] == ("remaining", size) and t.size_text(x) == size
+        assert t.maker_fee[x] == ("maker_fee", format_amount(x, decimals)) == \
+            ("maker_fee", t.quote_text(x))
+        assert len(t.price) <= 64
+    addr = rng.randbytes(32)
+    assert event_text._MAKERS[addr] == ("maker", addr.hex())
+
+
+def test_market_texts_follow_the_market_fields_they_depend_on():
+    m = _market(6, 8, 10, 100)
+    t = event_text.market_text(m)
+    assert event_text.market_text(m) is t
+    # Another object with the same fields (the mempool's decode of the market) shares them.
+    assert event_text.market_text(dataclasses.replace(m)) is t
+    changed = dataclasses.replace(m, tick_size=100)  # as governance would decode it
+    assert event_text.market_text(changed) is not t
+    assert event_text.market_text(changed).price[7] == ("price", format_amount(700, 6))
+    assert event_text.market_text(m).price[7] == ("price", format_amount(70, 6))
 
 
 def test_fee_tier_volume_is_constant_within_a_day():
