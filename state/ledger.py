@@ -70,6 +70,16 @@ def stored_balance(view: KVView, addr: bytes, asset: str) -> int:
     return 0 if raw is None else raw if type(raw) is int else load(raw)
 
 
+def read_account(view: KVView, addr: bytes) -> Account:
+    """The account's clearing record for reading only (the caller must not change it): the
+    Account a Ledger published when it wrote that very record (state.derived rule 3), else a
+    decode. It may also hold entries that are empty or flat with a funding index, which the
+    record leaves out (state.positions `to_stored`)."""
+    stored = get_stored(view, addr)
+    hit = derived_of(view).published.get(addr)
+    return hit[1] if hit is not None and hit[0] is stored else account_from_stored(addr, stored)
+
+
 def supply(view: KVView, asset: str) -> int:
     raw = view.get(P_SUPPLY + asset.encode())
     return 0 if raw is None else load(raw)

@@ -51,7 +51,7 @@ time_ms, event] for the last MAX_LIQUIDATION_LOG liquidation, takeover and ADL e
 the next sequence number. A block without liquidation writes none of them.
 """
 
-from state import constants as C, ledger, orders as O, params
+from state import constants as C, ledger, orders as O
 from state.adl import deleverage
 from state.cancellation import cancel_open
 from state.codec import encode, load
@@ -65,13 +65,14 @@ from state.liquidation_params import LiquidationParams, liquidation_params
 from state.isolated import iso_summary, isolated_summaries
 from state.lending_margin import borrowed_value, moving_value
 from state.lending_pools import pool_params
-from state.ledger import P_BAL
+from state.ledger import P_BAL, read_account
 from state import bad_debt, collateral_liquidation as CL
 from state.collateral_backstop import take_over
-from state.margin import Summary, maintenance_summary, mark_price, notional_up, value
-from state.markets import Market, collateral, get as get_market
+from state.margin import Standing, Summary, maintenance_summary, margin_params, mark_price, \
+    notional_up, value
+from state.markets import Market, get as get_market
 from state.placement import execute
-from state.positions import P_CLEARING, load_account
+from state.positions import P_CLEARING
 from state.derived import derived_of
 from state.risk_index import HolderIndex, candidates, holder_index, index_moves, price_moves, \
     risk_inputs, written_accounts
@@ -89,11 +90,16 @@ _IOC = 1
 _SKIP = (INSURANCE_FUND, POOL)
 _ADDR = 32
 _ISOLATED_ATTR = (("margin_mode", "isolated"),)
+# A cross account's standing (state.margin.maintenance_summary) or an isolated position's own
+# summary (state.isolated.iso_summary): the fields liquidation reads are the same.
+Margins = Standing | Summary
 
 
 def liquidate(view: Overlay, ctx) -> list[Event]:
     """The end-block liquidation step (see the module docstring)."""
-    idx = holder_index(view, ctx.height)
+    clearing = written_accounts(view, (P_CLEARING,))  # (the block's writes, scanned once)
+    paid = written_accounts(view, (P_BAL,))
+    idx = holder_index(view, ctx.height, clearing, paid)
     moved, max_move_ppm = price_moves(view)
     idx.advance(max_move_ppm, derived_of(view).params_version, index_moves(view))
     active: dict[bytes, list[bytes]] = {}  # address -> its liq/active/ keys
@@ -102,7 +108,7 @@ def liquidate(view: Overlay, ctx) -> list[Event]:
     extra = list(active) + list(idx.borrowers or ())
     if view.get(K_CURSOR) is not None:  # the last block stopped early: every holder again
         extra += list(idx.by_account)
-    order = _from_cursor(view, candidates(view, idx, moved, extra))
+    order = _from_cursor(view, candidates(idx, moved, extra, clearing, paid))
     events: list[Event] = []
     p = liquidation_params(view)
     for addr in order[:C.MAX_RISK_CHECKS_PER_BLOCK]:
@@ -129,11 +135,11 @@ def _from_cursor(view: Overlay, cands: list[bytes]) -> list[bytes]:
     return cands
 
 
-def below_maintenance(s: Summary) -> bool:
+def below_maintenance(s: Margins) -> bool:
     return s.maintenance_margin > 0 and s.equity < s.maintenance_margin
 
 
-def liquidatable(s: Summary, borrowed: int) -> bool:
+def liquidatable(s: Margins, borrowed: int) -> bool:
     """Below maintenance margin. An account that borrows (`borrowed`: the weighted value of
     its borrows, state.lending_margin) and holds no position has none: it is below it when its
     equity is negative (its borrows are worth more than its collateral, both weighted)."""
@@ -144,24 +150,26 @@ def check_account(view: Overlay, ctx, p: LiquidationParams, idx: HolderIndex,
                   addr: bytes, active_keys=()) -> list[Event]:
     """Liquidate `addr`'s cross account if it is below maintenance margin, then each of its
     isolated positions below its own (reads only otherwise). `active_keys`: its liq/active/
-    keys (those of positions no longer due are dropped)."""
-    acct = load_account(view, addr)
+    keys, all of them (those of liquidations no longer due are dropped)."""
+    acct = read_account(view, addr)  # (only read: the job loads its own through a ledger)
     s = maintenance_summary(view, acct)
     iso = isolated_summaries(view, acct, lambda mid: get_market(view, mid))
-    quote = params.quote_asset(view)
-    borrowed = borrowed_value(view, addr, quote, maint=True)
+    mp = margin_params(view)
+    borrowed = borrowed_value(view, addr, mp.quote, maint=True) if mp.pools else 0
     due: list[int | None] = [None] if liquidatable(s, borrowed) else []
     due += [mid for mid in iso if below_maintenance(iso[mid])]
-    _drop_done(view, addr, due, active_keys)
+    if active_keys:
+        _drop_done(view, addr, due, active_keys)
     if not due:
+        inputs = risk_inputs(acct)
         # (one quantum of rounding per position for its value, one for its funding owed)
-        n_terms = 2 * len(acct.entries) + len(collateral(view))
-        other = s.collateral - ledger.balance(view, addr, quote)
+        n_terms = 2 * len(inputs) + len(mp.others)
+        other = s.collateral - ledger.balance(view, addr, mp.quote)
         if borrowed:  # interest moves its equity too (state.risk_index)
-            other, unit = moving_value(view, addr, quote, maint=True)
-            n_terms += unit + len(pool_params(view))
+            other, unit = moving_value(view, addr, mp.quote, maint=True)
+            n_terms += unit + len(mp.pools)
             other += unit
-        idx.note_checked(addr, s, n_terms, other, list(iso.values()), risk_inputs(acct),
+        idx.note_checked(addr, s, n_terms, other, list(iso.values()), inputs,
                          borrower=borrowed > 0)
         return []
     events: list[Event] = []
@@ -171,12 +179,11 @@ def check_account(view: Overlay, ctx, p: LiquidationParams, idx: HolderIndex,
 
 
 def _drop_done(view: Overlay, addr: bytes, due: list, active_keys) -> None:
-    """Delete the in-progress records of the account's liquidations that are not due."""
+    """Delete the in-progress records (`active_keys`) of the account's liquidations that are
+    not due."""
     key = P_ACTIVE + addr
-    if None not in due and view.get(key) is not None:
-        view.delete(key)
     for k in active_keys:
-        if len(k) > len(key) and int.from_bytes(k[len(key):], "big") not in due:
+        if (None if k == key else int.from_bytes(k[len(key):], "big")) not in due:
             view.delete(k)
 
 
@@ -252,7 +259,7 @@ class _Job:
             self.collateral_phase()
         self.store()
 
-    def due(self, s: Summary) -> bool:
+    def due(self, s: Margins) -> bool:
         """The cross account (with its borrows) or the isolated position is below maintenance
         margin."""
         if not self.lending:
@@ -303,7 +310,7 @@ class _Job:
         return [mid for mid in mids
                 if not expired(scope.market(mid), scope.ctx.time_ms)]  # (settles instead)
 
-    def summary(self) -> Summary:
+    def summary(self) -> Margins:
         """The cross account's summary, or the isolated position's own."""
         scope = self.scope
         scope.ledger.flush()
@@ -312,7 +319,7 @@ class _Job:
             return iso_summary(scope.view, scope.market(self.market), acct.entry(self.market))
         return maintenance_summary(scope.view, acct, scope.quote)
 
-    def position_bp(self, m: Market, s: Summary) -> tuple[int, int, int]:
+    def position_bp(self, m: Market, s: Margins) -> tuple[int, int, int]:
         """(size lots, mark, bankruptcy ticks) of the account's position on `m`, its share of
         the equity by notional."""
         size = self.scope.ledger.account(self.addr).entries[m.id].size
@@ -321,7 +328,7 @@ class _Job:
         share = s.equity * n // s.notional if s.notional else s.equity
         return size, px, bankruptcy_ticks(m, size, px, share)
 
-    def book_step(self, m: Market, s: Summary) -> bool:
+    def book_step(self, m: Market, s: Margins) -> bool:
         """Close (part of) the position in the book; False if the account must now wait."""
         scope, p, addr = self.scope, self.p, self.addr
         size, px, bp = self.position_bp(m, s)
@@ -419,7 +426,7 @@ class _Job:
         scope.ledger.credit(INSURANCE_FUND, scope.quote, fee)
         return fee
 
-    def backstop(self, m: Market, s: Summary) -> None:
+    def backstop(self, m: Market, s: Margins) -> None:
         """The fund takes the position over at the bankruptcy price, or ADL closes it."""
         scope, addr = self.scope, self.addr
         size, px, bp = self.position_bp(m, s)
@@ -442,7 +449,7 @@ class _Job:
 
 
 def liquidation_event(m: Market, addr: bytes, order_id: int, size: int, lots: int, filled: int,
-                      left: int, px: int, s: Summary, fee: int, isolated: bool = False) -> Event:
+                      left: int, px: int, s: Margins, fee: int, isolated: bool = False) -> Event:
     """`equity`, `maintenance_margin`: the cross account's, or for an isolated position
     (`margin_mode` isolated) its own."""
     return Event("liquidation", (

@@ -23,13 +23,15 @@ position's initial margin), which the cross account must be able to move in when
 With lending pools (state.lending_pools) the collateral part is state.lending_margin's:
 every balance, positive ones at their collateral weight, negative ones at their borrow weight.
 `summary` values them at the initial weights (every initial-margin check);
-`maintenance_summary` at the pools' maintenance weights (liquidation and health): the same
-summary when no pool sets one.
+`maintenance_summary` (a `Standing`: what maintenance compares, without the initial margin) at
+the pools' maintenance weights (liquidation and health), the same ones when no pool sets one.
+`margin_check` is `summary`'s equity and initial margin alone (every order).
 
 Rounding is always against the account: values of what it holds round down (floor), notionals
 that set requirements round up.
 """
 
+from functools import cache
 from typing import NamedTuple
 
 from state import ledger, constants as C, funding_index as FI, lending_margin, params
@@ -48,9 +50,15 @@ def _decode_mark(raw: bytes) -> int:
     return load(raw)[0]
 
 
+@cache
+def mark_key(market_id: int) -> bytes:
+    """The market's mark record key (a pure function, memoised: built on every margin check)."""
+    return P_MARK + market_id.to_bytes(4, "big")
+
+
 def mark_price(view: KVView, m: Market) -> int | None:
     """The market's mark price (price units), else its oracle price, else None."""
-    px = load_memo(view, P_MARK + m.id.to_bytes(4, "big"), "mark_px", _decode_mark)
+    px = load_memo(view, mark_key(m.id), "mark_px", _decode_mark)
     if px is not None:
         return px
     p = price(view, m.base)
@@ -82,14 +90,10 @@ def maintenance_margin(m: Market, notional: int) -> int:
 
 def initial_margin(m: Market, notional: int, leverage: int) -> int:
     """max(notional / leverage, 2 * maintenance margin), rounded up: the chosen leverage
-    (0: the market's max), never more than the tier allows at that notional."""
-    return _initial(notional, leverage or m.max_leverage, maintenance_margin(m, notional))
-
-
-def _initial(notional: int, leverage: int, maintenance: int) -> int:
-    """`initial_margin` of `notional` at a non-zero `leverage`, given its maintenance margin."""
-    by_leverage = -(-notional // leverage)
-    by_tier = 2 * maintenance
+    (0: the market's max), never more than the tier allows at that notional. It grows with the
+    notional (so does the maintenance margin: the tiers' deductions make it continuous)."""
+    by_leverage = -(-notional // (leverage or m.max_leverage))
+    by_tier = 2 * maintenance_margin(m, notional)
     return by_leverage if by_leverage >= by_tier else by_tier
 
 
@@ -106,31 +110,59 @@ class Summary(NamedTuple):
         return self.equity - self.initial_margin
 
 
+class Standing(NamedTuple):
+    """An account against maintenance margin (`maintenance_summary`): a Summary without the
+    initial margin (open orders do not count against maintenance), its collateral at the
+    maintenance weights."""
+    collateral: int
+    unrealized_pnl: int
+    equity: int
+    maintenance_margin: int
+    notional: int
+
+
+class MarginParams(NamedTuple):
+    """What every margin summary reads, decoded together (rule 2 of state.derived)."""
+    quote: str                       # the quote asset
+    pools: dict                      # lending pool parameters (state.lending_pools)
+    others: list[tuple[str, int]]    # the other collateral assets (state.markets.collateral)
+    funded: dict                     # funding parameters (state.markets.funding_params)
+    maint_weights: bool              # some pool sets a maintenance weight of its own
+    markets: dict                    # Derived.markets (market id -> Market; dropped with these)
+
+
+def _decode_margin_params(view: KVView) -> MarginParams:
+    pools = pool_params(view)
+    return MarginParams(params.quote_asset(view), pools, collateral(view), funding_params(view),
+                        bool(pools) and lending_margin.has_maint_weights(view),
+                        derived_of(view).markets)
+
+
+def margin_params(view: KVView) -> MarginParams:
+    return param_of(view, "margin", _decode_margin_params)
+
+
 def funding_owed(view: KVView, e) -> int:
     """What the position of entry `e` owes in funding not yet settled (negative: is owed)."""
     return FI.owed(e.size, FI.current(view, e.market) - e.funding_index)
 
 
-def _margin_params(view: KVView) -> tuple[dict, list[tuple[str, int]], dict]:
-    """(lending pool parameters, the other collateral assets, funding parameters): what
-    every margin summary reads, decoded together (rule 2 of state.derived)."""
-    return pool_params(view), collateral(view), funding_params(view)
+def collateral_value(view: KVView, addr: bytes, quote: str | None = None,
+                     maint: bool = False) -> int:
+    """The weighted value of the account's balances in quote quantums (`maint`: at the lending
+    pools' maintenance weights)."""
+    mp = margin_params(view)
+    return _collateral(view, addr, quote or mp.quote, mp, maint)
 
 
-def collateral_value(view: KVView, addr: bytes, quote: str | None = None) -> int:
-    pools, others, _ = param_of(view, "margin", _margin_params)
-    if pools:  # lending: borrows count at their borrow weight (state.lending_margin)
-        return lending_margin.collateral_value(view, addr, quote or params.quote_asset(view))
+def _collateral(view: KVView, addr: bytes, quote: str, mp: MarginParams, maint: bool) -> int:
+    """`collateral_value`. Without pools: the quote balance plus, per other collateral asset,
+    balance * oracle price * collateral weight."""
+    if mp.pools:  # lending: borrows count at their borrow weight (state.lending_margin)
+        return lending_margin.collateral_value(view, addr, quote, maint and mp.maint_weights)
     # Without pools a stored balance is the real one (state.lending_pools).
-    return ledger.stored_balance(view, addr, quote or params.quote_asset(view)) + \
-        (_other_collateral(view, addr, others) if others else 0)
-
-
-def _other_collateral(view: KVView, addr: bytes, others: list[tuple[str, int]]) -> int:
-    """The weighted value of the account's collateral assets `others` (state.markets
-    .collateral) other than the quote, on a chain without lending pools."""
-    total = 0
-    for sym, weight in others:
+    total = ledger.stored_balance(view, addr, quote)
+    for sym, weight in mp.others:
         bal = ledger.stored_balance(view, addr, sym)
         if bal:
             p = price(view, sym)
@@ -141,47 +173,63 @@ def _other_collateral(view: KVView, addr: bytes, others: list[tuple[str, int]]) 
     return total
 
 
-def market_requirements(m: Market, e, px: int) -> tuple[int, int, int, int]:
-    """(upnl, initial margin incl. open orders, maintenance margin, notional) of one perp entry
-    at mark `px`. Open orders count at their worst case: per side, the initial margin of the
-    position if every resting order of that side fills, plus the loss of filling at the
-    order prices rather than at the mark; the larger side counts."""
+def worst_initial_margin(m: Market, e, px: int) -> int:
+    """The initial margin of entry `e` with its open orders at their worst case at mark `px`
+    (dYdX's rule): per side, the initial margin of the position if every resting order of that
+    side fills, plus the loss of filling at the order prices rather than at the mark; the
+    larger side counts, or the position's own if larger.
+    Initial margin grows with notional, so a case whose position is no larger than another's,
+    nor its loss, is never the larger and is not computed: with orders on both sides, the
+    position's own (one side's position is at least as large), and a side dominated so."""
     lev = e.leverage or m.max_leverage
-    size = e.size
+    size, buys, sells = e.size, e.buy_lots, e.sell_lots
     lp = m.lot_size * px
     scale = m.base_scale
-    upnl = size * lp // scale - e.entry_tl * m.q                 # value(m, size, px) - basis
-    n = -(-((size if size >= 0 else -size) * lp) // scale)        # notional_up(m, size, px)
-    mm = maintenance_margin(m, n) if size else 0
-    im = _initial(n, lev, mm) if size else 0
-    if e.buy_lots:
-        after = size + e.buy_lots
-        n_buy = -(-((after if after >= 0 else -after) * lp) // scale)
-        worst = _initial(n_buy, lev, maintenance_margin(m, n_buy))  # (initial_margin)
-        loss = e.buy_tl * m.q - e.buy_lots * lp // scale
-        worst += loss if loss > 0 else 0
+    buy_loss = e.buy_tl * m.q - buys * lp // scale if buys else 0
+    buy_loss = buy_loss if buy_loss > 0 else 0
+    sell_loss = sells * lp // scale - e.sell_tl * m.q if sells else 0
+    sell_loss = sell_loss if sell_loss > 0 else 0
+    im = 0
+    if buys and sells:
+        after_buys, after_sells = abs(size + buys), abs(size - sells)
+        if after_buys >= after_sells and buy_loss >= sell_loss:
+            sells = 0  # (dominated by the buys' case)
+        elif after_sells >= after_buys and sell_loss >= buy_loss:
+            buys = 0
+    elif size:
+        im = initial_margin(m, notional_up(m, size, px), lev)
+    if buys:
+        after = size + buys
+        worst = initial_margin(m, -(-((after if after >= 0 else -after) * lp) // scale), lev)
+        worst += buy_loss  # (notional_up of `after` above)
         im = worst if worst > im else im
-    if e.sell_lots:
-        after = size - e.sell_lots
-        n_sell = -(-((after if after >= 0 else -after) * lp) // scale)
-        worst = _initial(n_sell, lev, maintenance_margin(m, n_sell))  # (initial_margin)
-        loss = e.sell_lots * lp // scale - e.sell_tl * m.q
-        worst += loss if loss > 0 else 0
+    if sells:
+        after = size - sells
+        worst = initial_margin(m, -(-((after if after >= 0 else -after) * lp) // scale), lev)
+        worst += sell_loss
         im = worst if worst > im else im
-    return upnl, im, mm, n
+    return im
 
 
-def summary(view: KVView, acct: Account, quote: str | None = None) -> Summary:
-    """The account's margin summary at the current marks (`quote`: the quote asset, if the
-    caller already knows it)."""
-    coll = collateral_value(view, acct.addr, quote)
-    upnl = im = mm = notional = 0
-    funded = param_of(view, "margin", _margin_params)[2]  # (funding_params)
-    markets = derived_of(view).markets  # (get_market's decoded markets, without the call)
-    entries = acct.entries
-    for mid in sorted(entries):
-        e = entries[mid]
-        if not (e.size or e.buy_lots or e.sell_lots):
+def market_requirements(m: Market, e, px: int) -> tuple[int, int, int, int]:
+    """(upnl, initial margin incl. open orders, maintenance margin, notional) of one perp entry
+    at mark `px` (`worst_initial_margin`)."""
+    n = notional_up(m, e.size, px)
+    return (value(m, e.size, px) - e.entry_tl * m.q, worst_initial_margin(m, e, px),
+            maintenance_margin(m, n) if e.size else 0, n)
+
+
+def _positions(view: KVView, acct: Account, mp: MarginParams, initial: bool,
+               maintenance: bool) -> tuple[int, int, int, int, int]:
+    """(funding owed, upnl, initial margin, maintenance margin, notional) of the account's
+    cross positions at the current marks (`market_requirements`; the initial margin only if
+    `initial`, the maintenance margin and notional only if `maintenance`, else 0). An isolated
+    position counts only its open orders' extra initial margin (state.isolated)."""
+    owed = upnl = im = mm = notional = 0
+    markets, funded = mp.markets, mp.funded  # (get_market's decoded markets, without the call)
+    for mid, e in acct.entries.items():  # (sums of integers: their order is free)
+        size = e.size
+        if not (size or e.buy_lots or e.sell_lots):
             continue
         m = markets.get(mid) or get_market(view, mid)
         if not m.perp_like:
@@ -189,36 +237,48 @@ def summary(view: KVView, acct: Account, quote: str | None = None) -> Summary:
         px = mark_price(view, m)
         if px is None:
             continue  # unreachable for an open position: trading needs an oracle price
-        u, i, mmr, n = market_requirements(m, e, px)
-        if e.isolated:  # only its open orders' extra margin counts here (state.isolated)
-            im += i - (initial_margin(m, n, e.leverage) if e.size else 0)
+        if initial:
+            im += worst_initial_margin(m, e, px)
+            if e.isolated and size:
+                im -= initial_margin(m, notional_up(m, size, px), e.leverage)
+        if e.isolated:
             continue
-        if e.size and mid in funded:
-            coll -= funding_owed(view, e)
-        upnl += u
-        im += i
-        mm += mmr
-        notional += n
-    return Summary(coll, upnl, coll + upnl, im, mm, notional)
+        if size and mid in funded:
+            owed += funding_owed(view, e)
+        lp = m.lot_size * px
+        upnl += size * lp // m.base_scale - e.entry_tl * m.q  # value(m, size, px) - basis
+        if maintenance and size:
+            n = -(-((size if size >= 0 else -size) * lp) // m.base_scale)  # notional_up
+            mm += maintenance_margin(m, n)
+            notional += n
+    return owed, upnl, im, mm, notional
 
 
-def maintenance_summary(view: KVView, acct: Account, quote: str | None = None) -> Summary:
-    """`summary` with the collateral valued at the maintenance weights (state.lending_margin):
-    what liquidation and health compare with maintenance margin."""
-    s = summary(view, acct, quote)
-    if not pool_params(view) or not lending_margin.has_maint_weights(view):
-        return s
-    q = quote or params.quote_asset(view)
-    more = lending_margin.collateral_value(view, acct.addr, q, maint=True) - \
-        lending_margin.collateral_value(view, acct.addr, q)
-    return s._replace(collateral=s.collateral + more, equity=s.equity + more)
+def summary(view: KVView, acct: Account, quote: str | None = None) -> Summary:
+    """The account's margin summary at the current marks (`quote`: the quote asset, if the
+    caller already knows it)."""
+    mp = param_of(view, "margin", _decode_margin_params)  # (margin_params, without the call)
+    coll = _collateral(view, acct.addr, quote or mp.quote, mp, False)
+    owed, upnl, im, mm, notional = _positions(view, acct, mp, True, True)
+    return Summary(coll - owed, upnl, coll - owed + upnl, im, mm, notional)
+
+
+def maintenance_summary(view: KVView, acct: Account, quote: str | None = None) -> Standing:
+    """The account against maintenance margin, its collateral at the maintenance weights
+    (state.lending_margin): what liquidation and health compare."""
+    mp = param_of(view, "margin", _decode_margin_params)  # (margin_params, without the call)
+    coll = _collateral(view, acct.addr, quote or mp.quote, mp, True)
+    owed, upnl, _, mm, notional = _positions(view, acct, mp, False, True)
+    return Standing(coll - owed, upnl, coll - owed + upnl, mm, notional)
 
 
 def margin_check(view: KVView, acct: Account, quote: str | None = None) -> tuple[int, int]:
-    """(equity, initial margin) of the account at the current marks: what an order or a
-    leverage change must keep equity >= initial margin for."""
-    s = summary(view, acct, quote)
-    return s.equity, s.initial_margin
+    """(equity, initial margin) of the account at the current marks (`summary`'s): what an
+    order or a leverage change must keep equity >= initial margin for."""
+    mp = param_of(view, "margin", _decode_margin_params)  # (margin_params, without the call)
+    coll = _collateral(view, acct.addr, quote or mp.quote, mp, False)
+    owed, upnl, im, _, _ = _positions(view, acct, mp, True, False)
+    return coll - owed + upnl, im
 
 
 def spot_reserved(view: KVView, acct: Account) -> dict[str, int]:

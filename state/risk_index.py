@@ -59,12 +59,12 @@ from state.codec import load
 from state.derived import derived_of
 from state.funding_index import INDEX_SCALE, P_FINDEX
 from state.kv import KVView, Overlay
-from state.ledger import P_BAL
+from state.ledger import P_BAL, read_account
 from state.lending_pools import P_POOL, RAW_ACCOUNTS, pool_params
 from state.margin import P_MARK
 from state.markets import collateral, list_markets
 from state.oracle import P_PRICE
-from state.positions import P_CLEARING, account_from_stored, get_stored
+from state.positions import P_CLEARING, account_from_stored
 
 _ADDR = 32
 _G0 = 1 << 64
@@ -96,12 +96,12 @@ class HolderIndex:
         self.checked_inputs = {}
         n = len(P_CLEARING)
         for k, raw in view.iterate(P_CLEARING):
-            self.set_account(k[n:], raw)
+            self.set_account(account_from_stored(k[n:], raw))
 
-    def set_account(self, addr: bytes, stored) -> None:
-        """Bring the account's entries up to date from its stored record (None: no record);
+    def set_account(self, acct) -> None:
+        """Bring the account's entries up to date from its record (state.positions.Account);
         its band goes if the record's risk inputs changed since the band's check."""
-        acct = account_from_stored(addr, stored)
+        addr = acct.addr
         if addr in self.safe_until and self.checked_inputs.get(addr) != risk_inputs(acct):
             del self.safe_until[addr]
         for mid in self.by_account.pop(addr, ()):
@@ -114,7 +114,7 @@ class HolderIndex:
 
     def sync(self, view: Overlay, addrs) -> None:
         for addr in addrs:
-            self.set_account(addr, get_stored(view, addr))
+            self.set_account(read_account(view, addr))
 
     def build_borrowers(self, view: KVView) -> None:
         """The accounts with a negative balance record, by a scan of them all."""
@@ -163,7 +163,7 @@ class HolderIndex:
 
     def note_checked(self, addr: bytes, s, n_terms: int, other_collateral: int,
                      isolated=(), inputs: tuple = (), borrower: bool = False) -> None:
-        """A full check found margin summary `s` (state.margin.Summary); `other_collateral`:
+        """A full check found margin standing `s` (state.margin.Standing); `other_collateral`:
         the weighted value of its non-quote collateral; `n_terms`: its positions and
         collateral assets (one quantum of rounding each); `isolated`: the summaries of its
         isolated positions (state.isolated), each banded on its own: the account is safe
@@ -173,7 +173,7 @@ class HolderIndex:
         move, state.lending_margin.moving_value, and its cross summary is always banded)."""
         if addr not in self.by_account and not borrower:
             return
-        bands = [self._band(x, 4, 0) for x in isolated]
+        bands = [self._band(x, 4, 0) for x in isolated] if isolated else []
         if s.notional or borrower or not bands:
             bands.append(self._band(s, n_terms, other_collateral))
         if None not in bands:
@@ -195,17 +195,26 @@ class HolderIndex:
 
 def risk_inputs(acct) -> tuple:
     """What of an account's record (state.positions.Account) its equity and maintenance
-    margin depend on, besides its balances, prices and parameters: per entry, its market,
-    size, basis, funding index, margin mode and isolated margin (not its leverage nor its open
-    orders: they move only initial margin)."""
+    margin depend on, besides its balances, prices and parameters: per entry the record holds
+    (not an empty one), its market, size, basis, funding index (0 when flat: the record keeps
+    none), margin mode and isolated margin (not its leverage nor its open orders: they move
+    only initial margin). The same for a decoded record and a ledger's published Account
+    (state.ledger.read_account)."""
     es = acct.entries
-    return tuple((mid, e.size, e.entry_tl, e.funding_index, e.isolated, e.iso_margin)
-                 for mid in sorted(es) for e in (es[mid],))
+    out = []
+    for mid in sorted(es):
+        e = es[mid]
+        if not e.empty():
+            out.append((mid, e.size, e.entry_tl, e.funding_index if e.size else 0, e.isolated,
+                        e.iso_margin))
+    return tuple(out)
 
 
-def holder_index(view: Overlay, height: int) -> HolderIndex:
+def holder_index(view: Overlay, height: int, clearing: list[bytes],
+                 paid: list[bytes]) -> HolderIndex:
     """The index equal to the state of `view` at the end-block of block `height` (the block's
-    own writes applied)."""
+    own writes applied: `clearing`, `paid`, the accounts whose clearing records and balances
+    the block wrote, `written_accounts`)."""
     derived = derived_of(view)
     idx = derived.risk_holders
     if idx is None:
@@ -213,9 +222,9 @@ def holder_index(view: Overlay, height: int) -> HolderIndex:
     if idx.height != height - 1:
         idx.build(view)
     else:
-        idx.sync(view, written_accounts(view, (P_CLEARING,)))
+        idx.sync(view, clearing)
         if idx.borrowers is not None:
-            idx.sync_borrowers(view, written_accounts(view, (P_BAL,)))
+            idx.sync_borrowers(view, paid)
     if idx.borrowers is None and pool_params(view):
         idx.build_borrowers(view)
     idx.height = height
@@ -322,15 +331,15 @@ def _price_of(raw) -> int | None:
     return None if raw is None else load(raw)[0]
 
 
-def candidates(view: Overlay, idx: HolderIndex, moved: list[int],
-               extra: list[bytes]) -> list[bytes]:
-    """The accounts whose risk could have changed this block (see the module docstring);
-    drops the safety band of every account whose balances the block wrote (`idx` is synced
-    with the block's clearing records: `holder_index`)."""
-    written = written_accounts(view, (P_CLEARING, P_BAL))
-    for addr in written_accounts(view, (P_BAL,)):
+def candidates(idx: HolderIndex, moved: list[int], extra: list[bytes], clearing: list[bytes],
+               paid: list[bytes]) -> list[bytes]:
+    """The accounts whose risk could have changed this block (see the module docstring;
+    `clearing`, `paid`: as for `holder_index`); drops the safety band of every account whose
+    balances the block wrote (`idx` is synced with the block's clearing records)."""
+    for addr in paid:
         idx.safe_until.pop(addr, None)
-    found: dict[bytes, None] = dict.fromkeys(written)
+    found: dict[bytes, None] = dict.fromkeys(clearing)
+    found.update(dict.fromkeys(paid))
     if len(moved) == len(idx.markets) and all(mid in idx.markets for mid in moved):
         found.update(dict.fromkeys(idx.by_account))
     else:
