@@ -116,11 +116,15 @@ def market_value(view, v):
 
     if v is None:
         raise invalid("missing parameter 'market'")
-    try:
-        if isinstance(v, int) and not isinstance(v, bool) or (isinstance(v, str) and v.isdigit()):
+    # A numeric string is an id only in ASCII digits ('²' and '١' are digits to str.isdigit).
+    numeric = isinstance(v, str) and v.isascii() and v.isdigit() and len(v) <= 10
+    if isinstance(v, int) and not isinstance(v, bool) or numeric:
+        if not 0 <= int(v) < 2**32:
+            raise invalid(f"market id {v} is outside 0..{2**32 - 1}")
+        try:
             return MS.get(view, int(v))
-    except TxError as e:
-        raise invalid(e.log) from None
+        except TxError as e:
+            raise invalid(e.log) from None
     for m in MS.list_markets(view):
         if m.symbol == v:
             return m

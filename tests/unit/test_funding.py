@@ -379,7 +379,10 @@ def test_funding_history_rpc():
     eth = trio.run(funding_history, app, {"market": "ETH-USD"})
     assert eth["funding"] is False and eth["history"] == [] and eth["current"] is None
     for bad, msg in (({"market": "DOGE"}, "unknown market"), ({}, "missing"),
-                     ({"market": 1, "limit": 0}, "limit"), ({"market": 1, "limit": "x"}, "limit")):
+                     ({"market": 1, "limit": 0}, "limit"), ({"market": 1, "limit": "x"}, "limit"),
+                     # digits to str.isdigit but not ASCII, or too many: symbols, unknown
+                     ({"market": "\u00b2"}, "unknown market"), ({"market": "\u0661"}, "unknown market"),
+                     ({"market": "9" * 11}, "unknown market"), ({"market": 2**40}, "outside")):
         with pytest.raises(RPCError, match=msg):
             trio.run(funding_history, app, bad)
 
