@@ -11,8 +11,9 @@ Rollback: the state machine opens a sub-transaction (`begin`) for every tx
 action, batch item and end-of-block trigger. While one is open, each book mutation appends its
 inverse to a journal; `rollback` undoes back to the sub-transaction's mark, `commit` keeps the
 entries for the enclosing sub-transaction (or drops them at the outermost level). Inside one,
-`savepoint` and `rollback_to` undo a part that is redone (a match retried: state.placement). So a rejected
-tx leaves the books exactly as they were, as its dropped overlay leaves the KV data.
+`savepoint` and `rollback_to` undo a part that is redone (a match retried: state.placement).
+So a rejected tx leaves the books exactly as they were, as its dropped overlay leaves the KV
+data.
 
 Where the books live: in the derived state (state.derived) of the root overlay of the block or
 of the mempool's check state, or in a `DerivedCache` that `apply_block` reuses across blocks
@@ -146,8 +147,7 @@ class Books:
             self.journal = None
 
     def rollback(self) -> None:
-        mark = self._marks.pop()
-        self._undo_to(mark)
+        self.rollback_to(self._marks.pop())
         if not self._marks:
             self.journal = None
 
@@ -156,10 +156,7 @@ class Books:
         (a part of a sub-transaction that may be redone, without opening another)."""
         return len(self.journal)
 
-    def rollback_to(self, savepoint: int) -> None:
-        self._undo_to(savepoint)
-
-    def _undo_to(self, mark: int) -> None:
+    def rollback_to(self, mark: int) -> None:
         """Undo the journal's entries after `mark`, newest first, and drop them."""
         j = self.journal
         self.journal = None  # undo operations must not journal themselves

@@ -68,10 +68,11 @@ def isolated_summaries(view, acct: Account, markets) -> dict[int, Summary]:
     """{market id: summary} of the account's isolated positions, ascending by market id
     (`markets`: market id -> Market, e.g. a scope's `market`)."""
     out = {}
-    for mid, e in acct.entries.items():  # (each summary reads only: their order is free)
+    for mid in sorted(acct.entries):
+        e = acct.entries[mid]
         if e.isolated and e.size:
             out[mid] = iso_summary(view, markets(mid), e)
-    return dict(sorted(out.items())) if len(out) > 1 else out
+    return out
 
 
 def top_up_needed(m: Market, e: Entry, before_lots: int, px: int) -> int:

@@ -183,12 +183,9 @@ def worst_initial_margin(m: Market, e, px: int) -> int:
     position's own (one side's position is at least as large), and a side dominated so."""
     lev = e.leverage or m.max_leverage
     size, buys, sells = e.size, e.buy_lots, e.sell_lots
-    lp = m.lot_size * px
-    scale = m.base_scale
-    buy_loss = e.buy_tl * m.q - buys * lp // scale if buys else 0
-    buy_loss = buy_loss if buy_loss > 0 else 0
-    sell_loss = sells * lp // scale - e.sell_tl * m.q if sells else 0
-    sell_loss = sell_loss if sell_loss > 0 else 0
+    # the loss of filling each side at its order prices rather than at the mark
+    buy_loss = max(e.buy_tl * m.q - value(m, buys, px), 0) if buys else 0
+    sell_loss = max(value(m, sells, px) - e.sell_tl * m.q, 0) if sells else 0
     im = 0
     if buys and sells:
         after_buys, after_sells = abs(size + buys), abs(size - sells)
@@ -199,14 +196,10 @@ def worst_initial_margin(m: Market, e, px: int) -> int:
     elif size:
         im = initial_margin(m, notional_up(m, size, px), lev)
     if buys:
-        after = size + buys
-        worst = initial_margin(m, -(-((after if after >= 0 else -after) * lp) // scale), lev)
-        worst += buy_loss  # (notional_up of `after` above)
+        worst = initial_margin(m, notional_up(m, size + buys, px), lev) + buy_loss
         im = worst if worst > im else im
     if sells:
-        after = size - sells
-        worst = initial_margin(m, -(-((after if after >= 0 else -after) * lp) // scale), lev)
-        worst += sell_loss
+        worst = initial_margin(m, notional_up(m, size - sells, px), lev) + sell_loss
         im = worst if worst > im else im
     return im
 
@@ -245,10 +238,9 @@ def _positions(view: KVView, acct: Account, mp: MarginParams, initial: bool,
             continue
         if size and mid in funded:
             owed += funding_owed(view, e)
-        lp = m.lot_size * px
-        upnl += size * lp // m.base_scale - e.entry_tl * m.q  # value(m, size, px) - basis
+        upnl += value(m, size, px) - e.entry_tl * m.q
         if maintenance and size:
-            n = -(-((size if size >= 0 else -size) * lp) // m.base_scale)  # notional_up
+            n = notional_up(m, size, px)
             mm += maintenance_margin(m, n)
             notional += n
     return owed, upnl, im, mm, notional
@@ -257,7 +249,7 @@ def _positions(view: KVView, acct: Account, mp: MarginParams, initial: bool,
 def summary(view: KVView, acct: Account, quote: str | None = None) -> Summary:
     """The account's margin summary at the current marks (`quote`: the quote asset, if the
     caller already knows it)."""
-    mp = param_of(view, "margin", _decode_margin_params)  # (margin_params, without the call)
+    mp = margin_params(view)
     coll = _collateral(view, acct.addr, quote or mp.quote, mp, False)
     owed, upnl, im, mm, notional = _positions(view, acct, mp, True, True)
     return Summary(coll - owed, upnl, coll - owed + upnl, im, mm, notional)
@@ -266,7 +258,7 @@ def summary(view: KVView, acct: Account, quote: str | None = None) -> Summary:
 def maintenance_summary(view: KVView, acct: Account, quote: str | None = None) -> Standing:
     """The account against maintenance margin, its collateral at the maintenance weights
     (state.lending_margin): what liquidation and health compare."""
-    mp = param_of(view, "margin", _decode_margin_params)  # (margin_params, without the call)
+    mp = margin_params(view)
     coll = _collateral(view, acct.addr, quote or mp.quote, mp, True)
     owed, upnl, _, mm, notional = _positions(view, acct, mp, False, True)
     return Standing(coll - owed, upnl, coll - owed + upnl, mm, notional)
@@ -275,7 +267,7 @@ def maintenance_summary(view: KVView, acct: Account, quote: str | None = None) -
 def margin_check(view: KVView, acct: Account, quote: str | None = None) -> tuple[int, int]:
     """(equity, initial margin) of the account at the current marks (`summary`'s): what an
     order or a leverage change must keep equity >= initial margin for."""
-    mp = param_of(view, "margin", _decode_margin_params)  # (margin_params, without the call)
+    mp = margin_params(view)
     coll = _collateral(view, acct.addr, quote or mp.quote, mp, False)
     owed, upnl, im, _, _ = _positions(view, acct, mp, True, False)
     return coll - owed + upnl, im

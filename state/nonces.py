@@ -54,6 +54,5 @@ def use_nonce(view: Overlay, addr: bytes, nonce: int, block_time_ms: int) -> Non
     # when it is full check_nonce has refused a nonce below kept[0]: kept[0] is the one dropped.
     new = kept[1 if len(kept) >= C.NONCE_SET_SIZE else 0:i]
     new.append(nonce)
-    if i < len(kept):
-        new += kept[i:]
+    new += kept[i:]
     view.put(key, new)

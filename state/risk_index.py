@@ -173,7 +173,7 @@ class HolderIndex:
         move, state.lending_margin.moving_value, and its cross summary is always banded)."""
         if addr not in self.by_account and not borrower:
             return
-        bands = [self._band(x, 4, 0) for x in isolated] if isolated else []
+        bands = [self._band(x, 4, 0) for x in isolated]
         if s.notional or borrower or not bands:
             bands.append(self._band(s, n_terms, other_collateral))
         if None not in bands:
